@@ -1,0 +1,1 @@
+//! The HTTP API: Kubernetes-style REST and watch over the store.

@@ -1,0 +1,5 @@
+//! Caravan's API server: the Kubernetes-style HTTP API over a Raft-replicated object store.
+
+pub mod http;
+pub mod raft;
+pub mod store;

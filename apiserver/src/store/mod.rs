@@ -1,0 +1,18 @@
+//! The versioned object store: objects, write operations and the in-memory state they build.
+//!
+//! Data flow of a write:
+//!
+//! ```text
+//! HTTP handler ──Op──▶ Store::write ──▶ proposer (group commit) ──Batch──▶ openraft
+//!                                                                         │ log in redb, fsync
+//!                                                                         ▼
+//!      WatchCache ◀──events── State::apply(index, ops) ◀── RaftStateMachine::apply
+//! ```
+
+pub mod object;
+pub mod state;
+pub mod watch_cache;
+
+pub use object::{ObjectKey, Op, OpError, Precondition, StoredObject};
+pub use state::{Applied, State};
+pub use watch_cache::{EventType, TooOld, WatchCache, WatchEvent};

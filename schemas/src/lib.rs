@@ -1,0 +1,28 @@
+//! Caravan's API types (`caravan.dev/v1`), their JSON Schemas and admission.
+//!
+//! Everything here is pure: no IO, no async. The API server, the controllers, the node agent
+//! and the CLI all speak these types.
+
+pub mod admission;
+pub mod allocation;
+pub mod deployment;
+pub mod evaluation;
+pub mod job;
+pub mod kind;
+pub mod meta;
+#[cfg(feature = "testsuite")]
+pub mod mock;
+pub mod namespace;
+pub mod node;
+pub mod schema;
+
+pub use admission::{Admitted, FieldError, FieldErrorKind, admit};
+pub use kind::Kind;
+pub use meta::{ListMeta, ObjectMeta, Status, StatusCause, StatusDetails};
+
+/// The API group of every Caravan kind.
+pub const GROUP: &str = "caravan.dev";
+/// The only served version.
+pub const VERSION: &str = "v1";
+/// `apiVersion` of every Caravan object.
+pub const API_VERSION: &str = "caravan.dev/v1";
