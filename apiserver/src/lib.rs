@@ -2,4 +2,7 @@
 
 pub mod http;
 pub mod raft;
+pub mod server;
 pub mod store;
+
+pub use server::{Server, ServerConfig};

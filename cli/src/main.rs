@@ -1,1 +1,39 @@
-fn main() {}
+//! The `caravan` binary: parses the command line and dispatches.
+
+use std::process::ExitCode;
+
+use caravan::args::{Cli, Command};
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // reqwest is built without a default TLS crypto provider; https addresses need one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let result = match cli.command {
+        Command::Agent(args) => caravan::agent::run(args).await,
+        command => {
+            init_client_logging();
+            caravan::cmd::run(cli.global, command).await
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            if let Some(message) = caravan::report::render(&err) {
+                eprintln!("{message}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Client commands log warnings to stderr; `RUST_LOG` raises the level.
+fn init_client_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

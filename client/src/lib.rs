@@ -1,1 +1,32 @@
-//! Typed HTTP client for the Caravan API.
+//! Typed HTTP client for the Caravan API: CRUD, patch, apply, list, Table output, watch and a
+//! re-listing watcher.
+//!
+//! ```no_run
+//! # async fn demo() -> caravan_client::Result<()> {
+//! use caravan_client::{Client, ListParams};
+//! use caravan_schemas::Kind;
+//!
+//! let client = Client::new("http://127.0.0.1:4646")?;
+//! let jobs = client.api(Kind::Job, Some("default"));
+//! for job in jobs.list(&ListParams::default()).await?.items {
+//!     println!("{}", job["metadata"]["name"]);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod api;
+mod client;
+mod error;
+pub mod lines;
+mod params;
+pub mod table;
+pub mod watch;
+pub mod watcher;
+
+pub use api::{Api, Deleted, ObjectList};
+pub use client::{Client, DEFAULT_ADDRESS};
+pub use error::{Error, Result};
+pub use params::{DeleteParams, IncludeObject, ListParams, PatchParams, PostParams, WatchParams};
+pub use table::{Table, TableColumnDefinition, TableRow};
+pub use watch::WatchEvent;
+pub use watcher::watcher;

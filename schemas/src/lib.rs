@@ -5,20 +5,30 @@
 
 pub mod admission;
 pub mod allocation;
+pub mod condition;
 pub mod deployment;
+pub mod duration;
 pub mod evaluation;
 pub mod job;
 pub mod kind;
 pub mod meta;
-#[cfg(feature = "testsuite")]
+#[cfg(any(test, feature = "testsuite"))]
 pub mod mock;
 pub mod namespace;
 pub mod node;
+mod openapi;
 pub mod schema;
 
 pub use admission::{Admitted, FieldError, FieldErrorKind, admit};
+pub use allocation::{AllocMetrics, Allocation, AllocationSpec, AllocationStatus};
+pub use condition::Condition;
+pub use deployment::{Deployment, DeploymentSpec, DeploymentStatus};
+pub use evaluation::{Evaluation, EvaluationSpec, EvaluationStatus};
+pub use job::{Job, JobSpec, JobStatus, JobType};
 pub use kind::Kind;
 pub use meta::{ListMeta, ObjectMeta, Status, StatusCause, StatusDetails};
+pub use namespace::{Namespace, NamespaceSpec};
+pub use node::{Node, NodeSpec, NodeStatus};
 
 /// The API group of every Caravan kind.
 pub const GROUP: &str = "caravan.dev";

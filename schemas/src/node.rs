@@ -1,1 +1,210 @@
-//! The `Node` kind.
+//! The `Node` kind: a client machine that runs allocations.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::meta::ObjectMeta;
+
+/// A node: a machine running the Caravan agent in client mode.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Node {
+    /// Versioned schema of this object: `caravan.dev/v1`.
+    pub api_version: String,
+    /// Kind of this object: `Node`.
+    pub kind: String,
+    /// Standard object metadata.
+    pub metadata: ObjectMeta,
+    /// Placement settings of the node.
+    #[serde(default)]
+    pub spec: NodeSpec,
+    /// What the node reports: fingerprint, resources, health.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<NodeStatus>,
+}
+
+/// Whether the scheduler may place new allocations on a node: `eligible` or `ineligible`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SchedulingEligibility {
+    #[default]
+    Eligible,
+    Ineligible,
+}
+
+/// Placement settings of a node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSpec {
+    /// Datacenter of the node. Defaults to `dc1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datacenter: Option<String>,
+    /// Node pool of the node. Defaults to `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_pool: Option<String>,
+    /// Class of the node, used to group similar nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_class: Option<String>,
+    /// Operator-set key/value metadata, usable in constraints as `${meta.key}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
+    /// `eligible` or `ineligible`. Defaults to `eligible`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling_eligibility: Option<SchedulingEligibility>,
+    /// Drain in progress; absent when the node is not draining.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<DrainStrategy>,
+    /// Address of the agent's HTTP API, e.g. `10.0.0.5:4646`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_addr: Option<String>,
+}
+
+/// How a node is drained.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DrainStrategy {
+    /// Time allowed for migrations before remaining allocations are stopped, e.g. `1h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
+    /// Leave system job allocations running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignore_system_jobs: Option<bool>,
+    /// Stop every allocation at once, ignoring migrate settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force: Option<bool>,
+    /// RFC 3339 time the drain started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+}
+
+/// Health of a node: `initializing`, `ready`, `down` or `disconnected`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeState {
+    #[default]
+    Initializing,
+    Ready,
+    Down,
+    Disconnected,
+}
+
+/// What a node reports.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStatus {
+    /// `initializing`, `ready`, `down` or `disconnected`.
+    #[serde(default)]
+    pub status: NodeState,
+    /// Details of the status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_description: Option<String>,
+    /// Fingerprinted attributes, e.g. `kernel.name`, `cpu.arch`, `driver.raw_exec`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+    /// Total resources of the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<NodeResources>,
+    /// Resources kept for the operating system and the agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved: Option<NodeReservedResources>,
+    /// Health of each task driver.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub drivers: BTreeMap<String, DriverInfo>,
+    /// RFC 3339 time of the last heartbeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat: Option<String>,
+    /// Addresses of the node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<NodeAddress>,
+    /// Heartbeat interval the servers expect, as a duration.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "heartbeatTTL"
+    )]
+    pub heartbeat_ttl: Option<String>,
+}
+
+/// Total resources of a node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeResources {
+    /// CPU in MHz (cores × clock).
+    #[serde(default)]
+    pub cpu: u64,
+    /// Number of CPU cores.
+    #[serde(default)]
+    pub cores: u32,
+    /// Memory in MB.
+    #[serde(default, rename = "memoryMB")]
+    pub memory_mb: u64,
+    /// Disk available to allocations in MB.
+    #[serde(default, rename = "diskMB")]
+    pub disk_mb: u64,
+    /// Network interfaces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<NodeNetwork>,
+}
+
+/// A network interface of a node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeNetwork {
+    /// Interface name, e.g. `eth0`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub device: String,
+    /// CIDR of the interface, e.g. `10.0.0.5/32`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cidr: String,
+    /// IP address of the interface.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ip: String,
+    /// Bandwidth in Mbit/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mbits: Option<u64>,
+}
+
+/// Resources of a node kept away from allocations.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeReservedResources {
+    /// CPU in MHz.
+    #[serde(default)]
+    pub cpu: u64,
+    /// Memory in MB.
+    #[serde(default, rename = "memoryMB")]
+    pub memory_mb: u64,
+    /// Disk in MB.
+    #[serde(default, rename = "diskMB")]
+    pub disk_mb: u64,
+}
+
+/// Health of one task driver on a node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriverInfo {
+    /// Whether the driver was found.
+    #[serde(default)]
+    pub detected: bool,
+    /// Whether the driver can run tasks.
+    #[serde(default)]
+    pub healthy: bool,
+    /// Details of the health.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_description: Option<String>,
+    /// Driver attributes, e.g. its version.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// An address of a node, as in Kubernetes `NodeAddress`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeAddress {
+    /// `Hostname`, `InternalIP` or `ExternalIP`.
+    pub r#type: String,
+    /// The address.
+    pub address: String,
+}

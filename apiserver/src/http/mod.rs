@@ -1,1 +1,208 @@
-//! The HTTP API: Kubernetes-style REST and watch over the store.
+//! The HTTP API: Kubernetes-style REST, list and watch over the store, discovery, OpenAPI,
+//! health and metrics.
+//!
+//! ```text
+//! request ─▶ router ─┬─ /version /api /apis… ─▶ discovery, openapi
+//!                    ├─ /healthz /readyz /metrics
+//!                    ├─ /internal/raft/* ─▶ raft network (server to server)
+//!                    └─ /apis/caravan.dev/v1/… ─▶ resource(): path + query ─┬─ read (get, list)
+//!                                                                         ├─ watch (chunked, WebSocket)
+//!                                                                         └─ write (create, replace, patch, delete)
+//! ```
+
+mod body;
+mod context;
+mod discovery;
+mod error;
+mod metrics;
+mod openapi;
+mod path;
+mod prepare;
+mod query;
+mod read;
+mod respond;
+mod selector;
+mod table;
+mod watch;
+mod write;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{Method, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+pub use context::{ApiConfig, ApiContext};
+pub use error::ApiError;
+pub use metrics::Metrics;
+pub use table::human_duration;
+
+/// The whole HTTP application.
+pub fn router(ctx: Arc<ApiContext>) -> Router {
+    let raft = ctx.store.raft_router();
+    Router::new()
+        .route("/version", get(|| async { discovery::version() }))
+        .route(
+            "/api",
+            get(|req: Request| async move { discovery::core(accept(&req)) }),
+        )
+        .route(
+            "/apis",
+            get(|req: Request| async move { discovery::groups(accept(&req)) }),
+        )
+        .route(
+            "/apis/caravan.dev",
+            get(|| async { discovery::group_doc() }),
+        )
+        .route(
+            "/apis/caravan.dev/v1",
+            get(|| async { discovery::resources() }),
+        )
+        .route("/openapi/v3", get(|| async { openapi::index() }))
+        .route(
+            "/openapi/v3/apis/caravan.dev/v1",
+            get(|| async { openapi::group_version() }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/livez", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .merge(raft)
+        .fallback(resource)
+        .with_state(ctx)
+}
+
+fn accept(req: &Request) -> Option<&str> {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+}
+
+async fn readyz(State(ctx): State<Arc<ApiContext>>) -> Response {
+    if ctx.store.is_leader() {
+        "ok".into_response()
+    } else {
+        ApiError::Unavailable("this server has no leader yet".into()).into_response()
+    }
+}
+
+async fn metrics(State(ctx): State<Arc<ApiContext>>) -> Response {
+    let text = ctx.metrics.render(&ctx.store);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// Every request under `/apis/caravan.dev/v1/`.
+async fn resource(State(ctx): State<Arc<ApiContext>>, req: Request) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let (verb, resource, resp) = match handle(&ctx, req).await {
+        Ok((verb, resource, resp)) => (verb, resource, resp),
+        Err((verb, resource, err)) => (verb, resource, err.into_response()),
+    };
+    let _ = method;
+    ctx.metrics.observe(
+        verb,
+        &resource,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
+type Handled = Result<(&'static str, String, Response), (&'static str, String, ApiError)>;
+
+async fn handle(ctx: &Arc<ApiContext>, req: Request) -> Handled {
+    let unknown = |e| ("unknown", String::new(), e);
+    let path = path::ResourcePath::parse(req.uri().path()).map_err(unknown)?;
+    let resource = path.kind.plural().to_string();
+    let fail = |verb: &'static str, resource: &str, e: ApiError| (verb, resource.to_string(), e);
+    let query =
+        query::Query::parse(req.uri().query()).map_err(|e| fail("unknown", &resource, e))?;
+    let accept = accept(&req).map(str::to_string);
+    let media = body::content_type(req.headers());
+    let method = req.method().clone();
+    let verb: &'static str = match (&method, path.name.is_some(), query.watch) {
+        (&Method::GET, false, true) | (&Method::GET, true, true) => "watch",
+        (&Method::GET, false, false) => "list",
+        (&Method::GET, true, false) => "get",
+        (&Method::POST, _, _) => "create",
+        (&Method::PUT, _, _) => "update",
+        (&Method::PATCH, _, _) => "patch",
+        (&Method::DELETE, _, _) => "delete",
+        _ => {
+            return Err(fail(
+                "unknown",
+                &resource,
+                ApiError::MethodNotAllowed(format!("method {method} is not allowed")),
+            ));
+        }
+    };
+    let result = match verb {
+        "watch" => {
+            let mut path = path.clone();
+            let mut query = query.clone();
+            if let Some(name) = path.name.take() {
+                // GET …/jobs/web?watch=true watches one object.
+                query.field_selector = Some(match query.field_selector.take() {
+                    Some(f) => format!("{f},metadata.name={name}"),
+                    None => format!("metadata.name={name}"),
+                });
+            }
+            watch_response(ctx, req, &path, &query, accept.as_deref()).await
+        }
+        "list" => read::list(ctx, &path, &query, accept.as_deref()),
+        "get" => read::get(ctx, &path, &query, accept.as_deref()),
+        _ => {
+            let bytes = match body::read(req.into_body()).await {
+                Ok(b) => b,
+                Err(e) => return Err(fail(verb, &resource, e)),
+            };
+            match verb {
+                "create" => write::create(ctx, &path, &query, &media, &bytes).await,
+                "update" => write::replace(ctx, &path, &query, &media, &bytes).await,
+                "patch" => write::patch(ctx, &path, &query, &media, &bytes).await,
+                _ => write::delete(ctx, &path, &query, &bytes).await,
+            }
+        }
+    };
+    result
+        .map(|r| (verb, resource.clone(), r))
+        .map_err(|e| (verb, resource, e))
+}
+
+async fn watch_response(
+    ctx: &Arc<ApiContext>,
+    req: Request,
+    path: &path::ResourcePath,
+    query: &query::Query,
+    accept: Option<&str>,
+) -> Result<Response, ApiError> {
+    let spec = watch::WatchSpec::new(ctx, path, query, accept)?;
+    let is_upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if is_upgrade {
+        let (mut parts, _body) = req.into_parts();
+        let ws = WebSocketUpgrade::from_request_parts(&mut parts, &())
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("invalid WebSocket upgrade: {e}")))?;
+        let ctx = ctx.clone();
+        return Ok(ws.on_upgrade(move |socket| watch::websocket(ctx, spec, socket)));
+    }
+    let _ = Body::empty();
+    Ok(watch::chunked(ctx.clone(), spec))
+}

@@ -2,12 +2,45 @@
 //! server-to-server network, and the group-commit proposer. [`Store`] is the handle the HTTP
 //! layer uses.
 //!
-//! SKELETON: the signatures of `Store` are the contract used by the HTTP layer.
+//! ```text
+//! Store::write ─▶ proposer ─Request(ops)─▶ Raft ─append (1 fsync)─▶ log_store (redb)
+//!                    ▲                       │ commit
+//!                    └──── Response ◀─ state_machine ─▶ State + WatchCache
+//!                                            │ every snapshot_threshold entries
+//!                                            ▼
+//!                                      snapshots/<id>.snap
+//! ```
+//!
+//! Durability: a write is acknowledged only after its entry is applied, which happens after
+//! the entry's append committed with an fsync; restart loads the newest snapshot and
+//! re-applies the log after it.
 
+mod log_store;
+mod network;
+mod proposer;
+mod snapshot;
+mod state_machine;
+mod type_config;
+
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLockReadGuard};
+use std::time::Duration;
+
+use anyhow::Context;
+use openraft::{BasicNode, Raft, ServerState, SnapshotPolicy};
+
+pub use log_store::{LogStore, LogStoreError};
+pub use network::{HttpConnection, HttpNetwork, RAFT_PATH};
+pub use proposer::{IN_FLIGHT, Proposer};
+pub use snapshot::{SnapshotBuilder, SnapshotDir, SnapshotError};
+pub use state_machine::StateMachine;
+pub use type_config::{NodeId, OpResult, Request, Response, TypeConfig};
 
 use crate::store::{Op, OpError, State, StoredObject, WatchCache};
+
+/// How long `Store::open` waits for a leader and for the log to be applied.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How to open the store.
 #[derive(Clone, Debug)]
@@ -58,14 +91,100 @@ pub enum WriteError {
 pub struct Store {
     state: Arc<std::sync::RwLock<State>>,
     cache: Arc<WatchCache>,
+    raft: Raft<TypeConfig>,
+    proposer: Proposer,
+    node_id: NodeId,
 }
 
 impl Store {
     /// Opens (or creates) the store in `config.data_dir`: loads the last snapshot, replays the
     /// log, starts Raft, and initializes a one-member cluster when the directory is new.
     pub async fn open(config: StoreConfig) -> anyhow::Result<Store> {
-        let _ = config;
-        unimplemented!()
+        let data_dir = config.data_dir.clone();
+        let cache_size = config.watch_cache_size;
+        let (log_store, state_machine) = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("failed to create {}", data_dir.display()))?;
+            let log_store = LogStore::open(&data_dir.join("raft.redb"))
+                .context("failed to open the raft log")?;
+            let state_machine = StateMachine::open(data_dir.join("snapshots"), cache_size)
+                .context("failed to load the state machine snapshot")?;
+            anyhow::Ok((log_store, state_machine))
+        })
+        .await??;
+        let state = state_machine.state().clone();
+        let cache = state_machine.cache().clone();
+
+        let raft_config = openraft::Config {
+            cluster_name: "caravan".to_owned(),
+            heartbeat_interval: 250,
+            election_timeout_min: 1000,
+            election_timeout_max: 2000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_threshold.max(1)),
+            max_in_snapshot_log_to_keep: 1000,
+            purge_batch_size: 256,
+            snapshot_max_chunk_size: 4 * 1024 * 1024,
+            ..Default::default()
+        }
+        .validate()
+        .context("invalid raft config")?;
+        let network = HttpNetwork::new().context("failed to build the raft http client")?;
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(raft_config),
+            network,
+            log_store,
+            state_machine,
+        )
+        .await
+        .context("failed to start raft")?;
+
+        if !raft.is_initialized().await? {
+            let members = BTreeMap::from([(
+                config.node_id,
+                BasicNode::new(config.advertise_addr.clone()),
+            )]);
+            raft.initialize(members)
+                .await
+                .context("failed to initialize the cluster")?;
+            tracing::info!(
+                node_id = config.node_id,
+                "initialized a new one-member cluster"
+            );
+        }
+        let sole_voter = {
+            let metrics = raft.metrics().borrow().clone();
+            let voters: Vec<_> = metrics.membership_config.membership().voter_ids().collect();
+            voters == [config.node_id]
+        };
+        if sole_voter {
+            // Nobody else can win: campaign now instead of after an election timeout.
+            raft.trigger().elect().await?;
+        }
+        let node_id = config.node_id;
+        raft.wait(Some(OPEN_TIMEOUT))
+            .metrics(
+                |m| {
+                    let applied = m.last_applied.map(|id| id.index);
+                    m.current_leader.is_some()
+                        && (!sole_voter || m.state == ServerState::Leader)
+                        && applied >= m.last_log_index
+                },
+                "leader elected and log applied",
+            )
+            .await
+            .context("raft did not become ready")?;
+        let revision = state.read().map(|s| s.revision()).unwrap_or_default();
+        tracing::info!(node_id, revision, "store open");
+
+        let proposer = Proposer::spawn(raft.clone(), config.max_batch);
+        Ok(Store {
+            state,
+            cache,
+            raft,
+            proposer,
+            node_id,
+        })
     }
 
     /// Read access to the current state. Hold it briefly.
@@ -80,22 +199,34 @@ impl Store {
     /// Proposes one operation (grouped with concurrent ones into one Raft entry) and waits
     /// until it is committed and applied.
     pub async fn write(&self, op: Op) -> Result<Arc<StoredObject>, WriteError> {
-        let _ = op;
-        unimplemented!()
+        self.proposer.propose(op).await
     }
 
-    /// Axum routes for the server-to-server Raft RPCs (under `/internal/raft/`).
-    pub fn raft_router(&self) -> axum::Router {
-        unimplemented!()
+    /// Axum routes for the server-to-server Raft RPCs (under `/internal/raft/`). They carry
+    /// their own state, so they merge into a router of any state type.
+    pub fn raft_router<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
+        network::router(self.raft.clone())
     }
 
     /// Whether this server is the Raft leader.
     pub fn is_leader(&self) -> bool {
-        unimplemented!()
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics.state == ServerState::Leader && metrics.current_leader == Some(self.node_id)
+    }
+
+    /// The Raft node, for metrics and membership changes.
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.raft
     }
 
     /// Stops Raft and flushes.
     pub async fn shutdown(&self) -> anyhow::Result<()> {
-        unimplemented!()
+        self.raft
+            .shutdown()
+            .await
+            .context("raft did not shut down cleanly")?;
+        tracing::info!(node_id = self.node_id, "store shut down");
+        Ok(())
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use caravan_schemas::Kind;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Identifies an object: kind, namespace (empty for cluster-scoped kinds) and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -35,8 +35,74 @@ impl StoredObject {
     /// Builds a stored object from a full object value; `metadata.resourceVersion` is set to
     /// `resource_version` in the JSON.
     pub fn from_value(kind: Kind, mut value: Value, resource_version: u64) -> StoredObject {
-        let _ = (kind, &mut value, resource_version);
-        unimplemented!("store::object::StoredObject::from_value")
+        set_resource_version(&mut value, resource_version);
+        let json = serde_json::to_vec(&value).expect("a JSON value always serializes");
+        StoredObject::extract(kind, &value, resource_version, Bytes::from(json))
+    }
+
+    /// Rebuilds a stored object from JSON it served before (a snapshot): the resourceVersion is
+    /// read back from `metadata.resourceVersion` and the bytes are kept as they are.
+    pub(crate) fn from_json(kind: Kind, json: Bytes) -> Result<StoredObject, serde_json::Error> {
+        let value: Value = serde_json::from_slice(&json)?;
+        let resource_version = str_at(&value, "metadata.resourceVersion")
+            .and_then(|rv| rv.parse::<u64>().ok())
+            .ok_or_else(|| {
+                <serde_json::Error as serde::de::Error>::custom(
+                    "stored object without a numeric metadata.resourceVersion",
+                )
+            })?;
+        Ok(StoredObject::extract(kind, &value, resource_version, json))
+    }
+
+    /// The same object stamped with another resourceVersion (the JSON too); used for the last
+    /// state of a deleted object.
+    pub(crate) fn restamped(&self, resource_version: u64) -> StoredObject {
+        let mut value = self.to_value();
+        set_resource_version(&mut value, resource_version);
+        let json = serde_json::to_vec(&value).expect("a JSON value always serializes");
+        StoredObject {
+            resource_version,
+            json: Bytes::from(json),
+            ..self.clone()
+        }
+    }
+
+    /// Pulls key, uid, labels and selectable fields out of `value`; `json` is its serialization.
+    fn extract(kind: Kind, value: &Value, resource_version: u64, json: Bytes) -> StoredObject {
+        let namespace = if kind.namespaced() {
+            str_at(value, "metadata.namespace").unwrap_or_default()
+        } else {
+            ""
+        };
+        let labels = value
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .map(|labels| {
+                labels
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let fields = kind
+            .selectable_fields()
+            .iter()
+            .filter_map(|path| Some((*path, str_at(value, path)?.to_owned())))
+            .collect();
+        StoredObject {
+            key: ObjectKey {
+                kind,
+                namespace: namespace.to_owned(),
+                name: str_at(value, "metadata.name")
+                    .unwrap_or_default()
+                    .to_owned(),
+            },
+            uid: str_at(value, "metadata.uid").unwrap_or_default().to_owned(),
+            resource_version,
+            labels,
+            fields,
+            json,
+        }
     }
 
     /// Parses the stored JSON back into a value.
@@ -56,6 +122,32 @@ impl StoredObject {
                 .map(|(_, v)| v.as_str()),
         }
     }
+}
+
+/// Sets `metadata.resourceVersion` (creating `metadata` when missing or not an object).
+fn set_resource_version(value: &mut Value, resource_version: u64) {
+    let Some(object) = value.as_object_mut() else {
+        return;
+    };
+    let metadata = object
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !metadata.is_object() {
+        *metadata = Value::Object(Map::new());
+    }
+    if let Some(metadata) = metadata.as_object_mut() {
+        metadata.insert(
+            "resourceVersion".to_owned(),
+            Value::String(resource_version.to_string()),
+        );
+    }
+}
+
+/// The string at a dotted path such as `spec.nodeName`; `None` when absent or not a string.
+fn str_at<'a>(value: &'a Value, path: &str) -> Option<&'a str> {
+    path.split('.')
+        .try_fold(value, |v, segment| v.get(segment))?
+        .as_str()
 }
 
 /// What a write expects of the current object.

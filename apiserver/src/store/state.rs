@@ -1,14 +1,31 @@
 //! The in-memory state built by applying Raft entries: objects by kind/namespace/name, plus
 //! indexes (node → allocations, job → allocations and evaluations). Pure and deterministic.
-//!
-//! SKELETON: the signatures are the contract; bodies are filled in.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use caravan_schemas::Kind;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
-use super::object::{ObjectKey, Op, OpError, StoredObject};
-use super::watch_cache::WatchEvent;
+use super::object::{ObjectKey, Op, OpError, Precondition, StoredObject};
+use super::watch_cache::{EventType, WatchEvent};
+
+/// The `(kind, field)` pairs kept in a secondary index.
+const INDEXED_FIELDS: [(Kind, &str); 3] = [
+    (Kind::Allocation, "spec.nodeName"),
+    (Kind::Allocation, "spec.jobName"),
+    (Kind::Evaluation, "spec.jobName"),
+];
+
+/// Objects of one kind by (namespace, name).
+type Objects = BTreeMap<(String, String), Arc<StoredObject>>;
+
+/// A secondary index: (field value, namespace, name), so that one value's entries come out in
+/// (namespace, name) order.
+type FieldIndex = BTreeSet<(String, String, String)>;
 
 /// The result of applying one batch of operations at one log index.
 #[derive(Debug, Default)]
@@ -20,17 +37,38 @@ pub struct Applied {
 }
 
 /// Every object, indexed.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct State {
     revision: u64,
+    objects: BTreeMap<Kind, Objects>,
+    indexes: BTreeMap<(Kind, &'static str), FieldIndex>,
 }
 
 impl State {
     /// Applies a batch at log `index`: each op is checked against its precondition and applied
     /// or rejected on its own; later ops see the effects of earlier ones.
     pub fn apply(&mut self, index: u64, ops: Vec<Op>) -> Applied {
-        let _ = (index, ops);
-        unimplemented!()
+        let mut applied = Applied {
+            results: Vec::with_capacity(ops.len()),
+            events: Vec::with_capacity(ops.len()),
+        };
+        for op in ops {
+            let result = match op {
+                Op::Put {
+                    kind,
+                    object,
+                    expect,
+                } => self.put(StoredObject::from_value(kind, object, index), &expect),
+                Op::Delete { key, expect } => self.delete(&key, &expect, index),
+            };
+            applied.results.push(result.map(|event| {
+                let object = event.object.clone();
+                applied.events.push(Arc::new(event));
+                object
+            }));
+        }
+        self.revision = index;
+        applied
     }
 
     /// Records that log `index` was applied without changing objects (blank or membership).
@@ -44,8 +82,7 @@ impl State {
     }
 
     pub fn get(&self, key: &ObjectKey) -> Option<Arc<StoredObject>> {
-        let _ = key;
-        unimplemented!()
+        self.lookup(key).cloned()
     }
 
     /// Objects of `kind`, in `namespace` or all namespaces, ordered by (namespace, name),
@@ -56,8 +93,30 @@ impl State {
         namespace: Option<&str>,
         after: Option<(&str, &str)>,
     ) -> Box<dyn Iterator<Item = &Arc<StoredObject>> + '_> {
-        let _ = (kind, namespace, after);
-        unimplemented!()
+        let Some(objects) = self.objects.get(&kind) else {
+            return Box::new(std::iter::empty());
+        };
+        let owned = |ns: &str, name: &str| (ns.to_owned(), name.to_owned());
+        let start = match (namespace, after) {
+            (None, None) => Bound::Unbounded,
+            (None, Some((ans, aname))) => Bound::Excluded(owned(ans, aname)),
+            (Some(ns), None) => Bound::Included(owned(ns, "")),
+            (Some(ns), Some((ans, aname))) => match ans.cmp(ns) {
+                std::cmp::Ordering::Less => Bound::Included(owned(ns, "")),
+                std::cmp::Ordering::Equal => Bound::Excluded(owned(ns, aname)),
+                std::cmp::Ordering::Greater => return Box::new(std::iter::empty()),
+            },
+        };
+        let range = objects
+            .range::<(String, String), _>((start, Bound::Unbounded))
+            .map(|(_, object)| object);
+        match namespace {
+            None => Box::new(range),
+            Some(ns) => {
+                let ns = ns.to_owned();
+                Box::new(range.take_while(move |object| object.key.namespace == ns))
+            }
+        }
     }
 
     /// Objects of `kind` whose indexed `field` equals `value` (e.g. allocations with
@@ -69,24 +128,213 @@ impl State {
         value: &str,
         namespace: Option<&str>,
     ) -> Option<Vec<Arc<StoredObject>>> {
-        let _ = (kind, field, value, namespace);
-        None
+        let &(_, field) = INDEXED_FIELDS
+            .iter()
+            .find(|(k, f)| *k == kind && *f == field)?;
+        let (Some(index), Some(objects)) =
+            (self.indexes.get(&(kind, field)), self.objects.get(&kind))
+        else {
+            return Some(Vec::new());
+        };
+        let start = (
+            value.to_owned(),
+            namespace.unwrap_or_default().to_owned(),
+            String::new(),
+        );
+        let found = index
+            .range(start..)
+            .take_while(|(v, ns, _)| v == value && namespace.is_none_or(|want| want == ns))
+            .filter_map(|(_, ns, name)| objects.get(&(ns.clone(), name.clone())).cloned())
+            .collect();
+        Some(found)
     }
 
     /// Number of objects of `kind`.
     pub fn count(&self, kind: Kind) -> usize {
-        let _ = kind;
-        0
+        self.objects.get(&kind).map_or(0, BTreeMap::len)
     }
 
-    /// Serializes the whole state (revision included) for a Raft snapshot.
+    /// Serializes the whole state (revision included) for a Raft snapshot:
+    /// `{"revision":N,"objects":[{"kind":"Job","json":{…}},…]}`, objects as stored.
     pub fn to_snapshot(&self) -> Vec<u8> {
-        unimplemented!()
+        let size: usize = self
+            .objects
+            .values()
+            .flat_map(BTreeMap::values)
+            .map(|object| object.json.len() + 40)
+            .sum();
+        let mut out = Vec::with_capacity(size + 64);
+        out.extend_from_slice(format!("{{\"revision\":{},\"objects\":[", self.revision).as_bytes());
+        let mut first = true;
+        for (kind, objects) in &self.objects {
+            for object in objects.values() {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                out.extend_from_slice(b"{\"kind\":\"");
+                out.extend_from_slice(kind.name().as_bytes());
+                out.extend_from_slice(b"\",\"json\":");
+                out.extend_from_slice(&object.json);
+                out.push(b'}');
+            }
+        }
+        out.extend_from_slice(b"]}");
+        out
     }
 
     /// Rebuilds a state from `to_snapshot` output.
     pub fn from_snapshot(bytes: &[u8]) -> Result<State, serde_json::Error> {
-        let _ = bytes;
-        unimplemented!()
+        #[derive(Deserialize)]
+        struct Snapshot<'a> {
+            revision: u64,
+            #[serde(borrow)]
+            objects: Vec<SnapshotObject<'a>>,
+        }
+        #[derive(Deserialize)]
+        struct SnapshotObject<'a> {
+            kind: Kind,
+            #[serde(borrow)]
+            json: &'a RawValue,
+        }
+
+        let snapshot: Snapshot<'_> = serde_json::from_slice(bytes)?;
+        let mut state = State {
+            revision: snapshot.revision,
+            ..State::default()
+        };
+        for object in snapshot.objects {
+            let json = Bytes::copy_from_slice(object.json.get().as_bytes());
+            state.insert(Arc::new(StoredObject::from_json(object.kind, json)?));
+        }
+        Ok(state)
+    }
+
+    /// Stores `object` if the current one matches `expect`; the event it produces.
+    fn put(&mut self, object: StoredObject, expect: &Precondition) -> Result<WatchEvent, OpError> {
+        let key = &object.key;
+        if *expect == Precondition::Absent && key.kind.namespaced() {
+            let namespace = ObjectKey {
+                kind: Kind::Namespace,
+                namespace: String::new(),
+                name: key.namespace.clone(),
+            };
+            if self.lookup(&namespace).is_none() {
+                return Err(OpError::NamespaceNotFound(key.namespace.clone()));
+            }
+        }
+        check(self.lookup(key), expect)?;
+        let object = Arc::new(object);
+        let previous = self.insert(object.clone());
+        Ok(WatchEvent {
+            event_type: if previous.is_some() {
+                EventType::Modified
+            } else {
+                EventType::Added
+            },
+            object,
+            previous,
+        })
+    }
+
+    /// Removes the object at `key` if it matches `expect`; the event it produces.
+    fn delete(
+        &mut self,
+        key: &ObjectKey,
+        expect: &Precondition,
+        index: u64,
+    ) -> Result<WatchEvent, OpError> {
+        check(self.lookup(key), expect)?;
+        let previous = self.remove(key).ok_or(OpError::NotFound)?;
+        Ok(WatchEvent {
+            event_type: EventType::Deleted,
+            object: Arc::new(previous.restamped(index)),
+            previous: Some(previous),
+        })
+    }
+
+    fn lookup(&self, key: &ObjectKey) -> Option<&Arc<StoredObject>> {
+        self.objects
+            .get(&key.kind)?
+            .get(&(key.namespace.clone(), key.name.clone()))
+    }
+
+    /// Stores `object`, keeping the indexes in step; the object it replaced.
+    fn insert(&mut self, object: Arc<StoredObject>) -> Option<Arc<StoredObject>> {
+        let key = &object.key;
+        let previous = self
+            .objects
+            .entry(key.kind)
+            .or_default()
+            .insert((key.namespace.clone(), key.name.clone()), object.clone());
+        if let Some(previous) = &previous {
+            self.unindex(previous);
+        }
+        self.index(&object);
+        previous
+    }
+
+    /// Removes the object at `key`, keeping the indexes in step.
+    fn remove(&mut self, key: &ObjectKey) -> Option<Arc<StoredObject>> {
+        let objects = self.objects.get_mut(&key.kind)?;
+        let removed = objects.remove(&(key.namespace.clone(), key.name.clone()))?;
+        if objects.is_empty() {
+            // Keep the maps canonical, so a state equals its snapshot round trip.
+            self.objects.remove(&key.kind);
+        }
+        self.unindex(&removed);
+        Some(removed)
+    }
+
+    fn index(&mut self, object: &StoredObject) {
+        for (kind, field) in INDEXED_FIELDS {
+            if let Some(entry) = index_entry(object, kind, field) {
+                self.indexes.entry((kind, field)).or_default().insert(entry);
+            }
+        }
+    }
+
+    fn unindex(&mut self, object: &StoredObject) {
+        for (kind, field) in INDEXED_FIELDS {
+            if let Some(entry) = index_entry(object, kind, field)
+                && let Some(index) = self.indexes.get_mut(&(kind, field))
+            {
+                index.remove(&entry);
+                if index.is_empty() {
+                    self.indexes.remove(&(kind, field));
+                }
+            }
+        }
     }
 }
+
+/// The entry `object` has in the index of (`kind`, `field`), if any.
+fn index_entry(object: &StoredObject, kind: Kind, field: &str) -> Option<(String, String, String)> {
+    if object.key.kind != kind {
+        return None;
+    }
+    let value = object.field(field)?;
+    Some((
+        value.to_owned(),
+        object.key.namespace.clone(),
+        object.key.name.clone(),
+    ))
+}
+
+/// Checks a precondition against the current object.
+fn check(current: Option<&Arc<StoredObject>>, expect: &Precondition) -> Result<(), OpError> {
+    match (expect, current) {
+        (Precondition::Absent, None) => Ok(()),
+        (Precondition::Absent, Some(_)) => Err(OpError::AlreadyExists),
+        (Precondition::ResourceVersion(_) | Precondition::Exists, None) => Err(OpError::NotFound),
+        (Precondition::ResourceVersion(rv), Some(current)) if current.resource_version != *rv => {
+            Err(OpError::Conflict {
+                current: current.resource_version,
+            })
+        }
+        (Precondition::ResourceVersion(_) | Precondition::Exists, Some(_)) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,10 +1,10 @@
 //! The watch cache: a window of recent change events per kind, read by every watch.
-//!
-//! SKELETON: the signatures are the contract; bodies are filled in.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use caravan_schemas::Kind;
+use tokio::sync::watch;
 
 use super::object::StoredObject;
 
@@ -58,21 +58,59 @@ pub struct TooOld {
 #[derive(Debug)]
 pub struct WatchCache {
     capacity: usize,
+    rings: RwLock<BTreeMap<Kind, Ring>>,
+    revision: watch::Sender<u64>,
+}
+
+/// The recent events of one kind.
+#[derive(Debug)]
+struct Ring {
+    events: VecDeque<Arc<WatchEvent>>,
+    /// Every event with a resourceVersion greater than this is still in `events`.
+    window_start: u64,
+}
+
+impl Ring {
+    fn new(window_start: u64) -> Ring {
+        Ring {
+            events: VecDeque::new(),
+            window_start,
+        }
+    }
 }
 
 impl WatchCache {
     /// A cache keeping up to `capacity` events per kind, starting at `revision` (nothing older
     /// than `revision` can be replayed).
     pub fn new(capacity: usize, revision: u64) -> WatchCache {
-        let _ = revision;
-        WatchCache { capacity }
+        WatchCache {
+            capacity,
+            rings: RwLock::new(rings_at(revision)),
+            revision: watch::channel(revision).0,
+        }
     }
 
     /// Appends the events of one applied log entry and advances the revision to `index`
     /// (even when `events` is empty), waking every waiting watcher.
     pub fn push(&self, index: u64, events: &[Arc<WatchEvent>]) {
-        let _ = (index, events, self.capacity);
-        unimplemented!()
+        if !events.is_empty() {
+            let mut rings = self.rings.write().unwrap_or_else(PoisonError::into_inner);
+            for event in events {
+                let ring = rings.entry(event.kind()).or_insert_with(|| Ring::new(0));
+                ring.events.push_back(event.clone());
+                while ring.events.len() > self.capacity {
+                    let Some(dropped) = ring.events.pop_front() else {
+                        break;
+                    };
+                    ring.window_start = ring.window_start.max(dropped.resource_version());
+                }
+            }
+        }
+        self.revision.send_if_modified(|revision| {
+            let advanced = index > *revision;
+            *revision = (*revision).max(index);
+            advanced
+        });
     }
 
     /// Events of `kind` with resourceVersion > `after`, oldest first; at most `max` of them.
@@ -83,24 +121,48 @@ impl WatchCache {
         after: u64,
         max: usize,
     ) -> Result<Vec<Arc<WatchEvent>>, TooOld> {
-        let _ = (kind, after, max);
-        unimplemented!()
+        let rings = self.rings.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(ring) = rings.get(&kind) else {
+            return Ok(Vec::new());
+        };
+        if after < ring.window_start {
+            return Err(TooOld {
+                requested: after,
+                oldest: ring.window_start,
+            });
+        }
+        let first = ring
+            .events
+            .partition_point(|event| event.resource_version() <= after);
+        Ok(ring.events.range(first..).take(max).cloned().collect())
     }
 
     /// The newest revision pushed.
     pub fn revision(&self) -> u64 {
-        unimplemented!()
+        *self.revision.borrow()
     }
 
     /// Resolves once the revision is greater than `after`.
     pub async fn wait_after(&self, after: u64) {
-        let _ = after;
-        unimplemented!()
+        let mut receiver = self.revision.subscribe();
+        // The sender lives in `self`, so the channel cannot close while this borrow lasts.
+        let _ = receiver.wait_for(|revision| *revision > after).await;
     }
 
     /// Resets the cache after a snapshot install: everything before `revision` is too old.
     pub fn reset(&self, revision: u64) {
-        let _ = revision;
-        unimplemented!()
+        *self.rings.write().unwrap_or_else(PoisonError::into_inner) = rings_at(revision);
+        self.revision.send_replace(revision);
     }
 }
+
+/// An empty ring per kind whose window starts at `revision`.
+fn rings_at(revision: u64) -> BTreeMap<Kind, Ring> {
+    Kind::ALL
+        .into_iter()
+        .map(|kind| (kind, Ring::new(revision)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,289 @@
+//! Watch: newline-delimited JSON over a chunked response, or one message per event over a
+//! WebSocket. Both read the same watch cache through one producer.
+//!
+//! ```text
+//! WatchCache ──events_after(rv)──▶ producer (filter, frame) ──mpsc──▶ chunked body | WebSocket
+//!      ▲ wait_after(rv)                 │ BOOKMARK timer, timeoutSeconds, 410 on a too-old rv
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::body::Body;
+use axum::extract::ws::{Message, WebSocket};
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use bytes::{BufMut, Bytes, BytesMut};
+use caravan_schemas::{API_VERSION, Kind, Status};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::context::ApiContext;
+use super::error::ApiError;
+use super::path::ResourcePath;
+use super::query::Query;
+use super::selector::Selectors;
+use super::table;
+use crate::store::{EventType, StoredObject, WatchEvent};
+
+/// Everything a producer needs, resolved from the request.
+pub struct WatchSpec {
+    kind: Kind,
+    namespace: Option<String>,
+    selectors: Selectors,
+    /// Start from the current state (ADDED for every object) instead of a revision.
+    initial_state: bool,
+    /// End the initial state with the `k8s.io/initial-events-end` BOOKMARK.
+    initial_events_end: bool,
+    from: u64,
+    bookmarks: bool,
+    bookmark_interval: Duration,
+    timeout: Duration,
+    table: Option<Option<String>>,
+}
+
+impl WatchSpec {
+    pub fn new(
+        ctx: &ApiContext,
+        path: &ResourcePath,
+        query: &Query,
+        accept: Option<&str>,
+    ) -> Result<WatchSpec, ApiError> {
+        let selectors = Selectors::parse(
+            path.kind,
+            query.label_selector.as_deref(),
+            query.field_selector.as_deref(),
+        )?;
+        let rv = query.resource_version_number()?;
+        let initial_state = query.send_initial_events || rv.is_none();
+        let timeout = query
+            .timeout_seconds
+            .map(Duration::from_secs)
+            .unwrap_or(ctx.config.max_watch_timeout)
+            .min(ctx.config.max_watch_timeout);
+        Ok(WatchSpec {
+            kind: path.kind,
+            namespace: path.namespace.clone(),
+            selectors,
+            initial_state,
+            initial_events_end: query.send_initial_events,
+            from: rv.unwrap_or(0),
+            bookmarks: query.allow_watch_bookmarks,
+            bookmark_interval: ctx.config.bookmark_interval,
+            timeout,
+            table: table::wants_table(accept).then(|| query.include_object.clone()),
+        })
+    }
+
+    fn in_scope(&self, obj: &StoredObject) -> bool {
+        self.namespace
+            .as_deref()
+            .is_none_or(|ns| obj.key.namespace == ns)
+            && self.selectors.matches(obj)
+    }
+}
+
+/// Frames of one producer step: each is one event's JSON, without a newline.
+type Frames = Vec<Bytes>;
+
+/// Serves a chunked watch response.
+pub fn chunked(ctx: Arc<ApiContext>, spec: WatchSpec) -> Response {
+    let (tx, rx) = mpsc::channel::<Frames>(16);
+    tokio::spawn(produce(ctx, spec, tx));
+    let stream = tokio_stream_from(rx).map(|frames| {
+        let mut buf = BytesMut::with_capacity(frames.iter().map(|f| f.len() + 1).sum());
+        for f in frames {
+            buf.put_slice(&f);
+            buf.put_u8(b'\n');
+        }
+        Ok::<_, std::convert::Infallible>(buf.freeze())
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
+    resp
+}
+
+/// Serves a watch over an upgraded WebSocket: one text message per event.
+pub async fn websocket(ctx: Arc<ApiContext>, spec: WatchSpec, mut socket: WebSocket) {
+    let (tx, mut rx) = mpsc::channel::<Frames>(16);
+    let producer = tokio::spawn(produce(ctx, spec, tx));
+    loop {
+        tokio::select! {
+            frames = rx.recv() => {
+                let Some(frames) = frames else { break };
+                for f in frames {
+                    let text = String::from_utf8_lossy(&f).into_owned();
+                    if socket.send(Message::Text(text.into())).await.is_err() {
+                        producer.abort();
+                        return;
+                    }
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => { producer.abort(); return; }
+                _ => {}
+            }
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+fn tokio_stream_from(mut rx: mpsc::Receiver<Frames>) -> impl futures::Stream<Item = Frames> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Reads the cache from the requested revision and sends framed events until the timeout, a
+/// closed receiver, or a revision that fell out of the window (a 410 `ERROR` event).
+async fn produce(ctx: Arc<ApiContext>, spec: WatchSpec, tx: mpsc::Sender<Frames>) {
+    ctx.metrics.watchers.inc();
+    let _guard = scopeguard(&ctx);
+    let deadline = tokio::time::Instant::now() + spec.timeout;
+    let cache = ctx.store.watch_cache().clone();
+    let mut first_table = true;
+    let mut cursor = spec.from;
+    if spec.initial_state {
+        let (revision, objects) = {
+            let state = ctx.store.state();
+            let objs: Vec<Arc<StoredObject>> = state
+                .list(spec.kind, spec.namespace.as_deref(), None)
+                .filter(|o| spec.in_scope(o))
+                .cloned()
+                .collect();
+            (state.revision(), objs)
+        };
+        cursor = revision;
+        let mut frames: Frames = objects
+            .iter()
+            .map(|o| frame(&spec, EventType::Added, o, &mut first_table))
+            .collect();
+        if spec.initial_events_end {
+            frames.push(bookmark(spec.kind, cursor, true));
+        }
+        if !frames.is_empty() && tx.send(frames).await.is_err() {
+            return;
+        }
+    }
+    let mut next_bookmark = tokio::time::Instant::now() + spec.bookmark_interval;
+    loop {
+        let seen = cache.revision();
+        let events = match cache.events_after(spec.kind, cursor, usize::MAX) {
+            Ok(events) => events,
+            Err(too_old) => {
+                let status = Status::failure(
+                    410,
+                    "Expired",
+                    format!(
+                        "too old resource version: {} ({})",
+                        too_old.requested, too_old.oldest
+                    ),
+                );
+                let _ = tx.send(vec![error_frame(&status)]).await;
+                return;
+            }
+        };
+        let frames: Frames = events
+            .iter()
+            .filter_map(|e| translate(&spec, e).map(|(t, o)| frame(&spec, t, o, &mut first_table)))
+            .collect();
+        cursor = events
+            .last()
+            .map_or(cursor, |e| e.resource_version())
+            .max(cursor)
+            .max(seen);
+        if !frames.is_empty() && tx.send(frames).await.is_err() {
+            return;
+        }
+        tokio::select! {
+            _ = cache.wait_after(cursor) => {}
+            _ = tokio::time::sleep_until(next_bookmark), if spec.bookmarks => {
+                next_bookmark = tokio::time::Instant::now() + spec.bookmark_interval;
+                if tx.send(vec![bookmark(spec.kind, cursor, false)]).await.is_err() {
+                    return;
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => return,
+            _ = tx.closed() => return,
+        }
+    }
+}
+
+/// Decrements the watcher gauge when the producer ends, however it ends.
+fn scopeguard(ctx: &Arc<ApiContext>) -> impl Drop + use<> {
+    struct Guard(Arc<ApiContext>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0.metrics.watchers.dec();
+        }
+    }
+    Guard(ctx.clone())
+}
+
+/// What a watcher with selectors sees of an event: an object entering the selection is
+/// ADDED, one leaving it is DELETED (as Kubernetes does), others pass or are skipped.
+fn translate<'a>(spec: &WatchSpec, e: &'a WatchEvent) -> Option<(EventType, &'a StoredObject)> {
+    let now_in = spec.in_scope(&e.object);
+    match e.event_type {
+        EventType::Added => now_in.then_some((EventType::Added, &e.object)),
+        EventType::Deleted => now_in.then_some((EventType::Deleted, &e.object)),
+        EventType::Modified => {
+            let was_in = e.previous.as_deref().is_some_and(|p| spec.in_scope(p));
+            match (was_in, now_in) {
+                (true, true) => Some((EventType::Modified, &e.object)),
+                (false, true) => Some((EventType::Added, &e.object)),
+                (true, false) => Some((EventType::Deleted, &e.object)),
+                (false, false) => None,
+            }
+        }
+    }
+}
+
+fn frame(spec: &WatchSpec, t: EventType, obj: &StoredObject, first_table: &mut bool) -> Bytes {
+    match &spec.table {
+        None => {
+            let mut buf = BytesMut::with_capacity(obj.json.len() + 32);
+            buf.put_slice(b"{\"type\":\"");
+            buf.put_slice(t.as_str().as_bytes());
+            buf.put_slice(b"\",\"object\":");
+            buf.put_slice(&obj.json);
+            buf.put_u8(b'}');
+            buf.freeze()
+        }
+        Some(include) => {
+            let row = table::row(spec.kind, obj, include.as_deref(), SystemTime::now());
+            let t_obj = table::table(
+                spec.kind,
+                vec![row],
+                obj.resource_version,
+                *first_table,
+                None,
+            );
+            *first_table = false;
+            Bytes::from(
+                serde_json::to_vec(&json!({"type": t.as_str(), "object": t_obj}))
+                    .unwrap_or_default(),
+            )
+        }
+    }
+}
+
+fn bookmark(kind: Kind, rv: u64, initial_events_end: bool) -> Bytes {
+    let mut metadata = json!({ "resourceVersion": rv.to_string() });
+    if initial_events_end {
+        metadata["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
+    }
+    let obj = json!({ "apiVersion": API_VERSION, "kind": kind.name(), "metadata": metadata });
+    Bytes::from(serde_json::to_vec(&json!({"type": "BOOKMARK", "object": obj})).unwrap_or_default())
+}
+
+fn error_frame(status: &Status) -> Bytes {
+    let v: Value = serde_json::to_value(status).unwrap_or(Value::Null);
+    Bytes::from(serde_json::to_vec(&json!({"type": "ERROR", "object": v})).unwrap_or_default())
+}

@@ -1,0 +1,401 @@
+//! Create, replace, patch (merge, JSON, apply) and delete.
+
+use std::time::SystemTime;
+
+use axum::response::Response;
+use bytes::Bytes;
+use caravan_schemas::Kind;
+use serde_json::Value;
+
+use super::body::decode_object;
+use super::context::ApiContext;
+use super::error::ApiError;
+use super::path::ResourcePath;
+use super::prepare::{self, mark_deleting, prepare_create, prepare_update, ready_to_remove};
+use super::query::{FieldValidation, Query};
+use super::respond::{raw_json, with_warnings};
+use crate::raft::WriteError;
+use crate::store::{ObjectKey, Op, OpError, Precondition, StoredObject};
+
+/// How many times a read-modify-write retries after losing a race.
+const MAX_ATTEMPTS: usize = 8;
+
+fn strict(query: &Query) -> bool {
+    query.field_validation == FieldValidation::Strict
+}
+
+fn key_of(path: &ResourcePath) -> ObjectKey {
+    ObjectKey {
+        kind: path.kind,
+        namespace: path.store_namespace().to_string(),
+        name: path.name.clone().unwrap_or_default(),
+    }
+}
+
+fn current(ctx: &ApiContext, key: &ObjectKey) -> Option<std::sync::Arc<StoredObject>> {
+    ctx.store.state().get(key)
+}
+
+/// POST to a collection.
+pub async fn create(
+    ctx: &ApiContext,
+    path: &ResourcePath,
+    query: &Query,
+    media: &str,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let kind = path.kind;
+    if path.name.is_some() {
+        return Err(ApiError::MethodNotAllowed(
+            "POST is only allowed on collections".into(),
+        ));
+    }
+    if kind.namespaced() && path.namespace.is_none() {
+        return Err(ApiError::MethodNotAllowed(format!(
+            "create {} in a namespace: POST /apis/caravan.dev/v1/namespaces/{{namespace}}/{}",
+            kind.plural(),
+            kind.plural()
+        )));
+    }
+    let value = decode_object(body, media)?;
+    create_value(ctx, kind, path.namespace.as_deref(), query, value).await
+}
+
+async fn create_value(
+    ctx: &ApiContext,
+    kind: Kind,
+    ns: Option<&str>,
+    query: &Query,
+    value: Value,
+) -> Result<Response, ApiError> {
+    let uid = uuid::Uuid::new_v4().to_string();
+    let (object, warnings) =
+        prepare_create(kind, value, ns, strict(query), &uid, SystemTime::now())?;
+    let name = prepare::name_of(&object).to_string();
+    if query.dry_run {
+        let key = ObjectKey {
+            kind,
+            namespace: ns.unwrap_or("").to_string(),
+            name: name.clone(),
+        };
+        if current(ctx, &key).is_some() {
+            return Err(ApiError::AlreadyExists { kind, name });
+        }
+        return Ok(with_warnings(super::respond::json(201, &object), &warnings));
+    }
+    let stored = ctx
+        .store
+        .write(Op::Put {
+            kind,
+            object,
+            expect: Precondition::Absent,
+        })
+        .await
+        .map_err(|e| ApiError::from_write(e, kind, &name))?;
+    Ok(with_warnings(raw_json(201, stored.json.clone()), &warnings))
+}
+
+/// PUT of an object or its status.
+pub async fn replace(
+    ctx: &ApiContext,
+    path: &ResourcePath,
+    query: &Query,
+    media: &str,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let kind = path.kind;
+    let key = key_of(path);
+    let mut desired = decode_object(body, media)?;
+    prepare::check_type_meta(kind, &desired)?;
+    let body_name = prepare::name_of(&desired);
+    if !body_name.is_empty() && body_name != key.name {
+        return Err(ApiError::BadRequest(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({})",
+            key.name
+        )));
+    }
+    prepare::reconcile_namespace(kind, &mut desired, path.namespace.as_deref())?;
+    let Some(rv) = prepare::resource_version_of(&desired)? else {
+        return Err(ApiError::Invalid {
+            kind,
+            name: key.name.clone(),
+            causes: vec![caravan_schemas::FieldError {
+                field: "metadata.resourceVersion".into(),
+                kind: caravan_schemas::FieldErrorKind::Invalid,
+                message: "must be specified for an update".into(),
+            }],
+        });
+    };
+    let cur = current(ctx, &key).ok_or_else(|| ApiError::not_found(kind, &key.name))?;
+    if cur.resource_version != rv {
+        return Err(ApiError::conflict(kind, &key.name));
+    }
+    let (next, warnings) =
+        prepare_update(kind, &cur.to_value(), desired, path.status, strict(query))?;
+    let resp = commit_update(ctx, &key, &cur, next, query.dry_run).await?;
+    Ok(with_warnings(resp, &warnings))
+}
+
+/// Writes `next` over `cur` unless nothing changed; removes the object when its last finalizer
+/// went while it was being deleted.
+async fn commit_update(
+    ctx: &ApiContext,
+    key: &ObjectKey,
+    cur: &StoredObject,
+    mut next: Value,
+    dry_run: bool,
+) -> Result<Response, ApiError> {
+    let kind = key.kind;
+    if let Some(meta) = next.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert(
+            "resourceVersion".into(),
+            Value::String(cur.resource_version.to_string()),
+        );
+    }
+    if next == cur.to_value() {
+        return Ok(raw_json(200, cur.json.clone()));
+    }
+    if dry_run {
+        return Ok(super::respond::json(200, &next));
+    }
+    let op = if ready_to_remove(&next) {
+        Op::Delete {
+            key: key.clone(),
+            expect: Precondition::ResourceVersion(cur.resource_version),
+        }
+    } else {
+        Op::Put {
+            kind,
+            object: next,
+            expect: Precondition::ResourceVersion(cur.resource_version),
+        }
+    };
+    let stored = ctx
+        .store
+        .write(op)
+        .await
+        .map_err(|e| ApiError::from_write(e, kind, &key.name))?;
+    Ok(raw_json(200, stored.json.clone()))
+}
+
+/// The patch formats Caravan accepts.
+enum PatchKind {
+    Merge(Value),
+    Json(json_patch::Patch),
+    Apply(Value),
+}
+
+fn parse_patch(media: &str, body: &Bytes) -> Result<PatchKind, ApiError> {
+    match media {
+        "application/merge-patch+json" => Ok(PatchKind::Merge(decode_object(body, "application/json")?)),
+        "application/json-patch+json" => serde_json::from_slice(body)
+            .map(PatchKind::Json)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON patch at line {} column {}: {e}", e.line(), e.column()))),
+        "application/apply-patch+yaml" | "application/apply-patch+json" => {
+            Ok(PatchKind::Apply(decode_object(body, "application/yaml")?))
+        }
+        _ => Err(ApiError::UnsupportedMediaType {
+            accepted: "application/merge-patch+json, application/json-patch+json, application/apply-patch+yaml".into(),
+        }),
+    }
+}
+
+/// PATCH of an object or its status. A lost race is retried on the fresh object, unless the
+/// patch itself names a resourceVersion.
+pub async fn patch(
+    ctx: &ApiContext,
+    path: &ResourcePath,
+    query: &Query,
+    media: &str,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let kind = path.kind;
+    let key = key_of(path);
+    let patch = parse_patch(media, body)?;
+    if let PatchKind::Apply(applied) = &patch {
+        prepare::check_type_meta(kind, applied)?;
+        let applied_name = prepare::name_of(applied);
+        if applied_name != key.name {
+            return Err(ApiError::BadRequest(format!(
+                "the name of the object ({applied_name}) does not match the name on the URL ({})",
+                key.name
+            )));
+        }
+    }
+    let precondition = match &patch {
+        PatchKind::Merge(p) | PatchKind::Apply(p) => prepare::resource_version_of(p)?,
+        PatchKind::Json(_) => None,
+    };
+    for _ in 0..MAX_ATTEMPTS {
+        let Some(cur) = current(ctx, &key) else {
+            if let PatchKind::Apply(applied) = &patch
+                && !path.status
+            {
+                let mut value = applied.clone();
+                if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.remove("resourceVersion");
+                }
+                return create_value(ctx, kind, path.namespace.as_deref(), query, value).await;
+            }
+            return Err(ApiError::not_found(kind, &key.name));
+        };
+        if precondition.is_some_and(|rv| rv != cur.resource_version) {
+            return Err(ApiError::conflict(kind, &key.name));
+        }
+        let mut patched = cur.to_value();
+        match &patch {
+            PatchKind::Merge(p) | PatchKind::Apply(p) => json_patch::merge(&mut patched, p),
+            PatchKind::Json(p) => {
+                json_patch::patch(&mut patched, p).map_err(|e| ApiError::Invalid {
+                    kind,
+                    name: key.name.clone(),
+                    causes: vec![caravan_schemas::FieldError {
+                        field: String::new(),
+                        kind: caravan_schemas::FieldErrorKind::Invalid,
+                        message: format!("the JSON patch could not be applied: {e}"),
+                    }],
+                })?
+            }
+        }
+        if !patched.is_object() {
+            return Err(ApiError::BadRequest(
+                "the patch does not leave an object".into(),
+            ));
+        }
+        let (next, warnings) =
+            prepare_update(kind, &cur.to_value(), patched, path.status, strict(query))?;
+        match commit_update(ctx, &key, &cur, next, query.dry_run).await {
+            Err(ApiError::Conflict { .. }) if precondition.is_none() => continue,
+            other => return other.map(|r| with_warnings(r, &warnings)),
+        }
+    }
+    Err(ApiError::conflict(kind, &key.name))
+}
+
+/// The parts of `DeleteOptions` Caravan honours.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeleteOptions {
+    #[serde(default)]
+    preconditions: Option<Preconditions>,
+    #[serde(default)]
+    dry_run: Vec<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Preconditions {
+    uid: Option<String>,
+    resource_version: Option<String>,
+}
+
+/// DELETE of an object: immediate without finalizers, otherwise `deletionTimestamp` is set and
+/// the object stays until its last finalizer is removed.
+pub async fn delete(
+    ctx: &ApiContext,
+    path: &ResourcePath,
+    query: &Query,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let kind = path.kind;
+    if path.name.is_none() || path.status {
+        return Err(ApiError::MethodNotAllowed(
+            "DELETE is only allowed on objects".into(),
+        ));
+    }
+    let key = key_of(path);
+    let options: DeleteOptions = if body.iter().all(u8::is_ascii_whitespace) {
+        DeleteOptions::default()
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid DeleteOptions: {e}")))?
+    };
+    let dry_run = query.dry_run || options.dry_run.iter().any(|d| d == "All");
+    let pre = options.preconditions.unwrap_or_default();
+    let pre_rv = match pre.resource_version.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(s.parse::<u64>().map_err(|_| {
+            ApiError::BadRequest(format!("invalid precondition resourceVersion {s:?}"))
+        })?),
+    };
+    for _ in 0..MAX_ATTEMPTS {
+        let cur = current(ctx, &key).ok_or_else(|| ApiError::not_found(kind, &key.name))?;
+        if pre.uid.as_deref().is_some_and(|u| u != cur.uid) {
+            return Err(precondition_failed(
+                kind,
+                &key.name,
+                "UID",
+                pre.uid.as_deref().unwrap_or(""),
+                &cur.uid,
+            ));
+        }
+        if pre_rv.is_some_and(|rv| rv != cur.resource_version) {
+            return Err(precondition_failed(
+                kind,
+                &key.name,
+                "ResourceVersion",
+                &pre_rv.unwrap_or(0).to_string(),
+                &cur.resource_version.to_string(),
+            ));
+        }
+        if kind == Kind::Namespace {
+            check_namespace_empty(ctx, &key.name)?;
+        }
+        let value = cur.to_value();
+        let holds = !prepare::finalizers(&value).is_empty();
+        if holds && value.pointer("/metadata/deletionTimestamp").is_some() {
+            return Ok(raw_json(200, cur.json.clone()));
+        }
+        let op = if holds {
+            Op::Put {
+                kind,
+                object: mark_deleting(value.clone(), SystemTime::now()),
+                expect: Precondition::ResourceVersion(cur.resource_version),
+            }
+        } else {
+            Op::Delete {
+                key: key.clone(),
+                expect: Precondition::ResourceVersion(cur.resource_version),
+            }
+        };
+        if dry_run {
+            return Ok(raw_json(200, cur.json.clone()));
+        }
+        match ctx.store.write(op).await {
+            Ok(stored) => return Ok(raw_json(200, stored.json.clone())),
+            Err(WriteError::Rejected(OpError::Conflict { .. })) if pre_rv.is_none() => continue,
+            Err(e) => return Err(ApiError::from_write(e, kind, &key.name)),
+        }
+    }
+    Err(ApiError::conflict(kind, &key.name))
+}
+
+fn precondition_failed(kind: Kind, name: &str, what: &str, wanted: &str, actual: &str) -> ApiError {
+    ApiError::Conflict {
+        kind,
+        name: name.to_string(),
+        message: format!(
+            "Precondition failed: {what} in precondition: {wanted}, {what} in object meta: {actual}"
+        ),
+    }
+}
+
+/// A namespace is deleted only once nothing lives in it.
+fn check_namespace_empty(ctx: &ApiContext, ns: &str) -> Result<(), ApiError> {
+    let state = ctx.store.state();
+    let occupied = Kind::ALL
+        .into_iter()
+        .filter(|k| k.namespaced())
+        .find(|k| state.list(*k, Some(ns), None).next().is_some());
+    match occupied {
+        Some(k) => Err(ApiError::Conflict {
+            kind: Kind::Namespace,
+            name: ns.to_string(),
+            message: format!(
+                "namespace {ns:?} is not empty: it still holds {}; delete them first",
+                k.plural()
+            ),
+        }),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,165 @@
+//! Server-to-server Raft transport: JSON over HTTP POST to `/internal/raft/{append,vote,snapshot}`.
+//!
+//! Both ends live here (the reqwest client and the axum routes) so that TLS, authentication
+//! and compression can be added in one place. Snapshots use openraft's chunked
+//! `install_snapshot` transfer.
+
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::RPCOption;
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, Raft, RaftNetwork, RaftNetworkFactory};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::type_config::{NodeId, TypeConfig};
+
+/// Route prefix of the Raft RPCs.
+pub const RAFT_PATH: &str = "/internal/raft";
+
+/// Largest RPC body accepted (append batches and snapshot chunks).
+const MAX_BODY: usize = 512 * 1024 * 1024;
+
+type RpcResult<T, E = openraft::error::Infallible> =
+    Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
+
+/// Builds connections to peers over HTTP.
+#[derive(Clone)]
+pub struct HttpNetwork {
+    client: reqwest::Client,
+}
+
+impl HttpNetwork {
+    pub fn new() -> Result<HttpNetwork, reqwest::Error> {
+        // reqwest is built without a bundled crypto provider and refuses to build a client
+        // (even for plain http) until one is installed; installing twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .build()?;
+        Ok(HttpNetwork { client })
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
+    type Network = HttpConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> HttpConnection {
+        HttpConnection {
+            client: self.client.clone(),
+            target,
+            base: format!("http://{}{RAFT_PATH}", node.addr),
+        }
+    }
+}
+
+/// A connection to one peer.
+pub struct HttpConnection {
+    client: reqwest::Client,
+    target: NodeId,
+    base: String,
+}
+
+impl HttpConnection {
+    async fn call<Req, Resp, E>(
+        &self,
+        rpc: &str,
+        req: &Req,
+        option: &RPCOption,
+    ) -> RpcResult<Resp, E>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let url = format!("{}/{rpc}", self.base);
+        let resp = self
+            .client
+            .post(&url)
+            .timeout(option.hard_ttl())
+            .json(req)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_connect() {
+                    RPCError::Unreachable(Unreachable::new(&e))
+                } else {
+                    RPCError::Network(NetworkError::new(&e))
+                }
+            })?;
+        let resp = resp
+            .error_for_status()
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let result: Result<Resp, RaftError<NodeId, E>> = resp
+            .json()
+            .await
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for HttpConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+        self.call("append", &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+        self.call("snapshot", &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>> {
+        self.call("vote", &rpc, &option).await
+    }
+}
+
+/// The axum routes answering peers' RPCs with the local Raft node.
+pub fn router<S: Clone + Send + Sync + 'static>(raft: Raft<TypeConfig>) -> Router<S> {
+    Router::new()
+        .route(&format!("{RAFT_PATH}/append"), post(append))
+        .route(&format!("{RAFT_PATH}/vote"), post(vote))
+        .route(&format!("{RAFT_PATH}/snapshot"), post(snapshot))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(raft)
+}
+
+async fn append(
+    State(raft): State<Raft<TypeConfig>>,
+    Json(req): Json<AppendEntriesRequest<TypeConfig>>,
+) -> Json<Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>> {
+    Json(raft.append_entries(req).await)
+}
+
+async fn vote(
+    State(raft): State<Raft<TypeConfig>>,
+    Json(req): Json<VoteRequest<NodeId>>,
+) -> Json<Result<VoteResponse<NodeId>, RaftError<NodeId>>> {
+    Json(raft.vote(req).await)
+}
+
+async fn snapshot(
+    State(raft): State<Raft<TypeConfig>>,
+    Json(req): Json<InstallSnapshotRequest<TypeConfig>>,
+) -> Json<Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>> {
+    Json(raft.install_snapshot(req).await)
+}

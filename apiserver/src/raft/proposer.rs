@@ -1,0 +1,135 @@
+//! Group commit: concurrent writes are queued, drained into batches and proposed as one Raft
+//! entry each, so one log fsync covers many writes.
+//!
+//! ```text
+//! Store::write ──(op, reply)──▶ queue ──▶ proposer task: take one, then every queued op
+//!                                            (≤ max_batch) ──Request(ops)──▶ raft.client_write_ff
+//!                                                                              │ (≤ IN_FLIGHT batches)
+//!                    reply per op ◀── waiter task ◀── Response(results) ◀──────┘
+//! ```
+//!
+//! Batches are submitted to Raft in queue order; up to [`IN_FLIGHT`] of them await commit at
+//! once. While all slots are busy the queue fills, so batches grow with load.
+
+use std::sync::Arc;
+
+use openraft::Raft;
+use openraft::error::ClientWriteError;
+use openraft::raft::ClientWriteResponse;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::WriteError;
+use super::type_config::{NodeId, OpResult, Request, TypeConfig};
+use crate::store::{Op, StoredObject};
+
+/// Most batches awaiting commit at once.
+pub const IN_FLIGHT: usize = 2;
+
+type Reply = oneshot::Sender<Result<Arc<StoredObject>, WriteError>>;
+type Outcome =
+    Result<ClientWriteResponse<TypeConfig>, ClientWriteError<NodeId, openraft::BasicNode>>;
+
+/// The sending side of the proposer queue. Cloning shares the queue; the proposer task stops
+/// when every clone is dropped.
+#[derive(Clone)]
+pub struct Proposer {
+    tx: mpsc::Sender<(Op, Reply)>,
+}
+
+impl Proposer {
+    /// Starts the proposer task on the current runtime.
+    pub fn spawn(raft: Raft<TypeConfig>, max_batch: usize) -> Proposer {
+        let max_batch = max_batch.max(1);
+        let (tx, rx) = mpsc::channel(max_batch * IN_FLIGHT);
+        tokio::spawn(run(raft, rx, max_batch));
+        Proposer { tx }
+    }
+
+    /// Queues `op` and waits for its own result.
+    pub async fn propose(&self, op: Op) -> Result<Arc<StoredObject>, WriteError> {
+        let (reply, result) = oneshot::channel();
+        self.tx
+            .send((op, reply))
+            .await
+            .map_err(|_| WriteError::Unavailable("the proposer has stopped".to_owned()))?;
+        result
+            .await
+            .map_err(|_| WriteError::Unavailable("the write was dropped".to_owned()))?
+    }
+}
+
+async fn run(raft: Raft<TypeConfig>, mut rx: mpsc::Receiver<(Op, Reply)>, max_batch: usize) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    loop {
+        // Take a slot first: while none is free, writes pile up in the queue and the next
+        // batch gets bigger.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = rx.recv().await else {
+            return;
+        };
+        let capacity = max_batch.min(rx.len() + 1);
+        let mut ops = Vec::with_capacity(capacity);
+        let mut replies = Vec::with_capacity(capacity);
+        let mut next = Some(first);
+        while let Some((op, reply)) = next.take() {
+            ops.push(op);
+            replies.push(reply);
+            if replies.len() < max_batch {
+                next = rx.try_recv().ok();
+            }
+        }
+        tracing::trace!(ops = replies.len(), "proposing a batch");
+        match raft.client_write_ff(Request(ops)).await {
+            Ok(committed) => {
+                tokio::spawn(async move {
+                    let outcome = committed.await;
+                    drop(slot);
+                    match outcome {
+                        Ok(outcome) => deliver(replies, outcome),
+                        Err(_) => fail(replies, "raft dropped the write"),
+                    }
+                });
+            }
+            Err(fatal) => {
+                tracing::warn!(error = %fatal, "raft refused a write batch");
+                fail(replies, &fatal.to_string());
+            }
+        }
+    }
+}
+
+/// Answers every waiter of a batch with its own result.
+fn deliver(replies: Vec<Reply>, outcome: Outcome) {
+    match outcome {
+        Ok(response) => {
+            let mut results = response.data.0.into_iter();
+            for reply in replies {
+                let result = match results.next() {
+                    Some(OpResult(Ok(object))) => Ok(object),
+                    Some(OpResult(Err(e))) => Err(WriteError::Rejected(e)),
+                    None => Err(WriteError::Unavailable(
+                        "the state machine returned too few results".to_owned(),
+                    )),
+                };
+                let _ = reply.send(result);
+            }
+        }
+        Err(ClientWriteError::ForwardToLeader(forward)) => {
+            let leader = forward.leader_node.map(|n| n.addr);
+            for reply in replies {
+                let _ = reply.send(Err(WriteError::NotLeader {
+                    leader: leader.clone(),
+                }));
+            }
+        }
+        Err(e) => fail(replies, &e.to_string()),
+    }
+}
+
+fn fail(replies: Vec<Reply>, reason: &str) {
+    for reply in replies {
+        let _ = reply.send(Err(WriteError::Unavailable(reason.to_owned())));
+    }
+}

@@ -1,0 +1,102 @@
+//! Running an API server: open the store, make sure the `default` namespace exists, serve HTTP.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use caravan_schemas::Kind;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::http::{self, ApiConfig, ApiContext};
+use crate::raft::{Store, StoreConfig, WriteError};
+use crate::store::{Op, OpError, Precondition};
+
+/// Everything needed to run a server.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub http_addr: SocketAddr,
+    pub store: Option<StoreConfig>,
+    pub api: ApiConfig,
+}
+
+/// A running server.
+pub struct Server {
+    pub store: Store,
+    pub local_addr: SocketAddr,
+    pub ctx: Arc<ApiContext>,
+    listener: TcpListener,
+}
+
+impl Server {
+    /// Binds the HTTP address and opens the store; nothing is served until [`Server::serve`].
+    pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("failed to bind the HTTP address {}", config.http_addr))?;
+        let local_addr = listener.local_addr()?;
+        let store_config = config.store.clone().unwrap_or_else(|| {
+            StoreConfig::new(config.data_dir.join("raft"), local_addr.to_string())
+        });
+        let store = Store::open(store_config).await.with_context(|| {
+            format!("failed to open the store in {}", config.data_dir.display())
+        })?;
+        ensure_default_namespace(&store).await?;
+        let ctx = Arc::new(ApiContext::new(store.clone(), config.api.clone()));
+        Ok(Server {
+            store,
+            local_addr,
+            ctx,
+            listener,
+        })
+    }
+
+    /// Serves until `shutdown` resolves, then stops Raft.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let app = http::router(self.ctx.clone());
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("HTTP server failed")?;
+        self.store.shutdown().await
+    }
+}
+
+/// Creates the `default` namespace on a new cluster.
+async fn ensure_default_namespace(store: &Store) -> anyhow::Result<()> {
+    let key = crate::store::ObjectKey {
+        kind: Kind::Namespace,
+        namespace: String::new(),
+        name: "default".into(),
+    };
+    if store.state().get(&key).is_some() {
+        return Ok(());
+    }
+    let object = json!({
+        "apiVersion": caravan_schemas::API_VERSION,
+        "kind": "Namespace",
+        "metadata": {
+            "name": "default",
+            "uid": uuid::Uuid::new_v4().to_string(),
+            "creationTimestamp": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            "generation": 1,
+        },
+        "spec": {"description": "The namespace of objects that name none"},
+    });
+    match store
+        .write(Op::Put {
+            kind: Kind::Namespace,
+            object,
+            expect: Precondition::Absent,
+        })
+        .await
+    {
+        Ok(_) | Err(WriteError::Rejected(OpError::AlreadyExists)) => Ok(()),
+        Err(e) => Err(e).context("failed to create the default namespace"),
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests of the API server crate, one module per area.
+
+mod raft_conformance;
+mod raft_crash;
+mod raft_store;

@@ -1,0 +1,138 @@
+//! The command line: global flags and every subcommand's arguments (clap derive).
+
+use std::path::PathBuf;
+
+use caravan_client::DEFAULT_ADDRESS;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::agent::AgentArgs;
+
+/// Caravan: Nomad's scheduler behind a Kubernetes-style API.
+#[derive(Debug, Parser)]
+#[command(name = "caravan", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every client command shares.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Server address; several comma-separated addresses fail over in order.
+    #[arg(long, global = true, env = "CARAVAN_ADDR", default_value = DEFAULT_ADDRESS)]
+    pub address: String,
+    /// Namespace of namespaced objects [default: default].
+    #[arg(short = 'n', long, global = true)]
+    pub namespace: Option<String>,
+}
+
+impl GlobalArgs {
+    /// The namespace to use when an object does not name one.
+    pub fn namespace(&self) -> &str {
+        self.namespace.as_deref().unwrap_or("default")
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a server and/or node agent.
+    Agent(AgentArgs),
+    /// Create or update objects from files.
+    Apply(ApplyArgs),
+    /// Display one or many objects.
+    Get(GetArgs),
+    /// Show details of an object.
+    Describe(DescribeArgs),
+    /// Delete objects by name or from files.
+    Delete(DeleteArgs),
+    /// Print the client and server versions.
+    Version,
+}
+
+/// `--dry-run` values, as kubectl spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRun {
+    None,
+    Server,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A file, a directory of .yaml/.yml/.json files, or `-` for standard input.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+    /// `server`: have the server validate and admit, persisting nothing.
+    #[arg(long, value_enum, default_value = "none", num_args = 0..=1, default_missing_value = "server")]
+    pub dry_run: DryRun,
+    /// Let the server merge the objects (server-side apply) instead of the client.
+    #[arg(long)]
+    pub server_side: bool,
+    /// Field manager recorded by server-side apply.
+    #[arg(long, default_value = "caravan")]
+    pub field_manager: String,
+}
+
+/// Output formats of `get`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Wide,
+    Yaml,
+    Json,
+    Name,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// `KIND [NAME...]`, `KIND/NAME...`, or comma-separated kinds (`jobs,allocs`).
+    #[arg(required = true, value_name = "KIND [NAME]...")]
+    pub resources: Vec<String>,
+    /// List across every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Label selector, e.g. `app=web,tier!=cache`.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Field selector, e.g. `spec.nodeName=n1`.
+    #[arg(long)]
+    pub field_selector: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<OutputFormat>,
+    /// After listing, watch for changes.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+    /// Watch for changes without listing first.
+    #[arg(long)]
+    pub watch_only: bool,
+    /// Objects fetched per list request.
+    #[arg(long, default_value_t = 500)]
+    pub chunk_size: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// `KIND NAME...` or `KIND/NAME...`.
+    #[arg(required = true, value_name = "KIND [NAME]...")]
+    pub resources: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// `KIND NAME...` or `KIND/NAME...`.
+    #[arg(value_name = "KIND [NAME]...", required_unless_present = "files")]
+    pub resources: Vec<String>,
+    /// Delete the objects described in these files.
+    #[arg(short = 'f', long = "filename", conflicts_with = "resources")]
+    pub files: Vec<PathBuf>,
+    /// Wait until the objects are gone (finalizers done) before returning.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub wait: bool,
+    /// Ignore objects that do not exist.
+    #[arg(long)]
+    pub ignore_not_found: bool,
+    /// `server`: have the server check the delete, persisting nothing.
+    #[arg(long, value_enum, default_value = "none", num_args = 0..=1, default_missing_value = "server")]
+    pub dry_run: DryRun,
+}

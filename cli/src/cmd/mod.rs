@@ -1,0 +1,48 @@
+//! The client subcommands, one module each, sharing a [`Context`].
+
+pub mod apply;
+pub mod delete;
+pub mod describe;
+pub mod get;
+pub mod version;
+
+use caravan_client::{Api, Client};
+use caravan_schemas::Kind;
+
+use crate::args::{Command, GlobalArgs};
+
+/// What every command needs: the client and the global flags.
+#[derive(Debug)]
+pub struct Context {
+    pub client: Client,
+    pub global: GlobalArgs,
+}
+
+impl Context {
+    pub fn new(global: GlobalArgs) -> anyhow::Result<Context> {
+        let client = Client::new(&global.address)?;
+        Ok(Context { client, global })
+    }
+
+    /// The handle for `kind` in the `-n` namespace (cluster-scoped kinds ignore it).
+    pub fn api(&self, kind: Kind) -> Api {
+        self.client.api(kind, Some(self.global.namespace()))
+    }
+}
+
+/// Runs a client subcommand. `agent` is dispatched by the binary itself.
+pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
+    if let Command::Version = command {
+        return version::run(&global).await;
+    }
+    let ctx = Context::new(global)?;
+    match command {
+        Command::Apply(args) => apply::run(&ctx, args).await,
+        Command::Get(args) => get::run(&ctx, args).await,
+        Command::Describe(args) => describe::run(&ctx, args).await,
+        Command::Delete(args) => delete::run(&ctx, args).await,
+        Command::Agent(_) | Command::Version => {
+            unreachable!("dispatched before the client commands")
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: each starts its own `caravan agent --dev` on a free port.
+
+mod api_errors;
+mod cli;
+mod durability;
+mod kubectl;
+mod watch;
+mod websocket;

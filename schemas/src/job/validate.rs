@@ -1,0 +1,239 @@
+//! Semantic checks of a job spec that a JSON Schema cannot express.
+
+use super::{
+    Affinity, Constraint, JobSpec, MigrateStrategy, Operator, ReschedulePolicy, RestartPolicy,
+    Spread, Task, TaskGroup, UpdateStrategy,
+};
+use crate::admission::checks::Checks;
+
+/// Checks a job spec (after defaults), adding every problem to `checks`.
+pub(crate) fn job_spec(checks: &mut Checks, spec: &JobSpec) {
+    let base = "spec";
+    checks.range(
+        format!("{base}.priority"),
+        spec.priority.map(i64::from),
+        1,
+        100,
+    );
+    placement(
+        checks,
+        base,
+        &spec.constraints,
+        &spec.affinities,
+        &spec.spreads,
+    );
+    if let Some(update) = &spec.update {
+        update_strategy(checks, &format!("{base}.update"), update);
+    }
+    if let Some(reschedule) = &spec.reschedule {
+        reschedule_policy(checks, &format!("{base}.reschedule"), reschedule);
+    }
+    if let Some(migrate) = &spec.migrate {
+        migrate_strategy(checks, &format!("{base}.migrate"), migrate);
+    }
+    if let Some(periodic) = &spec.periodic
+        && periodic.cron.split_whitespace().count() < 5
+    {
+        checks.invalid(
+            format!("{base}.periodic.cron"),
+            format!(
+                "{:?} is not a cron expression with at least 5 fields",
+                periodic.cron
+            ),
+        );
+    }
+    checks.unique_names(
+        &format!("{base}.groups"),
+        spec.groups.iter().map(|g| g.name.as_str()),
+    );
+    for (i, group) in spec.groups.iter().enumerate() {
+        task_group(checks, &format!("{base}.groups[{i}]"), group);
+    }
+}
+
+fn task_group(checks: &mut Checks, base: &str, group: &TaskGroup) {
+    if group.name.is_empty() {
+        checks.invalid(format!("{base}.name"), "must be non-empty");
+    }
+    placement(
+        checks,
+        base,
+        &group.constraints,
+        &group.affinities,
+        &group.spreads,
+    );
+    if let Some(restart) = &group.restart {
+        restart_policy(checks, &format!("{base}.restart"), restart);
+    }
+    if let Some(reschedule) = &group.reschedule {
+        reschedule_policy(checks, &format!("{base}.reschedule"), reschedule);
+    }
+    if let Some(migrate) = &group.migrate {
+        migrate_strategy(checks, &format!("{base}.migrate"), migrate);
+    }
+    if let Some(update) = &group.update {
+        update_strategy(checks, &format!("{base}.update"), update);
+    }
+    if let Some(network) = &group.network {
+        let mut labels = std::collections::HashSet::new();
+        for (i, port) in network.ports.iter().enumerate() {
+            if !labels.insert(port.label.as_str()) {
+                checks.push(
+                    format!("{base}.network.ports[{i}].label"),
+                    crate::FieldErrorKind::Duplicate,
+                    format!("duplicate port label {:?}", port.label),
+                );
+            }
+        }
+    }
+    checks.unique_names(
+        &format!("{base}.tasks"),
+        group.tasks.iter().map(|t| t.name.as_str()),
+    );
+    for (i, task) in group.tasks.iter().enumerate() {
+        self::task(checks, &format!("{base}.tasks[{i}]"), task);
+    }
+}
+
+fn task(checks: &mut Checks, base: &str, task: &Task) {
+    if task.name.is_empty() {
+        checks.invalid(format!("{base}.name"), "must be non-empty");
+    }
+    if task.driver.is_empty() {
+        checks.invalid(format!("{base}.driver"), "must be non-empty");
+    }
+    checks.duration(format!("{base}.killTimeout"), task.kill_timeout.as_deref());
+    placement(checks, base, &task.constraints, &task.affinities, &[]);
+    if let Some(resources) = &task.resources {
+        if let (Some(max), Some(memory)) = (resources.memory_max_mb, resources.memory_mb)
+            && max < memory
+        {
+            checks.invalid(
+                format!("{base}.resources.memoryMaxMB"),
+                format!("must be at least memoryMB ({memory}), got {max}"),
+            );
+        }
+        for (i, device) in resources.devices.iter().enumerate() {
+            let device_base = format!("{base}.resources.devices[{i}]");
+            placement(
+                checks,
+                &device_base,
+                &device.constraints,
+                &device.affinities,
+                &[],
+            );
+        }
+    }
+}
+
+fn placement(
+    checks: &mut Checks,
+    base: &str,
+    constraints: &[Constraint],
+    affinities: &[Affinity],
+    spreads: &[Spread],
+) {
+    for (i, constraint) in constraints.iter().enumerate() {
+        let operator = constraint.operator.unwrap_or_default();
+        let field = format!("{base}.constraints[{i}]");
+        let needs_attribute = !matches!(operator, Operator::DistinctHosts);
+        if needs_attribute && constraint.attribute.is_empty() {
+            checks.invalid(
+                format!("{field}.attribute"),
+                format!("must be set for operator {:?}", operator.as_str()),
+            );
+        }
+        let needs_value = !matches!(
+            operator,
+            Operator::IsSet
+                | Operator::IsNotSet
+                | Operator::DistinctHosts
+                | Operator::DistinctProperty
+        );
+        if needs_value && constraint.value.is_empty() {
+            checks.invalid(
+                format!("{field}.value"),
+                format!("must be set for operator {:?}", operator.as_str()),
+            );
+        }
+    }
+    for (i, affinity) in affinities.iter().enumerate() {
+        let field = format!("{base}.affinities[{i}]");
+        checks.range(
+            format!("{field}.weight"),
+            affinity.weight.map(i64::from),
+            -100,
+            100,
+        );
+        if affinity.weight == Some(0) {
+            checks.invalid(format!("{field}.weight"), "must be non-zero");
+        }
+        if affinity.attribute.is_empty() {
+            checks.invalid(format!("{field}.attribute"), "must be non-empty");
+        }
+    }
+    for (i, spread) in spreads.iter().enumerate() {
+        let field = format!("{base}.spreads[{i}]");
+        checks.range(
+            format!("{field}.weight"),
+            spread.weight.map(i64::from),
+            0,
+            100,
+        );
+        let sum: u64 = spread.targets.iter().map(|t| u64::from(t.percent)).sum();
+        if sum > 100 {
+            checks.invalid(
+                format!("{field}.targets"),
+                format!("percentages must add up to at most 100, got {sum}"),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (j, target) in spread.targets.iter().enumerate() {
+            if !seen.insert(target.value.as_str()) {
+                checks.push(
+                    format!("{field}.targets[{j}].value"),
+                    crate::FieldErrorKind::Duplicate,
+                    format!("duplicate target {:?}", target.value),
+                );
+            }
+        }
+    }
+}
+
+fn restart_policy(checks: &mut Checks, base: &str, policy: &RestartPolicy) {
+    checks.duration(format!("{base}.interval"), policy.interval.as_deref());
+    checks.duration(format!("{base}.delay"), policy.delay.as_deref());
+}
+
+fn reschedule_policy(checks: &mut Checks, base: &str, policy: &ReschedulePolicy) {
+    checks.duration(format!("{base}.interval"), policy.interval.as_deref());
+    checks.duration(format!("{base}.delay"), policy.delay.as_deref());
+    checks.duration(format!("{base}.maxDelay"), policy.max_delay.as_deref());
+}
+
+fn update_strategy(checks: &mut Checks, base: &str, update: &UpdateStrategy) {
+    checks.duration(
+        format!("{base}.minHealthyTime"),
+        update.min_healthy_time.as_deref(),
+    );
+    checks.duration(
+        format!("{base}.healthyDeadline"),
+        update.healthy_deadline.as_deref(),
+    );
+    checks.duration(
+        format!("{base}.progressDeadline"),
+        update.progress_deadline.as_deref(),
+    );
+    checks.duration(format!("{base}.stagger"), update.stagger.as_deref());
+}
+
+fn migrate_strategy(checks: &mut Checks, base: &str, migrate: &MigrateStrategy) {
+    checks.duration(
+        format!("{base}.minHealthyTime"),
+        migrate.min_healthy_time.as_deref(),
+    );
+    checks.duration(
+        format!("{base}.healthyDeadline"),
+        migrate.healthy_deadline.as_deref(),
+    );
+}
