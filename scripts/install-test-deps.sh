@@ -78,6 +78,11 @@ venv_works() {
 }
 
 PYTHON="${PYTHON:-python3}"
+# A venv whose interpreter went away (e.g. a Python upgrade) is rebuilt from scratch.
+if [ -e "$VENV" ] && ! "$VENV/bin/python" -c 'pass' >/dev/null 2>&1; then
+  log "virtualenv $VENV is broken; recreating it"
+  rm -rf "$VENV"
+fi
 if [ ! -x "$VENV/bin/python" ]; then
   if ! venv_works "$PYTHON"; then
     log "$PYTHON -m venv does not work; installing Debian's python3-venv"

@@ -49,6 +49,8 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Print the client and server versions.
     Version,
+    /// Load generators: API throughput and latency, watch fan-out.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// `--dry-run` values, as kubectl spells them.

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod args;
+pub mod bench;
 pub mod cmd;
 pub mod manifest;
 pub mod merge_patch;

@@ -82,7 +82,7 @@ mod tests {
 
     #[test]
     fn server_errors_use_kubectl_wording() {
-        let err = Error::Api(Status::failure(
+        let err = Error::from(Status::failure(
             404,
             "NotFound",
             "jobs.caravan.dev \"x\" not found",

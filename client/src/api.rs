@@ -37,7 +37,7 @@ pub struct ObjectList {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Deleted {
     Object(Value),
-    Status(Status),
+    Status(Box<Status>),
 }
 
 /// The verbs on objects of one kind, in one namespace or across all of them.

@@ -246,7 +246,7 @@ async fn check_status(address: &str, resp: reqwest::Response) -> Result<reqwest:
         address: address.to_owned(),
         source,
     })?;
-    Err(Error::Api(status_from_body(code, &body)))
+    Err(status_from_body(code, &body).into())
 }
 
 /// Decodes an error body as a `Status`, or makes one from the HTTP code and the raw text.

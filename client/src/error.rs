@@ -5,9 +5,9 @@ use caravan_schemas::Status;
 /// Everything a request through [`crate::Client`] can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The server answered with an error `Status`.
+    /// The server answered with an error `Status` (boxed: it is large).
     #[error("{} ({}): {}", .0.reason, .0.code, .0.message)]
-    Api(Status),
+    Api(Box<Status>),
     /// The request did not complete: connection refused, timeout, broken stream.
     #[error("request to {address} failed")]
     Http {
@@ -24,7 +24,21 @@ pub enum Error {
     InvalidRequest(String),
 }
 
+impl From<Status> for Error {
+    fn from(status: Status) -> Error {
+        Error::Api(Box::new(status))
+    }
+}
+
 impl Error {
+    /// The server's `Status`, if the server answered with an error.
+    pub fn status(&self) -> Option<&Status> {
+        match self {
+            Error::Api(status) => Some(status),
+            _ => None,
+        }
+    }
+
     /// The HTTP status code of a server error, if this is one.
     pub fn code(&self) -> Option<u16> {
         match self {

@@ -20,7 +20,7 @@ pub enum WatchEvent {
     /// Carries only `metadata.resourceVersion`: the point the watch has reached.
     Bookmark(Value),
     /// The server ended the watch; a 410 code means the version is too old: re-list.
-    Error(Status),
+    Error(Box<Status>),
 }
 
 #[derive(Deserialize)]

@@ -46,7 +46,7 @@ pub enum WatcherError {
     #[error("watch stream failed")]
     WatchFailed(#[source] Error),
     #[error("watch error from server: {} ({})", .0.message, .0.code)]
-    WatchError(Status),
+    WatchError(Box<Status>),
 }
 
 /// What to watch and how.

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use crate::{API_VERSION, Kind};
 
-pub use crate::openapi::openapi_v3_document;
+pub use crate::openapi::{COMPONENT_PREFIX, openapi_v3_document};
 
 /// The JSON Schema (draft 2020-12) of a whole object of `kind`, with `$defs`.
 ///

@@ -183,7 +183,15 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        status_response(&self.to_status())
+        let mut resp = status_response(&self.to_status());
+        if matches!(self, ApiError::TooLarge { .. }) {
+            // The rest of the body was not read: the connection cannot be reused.
+            resp.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        resp
     }
 }
 

@@ -133,7 +133,7 @@ pub fn list_page(ctx: &ApiContext, path: &ResourcePath, query: &Query) -> Result
     })
 }
 
-fn index_lookup<'a>(kind: Kind, selectors: &'a Selectors) -> Option<(&'static str, &'a str)> {
+fn index_lookup(kind: Kind, selectors: &Selectors) -> Option<(&'static str, &str)> {
     ["spec.nodeName", "spec.jobName"]
         .into_iter()
         .find_map(|f| selectors.fields.equality(f).map(|v| (f, v)))

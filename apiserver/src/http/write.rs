@@ -95,6 +95,18 @@ async fn create_value(
     Ok(with_warnings(raw_json(201, stored.json.clone()), &warnings))
 }
 
+/// A body naming another object than the URL is refused.
+fn check_name(body: &Value, key: &ObjectKey) -> Result<(), ApiError> {
+    let name = prepare::name_of(body);
+    if name == key.name {
+        return Ok(());
+    }
+    Err(ApiError::BadRequest(format!(
+        "the name of the object ({name}) does not match the name on the URL ({})",
+        key.name
+    )))
+}
+
 /// PUT of an object or its status.
 pub async fn replace(
     ctx: &ApiContext,
@@ -107,12 +119,8 @@ pub async fn replace(
     let key = key_of(path);
     let mut desired = decode_object(body, media)?;
     prepare::check_type_meta(kind, &desired)?;
-    let body_name = prepare::name_of(&desired);
-    if !body_name.is_empty() && body_name != key.name {
-        return Err(ApiError::BadRequest(format!(
-            "the name of the object ({body_name}) does not match the name on the URL ({})",
-            key.name
-        )));
+    if !prepare::name_of(&desired).is_empty() {
+        check_name(&desired, &key)?;
     }
     prepare::reconcile_namespace(kind, &mut desired, path.namespace.as_deref())?;
     let Some(rv) = prepare::resource_version_of(&desired)? else {
@@ -214,13 +222,7 @@ pub async fn patch(
     let patch = parse_patch(media, body)?;
     if let PatchKind::Apply(applied) = &patch {
         prepare::check_type_meta(kind, applied)?;
-        let applied_name = prepare::name_of(applied);
-        if applied_name != key.name {
-            return Err(ApiError::BadRequest(format!(
-                "the name of the object ({applied_name}) does not match the name on the URL ({})",
-                key.name
-            )));
-        }
+        check_name(applied, &key)?;
     }
     let precondition = match &patch {
         PatchKind::Merge(p) | PatchKind::Apply(p) => prepare::resource_version_of(p)?,

@@ -54,10 +54,17 @@ pub struct LogStore {
     db: Arc<Database>,
 }
 
+/// Page cache of the log database.
+const LOG_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 impl LogStore {
     /// Opens or creates `path` and its tables.
     pub fn open(path: &Path) -> Result<LogStore, LogStoreError> {
-        let db = Database::create(path)?;
+        // The log is read back only for replication and replay: a small cache is enough, and
+        // redb's default (1 GiB) grows the server's memory with every write.
+        let db = Database::builder()
+            .set_cache_size(LOG_CACHE_BYTES)
+            .create(path)?;
         let txn = db.begin_write()?;
         txn.open_table(LOGS)?;
         txn.open_table(META)?;
@@ -217,6 +224,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map(|e| Ok((e.log_id.index, serde_json::to_vec(&e)?)))
             .collect::<Result<Vec<_>, LogStoreError>>()
             .map_err(write_err)?;
+        let started = std::time::Instant::now();
+        let bytes: usize = encoded.iter().map(|(_, b)| b.len()).sum();
         let result = self
             .write_blocking(Durability::Immediate, move |txn| {
                 let mut table = txn.open_table(LOGS)?;
@@ -226,6 +235,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 Ok(())
             })
             .await;
+        let took = started.elapsed();
+        if took > std::time::Duration::from_millis(100) {
+            tracing::warn!(
+                took_ms = took.as_millis() as u64,
+                bytes,
+                "slow raft log append"
+            );
+        }
         match result {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));

@@ -32,7 +32,7 @@ use openraft::{BasicNode, Raft, ServerState, SnapshotPolicy};
 
 pub use log_store::{LogStore, LogStoreError};
 pub use network::{HttpConnection, HttpNetwork, RAFT_PATH};
-pub use proposer::{IN_FLIGHT, Proposer};
+pub use proposer::Proposer;
 pub use snapshot::{SnapshotBuilder, SnapshotDir, SnapshotError};
 pub use state_machine::StateMachine;
 pub use type_config::{NodeId, OpResult, Request, Response, TypeConfig};
@@ -57,6 +57,11 @@ pub struct StoreConfig {
     pub watch_cache_size: usize,
     /// Most operations grouped into one Raft entry.
     pub max_batch: usize,
+    /// Most batches proposed and awaiting commit at once (see [`Proposer`]).
+    pub max_in_flight: usize,
+    /// Whether a brand-new directory initializes a one-member cluster. When false, a new node
+    /// waits to be added by a leader (and `open` returns without waiting for one).
+    pub bootstrap: bool,
 }
 
 impl StoreConfig {
@@ -68,6 +73,8 @@ impl StoreConfig {
             snapshot_threshold: 10_000,
             watch_cache_size: 20_000,
             max_batch: 1024,
+            max_in_flight: 1,
+            bootstrap: true,
         }
     }
 }
@@ -121,8 +128,9 @@ impl Store {
             election_timeout_min: 1000,
             election_timeout_max: 2000,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_threshold.max(1)),
-            max_in_snapshot_log_to_keep: 1000,
-            purge_batch_size: 256,
+            // Logs kept after a snapshot, for followers that lag a little.
+            max_in_snapshot_log_to_keep: config.snapshot_threshold.min(1000),
+            purge_batch_size: config.snapshot_threshold.clamp(1, 256),
             snapshot_max_chunk_size: 4 * 1024 * 1024,
             ..Default::default()
         }
@@ -139,45 +147,18 @@ impl Store {
         .await
         .context("failed to start raft")?;
 
-        if !raft.is_initialized().await? {
-            let members = BTreeMap::from([(
-                config.node_id,
-                BasicNode::new(config.advertise_addr.clone()),
-            )]);
-            raft.initialize(members)
-                .await
-                .context("failed to initialize the cluster")?;
-            tracing::info!(
-                node_id = config.node_id,
-                "initialized a new one-member cluster"
-            );
-        }
-        let sole_voter = {
-            let metrics = raft.metrics().borrow().clone();
-            let voters: Vec<_> = metrics.membership_config.membership().voter_ids().collect();
-            voters == [config.node_id]
-        };
-        if sole_voter {
-            // Nobody else can win: campaign now instead of after an election timeout.
-            raft.trigger().elect().await?;
+        if let Err(e) = start(&raft, &config).await {
+            // Stop Raft so the log database is closed before the error is reported.
+            if let Err(shutdown) = raft.shutdown().await {
+                tracing::warn!(error = %shutdown, "raft did not shut down after a failed open");
+            }
+            return Err(e);
         }
         let node_id = config.node_id;
-        raft.wait(Some(OPEN_TIMEOUT))
-            .metrics(
-                |m| {
-                    let applied = m.last_applied.map(|id| id.index);
-                    m.current_leader.is_some()
-                        && (!sole_voter || m.state == ServerState::Leader)
-                        && applied >= m.last_log_index
-                },
-                "leader elected and log applied",
-            )
-            .await
-            .context("raft did not become ready")?;
         let revision = state.read().map(|s| s.revision()).unwrap_or_default();
         tracing::info!(node_id, revision, "store open");
 
-        let proposer = Proposer::spawn(raft.clone(), config.max_batch);
+        let proposer = Proposer::spawn(raft.clone(), config.max_batch, config.max_in_flight);
         Ok(Store {
             state,
             cache,
@@ -229,4 +210,54 @@ impl Store {
         tracing::info!(node_id = self.node_id, "store shut down");
         Ok(())
     }
+}
+
+/// Initializes a one-member cluster in a brand-new directory (when bootstrapping) and waits
+/// until the node is ready; a new node that does not bootstrap returns at once.
+async fn start(raft: &Raft<TypeConfig>, config: &StoreConfig) -> anyhow::Result<()> {
+    let initialized = raft.is_initialized().await?;
+    if !initialized && config.bootstrap {
+        let members = BTreeMap::from([(
+            config.node_id,
+            BasicNode::new(config.advertise_addr.clone()),
+        )]);
+        raft.initialize(members)
+            .await
+            .context("failed to initialize the cluster")?;
+        tracing::info!(
+            node_id = config.node_id,
+            "initialized a new one-member cluster"
+        );
+    }
+    if initialized || config.bootstrap {
+        wait_ready(raft, config.node_id).await?;
+    }
+    Ok(())
+}
+
+/// Waits until a leader is known (this node, when it is the only voter) and this node applied
+/// its whole log, so reads after `open` see every acknowledged write.
+async fn wait_ready(raft: &Raft<TypeConfig>, node_id: NodeId) -> anyhow::Result<()> {
+    let sole_voter = {
+        let metrics = raft.metrics().borrow().clone();
+        let voters: Vec<_> = metrics.membership_config.membership().voter_ids().collect();
+        voters == [node_id]
+    };
+    if sole_voter {
+        // Nobody else can win: campaign now instead of after an election timeout.
+        raft.trigger().elect().await?;
+    }
+    raft.wait(Some(OPEN_TIMEOUT))
+        .metrics(
+            |m| {
+                let applied = m.last_applied.map(|id| id.index);
+                m.current_leader.is_some()
+                    && (!sole_voter || m.state == ServerState::Leader)
+                    && applied >= m.last_log_index
+            },
+            "leader elected and log applied",
+        )
+        .await
+        .context("raft did not become ready")?;
+    Ok(())
 }

@@ -4,12 +4,16 @@
 //! ```text
 //! Store::write ──(op, reply)──▶ queue ──▶ proposer task: take one, then every queued op
 //!                                            (≤ max_batch) ──Request(ops)──▶ raft.client_write_ff
-//!                                                                              │ (≤ IN_FLIGHT batches)
+//!                                                                              │ (≤ max_in_flight)
 //!                    reply per op ◀── waiter task ◀── Response(results) ◀──────┘
 //! ```
 //!
-//! Batches are submitted to Raft in queue order; up to [`IN_FLIGHT`] of them await commit at
+//! Batches are submitted to Raft in queue order; up to `max_in_flight` of them await commit at
 //! once. While all slots are busy the queue fills, so batches grow with load.
+//!
+//! openraft 0.9 appends (and so fsyncs) each proposed entry on its own, one after the other:
+//! batches in flight together are not merged into one append. More slots therefore mean more,
+//! smaller entries; one slot gives the biggest batches and, on one node, the best throughput.
 
 use std::sync::Arc;
 
@@ -21,9 +25,6 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use super::WriteError;
 use super::type_config::{NodeId, OpResult, Request, TypeConfig};
 use crate::store::{Op, StoredObject};
-
-/// Most batches awaiting commit at once.
-pub const IN_FLIGHT: usize = 2;
 
 type Reply = oneshot::Sender<Result<Arc<StoredObject>, WriteError>>;
 type Outcome =
@@ -37,11 +38,13 @@ pub struct Proposer {
 }
 
 impl Proposer {
-    /// Starts the proposer task on the current runtime.
-    pub fn spawn(raft: Raft<TypeConfig>, max_batch: usize) -> Proposer {
+    /// Starts the proposer task on the current runtime: batches of at most `max_batch` ops,
+    /// at most `max_in_flight` batches awaiting commit.
+    pub fn spawn(raft: Raft<TypeConfig>, max_batch: usize, max_in_flight: usize) -> Proposer {
         let max_batch = max_batch.max(1);
-        let (tx, rx) = mpsc::channel(max_batch * IN_FLIGHT);
-        tokio::spawn(run(raft, rx, max_batch));
+        let max_in_flight = max_in_flight.max(1);
+        let (tx, rx) = mpsc::channel(max_batch * (max_in_flight + 1));
+        tokio::spawn(run(raft, rx, max_batch, max_in_flight));
         Proposer { tx }
     }
 
@@ -58,8 +61,13 @@ impl Proposer {
     }
 }
 
-async fn run(raft: Raft<TypeConfig>, mut rx: mpsc::Receiver<(Op, Reply)>, max_batch: usize) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+async fn run(
+    raft: Raft<TypeConfig>,
+    mut rx: mpsc::Receiver<(Op, Reply)>,
+    max_batch: usize,
+    max_in_flight: usize,
+) {
+    let slots = Arc::new(Semaphore::new(max_in_flight));
     loop {
         // Take a slot first: while none is free, writes pile up in the queue and the next
         // batch gets bigger.

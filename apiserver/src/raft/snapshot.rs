@@ -141,10 +141,10 @@ impl SnapshotDir {
 
     fn remove_all_but(&self, keep: &Path) -> Result<(), SnapshotError> {
         for path in self.entries()? {
-            if path != keep {
-                if let Err(e) = fs::remove_file(&path) {
-                    tracing::warn!(path = %path.display(), error = %e, "removing an old snapshot failed");
-                }
+            if path != keep
+                && let Err(e) = fs::remove_file(&path)
+            {
+                tracing::warn!(path = %path.display(), error = %e, "removing an old snapshot failed");
             }
         }
         Ok(())

@@ -66,13 +66,10 @@ impl StateMachine {
 
     /// Applies one entry under the write lock; the watch cache is fed under the same lock so a
     /// reader never sees a revision whose events are not in the cache yet.
-    fn apply_entry(&mut self, entry: Entry<TypeConfig>) -> Result<Response, StorageError<NodeId>> {
+    fn apply_entry(&mut self, entry: Entry<TypeConfig>) -> Result<Response, Poisoned> {
         let log_id = entry.log_id;
         let index = log_id.index;
-        let mut state = self
-            .state
-            .write()
-            .map_err(|_| StorageIOError::apply(log_id, &Poisoned))?;
+        let mut state = self.state.write().map_err(|_| Poisoned)?;
         let response = match entry.payload {
             EntryPayload::Normal(Request(ops)) => {
                 let applied = state.apply(index, ops);
@@ -111,7 +108,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        entries.into_iter().map(|e| self.apply_entry(e)).collect()
+        let entries = entries.into_iter();
+        let mut responses = Vec::with_capacity(entries.size_hint().0);
+        for entry in entries {
+            let log_id = entry.log_id;
+            let response = self
+                .apply_entry(entry)
+                .map_err(|e| StorageIOError::apply(log_id, &e))?;
+            responses.push(response);
+        }
+        Ok(responses)
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {

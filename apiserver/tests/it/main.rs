@@ -1,5 +1,11 @@
 //! Integration tests of the API server crate, one module per area.
 
+mod api_discovery;
+mod api_list;
+mod api_watch;
+mod api_write;
+mod raft_cluster;
 mod raft_conformance;
 mod raft_crash;
 mod raft_store;
+mod support;

@@ -210,50 +210,56 @@ async fn rejected_op_fails_alone_in_its_batch() {
         results[5],
         Err(WriteError::Rejected(OpError::AlreadyExists))
     ));
-    let state = store.state();
-    assert!(state.get(&job_key("a")).is_some());
-    assert_eq!(
-        state.get(&job_key("existing")).map(|o| o.resource_version),
-        Some(existing.resource_version)
-    );
-    drop(state);
+    {
+        let state = store.state();
+        assert!(state.get(&job_key("a")).is_some());
+        assert_eq!(
+            state.get(&job_key("existing")).map(|o| o.resource_version),
+            Some(existing.resource_version)
+        );
+    }
     store.shutdown().await.expect("shutdown");
 }
 
-/// Prints write throughput and entries per write at several concurrencies:
+/// Prints write throughput and writes per entry by concurrency and batches in flight:
 /// `cargo test -p caravan-apiserver --release --test it -- --ignored --nocapture write_throughput`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark"]
 async fn write_throughput() {
-    let dir = TempDir::new().expect("temp dir");
-    let store = Store::open(config(dir.path())).await.expect("open");
-    store.write(namespace("default")).await.expect("namespace");
-    for concurrency in [1, 16, 64, 256, 1024] {
-        let total = 2048.max(concurrency * 4);
-        let before = last_log_index(&store);
-        let start = std::time::Instant::now();
-        let writers = (0..concurrency).map(|w| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                for i in 0..total / concurrency {
-                    let name = format!("c{concurrency}-{w}-{i}");
-                    store
-                        .write(job(&name, Precondition::Absent))
-                        .await
-                        .expect("write");
-                }
-            })
-        });
-        for writer in join_all(writers).await {
-            writer.expect("writer");
+    for in_flight in [1, 2, 8] {
+        let dir = TempDir::new().expect("temp dir");
+        let mut cfg = config(dir.path());
+        cfg.max_in_flight = in_flight;
+        let store = Store::open(cfg).await.expect("open");
+        store.write(namespace("default")).await.expect("namespace");
+        for concurrency in [1, 16, 64, 256, 1024] {
+            let total = 2048.max(concurrency * 4);
+            let before = last_log_index(&store);
+            let start = std::time::Instant::now();
+            let writers = (0..concurrency).map(|w| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for i in 0..total / concurrency {
+                        let name = format!("c{concurrency}-{w}-{i}");
+                        store
+                            .write(job(&name, Precondition::Absent))
+                            .await
+                            .expect("write");
+                    }
+                })
+            });
+            for writer in join_all(writers).await {
+                writer.expect("writer");
+            }
+            let elapsed = start.elapsed();
+            let entries = last_log_index(&store) - before;
+            println!(
+                "in flight {in_flight}, concurrency {concurrency:4}: {total} writes in {elapsed:.2?} \
+                 = {:.0}/s, {:.1} writes/entry",
+                total as f64 / elapsed.as_secs_f64(),
+                total as f64 / entries as f64
+            );
         }
-        let elapsed = start.elapsed();
-        let entries = last_log_index(&store) - before;
-        println!(
-            "concurrency {concurrency:5}: {total} writes in {elapsed:?} = {:.0}/s, {entries} entries ({:.1} writes/entry)",
-            total as f64 / elapsed.as_secs_f64(),
-            total as f64 / entries as f64
-        );
+        store.shutdown().await.expect("shutdown");
     }
-    store.shutdown().await.expect("shutdown");
 }

@@ -32,8 +32,10 @@ impl Context {
 
 /// Runs a client subcommand. `agent` is dispatched by the binary itself.
 pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
-    if let Command::Version = command {
-        return version::run(&global).await;
+    match command {
+        Command::Version => return version::run(&global).await,
+        Command::Bench(args) => return crate::bench::run(&global.address, args).await,
+        _ => {}
     }
     let ctx = Context::new(global)?;
     match command {
@@ -41,7 +43,7 @@ pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
         Command::Get(args) => get::run(&ctx, args).await,
         Command::Describe(args) => describe::run(&ctx, args).await,
         Command::Delete(args) => delete::run(&ctx, args).await,
-        Command::Agent(_) | Command::Version => {
+        Command::Agent(_) | Command::Version | Command::Bench(_) => {
             unreachable!("dispatched before the client commands")
         }
     }

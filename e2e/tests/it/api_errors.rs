@@ -101,7 +101,8 @@ async fn bad_input_gets_status_not_500() {
     // A 4 MiB body.
     let mut huge = fixtures::small_job("huge");
     huge["metadata"]["annotations"] = json!({ "filler": "x".repeat(4 << 20) });
-    let (status, body) = send(client.post(&jobs).json(&huge)).await;
+    // Its own connection: the server may close the one it refuses to read the body of.
+    let (status, body) = send(http::client().post(&jobs).json(&huge)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert_eq!(body["kind"], "Status", "{body}");
     assert_eq!(body["code"], 413, "{body}");

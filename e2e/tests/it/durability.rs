@@ -189,6 +189,7 @@ async fn server_survives_kill_9_with_every_acknowledged_write() {
                 added.len()
             );
             http::assert_status(&event["object"], 410, "Expired");
+            eprintln!("the resumed watch answered 410 Expired: {event}");
             return;
         }
         first = false;
@@ -208,4 +209,5 @@ async fn server_survives_kill_9_with_every_acknowledged_write() {
             added.insert(name.to_owned(), rv.to_owned());
         }
     }
+    eprintln!("the resumed watch replayed all {} creations", added.len());
 }

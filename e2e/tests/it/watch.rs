@@ -7,9 +7,10 @@ use caravan_e2e::{Sandbox, StreamingChild};
 use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(20);
+const WATCHED: &str = "watched";
 
-/// Every JSON value printed so far (pretty-printed or one per line), as watch events:
-/// `(type, object)`, with type `None` when the output is bare objects.
+/// Every JSON value printed so far (pretty-printed or one per line), as `(type, object)`:
+/// type is `None` for bare objects (`-o json` without `--output-watch-events`).
 fn events(output: &str) -> Vec<(Option<String>, Value)> {
     serde_json::Deserializer::from_str(output)
         .into_iter::<Value>()
@@ -23,6 +24,7 @@ fn events(output: &str) -> Vec<(Option<String>, Value)> {
         .collect()
 }
 
+/// Whether `output` shows `name`, with the event type and `stage` label when given.
 fn saw(output: &str, name: &str, event_type: Option<&str>, stage: Option<&str>) -> bool {
     events(output).iter().any(|(t, o)| {
         o["metadata"]["name"] == name
@@ -31,14 +33,20 @@ fn saw(output: &str, name: &str, event_type: Option<&str>, stage: Option<&str>) 
     })
 }
 
-fn wait_for(
-    child: &mut StreamingChild,
-    who: &str,
-    name: &str,
-    ty: Option<&str>,
-    stage: Option<&str>,
-) {
-    let what = format!("{who} shows {name} ({ty:?}, stage {stage:?})");
+/// The distinct resource versions of the watched object, in the order printed.
+fn versions(output: &str) -> Vec<String> {
+    let mut rvs: Vec<String> = events(output)
+        .iter()
+        .filter(|(_, o)| o["metadata"]["name"] == WATCHED)
+        .filter_map(|(_, o)| o["metadata"]["resourceVersion"].as_str().map(str::to_owned))
+        .collect();
+    rvs.dedup();
+    rvs
+}
+
+#[track_caller]
+fn wait_for(child: &mut StreamingChild, name: &str, ty: Option<&str>, stage: Option<&str>) {
+    let what = format!("the watch shows {name} (type {ty:?}, stage {stage:?})");
     child
         .wait_for_stdout(DEADLINE, &what, |out| saw(out, name, ty, stage))
         .unwrap_or_else(|e| panic!("{e:#}"));
@@ -49,94 +57,54 @@ fn kubectl_and_caravan_watch_see_the_same_events() {
     let sandbox = Sandbox::start("watch");
     let manifest = |stage: &str| {
         let mut job = fixtures::web_job();
-        job["metadata"]["name"] = "watched".into();
+        job["metadata"]["name"] = WATCHED.into();
         job["metadata"]["labels"]["stage"] = stage.into();
-        sandbox.write_file(&format!("watched-{stage}.yaml"), &to_yaml(&job))
+        let path = sandbox.write_file(&format!("{WATCHED}-{stage}.yaml"), &to_yaml(&job));
+        path.to_str().unwrap().to_owned()
     };
-    let mut sentinel = fixtures::small_job("sentinel");
-    sentinel["metadata"]["labels"]["stage"] = "sentinel".into();
-    let sentinel = sandbox.write_file("sentinel.yaml", &to_yaml(&sentinel));
+    let sentinel = sandbox.write_file("sentinel.yaml", &to_yaml(&fixtures::small_job("sentinel")));
     sandbox
         .caravan(&["apply", "-f", sentinel.to_str().unwrap()])
         .assert_success();
 
-    let mut kubectl = sandbox.spawn_kubectl(&[
-        "get",
-        "jobs",
-        "--watch",
-        "--output-watch-events",
-        "-o",
-        "json",
-    ]);
-    let mut caravan = sandbox.spawn_caravan(&["get", "jobs", "--watch", "-o", "json"]);
-    // Both have listed (the sentinel is shown): every later change reaches their watch.
-    wait_for(&mut kubectl, "kubectl", "sentinel", None, None);
-    wait_for(&mut caravan, "caravan", "sentinel", None, None);
-
-    let one = manifest("one");
-    sandbox
-        .caravan(&["apply", "-f", one.to_str().unwrap()])
-        .assert_success();
-    wait_for(
-        &mut kubectl,
-        "kubectl",
-        "watched",
-        Some("ADDED"),
-        Some("one"),
-    );
-    wait_for(&mut caravan, "caravan", "watched", None, Some("one"));
-
-    let two = manifest("two");
-    sandbox
-        .caravan(&["apply", "-f", two.to_str().unwrap()])
-        .assert_success();
-    wait_for(
-        &mut kubectl,
-        "kubectl",
-        "watched",
-        Some("MODIFIED"),
-        Some("two"),
-    );
-    wait_for(&mut caravan, "caravan", "watched", None, Some("two"));
+    let watch = ["get", "jobs", "--watch", "-o", "json"];
+    let mut kubectl = sandbox.spawn_kubectl(&[&watch[..], &["--output-watch-events"]].concat());
+    let mut caravan = sandbox.spawn_caravan(&watch);
+    // Both have listed (they show the sentinel), so every later change reaches their watch.
+    wait_for(&mut kubectl, "sentinel", None, None);
+    wait_for(&mut caravan, "sentinel", None, None);
 
     sandbox
-        .caravan(&["delete", "job", "watched"])
+        .caravan(&["apply", "-f", &manifest("one")])
         .assert_success();
-    wait_for(&mut kubectl, "kubectl", "watched", Some("DELETED"), None);
-    // The caravan CLI prints events when it has them, bare objects otherwise; a deleted object
-    // then shows up a third time.
-    caravan
-        .wait_for_stdout(DEADLINE, "caravan shows the deletion", |out| {
-            let evs = events(out);
-            let typed = evs.iter().any(|(t, _)| t.is_some());
-            evs.iter()
-                .any(|(t, o)| o["metadata"]["name"] == "watched" && t.as_deref() == Some("DELETED"))
-                || (!typed
-                    && evs
-                        .iter()
-                        .filter(|(_, o)| o["metadata"]["name"] == "watched")
-                        .count()
-                        >= 3)
-        })
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    wait_for(&mut kubectl, WATCHED, Some("ADDED"), Some("one"));
+    wait_for(&mut caravan, WATCHED, None, Some("one"));
 
-    // Both saw the same resource versions of the watched object, in order.
-    let versions = |out: &str| -> Vec<String> {
-        let mut rvs: Vec<String> = events(out)
-            .iter()
-            .filter(|(_, o)| o["metadata"]["name"] == "watched")
-            .filter_map(|(_, o)| o["metadata"]["resourceVersion"].as_str().map(str::to_owned))
-            .collect();
-        rvs.dedup();
-        rvs
-    };
+    sandbox
+        .caravan(&["apply", "-f", &manifest("two")])
+        .assert_success();
+    wait_for(&mut kubectl, WATCHED, Some("MODIFIED"), Some("two"));
+    wait_for(&mut caravan, WATCHED, None, Some("two"));
+
+    sandbox
+        .caravan(&["delete", "job", WATCHED])
+        .assert_success();
+    wait_for(&mut kubectl, WATCHED, Some("DELETED"), None);
+
+    // caravan prints bare objects (as kubectl does without --output-watch-events): it has seen
+    // the deletion once it has printed the resource versions of kubectl's three events.
+    let seen = versions(&kubectl.stdout());
     assert_eq!(
-        versions(&kubectl.stdout()),
-        versions(&caravan.stdout()),
-        "kubectl:\n{}\ncaravan:\n{}",
-        kubectl.report(),
-        caravan.report()
+        seen.len(),
+        3,
+        "expected ADDED, MODIFIED, DELETED: {}",
+        kubectl.report()
     );
+    caravan
+        .wait_for_stdout(DEADLINE, "caravan shows kubectl's versions", |out| {
+            versions(out) == seen
+        })
+        .unwrap_or_else(|e| panic!("{e:#}\nkubectl saw versions {seen:?}"));
     kubectl.kill();
     caravan.kill();
 }

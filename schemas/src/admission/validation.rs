@@ -48,7 +48,12 @@ fn validator(kind: Kind) -> &'static Validator {
 pub(crate) fn validate(kind: Kind, object: &Value) -> (Vec<FieldError>, Vec<UnknownField>) {
     let mut errors = Vec::new();
     let mut unknown = Vec::new();
-    for error in validator(kind).iter_errors(object) {
+    let validator = validator(kind);
+    // Most writes are valid: a short-circuiting check first, every error only on failure.
+    if validator.is_valid(object) {
+        return (errors, unknown);
+    }
+    for error in validator.iter_errors(object) {
         convert(&error, &mut errors, &mut unknown);
     }
     (errors, unknown)

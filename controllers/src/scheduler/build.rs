@@ -1,0 +1,225 @@
+//! Construction of the objects a scheduler writes: new allocations, in-place updates, blocked
+//! and follow-up evaluations, and the final status of the evaluation.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use caravan_schemas::allocation::{
+    AllocMetrics, AllocatedResources, ClientStatus, DesiredStatus, RescheduleEvent,
+    RescheduleTracker,
+};
+use caravan_schemas::evaluation::{EvaluationState, TriggeredBy};
+use caravan_schemas::{
+    API_VERSION, Allocation, AllocationSpec, AllocationStatus, Evaluation, EvaluationSpec,
+    EvaluationStatus, Job, Kind, Node, ObjectMeta,
+};
+
+use super::naming::alloc_object_name;
+use super::reconcile::PlaceRequest;
+use super::state::State;
+use super::time::format_rfc3339;
+use super::util;
+
+/// A new allocation of `job` placed by `eval_name` on `node`.
+pub fn new_alloc(
+    job: &Job,
+    eval_name: &str,
+    request: &PlaceRequest,
+    node: &Node,
+    resources: AllocatedResources,
+    metrics: AllocMetrics,
+    now_unix: i64,
+) -> Allocation {
+    let job_name = util::name(&job.metadata);
+    let previous = request.previous.as_deref();
+    let previous_name = previous.map_or("", |p| util::name(&p.metadata));
+    let node_name = util::name(&node.metadata);
+    let name = alloc_object_name(
+        job_name,
+        &request.group,
+        request.index,
+        &[eval_name, previous_name, node_name],
+    );
+    let reschedule_tracker = match previous {
+        Some(prev) if request.reschedule => {
+            let mut tracker = prev
+                .spec
+                .reschedule_tracker
+                .clone()
+                .unwrap_or_else(RescheduleTracker::default);
+            tracker.events.push(RescheduleEvent {
+                reschedule_time: format_rfc3339(now_unix),
+                prev_alloc_name: previous_name.to_string(),
+                prev_node_name: prev.spec.node_name.clone(),
+                delay: None,
+            });
+            Some(tracker)
+        }
+        _ => None,
+    };
+    Allocation {
+        api_version: API_VERSION.to_string(),
+        kind: Kind::Allocation.name().to_string(),
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(util::namespace(&job.metadata).to_string()),
+            ..ObjectMeta::default()
+        },
+        spec: AllocationSpec {
+            job_name: job_name.to_string(),
+            job_version: util::job_version(job),
+            group: request.group.clone(),
+            node_name: node_name.to_string(),
+            desired_status: Some(DesiredStatus::Run),
+            previous_allocation: previous.map(|_| previous_name.to_string()),
+            eval_name: Some(eval_name.to_string()),
+            allocated_resources: Some(resources),
+            reschedule_tracker,
+            ..AllocationSpec::default()
+        },
+        status: Some(AllocationStatus {
+            client_status: ClientStatus::Pending,
+            metrics: Some(metrics),
+            ..AllocationStatus::default()
+        }),
+    }
+}
+
+/// `alloc` moved to the current version of `job` without restarting.
+pub fn in_place(alloc: &Allocation, job: &Job, eval_name: &str) -> Allocation {
+    let mut updated = alloc.clone();
+    updated.spec.job_version = util::job_version(job);
+    updated.spec.eval_name = Some(eval_name.to_string());
+    updated
+}
+
+/// Nodes penalized for a rescheduled allocation: where it and its predecessors failed.
+pub fn penalty_nodes(request: &PlaceRequest) -> Vec<String> {
+    let Some(prev) = request.previous.as_deref().filter(|_| request.reschedule) else {
+        return Vec::new();
+    };
+    let mut nodes = vec![prev.spec.node_name.clone()];
+    if let Some(tracker) = &prev.spec.reschedule_tracker {
+        nodes.extend(tracker.events.iter().map(|e| e.prev_node_name.clone()));
+    }
+    nodes
+}
+
+/// An evaluation derived from `eval` with a deterministic name.
+pub fn derived_eval(
+    eval: &Evaluation,
+    job: Option<&Job>,
+    suffix: &str,
+    triggered_by: TriggeredBy,
+    status: EvaluationState,
+) -> Evaluation {
+    let eval_name = util::name(&eval.metadata);
+    let hash = util::stable_hash([eval_name, suffix]);
+    let base = eval.spec.job_name.as_str();
+    let base = &base[..base.len().min(200)];
+    Evaluation {
+        api_version: API_VERSION.to_string(),
+        kind: Kind::Evaluation.name().to_string(),
+        metadata: ObjectMeta {
+            name: Some(format!(
+                "{}-{suffix}-{:08x}",
+                base.trim_end_matches('-'),
+                hash as u32
+            )),
+            namespace: Some(util::namespace(&eval.metadata).to_string()),
+            ..ObjectMeta::default()
+        },
+        spec: EvaluationSpec {
+            job_name: eval.spec.job_name.clone(),
+            job_version: job.map_or(eval.spec.job_version, util::job_version),
+            triggered_by,
+            priority: job.map(util::job_priority).or(eval.spec.priority),
+            r#type: eval.spec.r#type,
+            previous_eval: Some(eval_name.to_string()),
+            ..EvaluationSpec::default()
+        },
+        status: Some(EvaluationStatus {
+            status,
+            ..EvaluationStatus::default()
+        }),
+    }
+}
+
+/// A follow-up evaluation that runs at `wait_until` (delayed reschedules).
+pub fn followup_eval(eval: &Evaluation, job: Option<&Job>, wait_until: i64) -> Evaluation {
+    let mut followup = derived_eval(
+        eval,
+        job,
+        "followup",
+        TriggeredBy::AllocFailure,
+        EvaluationState::Pending,
+    );
+    followup.spec.wait_until = Some(format_rfc3339(wait_until));
+    followup
+}
+
+/// Outcome of a scheduler run, folded into the evaluation's status.
+#[derive(Clone, Debug, Default)]
+pub struct EvalOutcome {
+    /// Placement metrics of groups that could not be placed in full.
+    pub failed_group_allocs: BTreeMap<String, AllocMetrics>,
+    /// Placements still to make, per group.
+    pub queued: BTreeMap<String, u64>,
+    /// Blocked evaluation created.
+    pub blocked_eval: Option<String>,
+    /// Follow-up evaluation created.
+    pub next_eval: Option<String>,
+}
+
+/// `eval` with status `status` and the outcome.
+pub fn finished_eval(
+    eval: &Evaluation,
+    status: EvaluationState,
+    description: Option<String>,
+    outcome: &EvalOutcome,
+    state: &dyn State,
+) -> Evaluation {
+    let mut updated = eval.clone();
+    let current = updated.status.get_or_insert_default();
+    current.status = status;
+    current.status_description = description;
+    current.failed_group_allocs = outcome.failed_group_allocs.clone();
+    current.queued_allocations = outcome.queued.clone();
+    if outcome.blocked_eval.is_some() {
+        current.blocked_eval = outcome.blocked_eval.clone();
+    }
+    if outcome.next_eval.is_some() {
+        current.next_eval = outcome.next_eval.clone();
+    }
+    current.snapshot_index = state.index();
+    updated
+}
+
+/// Node taints of the nodes holding live allocations.
+pub fn tainted_nodes(
+    state: &dyn State,
+    allocs: &[Arc<Allocation>],
+) -> HashMap<String, super::reconcile::NodeTaint> {
+    use caravan_schemas::node::NodeState;
+
+    use super::reconcile::NodeTaint;
+    let mut tainted = HashMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for alloc in allocs {
+        if util::is_terminal(alloc) || !seen.insert(alloc.spec.node_name.as_str()) {
+            continue;
+        }
+        let taint = match state.node(&alloc.spec.node_name) {
+            None => Some(NodeTaint::Down),
+            Some(node) => match node.status.as_ref().map(|s| s.status) {
+                Some(NodeState::Down | NodeState::Disconnected) => Some(NodeTaint::Down),
+                _ if node.spec.drain.is_some() => Some(NodeTaint::Draining),
+                _ => None,
+            },
+        };
+        if let Some(taint) = taint {
+            tainted.insert(alloc.spec.node_name.clone(), taint);
+        }
+    }
+    tainted
+}

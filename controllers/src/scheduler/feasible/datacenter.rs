@@ -1,0 +1,92 @@
+//! [`DatacenterChecker`]: the node's datacenter matches one of the job's patterns (`*` globs).
+
+use caravan_schemas::Node;
+
+use super::FeasibilityChecker;
+use crate::scheduler::util;
+
+/// Keeps nodes whose datacenter matches one of the job's datacenter patterns.
+#[derive(Clone, Debug)]
+pub struct DatacenterChecker {
+    patterns: Vec<String>,
+}
+
+impl DatacenterChecker {
+    /// A checker for `patterns`; an empty list means every datacenter (`*`).
+    pub fn new(patterns: &[String]) -> Self {
+        let patterns = if patterns.is_empty() {
+            vec!["*".to_string()]
+        } else {
+            patterns.to_vec()
+        };
+        Self { patterns }
+    }
+
+    /// Whether `datacenter` matches one of the patterns.
+    pub fn matches(&self, datacenter: &str) -> bool {
+        self.patterns.iter().any(|p| glob_match(p, datacenter))
+    }
+}
+
+impl FeasibilityChecker for DatacenterChecker {
+    fn check(&self, node: &Node) -> Result<(), &str> {
+        if self.matches(util::node_datacenter(node)) {
+            Ok(())
+        } else {
+            Err("datacenter")
+        }
+    }
+}
+
+/// Matches `value` against `pattern`, where `*` matches any run of characters.
+pub fn glob_match(pattern: &str, value: &str) -> bool {
+    if !pattern.contains('*') {
+        return pattern == value;
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, rest) = parts.split_first().unwrap_or((&"", &[]));
+    let Some(mut remaining) = value.strip_prefix(first) else {
+        return false;
+    };
+    let Some((last, middle)) = rest.split_last() else {
+        return true;
+    };
+    for part in middle {
+        match remaining.find(part) {
+            Some(at) => remaining = &remaining[at + part.len()..],
+            None => return false,
+        }
+    }
+    remaining.len() >= last.len() && remaining.ends_with(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use caravan_schemas::mock;
+
+    use super::*;
+
+    #[test]
+    fn globs_match_datacenters() {
+        assert!(glob_match("*", "dc1"));
+        assert!(glob_match("dc*", "dc1"));
+        assert!(glob_match("*-west", "us-west"));
+        assert!(glob_match("us-*-1", "us-east-1"));
+        assert!(!glob_match("us-*-1", "us-east-2"));
+        assert!(!glob_match("dc1", "dc10"));
+        assert!(glob_match("a*a", "aa"));
+        assert!(!glob_match("ab*ba", "aba"));
+    }
+
+    #[test]
+    fn datacenter_checker_filters_nodes() {
+        let node = mock::node("n1");
+        assert!(DatacenterChecker::new(&["dc*".into()]).check(&node).is_ok());
+        assert!(DatacenterChecker::new(&[]).check(&node).is_ok());
+        assert!(
+            DatacenterChecker::new(&["dc2".into()])
+                .check(&node)
+                .is_err()
+        );
+    }
+}

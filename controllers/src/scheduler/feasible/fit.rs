@@ -1,0 +1,127 @@
+//! Resource fit (Nomad's `AllocsFit`): a node's capacity minus what its live allocations and
+//! the plan hold, checked dimension by dimension. The plan applier uses the same functions.
+
+use std::sync::Arc;
+
+use caravan_schemas::{Allocation, Node};
+
+use crate::scheduler::context::NodeUsage;
+use crate::scheduler::resources::{self, Comparable};
+use crate::scheduler::structs::Plan;
+use crate::scheduler::util;
+
+/// Capacity and usage of `node` if `plan` were applied: live `existing` allocations of the node
+/// that the plan neither stops nor replaces, plus the plan's allocations for the node.
+pub fn proposed_usage(node: &Node, existing: &[Arc<Allocation>], plan: &Plan) -> NodeUsage {
+    let name = util::name(&node.metadata);
+    let stops = plan.node_update.get(name);
+    let placed = plan.node_allocation.get(name);
+    let mut usage = NodeUsage {
+        capacity: resources::node_capacity(node),
+        ..NodeUsage::default()
+    };
+    let hold = |alloc: &Allocation, usage: &mut NodeUsage| {
+        usage.used.add(&resources::alloc_usage(alloc));
+        for task in alloc
+            .spec
+            .allocated_resources
+            .iter()
+            .flat_map(|r| r.tasks.values())
+        {
+            usage.core_ids.extend(task.cores.iter().copied());
+        }
+    };
+    for alloc in existing {
+        if util::is_terminal(alloc) {
+            continue;
+        }
+        let alloc_name = util::name(&alloc.metadata);
+        let stopped = stops.is_some_and(|s| s.iter().any(|s| s.alloc_name == alloc_name));
+        let replaced =
+            placed.is_some_and(|p| p.iter().any(|a| util::name(&a.metadata) == alloc_name));
+        if !stopped && !replaced {
+            hold(alloc, &mut usage);
+        }
+    }
+    for alloc in placed.into_iter().flatten() {
+        if !util::is_terminal(alloc) {
+            hold(alloc, &mut usage);
+        }
+    }
+    usage
+}
+
+/// Checks that `ask` fits on a node with `usage`; the exhausted dimension otherwise. On
+/// success returns the utilization after placing `ask`.
+pub fn fits(usage: &NodeUsage, ask: &Comparable) -> Result<Comparable, &'static str> {
+    let mut after = usage.used.clone();
+    after.add(ask);
+    match usage.capacity.exceeded_by(&after) {
+        Some(dimension) => Err(dimension),
+        None => Ok(after),
+    }
+}
+
+/// Whether the node's proposed usage fits its capacity (the plan applier's check).
+pub fn usage_fits(usage: &NodeUsage) -> Result<(), &'static str> {
+    usage.capacity.exceeded_by(&usage.used).map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use caravan_schemas::allocation::DesiredStatus;
+    use caravan_schemas::mock;
+
+    use super::*;
+
+    #[test]
+    fn proposed_usage_counts_live_allocs_minus_stops_plus_placements() {
+        let job = mock::job("web");
+        let node = mock::node("n1");
+        let a = Arc::new(mock::allocation("a", &job, &node));
+        let b = Arc::new(mock::allocation("b", &job, &node));
+        let mut done = mock::allocation("c", &job, &node);
+        done.spec.desired_status = Some(DesiredStatus::Stop);
+        let existing = vec![a, b.clone(), Arc::new(done)];
+
+        let mut plan = Plan::default();
+        let usage = proposed_usage(&node, &existing, &plan);
+        assert_eq!(usage.used.cpu, 1000);
+
+        plan.append_stop("n1", "b", DesiredStatus::Stop, "test");
+        plan.append_alloc(mock::allocation("d", &job, &node));
+        plan.append_alloc(mock::allocation("e", &job, &node));
+        let usage = proposed_usage(&node, &existing, &plan);
+        assert_eq!(usage.used.cpu, 1500);
+        assert_eq!(usage.used.memory_mb, 3 * 256);
+    }
+
+    #[test]
+    fn fit_names_the_exhausted_dimension() {
+        let usage = NodeUsage {
+            capacity: Comparable {
+                cpu: 1000,
+                memory_mb: 1000,
+                disk_mb: 1000,
+                ..Comparable::default()
+            },
+            used: Comparable {
+                cpu: 900,
+                ..Comparable::default()
+            },
+            core_ids: Vec::new(),
+        };
+        let ask = Comparable {
+            cpu: 200,
+            ..Comparable::default()
+        };
+        assert_eq!(fits(&usage, &ask), Err("cpu"));
+        let small = Comparable {
+            cpu: 100,
+            memory_mb: 10,
+            ..Comparable::default()
+        };
+        assert_eq!(fits(&usage, &small).map(|u| u.cpu), Ok(1000));
+        assert!(usage_fits(&usage).is_ok());
+    }
+}

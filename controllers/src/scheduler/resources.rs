@@ -1,0 +1,344 @@
+//! Comparable resources (Nomad's `ComparableResources`): what a node offers, what its
+//! allocations use, and what a task group asks, in the dimensions the scheduler packs.
+
+use std::collections::BTreeMap;
+
+use caravan_schemas::allocation::{AllocatedResources, AllocatedTaskResources};
+use caravan_schemas::job::{TaskGroup, defaults};
+use caravan_schemas::{Allocation, Node};
+
+/// Prefix of node attributes that advertise devices until nodes report a device inventory:
+/// `devices.<vendor>/<type>/<model>` = count.
+pub const DEVICE_ATTRIBUTE_PREFIX: &str = "devices.";
+
+/// Resources in the dimensions the scheduler packs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Comparable {
+    /// CPU in MHz, including reserved cores.
+    pub cpu: u64,
+    /// Whole cores.
+    pub cores: u32,
+    /// Memory in MB.
+    pub memory_mb: u64,
+    /// Disk in MB.
+    pub disk_mb: u64,
+    /// Device instances per device name; usually empty.
+    pub devices: Vec<(String, u32)>,
+}
+
+impl Comparable {
+    /// Adds `other` to `self`.
+    pub fn add(&mut self, other: &Comparable) {
+        self.cpu += other.cpu;
+        self.cores += other.cores;
+        self.memory_mb += other.memory_mb;
+        self.disk_mb += other.disk_mb;
+        for (name, count) in &other.devices {
+            match self.devices.iter_mut().find(|(n, _)| n == name) {
+                Some((_, c)) => *c += count,
+                None => self.devices.push((name.clone(), *count)),
+            }
+        }
+    }
+
+    /// Subtracts `other` from `self`, saturating at zero.
+    pub fn subtract(&mut self, other: &Comparable) {
+        self.cpu = self.cpu.saturating_sub(other.cpu);
+        self.cores = self.cores.saturating_sub(other.cores);
+        self.memory_mb = self.memory_mb.saturating_sub(other.memory_mb);
+        self.disk_mb = self.disk_mb.saturating_sub(other.disk_mb);
+        for (name, count) in &other.devices {
+            if let Some((_, c)) = self.devices.iter_mut().find(|(n, _)| n == name) {
+                *c = c.saturating_sub(*count);
+            }
+        }
+    }
+
+    /// The first dimension in which `used` exceeds `self`, Nomad's `Superset` naming:
+    /// `cpu`, `cores`, `memory`, `disk` or `devices`.
+    pub fn exceeded_by(&self, used: &Comparable) -> Option<&'static str> {
+        if used.cpu > self.cpu {
+            return Some("cpu");
+        }
+        if used.cores > self.cores {
+            return Some("cores");
+        }
+        if used.memory_mb > self.memory_mb {
+            return Some("memory");
+        }
+        if used.disk_mb > self.disk_mb {
+            return Some("disk");
+        }
+        let devices_exceeded = used.devices.iter().any(|(name, count)| {
+            *count
+                > self
+                    .devices
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or(0, |(_, c)| *c)
+        });
+        devices_exceeded.then_some("devices")
+    }
+}
+
+/// What a node offers to allocations: its total resources minus what it reserves.
+pub fn node_capacity(node: &Node) -> Comparable {
+    let Some(status) = node.status.as_ref() else {
+        return Comparable::default();
+    };
+    let mut capacity = status
+        .resources
+        .as_ref()
+        .map(|r| Comparable {
+            cpu: r.cpu,
+            cores: r.cores,
+            memory_mb: r.memory_mb,
+            disk_mb: r.disk_mb,
+            devices: Vec::new(),
+        })
+        .unwrap_or_default();
+    if let Some(reserved) = &status.reserved {
+        capacity.subtract(&Comparable {
+            cpu: reserved.cpu,
+            memory_mb: reserved.memory_mb,
+            disk_mb: reserved.disk_mb,
+            ..Comparable::default()
+        });
+    }
+    for (key, value) in &status.attributes {
+        if let Some(device) = key.strip_prefix(DEVICE_ATTRIBUTE_PREFIX)
+            && let Ok(count) = value.parse::<u32>()
+        {
+            capacity.devices.push((device.to_string(), count));
+        }
+    }
+    capacity
+}
+
+/// MHz of one core of `node` (total MHz / cores), 0 when unknown.
+pub fn mhz_per_core(node: &Node) -> u64 {
+    node.status
+        .as_ref()
+        .and_then(|s| s.resources.as_ref())
+        .filter(|r| r.cores > 0)
+        .map_or(0, |r| r.cpu / u64::from(r.cores))
+}
+
+/// What an allocation holds on its node, from its `allocatedResources`.
+pub fn alloc_usage(alloc: &Allocation) -> Comparable {
+    let mut used = Comparable::default();
+    let Some(resources) = &alloc.spec.allocated_resources else {
+        return used;
+    };
+    for task in resources.tasks.values() {
+        used.cpu += task.cpu;
+        used.memory_mb += task.memory_mb;
+        used.cores += u32::try_from(task.cores.len()).unwrap_or(u32::MAX);
+        for device in &task.devices {
+            let count = u32::try_from(device.device_ids.len().max(1)).unwrap_or(u32::MAX);
+            used.add(&Comparable {
+                devices: vec![(device.name.clone(), count)],
+                ..Comparable::default()
+            });
+        }
+    }
+    used.disk_mb = resources.shared.disk_mb;
+    used
+}
+
+/// A device request of a group: the request name and how many instances.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceAsk {
+    /// Task asking.
+    pub task: String,
+    /// `<type>`, `<vendor>/<type>` or `<vendor>/<type>/<model>`.
+    pub name: String,
+    /// Instances.
+    pub count: u32,
+}
+
+/// What one allocation of a task group asks of a node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupAsk {
+    /// MHz asked by tasks that do not reserve cores.
+    pub cpu: u64,
+    /// Whole cores.
+    pub cores: u32,
+    /// Memory in MB.
+    pub memory_mb: u64,
+    /// Ephemeral disk in MB.
+    pub disk_mb: u64,
+    /// Device requests.
+    pub devices: Vec<DeviceAsk>,
+}
+
+impl GroupAsk {
+    /// Sums the resources of every task of `group`, with Nomad's defaults for unset values.
+    pub fn of(group: &TaskGroup) -> Self {
+        let mut ask = GroupAsk {
+            disk_mb: group
+                .ephemeral_disk
+                .as_ref()
+                .and_then(|d| d.size_mb)
+                .unwrap_or(defaults::DISK_MB),
+            ..GroupAsk::default()
+        };
+        for task in &group.tasks {
+            let resources = task.resources.clone().unwrap_or_default();
+            match resources.cores {
+                Some(cores) if cores > 0 => ask.cores += cores,
+                _ => ask.cpu += resources.cpu.unwrap_or(defaults::CPU_MHZ),
+            }
+            ask.memory_mb += resources.memory_mb.unwrap_or(defaults::MEMORY_MB);
+            for device in &resources.devices {
+                ask.devices.push(DeviceAsk {
+                    task: task.name.clone(),
+                    name: device.name.clone(),
+                    count: device.count.unwrap_or(1),
+                });
+            }
+        }
+        ask
+    }
+
+    /// The ask in comparable form on `node` (cores become MHz of that node), with each device
+    /// request resolved to a device `node` offers, or `None` when a device cannot be matched.
+    pub fn on_node(&self, node: &Node, capacity: &Comparable) -> Option<Comparable> {
+        let mut ask = Comparable {
+            cpu: self.cpu + u64::from(self.cores) * mhz_per_core(node),
+            cores: self.cores,
+            memory_mb: self.memory_mb,
+            disk_mb: self.disk_mb,
+            devices: Vec::new(),
+        };
+        for device in &self.devices {
+            let (name, _) = capacity
+                .devices
+                .iter()
+                .find(|(name, _)| device_matches(&device.name, name))?;
+            ask.add(&Comparable {
+                devices: vec![(name.clone(), device.count)],
+                ..Comparable::default()
+            });
+        }
+        Some(ask)
+    }
+
+    /// Whether the ask is only CPU, memory and disk (the fast path).
+    pub fn is_simple(&self) -> bool {
+        self.cores == 0 && self.devices.is_empty()
+    }
+}
+
+/// Whether a device request (`gpu`, `nvidia/gpu`, `nvidia/gpu/1080ti`) matches a device
+/// `<vendor>/<type>/<model>`.
+pub fn device_matches(request: &str, device: &str) -> bool {
+    let parts: Vec<&str> = device.split('/').collect();
+    let asked: Vec<&str> = request.split('/').collect();
+    match (asked.as_slice(), parts.as_slice()) {
+        ([kind], [_, dkind, ..]) => kind == dkind,
+        ([vendor, kind], [dvendor, dkind, ..]) => vendor == dvendor && kind == dkind,
+        _ => request == device,
+    }
+}
+
+/// The `allocatedResources` of a new allocation of `group` on `node`, given the core ids it
+/// reserves.
+pub fn allocated_resources(
+    group: &TaskGroup,
+    ask: &GroupAsk,
+    node: &Node,
+    capacity: &Comparable,
+    mut free_cores: impl Iterator<Item = u32>,
+) -> AllocatedResources {
+    let per_core = mhz_per_core(node);
+    let mut tasks = BTreeMap::new();
+    for task in &group.tasks {
+        let resources = task.resources.clone().unwrap_or_default();
+        let mut allocated = AllocatedTaskResources {
+            memory_mb: resources.memory_mb.unwrap_or(defaults::MEMORY_MB),
+            memory_max_mb: resources.memory_max_mb,
+            ..AllocatedTaskResources::default()
+        };
+        match resources.cores {
+            Some(cores) if cores > 0 => {
+                allocated.cores = free_cores.by_ref().take(cores as usize).collect();
+                allocated.cpu = u64::from(cores) * per_core;
+            }
+            _ => allocated.cpu = resources.cpu.unwrap_or(defaults::CPU_MHZ),
+        }
+        for device in ask.devices.iter().filter(|d| d.task == task.name) {
+            if let Some((name, _)) = capacity
+                .devices
+                .iter()
+                .find(|(name, _)| device_matches(&device.name, name))
+            {
+                allocated
+                    .devices
+                    .push(caravan_schemas::allocation::AllocatedDevice {
+                        name: name.clone(),
+                        device_ids: (0..device.count).map(|i| format!("{name}#{i}")).collect(),
+                    });
+            }
+        }
+        tasks.insert(task.name.clone(), allocated);
+    }
+    let mut resources = AllocatedResources {
+        tasks,
+        ..AllocatedResources::default()
+    };
+    resources.shared.disk_mb = ask.disk_mb;
+    resources
+}
+
+#[cfg(test)]
+mod tests {
+    use caravan_schemas::mock;
+
+    use super::*;
+
+    #[test]
+    fn node_capacity_subtracts_reserved() {
+        let capacity = node_capacity(&mock::node("n1"));
+        assert_eq!(capacity.cpu, 3900);
+        assert_eq!(capacity.memory_mb, 8192 - 256);
+    }
+
+    #[test]
+    fn group_ask_and_alloc_usage_agree() {
+        let job = mock::job("web");
+        let node = mock::node("n1");
+        let group = &job.spec.groups[0];
+        let ask = GroupAsk::of(group);
+        let capacity = node_capacity(&node);
+        let resources = allocated_resources(group, &ask, &node, &capacity, 0..);
+        let mut alloc = mock::allocation("a", &job, &node);
+        alloc.spec.allocated_resources = Some(resources);
+        assert_eq!(ask.on_node(&node, &capacity), Some(alloc_usage(&alloc)));
+    }
+
+    #[test]
+    fn exceeded_dimension_is_named() {
+        let capacity = Comparable {
+            cpu: 1000,
+            memory_mb: 1000,
+            disk_mb: 1000,
+            ..Comparable::default()
+        };
+        let used = Comparable {
+            cpu: 500,
+            memory_mb: 2000,
+            ..Comparable::default()
+        };
+        assert_eq!(capacity.exceeded_by(&used), Some("memory"));
+        assert_eq!(capacity.exceeded_by(&Comparable::default()), None);
+    }
+
+    #[test]
+    fn device_requests_match_by_type_vendor_or_model() {
+        assert!(device_matches("gpu", "nvidia/gpu/1080ti"));
+        assert!(device_matches("nvidia/gpu", "nvidia/gpu/1080ti"));
+        assert!(device_matches("nvidia/gpu/1080ti", "nvidia/gpu/1080ti"));
+        assert!(!device_matches("amd/gpu", "nvidia/gpu/1080ti"));
+    }
+}

@@ -1,0 +1,230 @@
+//! [`MemState`]: an in-memory [`State`] of `Arc`ed objects, for tests, the harness and workers
+//! that build snapshots from reflector caches.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use caravan_schemas::{Allocation, Job, Node};
+
+use super::State;
+
+type AllocKey = (String, String);
+
+/// An in-memory snapshot. Cloning it is cheap relative to its size: objects are shared.
+#[derive(Clone, Debug, Default)]
+pub struct MemState {
+    index: u64,
+    nodes: BTreeMap<String, Arc<Node>>,
+    /// namespace → job name → current version.
+    jobs: HashMap<String, BTreeMap<String, Arc<Job>>>,
+    /// (namespace, job name) → version → job.
+    job_versions: HashMap<AllocKey, BTreeMap<i64, Arc<Job>>>,
+    /// namespace → allocation name → allocation.
+    allocs: HashMap<String, BTreeMap<String, Arc<Allocation>>>,
+    /// node → (namespace, allocation name) → allocation.
+    by_node: HashMap<String, BTreeMap<AllocKey, Arc<Allocation>>>,
+    /// namespace → job → allocation name → allocation.
+    by_job: HashMap<String, HashMap<String, BTreeMap<String, Arc<Allocation>>>>,
+}
+
+fn name_of(meta: &caravan_schemas::ObjectMeta) -> String {
+    meta.name.clone().unwrap_or_default()
+}
+
+fn namespace_of(meta: &caravan_schemas::ObjectMeta) -> String {
+    meta.namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_string())
+}
+
+fn job_version(job: &Job) -> i64 {
+    job.status.as_ref().map_or(0, |s| s.version)
+}
+
+impl MemState {
+    /// An empty state at index 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the store index reported by [`State::index`].
+    pub fn set_index(&mut self, index: u64) {
+        self.index = index;
+    }
+
+    /// Inserts or replaces a node.
+    pub fn upsert_node(&mut self, node: impl Into<Arc<Node>>) {
+        let node = node.into();
+        self.nodes.insert(name_of(&node.metadata), node);
+    }
+
+    /// Removes a node; its allocations stay, as in the real store.
+    pub fn delete_node(&mut self, name: &str) -> Option<Arc<Node>> {
+        self.nodes.remove(name)
+    }
+
+    /// Inserts or replaces the current version of a job, keeping older versions.
+    pub fn upsert_job(&mut self, job: impl Into<Arc<Job>>) {
+        let job = job.into();
+        let namespace = namespace_of(&job.metadata);
+        let name = name_of(&job.metadata);
+        self.job_versions
+            .entry((namespace.clone(), name.clone()))
+            .or_default()
+            .insert(job_version(&job), job.clone());
+        self.jobs.entry(namespace).or_default().insert(name, job);
+    }
+
+    /// Removes a job and its version history.
+    pub fn delete_job(&mut self, namespace: &str, name: &str) -> Option<Arc<Job>> {
+        self.job_versions
+            .remove(&(namespace.to_string(), name.to_string()));
+        self.jobs.get_mut(namespace)?.remove(name)
+    }
+
+    /// Inserts or replaces an allocation, keeping the node and job indexes in step.
+    pub fn upsert_alloc(&mut self, alloc: impl Into<Arc<Allocation>>) {
+        let alloc = alloc.into();
+        let namespace = namespace_of(&alloc.metadata);
+        let name = name_of(&alloc.metadata);
+        self.delete_alloc(&namespace, &name);
+        self.by_node
+            .entry(alloc.spec.node_name.clone())
+            .or_default()
+            .insert((namespace.clone(), name.clone()), alloc.clone());
+        self.by_job
+            .entry(namespace.clone())
+            .or_default()
+            .entry(alloc.spec.job_name.clone())
+            .or_default()
+            .insert(name.clone(), alloc.clone());
+        self.allocs
+            .entry(namespace)
+            .or_default()
+            .insert(name, alloc);
+    }
+
+    /// Removes an allocation.
+    pub fn delete_alloc(&mut self, namespace: &str, name: &str) -> Option<Arc<Allocation>> {
+        let old = self.allocs.get_mut(namespace)?.remove(name)?;
+        if let Some(on_node) = self.by_node.get_mut(&old.spec.node_name) {
+            on_node.remove(&(namespace.to_string(), name.to_string()));
+        }
+        if let Some(of_job) = self
+            .by_job
+            .get_mut(namespace)
+            .and_then(|jobs| jobs.get_mut(&old.spec.job_name))
+        {
+            of_job.remove(name);
+        }
+        Some(old)
+    }
+
+    /// One allocation by namespace and name.
+    pub fn alloc(&self, namespace: &str, name: &str) -> Option<Arc<Allocation>> {
+        self.allocs.get(namespace)?.get(name).cloned()
+    }
+
+    /// Every allocation, ordered by namespace then name.
+    pub fn allocs(&self) -> Vec<Arc<Allocation>> {
+        let mut namespaces: Vec<_> = self.allocs.iter().collect();
+        namespaces.sort_by(|a, b| a.0.cmp(b.0));
+        namespaces
+            .into_iter()
+            .flat_map(|(_, allocs)| allocs.values().cloned())
+            .collect()
+    }
+
+    /// Every job (current versions), ordered by namespace then name.
+    pub fn jobs(&self) -> Vec<Arc<Job>> {
+        let mut namespaces: Vec<_> = self.jobs.iter().collect();
+        namespaces.sort_by(|a, b| a.0.cmp(b.0));
+        namespaces
+            .into_iter()
+            .flat_map(|(_, jobs)| jobs.values().cloned())
+            .collect()
+    }
+}
+
+impl State for MemState {
+    fn index(&self) -> u64 {
+        self.index
+    }
+
+    fn nodes(&self) -> Vec<Arc<Node>> {
+        self.nodes.values().cloned().collect()
+    }
+
+    fn node(&self, name: &str) -> Option<Arc<Node>> {
+        self.nodes.get(name).cloned()
+    }
+
+    fn job(&self, namespace: &str, name: &str) -> Option<Arc<Job>> {
+        self.jobs.get(namespace)?.get(name).cloned()
+    }
+
+    fn job_by_version(&self, namespace: &str, name: &str, version: i64) -> Option<Arc<Job>> {
+        self.job_versions
+            .get(&(namespace.to_string(), name.to_string()))?
+            .get(&version)
+            .cloned()
+    }
+
+    fn allocs_by_job(&self, namespace: &str, job: &str) -> Vec<Arc<Allocation>> {
+        self.by_job
+            .get(namespace)
+            .and_then(|jobs| jobs.get(job))
+            .map(|allocs| allocs.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn allocs_by_node(&self, node: &str) -> Vec<Arc<Allocation>> {
+        self.by_node
+            .get(node)
+            .map(|allocs| allocs.values().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use caravan_schemas::mock;
+
+    use super::*;
+
+    #[test]
+    fn mem_state_indexes_allocations_by_node_and_job() {
+        let mut state = MemState::new();
+        let job = mock::job("web");
+        let node = mock::node("n1");
+        state.upsert_node(node.clone());
+        state.upsert_job(job.clone());
+        state.upsert_alloc(mock::allocation("a1", &job, &node));
+        assert_eq!(state.allocs_by_node("n1").len(), 1);
+        assert_eq!(state.allocs_by_job("default", "web").len(), 1);
+
+        let mut moved = mock::allocation("a1", &job, &node);
+        moved.spec.node_name = "n2".into();
+        state.upsert_alloc(moved);
+        assert!(state.allocs_by_node("n1").is_empty());
+        assert_eq!(state.allocs_by_node("n2").len(), 1);
+        assert_eq!(state.allocs_by_job("default", "web").len(), 1);
+
+        state.delete_alloc("default", "a1");
+        assert!(state.allocs_by_job("default", "web").is_empty());
+    }
+
+    #[test]
+    fn mem_state_keeps_job_versions() {
+        let mut state = MemState::new();
+        let mut job = mock::job("web");
+        state.upsert_job(job.clone());
+        job.status.get_or_insert_default().version = 1;
+        job.spec.groups[0].count = Some(3);
+        state.upsert_job(job);
+        let v0 = state.job_by_version("default", "web", 0);
+        assert_eq!(v0.and_then(|j| j.spec.groups[0].count), Some(10));
+        let current = state.job("default", "web");
+        assert_eq!(current.and_then(|j| j.spec.groups[0].count), Some(3));
+    }
+}
