@@ -1,6 +1,7 @@
 //! Caravan's API server: the Kubernetes-style HTTP API over a Raft-replicated object store.
 
 pub mod http;
+pub mod plan;
 pub mod raft;
 pub mod server;
 pub mod store;

@@ -4,8 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use caravan_apiserver::http::LocalClient;
 use caravan_apiserver::raft::StoreConfig;
 use caravan_apiserver::{Server, ServerConfig};
+use caravan_controllers::leader::LeaderConfig;
 
 /// Arguments of `caravan agent`.
 #[derive(Debug, Clone, clap::Args)]
@@ -78,7 +80,14 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     })
     .await?;
     print_banner(&args, &server, &data_dir);
-    server.serve(shutdown_signal()).await?;
+    // A single server is always the leader: it runs the evaluator, the broker and the workers.
+    let leader = tokio::spawn(caravan_controllers::leader::run(
+        LocalClient::new(server.ctx.clone()),
+        LeaderConfig::default(),
+    ));
+    let served = server.serve(shutdown_signal()).await;
+    leader.abort();
+    served?;
     eprintln!("==> Caravan agent shut down gracefully");
     Ok(())
 }

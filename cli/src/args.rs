@@ -49,6 +49,12 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Print the client and server versions.
     Version,
+    /// Run, plan, inspect and stop jobs, as `nomad job` does.
+    Job(crate::cmd::job::JobArgs),
+    /// List and inspect evaluations.
+    Eval(crate::cmd::eval::EvalArgs),
+    /// Inspect allocations.
+    Alloc(crate::cmd::alloc::AllocArgs),
     /// Load generators: API throughput and latency, watch fan-out.
     Bench(crate::bench::BenchArgs),
 }

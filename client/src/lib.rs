@@ -16,6 +16,7 @@
 
 mod api;
 mod client;
+pub mod controller;
 mod error;
 pub mod lines;
 mod params;

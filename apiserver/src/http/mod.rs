@@ -14,9 +14,12 @@ mod body;
 mod context;
 mod discovery;
 mod error;
+mod local_client;
 mod metrics;
 mod openapi;
-mod path;
+mod outcome;
+pub mod path;
+mod plan;
 mod prepare;
 mod query;
 mod read;
@@ -39,7 +42,9 @@ use axum::routing::get;
 
 pub use context::{ApiConfig, ApiContext};
 pub use error::ApiError;
+pub use local_client::LocalClient;
 pub use metrics::Metrics;
+pub use outcome::{Outcome, Payload};
 pub use table::human_duration;
 
 /// The whole HTTP application.
@@ -124,6 +129,13 @@ async fn resource(State(ctx): State<Arc<ApiContext>>, req: Request) -> Response 
 type Handled = Result<(&'static str, String, Response), (&'static str, String, ApiError)>;
 
 async fn handle(ctx: &Arc<ApiContext>, req: Request) -> Handled {
+    if let Some(target) = plan::PlanPath::parse(req.uri().path()) {
+        let resource = || "evaluations/plan".to_string();
+        return match plan::handle(ctx, target, req).await {
+            Ok(resp) => Ok(("create", resource(), resp)),
+            Err(e) => Err(("create", resource(), e)),
+        };
+    }
     let unknown = |e| ("unknown", String::new(), e);
     let path = path::ResourcePath::parse(req.uri().path()).map_err(unknown)?;
     let resource = path.kind.plural().to_string();
@@ -175,6 +187,7 @@ async fn handle(ctx: &Arc<ApiContext>, req: Request) -> Handled {
                 "patch" => write::patch(ctx, &path, &query, &media, &bytes).await,
                 _ => write::delete(ctx, &path, &query, &bytes).await,
             }
+            .map(Outcome::into_response)
         }
     };
     result

@@ -167,7 +167,10 @@ pub fn prepare_create(
     for f in SERVER_FIELDS {
         meta.remove(f);
     }
+    // Status is written through its subresource; only an Evaluation is created with its initial
+    // status (a blocked evaluation must never be seen as pending, even for an instant).
     if kind.has_status()
+        && kind != Kind::Evaluation
         && let Some(obj) = v.as_object_mut()
     {
         obj.remove("status");

@@ -90,7 +90,8 @@ type Frames = Vec<Bytes>;
 /// Serves a chunked watch response.
 pub fn chunked(ctx: Arc<ApiContext>, spec: WatchSpec) -> Response {
     let (tx, rx) = mpsc::channel::<Frames>(16);
-    tokio::spawn(produce(ctx, spec, tx));
+    let framer = JsonFramer::new(&spec);
+    tokio::spawn(produce(ctx, spec, framer, tx));
     let stream = tokio_stream_from(rx).map(|frames| {
         let mut buf = BytesMut::with_capacity(frames.iter().map(|f| f.len() + 1).sum());
         for f in frames {
@@ -114,7 +115,8 @@ pub fn chunked(ctx: Arc<ApiContext>, spec: WatchSpec) -> Response {
 /// Serves a watch over an upgraded WebSocket: one text message per event.
 pub async fn websocket(ctx: Arc<ApiContext>, spec: WatchSpec, mut socket: WebSocket) {
     let (tx, mut rx) = mpsc::channel::<Frames>(16);
-    let producer = tokio::spawn(produce(ctx, spec, tx));
+    let framer = JsonFramer::new(&spec);
+    let producer = tokio::spawn(produce(ctx, spec, framer, tx));
     loop {
         tokio::select! {
             frames = rx.recv() => {
@@ -142,12 +144,16 @@ fn tokio_stream_from(mut rx: mpsc::Receiver<Frames>) -> impl futures::Stream<Ite
 
 /// Reads the cache from the requested revision and sends framed events until the timeout, a
 /// closed receiver, or a revision that fell out of the window (a 410 `ERROR` event).
-async fn produce(ctx: Arc<ApiContext>, spec: WatchSpec, tx: mpsc::Sender<Frames>) {
+pub(crate) async fn produce<F: Framer>(
+    ctx: Arc<ApiContext>,
+    spec: WatchSpec,
+    mut framer: F,
+    tx: mpsc::Sender<Vec<F::Frame>>,
+) {
     ctx.metrics.watchers.inc();
     let _guard = scopeguard(&ctx);
     let deadline = tokio::time::Instant::now() + spec.timeout;
     let cache = ctx.store.watch_cache().clone();
-    let mut first_table = true;
     let mut cursor = spec.from;
     if spec.initial_state {
         let (revision, objects) = {
@@ -160,12 +166,12 @@ async fn produce(ctx: Arc<ApiContext>, spec: WatchSpec, tx: mpsc::Sender<Frames>
             (state.revision(), objs)
         };
         cursor = revision;
-        let mut frames: Frames = objects
+        let mut frames: Vec<F::Frame> = objects
             .iter()
-            .map(|o| frame(&spec, EventType::Added, o, &mut first_table))
+            .map(|o| framer.event(EventType::Added, o))
             .collect();
         if spec.initial_events_end {
-            frames.push(bookmark(spec.kind, cursor, true));
+            frames.push(framer.bookmark(spec.kind, cursor, true));
         }
         if !frames.is_empty() && tx.send(frames).await.is_err() {
             return;
@@ -185,13 +191,13 @@ async fn produce(ctx: Arc<ApiContext>, spec: WatchSpec, tx: mpsc::Sender<Frames>
                         too_old.requested, too_old.oldest
                     ),
                 );
-                let _ = tx.send(vec![error_frame(&status)]).await;
+                let _ = tx.send(vec![framer.expired(&status)]).await;
                 return;
             }
         };
-        let frames: Frames = events
+        let frames: Vec<F::Frame> = events
             .iter()
-            .filter_map(|e| translate(&spec, e).map(|(t, o)| frame(&spec, t, o, &mut first_table)))
+            .filter_map(|e| translate(&spec, e).map(|(t, o)| framer.event(t, o)))
             .collect();
         cursor = events
             .last()
@@ -205,7 +211,7 @@ async fn produce(ctx: Arc<ApiContext>, spec: WatchSpec, tx: mpsc::Sender<Frames>
             _ = cache.wait_after(cursor) => {}
             _ = tokio::time::sleep_until(next_bookmark), if spec.bookmarks => {
                 next_bookmark = tokio::time::Instant::now() + spec.bookmark_interval;
-                if tx.send(vec![bookmark(spec.kind, cursor, false)]).await.is_err() {
+                if tx.send(vec![framer.bookmark(spec.kind, cursor, false)]).await.is_err() {
                     return;
                 }
             }
@@ -228,7 +234,10 @@ fn scopeguard(ctx: &Arc<ApiContext>) -> impl Drop + use<> {
 
 /// What a watcher with selectors sees of an event: an object entering the selection is
 /// ADDED, one leaving it is DELETED (as Kubernetes does), others pass or are skipped.
-fn translate<'a>(spec: &WatchSpec, e: &'a WatchEvent) -> Option<(EventType, &'a StoredObject)> {
+fn translate<'a>(
+    spec: &WatchSpec,
+    e: &'a WatchEvent,
+) -> Option<(EventType, &'a Arc<StoredObject>)> {
     let now_in = spec.in_scope(&e.object);
     match e.event_type {
         EventType::Added => now_in.then_some((EventType::Added, &e.object)),
@@ -245,45 +254,77 @@ fn translate<'a>(spec: &WatchSpec, e: &'a WatchEvent) -> Option<(EventType, &'a 
     }
 }
 
-fn frame(spec: &WatchSpec, t: EventType, obj: &StoredObject, first_table: &mut bool) -> Bytes {
-    match &spec.table {
-        None => {
-            let mut buf = BytesMut::with_capacity(obj.json.len() + 32);
-            buf.put_slice(b"{\"type\":\"");
-            buf.put_slice(t.as_str().as_bytes());
-            buf.put_slice(b"\",\"object\":");
-            buf.put_slice(&obj.json);
-            buf.put_u8(b'}');
-            buf.freeze()
-        }
-        Some(include) => {
-            let row = table::row(spec.kind, obj, include.as_deref(), SystemTime::now());
-            let t_obj = table::table(
-                spec.kind,
-                vec![row],
-                obj.resource_version,
-                *first_table,
-                None,
-            );
-            *first_table = false;
-            Bytes::from(
-                serde_json::to_vec(&json!({"type": t.as_str(), "object": t_obj}))
-                    .unwrap_or_default(),
-            )
+/// Turns what a watch sees into the frames a watcher receives.
+pub(crate) trait Framer: Send + 'static {
+    type Frame: Send + 'static;
+    fn event(&mut self, t: EventType, obj: &Arc<StoredObject>) -> Self::Frame;
+    fn bookmark(&mut self, kind: Kind, rv: u64, initial_events_end: bool) -> Self::Frame;
+    fn expired(&mut self, status: &Status) -> Self::Frame;
+}
+
+/// Frames for HTTP and WebSocket watchers: `{"type":…,"object":…}` JSON, objects spliced in
+/// from their stored bytes, or Table rows when the watcher asked for a Table.
+struct JsonFramer {
+    kind: Kind,
+    table: Option<Option<String>>,
+    first_table: bool,
+}
+
+impl JsonFramer {
+    fn new(spec: &WatchSpec) -> JsonFramer {
+        JsonFramer {
+            kind: spec.kind,
+            table: spec.table.clone(),
+            first_table: true,
         }
     }
 }
 
-fn bookmark(kind: Kind, rv: u64, initial_events_end: bool) -> Bytes {
-    let mut metadata = json!({ "resourceVersion": rv.to_string() });
-    if initial_events_end {
-        metadata["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
-    }
-    let obj = json!({ "apiVersion": API_VERSION, "kind": kind.name(), "metadata": metadata });
-    Bytes::from(serde_json::to_vec(&json!({"type": "BOOKMARK", "object": obj})).unwrap_or_default())
-}
+impl Framer for JsonFramer {
+    type Frame = Bytes;
 
-fn error_frame(status: &Status) -> Bytes {
-    let v: Value = serde_json::to_value(status).unwrap_or(Value::Null);
-    Bytes::from(serde_json::to_vec(&json!({"type": "ERROR", "object": v})).unwrap_or_default())
+    fn event(&mut self, t: EventType, obj: &Arc<StoredObject>) -> Bytes {
+        match &self.table {
+            None => {
+                let mut buf = BytesMut::with_capacity(obj.json.len() + 32);
+                buf.put_slice(b"{\"type\":\"");
+                buf.put_slice(t.as_str().as_bytes());
+                buf.put_slice(b"\",\"object\":");
+                buf.put_slice(&obj.json);
+                buf.put_u8(b'}');
+                buf.freeze()
+            }
+            Some(include) => {
+                let row = table::row(self.kind, obj, include.as_deref(), SystemTime::now());
+                let t_obj = table::table(
+                    self.kind,
+                    vec![row],
+                    obj.resource_version,
+                    self.first_table,
+                    None,
+                );
+                self.first_table = false;
+                Bytes::from(
+                    serde_json::to_vec(&json!({"type": t.as_str(), "object": t_obj}))
+                        .unwrap_or_default(),
+                )
+            }
+        }
+    }
+
+    fn bookmark(&mut self, kind: Kind, rv: u64, initial_events_end: bool) -> Bytes {
+        let mut metadata = json!({ "resourceVersion": rv.to_string() });
+        if initial_events_end {
+            metadata["annotations"] = json!({ "k8s.io/initial-events-end": "true" });
+        }
+        let obj = json!({ "apiVersion": API_VERSION, "kind": kind.name(), "metadata": metadata });
+        Bytes::from(
+            serde_json::to_vec(&json!({"type": "BOOKMARK", "object": obj})).unwrap_or_default(),
+        )
+    }
+
+    fn expired(&mut self, status: &Status) -> Bytes {
+        let v: Value = serde_json::to_value(status).unwrap_or(Value::Null);
+        Bytes::from(serde_json::to_vec(&json!({"type": "ERROR", "object": v})).unwrap_or_default())
+    }
 }

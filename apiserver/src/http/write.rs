@@ -2,7 +2,6 @@
 
 use std::time::SystemTime;
 
-use axum::response::Response;
 use bytes::Bytes;
 use caravan_schemas::Kind;
 use serde_json::Value;
@@ -10,10 +9,10 @@ use serde_json::Value;
 use super::body::decode_object;
 use super::context::ApiContext;
 use super::error::ApiError;
+use super::outcome::Outcome;
 use super::path::ResourcePath;
 use super::prepare::{self, mark_deleting, prepare_create, prepare_update, ready_to_remove};
 use super::query::{FieldValidation, Query};
-use super::respond::{raw_json, with_warnings};
 use crate::raft::WriteError;
 use crate::store::{ObjectKey, Op, OpError, Precondition, StoredObject};
 
@@ -43,7 +42,7 @@ pub async fn create(
     query: &Query,
     media: &str,
     body: &Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Outcome, ApiError> {
     let kind = path.kind;
     if path.name.is_some() {
         return Err(ApiError::MethodNotAllowed(
@@ -61,13 +60,14 @@ pub async fn create(
     create_value(ctx, kind, path.namespace.as_deref(), query, value).await
 }
 
-async fn create_value(
+/// Creates `value` in namespace `ns` (ignored for cluster-scoped kinds).
+pub async fn create_value(
     ctx: &ApiContext,
     kind: Kind,
     ns: Option<&str>,
     query: &Query,
     value: Value,
-) -> Result<Response, ApiError> {
+) -> Result<Outcome, ApiError> {
     let uid = uuid::Uuid::new_v4().to_string();
     let (object, warnings) =
         prepare_create(kind, value, ns, strict(query), &uid, SystemTime::now())?;
@@ -81,7 +81,7 @@ async fn create_value(
         if current(ctx, &key).is_some() {
             return Err(ApiError::AlreadyExists { kind, name });
         }
-        return Ok(with_warnings(super::respond::json(201, &object), &warnings));
+        return Ok(Outcome::value(201, object).with_warnings(warnings));
     }
     let stored = ctx
         .store
@@ -92,7 +92,7 @@ async fn create_value(
         })
         .await
         .map_err(|e| ApiError::from_write(e, kind, &name))?;
-    Ok(with_warnings(raw_json(201, stored.json.clone()), &warnings))
+    Ok(Outcome::stored(201, stored).with_warnings(warnings))
 }
 
 /// A body naming another object than the URL is refused.
@@ -114,7 +114,7 @@ pub async fn replace(
     query: &Query,
     media: &str,
     body: &Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Outcome, ApiError> {
     let kind = path.kind;
     let key = key_of(path);
     let mut desired = decode_object(body, media)?;
@@ -140,8 +140,8 @@ pub async fn replace(
     }
     let (next, warnings) =
         prepare_update(kind, &cur.to_value(), desired, path.status, strict(query))?;
-    let resp = commit_update(ctx, &key, &cur, next, query.dry_run).await?;
-    Ok(with_warnings(resp, &warnings))
+    let outcome = commit_update(ctx, &key, &cur, next, query.dry_run).await?;
+    Ok(outcome.with_warnings(warnings))
 }
 
 /// Writes `next` over `cur` unless nothing changed; removes the object when its last finalizer
@@ -152,7 +152,7 @@ async fn commit_update(
     cur: &StoredObject,
     mut next: Value,
     dry_run: bool,
-) -> Result<Response, ApiError> {
+) -> Result<Outcome, ApiError> {
     let kind = key.kind;
     if let Some(meta) = next.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert(
@@ -161,10 +161,10 @@ async fn commit_update(
         );
     }
     if next == cur.to_value() {
-        return Ok(raw_json(200, cur.json.clone()));
+        return Ok(Outcome::stored(200, std::sync::Arc::new(cur.clone())));
     }
     if dry_run {
-        return Ok(super::respond::json(200, &next));
+        return Ok(Outcome::value(200, next));
     }
     let op = if ready_to_remove(&next) {
         Op::Delete {
@@ -183,11 +183,11 @@ async fn commit_update(
         .write(op)
         .await
         .map_err(|e| ApiError::from_write(e, kind, &key.name))?;
-    Ok(raw_json(200, stored.json.clone()))
+    Ok(Outcome::stored(200, stored))
 }
 
 /// The patch formats Caravan accepts.
-enum PatchKind {
+pub enum PatchKind {
     Merge(Value),
     Json(json_patch::Patch),
     Apply(Value),
@@ -216,10 +216,20 @@ pub async fn patch(
     query: &Query,
     media: &str,
     body: &Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Outcome, ApiError> {
+    let patch = parse_patch(media, body)?;
+    patch_with(ctx, path, query, patch).await
+}
+
+/// Applies a parsed patch to the object (or its status) named by `path`.
+pub async fn patch_with(
+    ctx: &ApiContext,
+    path: &ResourcePath,
+    query: &Query,
+    patch: PatchKind,
+) -> Result<Outcome, ApiError> {
     let kind = path.kind;
     let key = key_of(path);
-    let patch = parse_patch(media, body)?;
     if let PatchKind::Apply(applied) = &patch {
         prepare::check_type_meta(kind, applied)?;
         check_name(applied, &key)?;
@@ -268,7 +278,7 @@ pub async fn patch(
             prepare_update(kind, &cur.to_value(), patched, path.status, strict(query))?;
         match commit_update(ctx, &key, &cur, next, query.dry_run).await {
             Err(ApiError::Conflict { .. }) if precondition.is_none() => continue,
-            other => return other.map(|r| with_warnings(r, &warnings)),
+            other => return other.map(|o| o.with_warnings(warnings)),
         }
     }
     Err(ApiError::conflict(kind, &key.name))
@@ -298,7 +308,7 @@ pub async fn delete(
     path: &ResourcePath,
     query: &Query,
     body: &Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Outcome, ApiError> {
     let kind = path.kind;
     if path.name.is_none() || path.status {
         return Err(ApiError::MethodNotAllowed(
@@ -346,7 +356,7 @@ pub async fn delete(
         let value = cur.to_value();
         let holds = !prepare::finalizers(&value).is_empty();
         if holds && value.pointer("/metadata/deletionTimestamp").is_some() {
-            return Ok(raw_json(200, cur.json.clone()));
+            return Ok(Outcome::stored(200, cur));
         }
         let op = if holds {
             Op::Put {
@@ -361,10 +371,10 @@ pub async fn delete(
             }
         };
         if dry_run {
-            return Ok(raw_json(200, cur.json.clone()));
+            return Ok(Outcome::stored(200, cur));
         }
         match ctx.store.write(op).await {
-            Ok(stored) => return Ok(raw_json(200, stored.json.clone())),
+            Ok(stored) => return Ok(Outcome::stored(200, stored)),
             Err(WriteError::Rejected(OpError::Conflict { .. })) if pre_rv.is_none() => continue,
             Err(e) => return Err(ApiError::from_write(e, kind, &key.name)),
         }

@@ -37,7 +37,7 @@ pub use snapshot::{SnapshotBuilder, SnapshotDir, SnapshotError};
 pub use state_machine::StateMachine;
 pub use type_config::{NodeId, OpResult, Request, Response, TypeConfig};
 
-use crate::store::{Op, OpError, State, StoredObject, WatchCache};
+use crate::store::{Op, OpError, OpOutcome, State, StoredObject, WatchCache};
 
 /// How long `Store::open` waits for a leader and for the log to be applied.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -180,6 +180,16 @@ impl Store {
     /// Proposes one operation (grouped with concurrent ones into one Raft entry) and waits
     /// until it is committed and applied.
     pub async fn write(&self, op: Op) -> Result<Arc<StoredObject>, WriteError> {
+        match self.proposer.propose(op).await? {
+            OpOutcome::Object(object) => Ok(object),
+            OpOutcome::Plan(_) => Err(WriteError::Unavailable(
+                "a plan answers a PlanResult: write it with Store::write_outcome".to_owned(),
+            )),
+        }
+    }
+
+    /// Like [`Store::write`], for any operation: the outcome of a `Plan` is its `PlanResult`.
+    pub async fn write_outcome(&self, op: Op) -> Result<OpOutcome, WriteError> {
         self.proposer.propose(op).await
     }
 

@@ -24,9 +24,9 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::WriteError;
 use super::type_config::{NodeId, OpResult, Request, TypeConfig};
-use crate::store::{Op, StoredObject};
+use crate::store::{Op, OpOutcome};
 
-type Reply = oneshot::Sender<Result<Arc<StoredObject>, WriteError>>;
+type Reply = oneshot::Sender<Result<OpOutcome, WriteError>>;
 type Outcome =
     Result<ClientWriteResponse<TypeConfig>, ClientWriteError<NodeId, openraft::BasicNode>>;
 
@@ -49,7 +49,7 @@ impl Proposer {
     }
 
     /// Queues `op` and waits for its own result.
-    pub async fn propose(&self, op: Op) -> Result<Arc<StoredObject>, WriteError> {
+    pub async fn propose(&self, op: Op) -> Result<OpOutcome, WriteError> {
         let (reply, result) = oneshot::channel();
         self.tx
             .send((op, reply))
@@ -115,7 +115,7 @@ fn deliver(replies: Vec<Reply>, outcome: Outcome) {
             let mut results = response.data.0.into_iter();
             for reply in replies {
                 let result = match results.next() {
-                    Some(OpResult(Ok(object))) => Ok(object),
+                    Some(OpResult(Ok(outcome))) => Ok(outcome),
                     Some(OpResult(Err(e))) => Err(WriteError::Rejected(e)),
                     None => Err(WriteError::Unavailable(
                         "the state machine returned too few results".to_owned(),

@@ -11,8 +11,9 @@
 
 pub mod object;
 pub mod state;
+pub mod usage;
 pub mod watch_cache;
 
-pub use object::{ObjectKey, Op, OpError, Precondition, StoredObject};
+pub use object::{ObjectKey, Op, OpError, OpOutcome, PlanOp, Precondition, StoredObject};
 pub use state::{Applied, State};
 pub use watch_cache::{EventType, TooOld, WatchCache, WatchEvent};

@@ -4,9 +4,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use caravan_controllers::scheduler::{Plan, PlanResult};
 use caravan_schemas::Kind;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use super::usage::AllocUsage;
 
 /// Identifies an object: kind, namespace (empty for cluster-scoped kinds) and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -29,6 +32,9 @@ pub struct StoredObject {
     pub fields: Vec<(&'static str, String)>,
     /// The whole object as JSON, exactly as served.
     pub json: Bytes,
+    /// For a live (non-terminal) Allocation with a node: what it holds there, for the per-node
+    /// usage index. `None` for other kinds and terminal allocations.
+    pub usage: Option<AllocUsage>,
 }
 
 impl StoredObject {
@@ -102,6 +108,10 @@ impl StoredObject {
             labels,
             fields,
             json,
+            usage: match kind {
+                Kind::Allocation => AllocUsage::of_value(value),
+                _ => None,
+            },
         }
     }
 
@@ -176,6 +186,43 @@ pub enum Op {
         key: ObjectKey,
         expect: Precondition,
     },
+    /// Apply a scheduler's plan: per node, re-check the fit against the current state and
+    /// commit the node's stops and allocations, or reject the node's whole part.
+    Plan(PlanOp),
+}
+
+/// A plan as proposed: allocations already carry their uid, creationTimestamp, generation and
+/// namespace, so applying it stays deterministic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanOp {
+    pub plan: Plan,
+}
+
+/// What an applied operation produced.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OpOutcome {
+    /// `Put` and `Delete`: the object as stored (the last state of a deleted object).
+    Object(Arc<StoredObject>),
+    /// `Plan`: what was committed; `refresh_index` is non-zero when a node part was rejected.
+    Plan(Arc<PlanResult>),
+}
+
+impl OpOutcome {
+    /// The stored object of a `Put` or `Delete`.
+    pub fn object(&self) -> Option<&Arc<StoredObject>> {
+        match self {
+            OpOutcome::Object(object) => Some(object),
+            OpOutcome::Plan(_) => None,
+        }
+    }
+
+    /// The result of a `Plan`.
+    pub fn plan(&self) -> Option<&Arc<PlanResult>> {
+        match self {
+            OpOutcome::Plan(result) => Some(result),
+            OpOutcome::Object(_) => None,
+        }
+    }
 }
 
 /// Why an operation was not applied.

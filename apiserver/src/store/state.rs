@@ -1,5 +1,6 @@
 //! The in-memory state built by applying Raft entries: objects by kind/namespace/name, plus
-//! indexes (node → allocations, job → allocations and evaluations). Pure and deterministic.
+//! indexes (node → allocations, job → allocations and evaluations, node → usage of its live
+//! allocations). Pure and deterministic. Plans are applied by [`plan`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -10,8 +11,11 @@ use caravan_schemas::Kind;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::object::{ObjectKey, Op, OpError, Precondition, StoredObject};
+use super::object::{ObjectKey, Op, OpError, OpOutcome, Precondition, StoredObject};
+use super::usage::UsageIndex;
 use super::watch_cache::{EventType, WatchEvent};
+
+mod plan;
 
 /// The `(kind, field)` pairs kept in a secondary index.
 const INDEXED_FIELDS: [(Kind, &str); 3] = [
@@ -31,7 +35,7 @@ type FieldIndex = BTreeSet<(String, String, String)>;
 #[derive(Debug, Default)]
 pub struct Applied {
     /// One result per operation, in order.
-    pub results: Vec<Result<Arc<StoredObject>, OpError>>,
+    pub results: Vec<Result<OpOutcome, OpError>>,
     /// The watch events the batch produced, in order.
     pub events: Vec<Arc<WatchEvent>>,
 }
@@ -42,6 +46,8 @@ pub struct State {
     revision: u64,
     objects: BTreeMap<Kind, Objects>,
     indexes: BTreeMap<(Kind, &'static str), FieldIndex>,
+    /// Node → summed usage of its live allocations.
+    usage: UsageIndex,
 }
 
 impl State {
@@ -53,18 +59,25 @@ impl State {
             events: Vec::with_capacity(ops.len()),
         };
         for op in ops {
-            let result = match op {
+            let event = match op {
                 Op::Put {
                     kind,
                     object,
                     expect,
                 } => self.put(StoredObject::from_value(kind, object, index), &expect),
                 Op::Delete { key, expect } => self.delete(&key, &expect, index),
+                Op::Plan(plan) => {
+                    let result = self
+                        .apply_plan(index, plan, &mut applied.events)
+                        .map(|result| OpOutcome::Plan(Arc::new(result)));
+                    applied.results.push(result);
+                    continue;
+                }
             };
-            applied.results.push(result.map(|event| {
+            applied.results.push(event.map(|event| {
                 let object = event.object.clone();
                 applied.events.push(Arc::new(event));
-                object
+                OpOutcome::Object(object)
             }));
         }
         self.revision = index;
@@ -147,6 +160,11 @@ impl State {
             .filter_map(|(_, ns, name)| objects.get(&(ns.clone(), name.clone())).cloned())
             .collect();
         Some(found)
+    }
+
+    /// Node → summed usage of its live (non-terminal) allocations.
+    pub fn usage(&self) -> &UsageIndex {
+        &self.usage
     }
 
     /// Number of objects of `kind`.
@@ -287,6 +305,9 @@ impl State {
     }
 
     fn index(&mut self, object: &StoredObject) {
+        if let Some(usage) = &object.usage {
+            self.usage.add(usage);
+        }
         for (kind, field) in INDEXED_FIELDS {
             if let Some(entry) = index_entry(object, kind, field) {
                 self.indexes.entry((kind, field)).or_default().insert(entry);
@@ -295,6 +316,9 @@ impl State {
     }
 
     fn unindex(&mut self, object: &StoredObject) {
+        if let Some(usage) = &object.usage {
+            self.usage.remove(usage);
+        }
         for (kind, field) in INDEXED_FIELDS {
             if let Some(entry) = index_entry(object, kind, field)
                 && let Some(index) = self.indexes.get_mut(&(kind, field))

@@ -4,6 +4,7 @@ mod api_discovery;
 mod api_list;
 mod api_watch;
 mod api_write;
+mod plan_apply;
 mod raft_cluster;
 mod raft_conformance;
 mod raft_crash;

@@ -1,11 +1,14 @@
-//! `caravan bench`: load generators for the API (`api`) and for watch fan-out (`watch`).
+//! `caravan bench`: load generators for the API (`api`) and for watch fan-out (`watch`), and
+//! the in-memory scheduler speed test (`scheduler`).
 //!
-//! Both run against a live server and check their own counts at the end: a benchmark that
-//! loses or duplicates an object fails instead of printing a number.
+//! `api` and `watch` run against a live server and check their own counts at the end: a
+//! benchmark that loses or duplicates an object fails instead of printing a number.
 
 mod api;
 mod payload;
+mod placement;
 mod report;
+pub mod scheduler;
 mod watch;
 
 use std::time::Duration;
@@ -25,6 +28,10 @@ pub enum BenchCommand {
     Api(ApiBenchArgs),
     /// Open many watches, write Jobs, and report the delivery latency to every watcher.
     Watch(WatchBenchArgs),
+    /// Run the service scheduler on an in-memory cluster (no server) and report placements/s.
+    Scheduler(SchedulerBenchArgs),
+    /// Register nodes, submit jobs, and measure placements committed per second end to end.
+    Placement(PlacementBenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -60,6 +67,35 @@ pub struct WatchBenchArgs {
     pub size: usize,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct PlacementBenchArgs {
+    /// Nodes to register (4,000 MHz and 16 GiB each).
+    #[arg(long, default_value_t = 5000)]
+    pub nodes: usize,
+    /// Jobs to submit.
+    #[arg(long, default_value_t = 100)]
+    pub jobs: usize,
+    /// Allocations per job (100 MHz, 64 MB each).
+    #[arg(long, default_value_t = 1000)]
+    pub count: usize,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SchedulerBenchArgs {
+    /// Nodes in the in-memory cluster (4000 MHz, 8 GiB each).
+    #[arg(long, default_value_t = 5000)]
+    pub nodes: usize,
+    /// Allocations of the service job to place.
+    #[arg(long, default_value_t = 1000)]
+    pub count: usize,
+    /// Measured runs, after one warm-up run.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+}
+
 /// Runs a benchmark against `address` (the first of a comma-separated list).
 pub async fn run(address: &str, args: BenchArgs) -> anyhow::Result<()> {
     let base = address
@@ -71,5 +107,7 @@ pub async fn run(address: &str, args: BenchArgs) -> anyhow::Result<()> {
     match args.command {
         BenchCommand::Api(a) => api::run(&base, a).await,
         BenchCommand::Watch(w) => watch::run(&base, w).await,
+        BenchCommand::Scheduler(s) => scheduler::run(s).await,
+        BenchCommand::Placement(p) => placement::run(&base, p).await,
     }
 }

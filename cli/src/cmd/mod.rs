@@ -1,9 +1,12 @@
 //! The client subcommands, one module each, sharing a [`Context`].
 
+pub mod alloc;
 pub mod apply;
 pub mod delete;
 pub mod describe;
+pub mod eval;
 pub mod get;
+pub mod job;
 pub mod version;
 
 use caravan_client::{Api, Client};
@@ -43,6 +46,9 @@ pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
         Command::Get(args) => get::run(&ctx, args).await,
         Command::Describe(args) => describe::run(&ctx, args).await,
         Command::Delete(args) => delete::run(&ctx, args).await,
+        Command::Job(args) => job::run(&ctx, args).await,
+        Command::Eval(args) => eval::run(&ctx, args).await,
+        Command::Alloc(args) => alloc::run(&ctx, args).await,
         Command::Agent(_) | Command::Version | Command::Bench(_) => {
             unreachable!("dispatched before the client commands")
         }

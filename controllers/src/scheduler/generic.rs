@@ -274,10 +274,13 @@ impl Scheduler for GenericScheduler<'_> {
             computed.outcome.next_eval = followup.metadata.name.clone();
             self.planner.create_eval(followup)?;
         }
+        // A blocked evaluation (or one unblocked and re-run) that still cannot place goes back
+        // to blocked itself instead of spawning another one.
         let reblock = eval
             .status
             .as_ref()
-            .is_some_and(|s| s.status == EvaluationState::Blocked);
+            .is_some_and(|s| s.status == EvaluationState::Blocked)
+            || eval.spec.triggered_by == TriggeredBy::QueuedAllocs;
         if !computed.outcome.failed_group_allocs.is_empty() {
             if reblock {
                 let again = build::finished_eval(
@@ -299,6 +302,8 @@ impl Scheduler for GenericScheduler<'_> {
             if let Some(status) = blocked.status.as_mut() {
                 status.status_description = Some("created to place remaining allocations".into());
                 status.failed_group_allocs = computed.outcome.failed_group_allocs.clone();
+                // Capacity that appears after this snapshot unblocks it.
+                status.snapshot_index = self.state.index();
             }
             computed.outcome.blocked_eval = blocked.metadata.name.clone();
             self.planner.create_eval(blocked)?;

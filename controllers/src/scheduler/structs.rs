@@ -7,7 +7,8 @@ use caravan_schemas::Allocation;
 use caravan_schemas::allocation::DesiredStatus;
 
 /// An allocation the plan stops or evicts.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AllocStop {
     /// Name of the allocation, in the plan's namespace.
     pub alloc_name: String,
@@ -18,7 +19,8 @@ pub struct AllocStop {
 }
 
 /// Changes the reconciler wants for one group (Nomad's `DesiredUpdates`), for `job plan`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DesiredUpdates {
     /// New allocations to place.
     pub place: u64,
@@ -38,7 +40,8 @@ pub struct DesiredUpdates {
 
 /// A write request: allocations to stop and allocations to create or update, applied atomically
 /// (per node) by the plan applier, which re-checks that every touched node still fits.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Plan {
     /// Evaluation that produced the plan.
     pub eval_name: String,
@@ -126,7 +129,8 @@ impl Plan {
 }
 
 /// What the plan applier committed.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PlanResult {
     /// Stops committed, per node.
     pub node_update: BTreeMap<String, Vec<AllocStop>>,

@@ -252,7 +252,11 @@ pub fn job_of_type(name: &str, job_type: JobType, count: u32) -> Job {
 pub fn next_version(job: &Job, edit: impl FnOnce(&mut Job)) -> Job {
     let mut next = job.clone();
     edit(&mut next);
-    next.status.get_or_insert_default().version = util::job_version(job) + 1;
+    let version = util::job_version(job) + 1;
+    next.status.get_or_insert_default().version = version;
+    if next.metadata.generation.is_some() {
+        next.metadata.generation = Some(version + 1);
+    }
     next
 }
 

@@ -17,9 +17,13 @@ pub fn namespace(meta: &ObjectMeta) -> &str {
     meta.namespace.as_deref().unwrap_or("default")
 }
 
-/// Version of a job, 0 until the server sets one.
+/// Version of a job: its spec generation minus one (the server bumps `generation` on every spec
+/// change, so versions start at 0 like Nomad's); `status.version` for objects without one.
 pub fn job_version(job: &Job) -> i64 {
-    job.status.as_ref().map_or(0, |s| s.version)
+    match job.metadata.generation {
+        Some(generation) if generation > 0 => generation - 1,
+        _ => job.status.as_ref().map_or(0, |s| s.version),
+    }
 }
 
 /// Priority of a job.

@@ -4,5 +4,6 @@ mod api_errors;
 mod cli;
 mod durability;
 mod kubectl;
+mod scheduling;
 mod watch;
 mod websocket;

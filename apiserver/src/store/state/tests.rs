@@ -122,7 +122,7 @@ fn create_update_delete_emit_events_with_previous() {
         )],
     );
     let a1 = created.results[0].clone().expect("created");
-    assert_eq!(a1.resource_version, 2);
+    assert_eq!(a1.object().map(|o| o.resource_version), Some(2));
     assert_eq!(created.events[0].event_type, EventType::Added);
     assert!(created.events[0].previous.is_none());
 
@@ -135,8 +135,10 @@ fn create_update_delete_emit_events_with_previous() {
         )],
     );
     assert_eq!(
-        updated.results[0].as_ref().map(|o| o.resource_version),
-        Ok(3)
+        updated.results[0]
+            .as_ref()
+            .map(|o| o.object().map(|o| o.resource_version)),
+        Ok(Some(3))
     );
     let event = &updated.events[0];
     assert_eq!(event.event_type, EventType::Modified);

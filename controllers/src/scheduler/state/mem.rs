@@ -37,9 +37,7 @@ fn namespace_of(meta: &caravan_schemas::ObjectMeta) -> String {
         .unwrap_or_else(|| "default".to_string())
 }
 
-fn job_version(job: &Job) -> i64 {
-    job.status.as_ref().map_or(0, |s| s.version)
-}
+use crate::scheduler::util::job_version;
 
 impl MemState {
     /// An empty state at index 0.

@@ -1,0 +1,159 @@
+//! `POST /apis/caravan.dev/v1/namespaces/{ns}/evaluations/{name}/plan`: a scheduler submits the
+//! plan of an evaluation and gets the `PlanResult` (camelCase JSON) back.
+//!
+//! ```text
+//! body (Plan, JSON or YAML) ─▶ namespace / evalName from the path ─▶ crate::plan::submit_plan
+//!                                                                       ─▶ 200 PlanResult
+//! ```
+//!
+//! Fields left out of the body take their defaults (an empty `nodeUpdate`, no annotations…).
+
+use axum::extract::Request;
+use axum::http::Method;
+use axum::response::Response;
+use caravan_controllers::scheduler::Plan;
+use serde_json::Value;
+
+use super::body;
+use super::context::ApiContext;
+use super::error::ApiError;
+use super::path::PREFIX;
+use super::respond::json;
+
+/// The evaluation a plan path names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanPath {
+    pub namespace: String,
+    pub eval: String,
+}
+
+impl PlanPath {
+    /// `Some` only for `…/namespaces/{ns}/evaluations/{name}/plan`; every other path is left to
+    /// the resource router.
+    pub fn parse(path: &str) -> Option<PlanPath> {
+        let rest = path.strip_prefix(PREFIX)?;
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+        match segments.as_slice() {
+            ["namespaces", ns, "evaluations", name, "plan"]
+                if !ns.is_empty() && !name.is_empty() =>
+            {
+                Some(PlanPath {
+                    namespace: decode(ns),
+                    eval: decode(name),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Handles a request to a plan path.
+pub async fn handle(
+    ctx: &ApiContext,
+    target: PlanPath,
+    req: Request,
+) -> Result<Response, ApiError> {
+    if req.method() != Method::POST {
+        return Err(ApiError::MethodNotAllowed(format!(
+            "method {} is not allowed on a plan: POST it",
+            req.method()
+        )));
+    }
+    let media = body::content_type(req.headers());
+    let bytes = body::read(req.into_body()).await?;
+    let value = body::decode_object(&bytes, &media)?;
+    let plan = decode_plan(value, &target)?;
+    let result = crate::plan::submit_plan(&ctx.store, plan).await?;
+    Ok(json(200, &result))
+}
+
+/// The plan in `value`, with defaults for missing fields and the path's namespace and
+/// evaluation; a body naming others is refused.
+fn decode_plan(mut value: Value, target: &PlanPath) -> Result<Plan, ApiError> {
+    if let (Some(body), Ok(Value::Object(defaults))) =
+        (value.as_object_mut(), serde_json::to_value(Plan::default()))
+    {
+        for (field, default) in defaults {
+            body.entry(field).or_insert(default);
+        }
+    }
+    let mut plan: Plan = serde_json::from_value(value)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not a plan: {e}")))?;
+    for (what, field, wanted) in [
+        ("namespace", &mut plan.namespace, &target.namespace),
+        ("evaluation", &mut plan.eval_name, &target.eval),
+    ] {
+        if field.is_empty() {
+            field.clone_from(wanted);
+        } else if field != wanted {
+            return Err(ApiError::BadRequest(format!(
+                "the {what} of the plan ({field}) does not match the {what} sent on the request ({wanted})"
+            )));
+        }
+    }
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn target() -> PlanPath {
+        PlanPath {
+            namespace: "default".to_owned(),
+            eval: "e1".to_owned(),
+        }
+    }
+
+    #[test]
+    fn only_plan_paths_match() {
+        assert_eq!(
+            PlanPath::parse(&format!("{PREFIX}namespaces/default/evaluations/e1/plan")),
+            Some(target())
+        );
+        for other in [
+            "namespaces/default/evaluations/e1",
+            "namespaces/default/evaluations/e1/status",
+            "namespaces/default/jobs/e1/plan",
+            "namespaces//evaluations/e1/plan",
+            "evaluations/e1/plan",
+        ] {
+            assert_eq!(
+                PlanPath::parse(&format!("{PREFIX}{other}")),
+                None,
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_fields_default_and_the_path_fills_namespace_and_eval() {
+        let plan = decode_plan(json!({"jobName": "web"}), &target()).expect("plan");
+        assert_eq!(
+            (
+                plan.namespace.as_str(),
+                plan.eval_name.as_str(),
+                plan.job_name.as_str()
+            ),
+            ("default", "e1", "web")
+        );
+        assert!(plan.is_no_op());
+    }
+
+    #[test]
+    fn another_namespace_or_eval_is_refused() {
+        let err = decode_plan(json!({"namespace": "prod"}), &target());
+        assert!(matches!(err, Err(ApiError::BadRequest(_))));
+        let err = decode_plan(json!({"evalName": "e2"}), &target());
+        assert!(matches!(err, Err(ApiError::BadRequest(_))));
+        let err = decode_plan(json!({"nodeUpdate": 3}), &target());
+        assert!(matches!(err, Err(ApiError::BadRequest(_))));
+    }
+}

@@ -1,0 +1,295 @@
+//! The plan applier (Nomad's `plan_apply.go`): a scheduler's plan is applied at one log index,
+//! node by node, after re-checking each node against the state it is applied to.
+//!
+//! ```text
+//! Op::Plan ──▶ for each node the plan touches (sorted):
+//!                placements? ── no ─────────────────────────────▶ commit the stops
+//!                   │ yes
+//!                   ▼
+//!                node exists, ready (eligible for new allocations),
+//!                usage index[node] − stopped − replaced + placed ≤ capacity
+//!                   │ yes                              │ no
+//!                   ▼                                  ▼
+//!                commit stops + placements      reject the node's whole part,
+//!                (events, resourceVersion=index) refresh_index = index
+//! ```
+//!
+//! Each node is checked against the state including the nodes committed before it, so a plan
+//! never oversubscribes a node, whatever other plans were applied before it in the log.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use caravan_controllers::scheduler::context::NodeUsage;
+use caravan_controllers::scheduler::feasible::NodeStatusChecker;
+use caravan_controllers::scheduler::feasible::fit;
+use caravan_controllers::scheduler::resources;
+use caravan_controllers::scheduler::util;
+use caravan_controllers::scheduler::{AllocStop, PlanResult};
+use caravan_schemas::node::NodeState;
+use caravan_schemas::{Allocation, Kind, Node};
+use serde_json::{Map, Value};
+
+use super::State;
+use crate::store::object::{ObjectKey, OpError, PlanOp, StoredObject};
+use crate::store::watch_cache::{EventType, WatchEvent};
+
+/// Why a node's part of a plan was rejected (logged; the scheduler only sees the refresh index).
+type Rejection = &'static str;
+
+impl State {
+    /// Applies `op` at log `index`, pushing the events of what it committed. Fails only when the
+    /// plan's namespace does not exist; a node that does not fit is reported through
+    /// `refresh_index`, not as an error.
+    pub(super) fn apply_plan(
+        &mut self,
+        index: u64,
+        op: PlanOp,
+        events: &mut Vec<Arc<WatchEvent>>,
+    ) -> Result<PlanResult, OpError> {
+        let plan = op.plan;
+        let namespace = plan.namespace.as_str();
+        let namespace_key = ObjectKey {
+            kind: Kind::Namespace,
+            namespace: String::new(),
+            name: namespace.to_owned(),
+        };
+        if self.lookup(&namespace_key).is_none() {
+            return Err(OpError::NamespaceNotFound(namespace.to_owned()));
+        }
+        let mut result = PlanResult {
+            alloc_index: index,
+            ..PlanResult::default()
+        };
+        let touched: BTreeSet<&String> = plan
+            .node_update
+            .keys()
+            .chain(plan.node_allocation.keys())
+            .collect();
+        for node in touched {
+            let stops = plan.node_update.get(node).map_or(&[][..], Vec::as_slice);
+            let placed = plan
+                .node_allocation
+                .get(node)
+                .map_or(&[][..], Vec::as_slice);
+            let values = match self.check_node(namespace, node, stops, placed) {
+                Ok(values) => values,
+                Err(reason) => {
+                    tracing::debug!(
+                        eval = %plan.eval_name,
+                        node = %node,
+                        reason,
+                        index,
+                        "plan applier rejected a node's part"
+                    );
+                    result.refresh_index = index;
+                    continue;
+                }
+            };
+            for stop in stops {
+                if let Some(event) = self.commit_stop(index, namespace, stop) {
+                    events.push(Arc::new(event));
+                }
+            }
+            let mut committed = Vec::with_capacity(values.len());
+            for value in values {
+                let event = self.commit_alloc(index, namespace, value);
+                if let Ok(alloc) = serde_json::from_slice::<Allocation>(&event.object.json) {
+                    committed.push(alloc);
+                }
+                events.push(Arc::new(event));
+            }
+            if !stops.is_empty() {
+                result.node_update.insert(node.clone(), stops.to_vec());
+            }
+            if !committed.is_empty() {
+                result.node_allocation.insert(node.clone(), committed);
+            }
+        }
+        Ok(result)
+    }
+
+    /// Whether `node` takes the plan's part for it, checked against the current state; the
+    /// placements as JSON values, ready to store, when it does.
+    fn check_node(
+        &self,
+        namespace: &str,
+        node_name: &str,
+        stops: &[AllocStop],
+        placed: &[Allocation],
+    ) -> Result<Vec<Value>, Rejection> {
+        if placed.is_empty() {
+            // Stopping only frees capacity: always accepted.
+            return Ok(Vec::new());
+        }
+        let node_key = ObjectKey {
+            kind: Kind::Node,
+            namespace: String::new(),
+            name: node_name.to_owned(),
+        };
+        let stored = self.lookup(&node_key).ok_or("node does not exist")?;
+        let node: Node = serde_json::from_slice(&stored.json).map_err(|_| "node is unreadable")?;
+        if node.status.as_ref().map(|s| s.status) != Some(NodeState::Ready) {
+            return Err("node is not ready for placements");
+        }
+        let alloc_key = |name: &str| ObjectKey {
+            kind: Kind::Allocation,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        // Only new allocations need an eligible, undrained node; in-place updates stay.
+        let places_new = placed
+            .iter()
+            .any(|a| self.lookup(&alloc_key(util::name(&a.metadata))).is_none());
+        if places_new && let Some(reason) = NodeStatusChecker::reason(&node) {
+            return Err(reason);
+        }
+
+        let mut used = self.usage.used(node_name);
+        let mut released = BTreeSet::new();
+        let names = stops
+            .iter()
+            .map(|s| s.alloc_name.as_str())
+            .chain(placed.iter().map(|a| util::name(&a.metadata)));
+        for name in names {
+            if !released.insert(name) {
+                continue;
+            }
+            if let Some(current) = self.lookup(&alloc_key(name))
+                && let Some(usage) = &current.usage
+                && usage.node == node_name
+            {
+                used.subtract(&usage.used);
+            }
+        }
+        let mut values = Vec::with_capacity(placed.len());
+        for alloc in placed {
+            if alloc.spec.node_name != node_name {
+                return Err("an allocation names another node");
+            }
+            if util::namespace(&alloc.metadata) != namespace {
+                return Err("an allocation is in another namespace");
+            }
+            if !util::is_terminal(alloc) {
+                used.add(&resources::alloc_usage(alloc));
+            }
+            values.push(serde_json::to_value(alloc).map_err(|_| "allocation is unserializable")?);
+        }
+        fit::usage_fits(&NodeUsage {
+            capacity: resources::node_capacity(&node),
+            used,
+            core_ids: Vec::new(),
+        })
+        .map(|()| values)
+    }
+
+    /// Sets `spec.desiredStatus` and `spec.desiredDescription` of the stopped allocation; no
+    /// event when it is gone or already says so.
+    fn commit_stop(&mut self, index: u64, namespace: &str, stop: &AllocStop) -> Option<WatchEvent> {
+        let key = ObjectKey {
+            kind: Kind::Allocation,
+            namespace: namespace.to_owned(),
+            name: stop.alloc_name.clone(),
+        };
+        let mut value = self.lookup(&key)?.to_value();
+        let next_generation = generation(&value) + 1;
+        let spec = map_at(&mut value, "spec")?;
+        let desired = serde_json::to_value(stop.desired_status).ok()?;
+        let description = Value::String(stop.description.clone());
+        if spec.get("desiredStatus") == Some(&desired)
+            && spec.get("desiredDescription") == Some(&description)
+        {
+            return None;
+        }
+        spec.insert("desiredStatus".to_owned(), desired);
+        spec.insert("desiredDescription".to_owned(), description);
+        set_generation(&mut value, next_generation);
+        Some(self.store(StoredObject::from_value(Kind::Allocation, value, index)))
+    }
+
+    /// Creates the allocation, or updates it in place when one of the same name exists: the
+    /// stored uid, creationTimestamp and status (the node's report) are kept.
+    fn commit_alloc(&mut self, index: u64, namespace: &str, mut value: Value) -> WatchEvent {
+        if let Some(metadata) = map_at(&mut value, "metadata") {
+            metadata.insert("namespace".to_owned(), Value::String(namespace.to_owned()));
+        }
+        let key = ObjectKey {
+            kind: Kind::Allocation,
+            namespace: namespace.to_owned(),
+            name: value
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        };
+        if let Some(current) = self.lookup(&key) {
+            let stored = current.to_value();
+            if let Some(metadata) = map_at(&mut value, "metadata") {
+                for field in [
+                    "uid",
+                    "creationTimestamp",
+                    "generation",
+                    "deletionTimestamp",
+                ] {
+                    match stored.get("metadata").and_then(|m| m.get(field)) {
+                        Some(v) => metadata.insert(field.to_owned(), v.clone()),
+                        None => metadata.remove(field),
+                    };
+                }
+            }
+            if let Some(object) = value.as_object_mut() {
+                match stored.get("status") {
+                    Some(status) => object.insert("status".to_owned(), status.clone()),
+                    None => object.remove("status"),
+                };
+            }
+            if value.get("spec") != stored.get("spec") {
+                set_generation(&mut value, generation(&stored) + 1);
+            }
+        } else if let Some(metadata) = map_at(&mut value, "metadata") {
+            metadata
+                .entry("generation")
+                .or_insert_with(|| Value::from(1));
+        }
+        self.store(StoredObject::from_value(Kind::Allocation, value, index))
+    }
+
+    /// Stores `object` and describes the change.
+    fn store(&mut self, object: StoredObject) -> WatchEvent {
+        let object = Arc::new(object);
+        let previous = self.insert(object.clone());
+        WatchEvent {
+            event_type: if previous.is_some() {
+                EventType::Modified
+            } else {
+                EventType::Added
+            },
+            object,
+            previous,
+        }
+    }
+}
+
+/// `metadata.generation` of a stored object, 0 when unset.
+fn generation(value: &Value) -> i64 {
+    value
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+}
+
+/// Sets `metadata.generation`.
+fn set_generation(value: &mut Value, generation: i64) {
+    if let Some(metadata) = map_at(value, "metadata") {
+        metadata.insert("generation".to_owned(), Value::from(generation));
+    }
+}
+
+/// The object at `field` of `value`, when both are objects. Allocations, as serialized or as
+/// stored after admission, always have `metadata` and `spec` objects.
+fn map_at<'a>(value: &'a mut Value, field: &str) -> Option<&'a mut Map<String, Value>> {
+    value.get_mut(field)?.as_object_mut()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,160 @@
+//! `caravan job run` (server-side apply of the Job, as `caravan apply --server-side` does) and
+//! `caravan job stop` (merge patch `spec.stop: true`, or delete with `--purge`), each then
+//! following the Evaluation the server creates for the write.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use caravan_client::{Api, DeleteParams, PatchParams};
+use caravan_controllers::scheduler::util::job_version;
+use caravan_schemas::evaluation::TriggeredBy;
+use caravan_schemas::{API_VERSION, Job, Kind};
+use serde_json::{Value, json};
+
+use super::format::revision;
+use super::monitor::{Target, exit_code};
+use super::wait::{existing_allocs, monitor};
+use super::{RunArgs, StopArgs};
+use crate::cmd::Context;
+use crate::manifest::{self, Manifest};
+
+/// Field manager of the apply, the one `caravan apply --server-side` uses.
+const FIELD_MANAGER: &str = "caravan";
+
+/// Reads the one Job of `file` and settles its namespace as `caravan apply` does. A file that
+/// does not set `spec.stop` sets it to false: running a stopped job starts it again, as in
+/// Nomad (the apply then owns the field the stop patch wrote).
+pub fn load_job(ctx: &Context, file: &std::path::Path) -> anyhow::Result<(String, String, Value)> {
+    let manifests = manifest::load(&[file.to_path_buf()], &mut std::io::stdin())?;
+    let [Manifest { source, object }] = manifests.as_slice() else {
+        bail!(
+            "{} holds {} objects: expected one Job",
+            file.display(),
+            manifests.len()
+        );
+    };
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if kind != Kind::Job.name() || api_version != API_VERSION {
+        bail!("{source} holds a {api_version} {kind}: expected a {API_VERSION} Job");
+    }
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .with_context(|| format!("{source}: the Job has no metadata.name"))?
+        .to_owned();
+    let own = object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str);
+    let namespace = match (own, ctx.global.namespace.as_deref()) {
+        (Some(own), Some(flag)) if own != flag => bail!(
+            "the namespace from the provided object \"{own}\" does not match the namespace \"{flag}\". You must pass '--namespace={own}' to perform this operation."
+        ),
+        (Some(own), _) => own.to_owned(),
+        (None, _) => ctx.global.namespace().to_owned(),
+    };
+    let mut object = object.clone();
+    object["metadata"]["namespace"] = Value::String(namespace.clone());
+    if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.entry("stop").or_insert(Value::Bool(false));
+    }
+    Ok((namespace, name, object))
+}
+
+fn decode(value: Value) -> anyhow::Result<Job> {
+    serde_json::from_value(value).context("the server returned an undecodable Job")
+}
+
+fn generation(job: Option<&Job>) -> Option<i64> {
+    job.and_then(|j| j.metadata.generation)
+}
+
+pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<i32> {
+    let (namespace, name, object) = load_job(ctx, &args.file)?;
+    let api = ctx.client.api(Kind::Job, Some(&namespace));
+    let before = api.get_opt(&name).await?.map(decode).transpose()?;
+    let existed = if args.detach {
+        BTreeSet::new()
+    } else {
+        existing_allocs(&ctx.client, &namespace, &name).await?
+    };
+    let applied = api
+        .apply(&name, &object, &PatchParams::apply(FIELD_MANAGER))
+        .await
+        .with_context(|| format!("error submitting job {name:?}"))?;
+    let job = decode(applied)?;
+    let version = job_version(&job);
+    if args.detach {
+        println!("Job registration successful");
+        println!("Job {name:?} is at version {version}");
+        return Ok(0);
+    }
+    if before.is_some() && generation(before.as_ref()) == generation(Some(&job)) {
+        println!("Job {name:?} is unchanged (version {version}): no evaluation was created");
+        return Ok(0);
+    }
+    let target = Target {
+        job: name,
+        after: revision(&job.metadata),
+        min_version: version,
+        // A job that stays stopped (the file sets `stop: true`) is evaluated as a deregister.
+        triggers: vec![TriggeredBy::JobRegister, TriggeredBy::JobDeregister],
+    };
+    follow(ctx, &namespace, target, existed, args.timeout).await
+}
+
+pub async fn stop(ctx: &Context, args: StopArgs) -> anyhow::Result<i32> {
+    let namespace = ctx.global.namespace().to_owned();
+    let name = args.name.clone();
+    let api: Api = ctx.api(Kind::Job);
+    let current = decode(api.get(&name).await?)?;
+    let existed = if args.detach {
+        BTreeSet::new()
+    } else {
+        existing_allocs(&ctx.client, &namespace, &name).await?
+    };
+    let (written, verb) = if args.purge {
+        api.delete(&name, &DeleteParams::default())
+            .await
+            .with_context(|| format!("error purging job {name:?}"))?;
+        (current.clone(), "purged")
+    } else if current.spec.stop {
+        println!("Job {name:?} is already stopped");
+        return Ok(0);
+    } else {
+        let patch = json!({"spec": {"stop": true}});
+        let patched = api
+            .patch_merge(&name, &patch, &PatchParams::default())
+            .await
+            .with_context(|| format!("error stopping job {name:?}"))?;
+        (decode(patched)?, "stopped")
+    };
+    if args.detach {
+        println!("Job {name:?} {verb}");
+        return Ok(0);
+    }
+    let target = Target {
+        job: name,
+        // A delete answers no new revision: any evaluation after the last write qualifies.
+        after: revision(&written.metadata),
+        min_version: job_version(&written),
+        triggers: vec![TriggeredBy::JobDeregister, TriggeredBy::JobRegister],
+    };
+    follow(ctx, &namespace, target, existed, args.timeout).await
+}
+
+async fn follow(
+    ctx: &Context,
+    namespace: &str,
+    target: Target,
+    existed: BTreeSet<String>,
+    timeout: Duration,
+) -> anyhow::Result<i32> {
+    let outcome = monitor(&ctx.client, namespace, target, existed, timeout).await?;
+    Ok(exit_code(&outcome))
+}

@@ -1,0 +1,192 @@
+//! Drives the [`Monitor`]: watches the job's evaluations and allocations (list, then watch,
+//! re-listing on expiry) until the followed evaluation is final, printing the monitor's lines
+//! and, on waits of more than a few seconds, a spinner with the elapsed time on stderr.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context as _, bail};
+use caravan_client::watcher::{Config, Event, WatcherError, watcher};
+use caravan_client::{Client, ListParams};
+use caravan_schemas::{Allocation, Evaluation, Kind};
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::format::timestamp;
+use super::monitor::{Line, Monitor, Outcome, Target};
+use crate::output::age::human_duration;
+
+/// Quiet time after which the spinner appears.
+const SPINNER_AFTER: Duration = Duration::from_secs(3);
+
+/// The names of the job's allocations now: those seen again after a write were modified.
+pub async fn existing_allocs(
+    client: &Client,
+    namespace: &str,
+    job: &str,
+) -> anyhow::Result<BTreeSet<String>> {
+    let list = client
+        .api(Kind::Allocation, Some(namespace))
+        .list_all(&job_selector(job))
+        .await
+        .with_context(|| format!("listing the allocations of job {job:?}"))?;
+    Ok(list
+        .items
+        .iter()
+        .filter_map(|a| a.pointer("/metadata/name")?.as_str().map(str::to_owned))
+        .collect())
+}
+
+fn job_selector(job: &str) -> ListParams {
+    ListParams {
+        field_selector: Some(format!("spec.jobName={job}")),
+        ..ListParams::default()
+    }
+}
+
+/// Follows the evaluation `target` describes until it is final or `timeout` passes.
+pub async fn monitor(
+    client: &Client,
+    namespace: &str,
+    target: Target,
+    existed: BTreeSet<String>,
+    timeout: Duration,
+) -> anyhow::Result<Outcome> {
+    let job = target.job.clone();
+    let config = Config::default().fields(&format!("spec.jobName={job}"));
+    let alloc_api = client.api(Kind::Allocation, Some(namespace));
+    let mut evals = watcher(
+        client.api(Kind::Evaluation, Some(namespace)),
+        config.clone(),
+    );
+    let mut allocs = watcher(alloc_api.clone(), config);
+    let mut monitor = Monitor::new(target, existed);
+    let mut progress = Progress::new();
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    while !monitor.done() {
+        tokio::select! {
+            Some(event) = evals.next() => {
+                if let Some(eval) = applied::<Evaluation>(event)? {
+                    progress.print(monitor.observe_eval(&eval));
+                }
+            }
+            Some(event) = allocs.next() => {
+                if let Some(alloc) = applied::<Allocation>(event)? {
+                    progress.print(monitor.observe_alloc(&alloc));
+                }
+            }
+            _ = tick.tick() => progress.tick(&job, monitor.eval_name()),
+            _ = &mut deadline => {
+                progress.clear();
+                let what = match monitor.eval_name() {
+                    Some(eval) => format!("evaluation {eval:?}"),
+                    None => format!("an evaluation of job {job:?}"),
+                };
+                bail!("timed out after {} waiting for {what}", human_duration(timeout));
+            }
+        }
+    }
+    // Allocations are written before the evaluation is updated, but on another stream: read
+    // them once more so none created by the evaluation is missed.
+    let list = alloc_api
+        .list_all(&job_selector(&job))
+        .await
+        .with_context(|| format!("listing the allocations of job {job:?}"))?;
+    for item in list.items {
+        if let Ok(alloc) = serde_json::from_value::<Allocation>(item) {
+            progress.print(monitor.observe_alloc(&alloc));
+        }
+    }
+    let (lines, outcome) = monitor.finish();
+    progress.print(lines);
+    progress.clear();
+    Ok(outcome)
+}
+
+/// The object of an added or modified event; fails when the server cannot be reached.
+fn applied<T: DeserializeOwned>(event: Result<Event, WatcherError>) -> anyhow::Result<Option<T>> {
+    let value: Value = match event {
+        Ok(Event::InitApply(v) | Event::Apply(v)) => v,
+        Ok(_) => return Ok(None),
+        Err(e) => {
+            let unreachable = match &e {
+                WatcherError::InitialListFailed(c)
+                | WatcherError::WatchStartFailed(c)
+                | WatcherError::WatchFailed(c) => c.is_connect(),
+                WatcherError::WatchError(_) => false,
+            };
+            if unreachable {
+                return Err(anyhow::Error::new(e).context("watching the job's evaluations"));
+            }
+            tracing::warn!("{e:#}; retrying");
+            return Ok(None);
+        }
+    };
+    match serde_json::from_value(value) {
+        Ok(object) => Ok(Some(object)),
+        Err(e) => {
+            tracing::warn!("skipping an undecodable object: {e}");
+            Ok(None)
+        }
+    }
+}
+
+/// Monitor lines on stdout, and a spinner on stderr (only on a terminal) while nothing happens.
+struct Progress {
+    started: Instant,
+    quiet_since: Instant,
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        let now = Instant::now();
+        Progress {
+            started: now,
+            quiet_since: now,
+            bar: None,
+        }
+    }
+
+    fn print(&mut self, lines: Vec<Line>) {
+        if lines.is_empty() {
+            return;
+        }
+        self.quiet_since = Instant::now();
+        let now = timestamp(SystemTime::now());
+        let text: Vec<String> = lines.iter().map(|l| l.render(&now)).collect();
+        let print = || println!("{}", text.join("\n"));
+        match &self.bar {
+            Some(bar) => bar.suspend(print),
+            None => print(),
+        }
+    }
+
+    fn tick(&mut self, job: &str, eval: Option<&str>) {
+        if self.bar.is_none() && self.quiet_since.elapsed() >= SPINNER_AFTER {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("    {spinner} {msg}") {
+                bar.set_style(style);
+            }
+            self.bar = Some(bar);
+        }
+        let Some(bar) = &self.bar else { return };
+        let waiting = match eval {
+            Some(eval) => format!("Waiting for evaluation {eval:?} to finish"),
+            None => format!("Waiting for an evaluation of job {job:?}"),
+        };
+        let elapsed = human_duration(self.started.elapsed());
+        bar.set_message(format!("{waiting} ({elapsed})"));
+        bar.tick();
+    }
+
+    fn clear(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}

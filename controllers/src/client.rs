@@ -1,0 +1,121 @@
+//! The `Client` trait every controller, the evaluator, the broker feed and the scheduler workers
+//! use to read and write objects. Two implementations: over HTTP (`caravan-client`, out of
+//! process) and over the local store (in the API server process, `caravan-apiserver`).
+//!
+//! CONTRACT: the signatures below are shared by several modules; change them only together.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use caravan_schemas::Kind;
+use futures::Stream;
+use serde_json::Value;
+
+use crate::scheduler::{Plan, PlanResult};
+
+/// Why a client call failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    #[error("not found")]
+    NotFound,
+    #[error("already exists")]
+    AlreadyExists,
+    /// The object changed since it was read (stale resourceVersion).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The watch started from a revision older than the server's window: re-list.
+    #[error("resource version too old: {0}")]
+    Gone(String),
+    /// The server refused the object (422, 400).
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// Transport or server failure; worth retrying.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A page of a list: the objects and the revision they were read at.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ObjectList {
+    pub resource_version: u64,
+    pub items: Vec<Value>,
+}
+
+/// Selectors of a list or watch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    pub label_selector: Option<String>,
+    pub field_selector: Option<String>,
+}
+
+/// One change seen by a watch.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WatchEvent {
+    Added(Value),
+    Modified(Value),
+    Deleted(Value),
+    /// Everything up to this revision has been delivered.
+    Bookmark(u64),
+}
+
+/// A stream of watch events; an `Err(ClientError::Gone)` item means re-list.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<WatchEvent, ClientError>> + Send>>;
+
+/// Reads and writes Caravan objects. Objects are whole JSON objects (`apiVersion`, `kind`,
+/// `metadata`, `spec`, `status`); callers convert to the typed structs of `caravan-schemas`.
+/// `namespace` is ignored for cluster-scoped kinds; `None` lists all namespaces.
+pub trait Client: Clone + Send + Sync + 'static {
+    fn get(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Value, ClientError>> + Send;
+
+    fn list(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        query: &ListQuery,
+    ) -> impl Future<Output = Result<ObjectList, ClientError>> + Send;
+
+    /// Every change after `resource_version` (exclusive).
+    fn watch(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+        query: &ListQuery,
+        resource_version: u64,
+    ) -> impl Future<Output = Result<EventStream, ClientError>> + Send;
+
+    /// Creates an object; returns it as stored.
+    fn create(
+        &self,
+        kind: Kind,
+        object: Value,
+    ) -> impl Future<Output = Result<Value, ClientError>> + Send;
+
+    /// JSON merge patch of an object (`status == false`) or of its status subresource.
+    fn patch(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        patch: Value,
+        status: bool,
+    ) -> impl Future<Output = Result<Value, ClientError>> + Send;
+
+    fn delete(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<(), ClientError>> + Send;
+
+    /// Submits a scheduler plan to the plan applier: the feasible part is committed atomically,
+    /// the rest rejected (then `PlanResult::refresh_index` is non-zero).
+    fn submit_plan(
+        &self,
+        plan: Plan,
+    ) -> impl Future<Output = Result<PlanResult, ClientError>> + Send;
+}

@@ -1,0 +1,104 @@
+//! The leader's duties, wired together: caches of jobs, nodes, allocations and evaluations; the
+//! evaluator; the job controller (evaluations for new job versions, job status); the eval broker
+//! fed from the evaluation cache; blocked evaluations; and the scheduler workers.
+//!
+//! ```text
+//! watch Jobs ──▶ job controller ── reconcile(job) ─▶ create Evaluation, patch Job status
+//! watch Nodes ─▶ node trigger ──▶ node-update evals, unblock blocked evals
+//! watch Allocs ▶ alloc trigger ─▶ alloc-failure evals, unblock on freed capacity
+//! watch Evals ─▶ eval feed ─────▶ EvalBroker (pending) / BlockedEvals (blocked)
+//!                                      │ dequeue
+//!                                      ▼
+//!        workers: snapshot (caches → MemState) → scheduler → Client::submit_plan → ack
+//! ```
+//!
+//! Everything goes through a [`Client`], so the same code runs in the server process (over the
+//! local store) or outside it (over HTTP).
+
+mod caches;
+mod evals;
+mod job_controller;
+mod triggers;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::task::JoinSet;
+
+pub use caches::Caches;
+
+use crate::blocked::BlockedEvals;
+use crate::broker::{BrokerConfig, EvalBroker};
+use crate::client::Client;
+use crate::worker::{WorkerConfig, Workers};
+
+/// Settings of the leader's controllers.
+#[derive(Clone, Debug)]
+pub struct LeaderConfig {
+    /// Scheduler workers (Nomad: one per core).
+    pub workers: usize,
+    pub worker: WorkerConfig,
+    pub broker: BrokerConfig,
+}
+
+impl Default for LeaderConfig {
+    fn default() -> Self {
+        LeaderConfig {
+            workers: Workers::default_count(),
+            worker: WorkerConfig::default(),
+            broker: BrokerConfig::default(),
+        }
+    }
+}
+
+/// What the leader's loops share.
+pub(crate) struct Shared<C> {
+    pub client: C,
+    pub caches: Caches,
+    pub broker: EvalBroker,
+    pub blocked: Mutex<BlockedEvals>,
+}
+
+/// Runs the leader's controllers until the returned future is dropped.
+pub async fn run<C: Client>(client: C, config: LeaderConfig) {
+    let broker = EvalBroker::new(config.broker.clone());
+    let (caches, feeds) = Caches::start(client.clone());
+    let shared = Arc::new(Shared {
+        client: client.clone(),
+        caches,
+        broker: broker.clone(),
+        blocked: Mutex::new(BlockedEvals::new()),
+    });
+    let mut tasks = JoinSet::new();
+    tasks.spawn(triggers::nodes(shared.clone(), feeds.nodes));
+    tasks.spawn(triggers::allocations(shared.clone(), feeds.allocations));
+    tasks.spawn(triggers::deleted_jobs(shared.clone(), feeds.jobs));
+    tasks.spawn(evals::feed(shared.clone(), feeds.evaluations));
+    tasks.spawn(evals::reap_failed(shared.clone()));
+    let controller = job_controller::controller(shared.clone());
+    tasks.spawn(async move {
+        let mut results = std::pin::pin!(controller);
+        while let Some(result) = results.next().await {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "job reconcile failed");
+            }
+        }
+    });
+    shared.caches.wait_until_ready().await;
+    let workers = Workers::spawn(
+        config.workers,
+        &broker,
+        Arc::new(shared.caches.snapshots()),
+        &client,
+        &config.worker,
+    );
+    tracing::info!(workers = workers.len(), "leader controllers running");
+    while let Some(ended) = tasks.join_next().await {
+        if let Err(e) = ended {
+            tracing::error!(error = %e, "a leader task ended");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    workers.shutdown().await;
+}
