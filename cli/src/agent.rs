@@ -39,6 +39,10 @@ pub struct AgentArgs {
     /// Datacenter of this agent.
     #[arg(long, default_value = "dc1")]
     pub datacenter: String,
+    /// Serve only the API and the store: no evaluator, broker or scheduler workers (for
+    /// controllers run out of process, and for benchmarking the API alone).
+    #[arg(long)]
+    pub no_controllers: bool,
 }
 
 /// Runs the agent until SIGINT or SIGTERM.
@@ -81,12 +85,16 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     .await?;
     print_banner(&args, &server, &data_dir);
     // A single server is always the leader: it runs the evaluator, the broker and the workers.
-    let leader = tokio::spawn(caravan_controllers::leader::run(
-        LocalClient::new(server.ctx.clone()),
-        LeaderConfig::default(),
-    ));
+    let leader = (!args.no_controllers).then(|| {
+        tokio::spawn(caravan_controllers::leader::run(
+            LocalClient::new(server.ctx.clone()),
+            LeaderConfig::default(),
+        ))
+    });
     let served = server.serve(shutdown_signal()).await;
-    leader.abort();
+    if let Some(leader) = leader {
+        leader.abort();
+    }
     served?;
     eprintln!("==> Caravan agent shut down gracefully");
     Ok(())
