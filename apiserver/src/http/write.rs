@@ -1,5 +1,6 @@
 //! Create, replace, patch (merge, JSON, apply) and delete.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -31,7 +32,7 @@ fn key_of(path: &ResourcePath) -> ObjectKey {
     }
 }
 
-fn current(ctx: &ApiContext, key: &ObjectKey) -> Option<std::sync::Arc<StoredObject>> {
+fn current(ctx: &ApiContext, key: &ObjectKey) -> Option<Arc<StoredObject>> {
     ctx.store.state().get(key)
 }
 
@@ -149,7 +150,7 @@ pub async fn replace(
 async fn commit_update(
     ctx: &ApiContext,
     key: &ObjectKey,
-    cur: &StoredObject,
+    cur: &Arc<StoredObject>,
     mut next: Value,
     dry_run: bool,
 ) -> Result<Outcome, ApiError> {
@@ -161,7 +162,7 @@ async fn commit_update(
         );
     }
     if next == cur.to_value() {
-        return Ok(Outcome::stored(200, std::sync::Arc::new(cur.clone())));
+        return Ok(Outcome::stored(200, cur.clone()));
     }
     if dry_run {
         return Ok(Outcome::value(200, next));

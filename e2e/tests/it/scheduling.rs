@@ -114,6 +114,16 @@ impl Cluster {
         by_node
     }
 
+    /// Names of the allocations that should run.
+    async fn running_names(&self) -> Vec<String> {
+        self.list("allocations")
+            .await
+            .iter()
+            .filter(|a| a["spec"]["desiredStatus"] == "run")
+            .map(|a| a["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     async fn wait_for_placements(&self, job: &str, count: usize) -> BTreeMap<String, usize> {
         wait_until_async(
             DEADLINE,
@@ -178,23 +188,11 @@ async fn service_job_places_on_feasible_nodes_and_scales() {
     web["spec"]["groups"][0]["count"] = json!(6);
     c.apply(&web).await;
     c.wait_for_placements("web", 6).await;
-    let before: Vec<String> = c
-        .list("allocations")
-        .await
-        .iter()
-        .filter(|a| a["spec"]["desiredStatus"] == "run")
-        .map(|a| a["metadata"]["name"].as_str().unwrap().to_string())
-        .collect();
+    let before = c.running_names().await;
     web["spec"]["groups"][0]["count"] = json!(2);
     c.apply(&web).await;
     c.wait_for_placements("web", 2).await;
-    let after: Vec<String> = c
-        .list("allocations")
-        .await
-        .iter()
-        .filter(|a| a["spec"]["desiredStatus"] == "run")
-        .map(|a| a["metadata"]["name"].as_str().unwrap().to_string())
-        .collect();
+    let after = c.running_names().await;
     assert!(
         after.iter().all(|a| before.contains(a)),
         "scaling down keeps the remaining allocations: {before:?} → {after:?}"
