@@ -208,7 +208,7 @@ pub(crate) async fn produce<F: Framer>(
             return;
         }
         tokio::select! {
-            _ = cache.wait_after(cursor) => {}
+            _ = cache.wait_for_kind(spec.kind, cursor) => {}
             _ = tokio::time::sleep_until(next_bookmark), if spec.bookmarks => {
                 next_bookmark = tokio::time::Instant::now() + spec.bookmark_interval;
                 if tx.send(vec![framer.bookmark(spec.kind, cursor, false)]).await.is_err() {

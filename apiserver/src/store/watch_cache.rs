@@ -60,6 +60,9 @@ pub struct WatchCache {
     capacity: usize,
     rings: RwLock<BTreeMap<Kind, Ring>>,
     revision: watch::Sender<u64>,
+    /// Per kind, the resourceVersion of its newest event: watchers of one kind are woken by
+    /// changes of that kind only.
+    kind_revisions: BTreeMap<Kind, watch::Sender<u64>>,
 }
 
 /// The recent events of one kind.
@@ -87,6 +90,10 @@ impl WatchCache {
             capacity,
             rings: RwLock::new(rings_at(revision)),
             revision: watch::channel(revision).0,
+            kind_revisions: Kind::ALL
+                .into_iter()
+                .map(|kind| (kind, watch::channel(revision).0))
+                .collect(),
         }
     }
 
@@ -103,6 +110,17 @@ impl WatchCache {
                         break;
                     };
                     ring.window_start = ring.window_start.max(dropped.resource_version());
+                }
+            }
+            drop(rings);
+            for event in events {
+                if let Some(sender) = self.kind_revisions.get(&event.kind()) {
+                    let rv = event.resource_version();
+                    sender.send_if_modified(|newest| {
+                        let advanced = rv > *newest;
+                        *newest = (*newest).max(rv);
+                        advanced
+                    });
                 }
             }
         }
@@ -149,10 +167,23 @@ impl WatchCache {
         let _ = receiver.wait_for(|revision| *revision > after).await;
     }
 
+    /// Resolves once an event of `kind` newer than `after` is in the cache (or the cache was
+    /// reset past `after`).
+    pub async fn wait_for_kind(&self, kind: Kind, after: u64) {
+        let Some(sender) = self.kind_revisions.get(&kind) else {
+            return self.wait_after(after).await;
+        };
+        let mut receiver = sender.subscribe();
+        let _ = receiver.wait_for(|newest| *newest > after).await;
+    }
+
     /// Resets the cache after a snapshot install: everything before `revision` is too old.
     pub fn reset(&self, revision: u64) {
         *self.rings.write().unwrap_or_else(PoisonError::into_inner) = rings_at(revision);
         self.revision.send_replace(revision);
+        for sender in self.kind_revisions.values() {
+            sender.send_replace(revision);
+        }
     }
 }
 

@@ -200,3 +200,27 @@ async fn wait_after_wakes_on_push() {
         .expect("woken by the push")
         .expect("task ok");
 }
+
+#[tokio::test]
+async fn wait_for_kind_ignores_other_kinds() {
+    let cache = WatchCache::new(10, 0);
+    let waiting = {
+        let cache = std::sync::Arc::new(cache);
+        let c = cache.clone();
+        let task = tokio::spawn(async move { c.wait_for_kind(Kind::Job, 0).await });
+        cache.push(1, &[event(Kind::Allocation, "a", 1)]);
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            !task.is_finished(),
+            "an allocation change does not wake job watchers"
+        );
+        cache.push(2, &[event(Kind::Job, "j", 2)]);
+        task
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+        .await
+        .expect("a job change wakes job watchers")
+        .expect("task");
+}
