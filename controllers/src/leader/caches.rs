@@ -6,18 +6,25 @@ use std::sync::{Arc, Mutex, PoisonError};
 use caravan_schemas::{Allocation, Evaluation, Job, Kind, Node};
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use tokio::sync::broadcast;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch};
 
 use crate::client::{Client, ClientError, ListQuery};
+use crate::runtime::object_ref::resource_version_of;
 use crate::runtime::{Event, Store, reflector, store, watcher};
 use crate::scheduler::util::{job_version, namespace};
 use crate::scheduler::{MemState, State};
+use crate::worker::{Snapshots, WorkerError};
 
 /// Job versions kept per job for telling in-place from destructive updates (Nomad keeps 6).
 const TRACKED_VERSIONS: usize = 6;
 
 /// Earlier versions of each job, as seen by snapshots.
 type VersionHistory = BTreeMap<(String, String), BTreeMap<i64, Arc<Job>>>;
+
+/// The last snapshot built and the revision it was built at.
+type Built = Option<(u64, Arc<dyn State>)>;
 
 /// Readers of the four caches, and the job versions seen so far.
 #[derive(Clone)]
@@ -27,6 +34,10 @@ pub struct Caches {
     pub allocations: Store<Allocation>,
     pub evaluations: Store<Evaluation>,
     history: Arc<Mutex<VersionHistory>>,
+    /// The highest resourceVersion applied to any cache: every change up to it is cached.
+    revision: watch::Sender<u64>,
+    /// The last snapshot built, reused while the caches have not moved.
+    last: Arc<Mutex<Built>>,
 }
 
 /// The event streams behind the caches, for the loops that react to changes.
@@ -37,7 +48,11 @@ pub(crate) struct Feeds {
     pub evaluations: broadcast::Receiver<Event>,
 }
 
-fn spawn_cache<C: Client, T>(client: &C, kind: Kind) -> (Store<T>, broadcast::Receiver<Event>)
+fn spawn_cache<C: Client, T>(
+    client: &C,
+    kind: Kind,
+    revision: watch::Sender<u64>,
+) -> (Store<T>, broadcast::Receiver<Event>)
 where
     T: serde::de::DeserializeOwned + Send + Sync + 'static,
 {
@@ -54,6 +69,13 @@ where
             match event {
                 // The cache is updated before the event is passed on.
                 Ok(event) => {
+                    if let Some(rv) = event.object().and_then(resource_version_of) {
+                        revision.send_if_modified(|newest| {
+                            let advanced = rv > *newest;
+                            *newest = (*newest).max(rv);
+                            advanced
+                        });
+                    }
                     let _ = tx.send(event);
                 }
                 Err(e) => tracing::warn!(kind = %kind, error = %e, "watch failed; retrying"),
@@ -65,10 +87,11 @@ where
 
 impl Caches {
     pub(crate) fn start<C: Client>(client: C) -> (Caches, Feeds) {
-        let (jobs, jobs_rx) = spawn_cache(&client, Kind::Job);
-        let (nodes, nodes_rx) = spawn_cache(&client, Kind::Node);
-        let (allocations, allocs_rx) = spawn_cache(&client, Kind::Allocation);
-        let (evaluations, evals_rx) = spawn_cache(&client, Kind::Evaluation);
+        let revision = watch::channel(0).0;
+        let (jobs, jobs_rx) = spawn_cache(&client, Kind::Job, revision.clone());
+        let (nodes, nodes_rx) = spawn_cache(&client, Kind::Node, revision.clone());
+        let (allocations, allocs_rx) = spawn_cache(&client, Kind::Allocation, revision.clone());
+        let (evaluations, evals_rx) = spawn_cache(&client, Kind::Evaluation, revision.clone());
         (
             Caches {
                 jobs,
@@ -76,6 +99,8 @@ impl Caches {
                 allocations,
                 evaluations,
                 history: Arc::default(),
+                revision,
+                last: Arc::default(),
             },
             Feeds {
                 jobs: jobs_rx,
@@ -94,18 +119,23 @@ impl Caches {
         let _ = self.evaluations.wait_until_ready().await;
     }
 
-    /// A scheduler snapshot of the cached objects. Its index is the highest resourceVersion
-    /// cached, which reaches a plan's index once the plan's allocations arrived.
+    /// A scheduler snapshot of the cached objects, at the highest resourceVersion the caches
+    /// have applied (a plan's index is reached once its allocations arrived). Built once per
+    /// revision and shared by every evaluation scheduled at that revision.
     pub fn snapshot(&self) -> Arc<dyn State> {
+        // Read before building: everything up to `index` is in the caches already.
+        let index = *self.revision.borrow();
+        if let Some((built, snapshot)) = self
+            .last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            && *built == index
+        {
+            return snapshot.clone();
+        }
         let mut state = MemState::new();
-        let mut index = 0u64;
-        let mut seen = |rv: Option<&String>| {
-            if let Some(rv) = rv.and_then(|r| r.parse::<u64>().ok()) {
-                index = index.max(rv);
-            }
-        };
         for node in self.nodes.state() {
-            seen(node.metadata.resource_version.as_ref());
             state.upsert_node(node);
         }
         let jobs = self.jobs.state();
@@ -128,23 +158,51 @@ impl Caches {
             }
         }
         for job in jobs {
-            seen(job.metadata.resource_version.as_ref());
             state.upsert_job(job);
         }
         for alloc in self.allocations.state() {
-            seen(alloc.metadata.resource_version.as_ref());
             state.upsert_alloc(alloc);
         }
-        for eval in self.evaluations.state() {
-            seen(eval.metadata.resource_version.as_ref());
-        }
         state.set_index(index);
-        Arc::new(state)
+        let snapshot: Arc<dyn State> = Arc::new(state);
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some((index, snapshot.clone()));
+        snapshot
     }
 
     /// Snapshots for the workers.
-    pub fn snapshots(&self) -> impl Fn() -> Arc<dyn State> + Send + Sync + 'static {
-        let caches = self.clone();
-        move || caches.snapshot()
+    pub fn snapshots(&self) -> CacheSnapshots {
+        CacheSnapshots(self.clone())
+    }
+}
+
+/// Worker snapshots from the caches: waiting for an index watches the caches' revision and
+/// builds one snapshot once it is reached, instead of rebuilding while polling.
+#[derive(Clone)]
+pub struct CacheSnapshots(Caches);
+
+impl Snapshots for CacheSnapshots {
+    fn snapshot(&self) -> Arc<dyn State> {
+        self.0.snapshot()
+    }
+
+    async fn wait_for_index(
+        &self,
+        index: u64,
+        timeout: Duration,
+    ) -> Result<Arc<dyn State>, WorkerError> {
+        let mut receiver = self.0.revision.subscribe();
+        // The guard `wait_for` returns is dropped before the snapshot reads the channel again.
+        let reached =
+            tokio::time::timeout(timeout, receiver.wait_for(|revision| *revision >= index))
+                .await
+                .is_ok_and(|waited| waited.is_ok());
+        if reached {
+            Ok(self.0.snapshot())
+        } else {
+            Err(WorkerError::SnapshotTimeout {
+                index,
+                reached: *self.0.revision.borrow(),
+            })
+        }
     }
 }
