@@ -1,5 +1,6 @@
-//! Typed HTTP client for the Caravan API: CRUD, patch, apply, list, Table output, watch and a
-//! re-listing watcher.
+//! Typed HTTP client for the Caravan API: CRUD, patch, apply, list, Table output and watch. For a
+//! re-listing watcher, use `caravan_controllers::runtime::watcher` over this client (it
+//! implements `caravan_controllers::Client`).
 //!
 //! ```no_run
 //! # async fn demo() -> caravan_client::Result<()> {
@@ -22,7 +23,6 @@ pub mod lines;
 mod params;
 pub mod table;
 pub mod watch;
-pub mod watcher;
 
 pub use api::{Api, Deleted, ObjectList};
 pub use client::{Client, DEFAULT_ADDRESS};
@@ -30,4 +30,3 @@ pub use error::{Error, Result};
 pub use params::{DeleteParams, IncludeObject, ListParams, PatchParams, PostParams, WatchParams};
 pub use table::{Table, TableColumnDefinition, TableRow};
 pub use watch::WatchEvent;
-pub use watcher::watcher;

@@ -57,16 +57,14 @@ pub(crate) async fn nodes<C: Client>(
         }
         let allocs = shared.caches.allocations.state();
         let jobs = shared.caches.jobs.state();
-        let on_node: Vec<&Job> = allocs
+        let on_node: Vec<Arc<Job>> = allocs
             .iter()
             .filter(|a| a.spec.node_name == name && !is_terminal(a))
             .filter_map(|a| {
-                jobs.iter()
-                    .find(|j| {
-                        j.metadata.name.as_deref() == Some(a.spec.job_name.as_str())
-                            && namespace(&j.metadata) == namespace(&a.metadata)
-                    })
-                    .map(|j| j.as_ref())
+                shared
+                    .caches
+                    .jobs
+                    .get(namespace(&a.metadata), &a.spec.job_name)
             })
             .collect();
         let system: Vec<&Job> = jobs
@@ -77,7 +75,12 @@ pub(crate) async fn nodes<C: Client>(
             .map(|j| j.as_ref())
             .collect();
         let rv = resource_version_of(value).unwrap_or_default().to_string();
-        for req in node_change_evals(old.as_ref(), &node, on_node, system) {
+        for req in node_change_evals(
+            old.as_ref(),
+            &node,
+            on_node.iter().map(|j| j.as_ref()),
+            system,
+        ) {
             if let Err(e) = create(&shared.client, &req, &["node", &name, &rv]).await {
                 tracing::warn!(node = %name, error = %e, "could not create a node evaluation");
             }

@@ -6,8 +6,9 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
-use caravan_client::watcher::{Config, Event, WatcherError, watcher};
 use caravan_client::{Client, ListParams};
+use caravan_controllers::client::{ClientError, ListQuery};
+use caravan_controllers::runtime::{Event, watcher};
 use caravan_schemas::{Allocation, Evaluation, Kind};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -55,13 +56,16 @@ pub async fn monitor(
     timeout: Duration,
 ) -> anyhow::Result<Outcome> {
     let job = target.job.clone();
-    let config = Config::default().fields(&format!("spec.jobName={job}"));
+    let query = ListQuery {
+        field_selector: Some(format!("spec.jobName={job}")),
+        ..ListQuery::default()
+    };
     let alloc_api = client.api(Kind::Allocation, Some(namespace));
-    let mut evals = watcher(
-        client.api(Kind::Evaluation, Some(namespace)),
-        config.clone(),
-    );
-    let mut allocs = watcher(alloc_api.clone(), config);
+    let ns = Some(namespace.to_string());
+    let evals = watcher(client.clone(), Kind::Evaluation, ns.clone(), query.clone());
+    let allocs = watcher(client.clone(), Kind::Allocation, ns, query);
+    tokio::pin!(evals);
+    tokio::pin!(allocs);
     let mut monitor = Monitor::new(target, existed);
     let mut progress = Progress::new();
     let deadline = tokio::time::sleep(timeout);
@@ -107,21 +111,16 @@ pub async fn monitor(
     Ok(outcome)
 }
 
-/// The object of an added or modified event; fails when the server cannot be reached.
-fn applied<T: DeserializeOwned>(event: Result<Event, WatcherError>) -> anyhow::Result<Option<T>> {
+/// The object of an added or modified event; fails when the server cannot be reached (the
+/// watcher itself re-lists on expiry and retries other errors).
+fn applied<T: DeserializeOwned>(event: Result<Event, ClientError>) -> anyhow::Result<Option<T>> {
     let value: Value = match event {
         Ok(Event::InitApply(v) | Event::Apply(v)) => v,
         Ok(_) => return Ok(None),
+        Err(e @ ClientError::Unavailable(_)) => {
+            return Err(anyhow::Error::new(e).context("watching the job's evaluations"));
+        }
         Err(e) => {
-            let unreachable = match &e {
-                WatcherError::InitialListFailed(c)
-                | WatcherError::WatchStartFailed(c)
-                | WatcherError::WatchFailed(c) => c.is_connect(),
-                WatcherError::WatchError(_) => false,
-            };
-            if unreachable {
-                return Err(anyhow::Error::new(e).context("watching the job's evaluations"));
-            }
             tracing::warn!("{e:#}; retrying");
             return Ok(None);
         }
