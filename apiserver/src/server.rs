@@ -9,6 +9,7 @@ use caravan_schemas::Kind;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::heartbeat::HeartbeatTracker;
 use crate::http::{self, ApiConfig, ApiContext};
 use crate::raft::{Store, StoreConfig, WriteError};
 use crate::store::{Op, OpError, Precondition};
@@ -51,6 +52,11 @@ impl Server {
             ctx,
             listener,
         })
+    }
+
+    /// The leader's in-memory record of node heartbeats, for the node-lifecycle controller.
+    pub fn heartbeats(&self) -> Arc<HeartbeatTracker> {
+        self.ctx.heartbeats.clone()
     }
 
     /// Serves until `shutdown` resolves, then stops Raft.

@@ -38,7 +38,7 @@ impl GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a server and/or node agent.
-    Agent(AgentArgs),
+    Agent(Box<AgentArgs>),
     /// Create or update objects from files.
     Apply(ApplyArgs),
     /// Display one or many objects.
@@ -55,8 +55,15 @@ pub enum Command {
     Eval(crate::cmd::eval::EvalArgs),
     /// Inspect allocations.
     Alloc(crate::cmd::alloc::AllocArgs),
+    /// Print or follow the stdout or stderr of an allocation's task.
+    Logs(crate::cmd::logs::LogsArgs),
     /// Load generators: API throughput and latency, watch fan-out.
     Bench(crate::bench::BenchArgs),
+    /// Run one task for the node agent (started by the agent, not by people).
+    #[command(hide = true)]
+    Executor(caravan_nodeagent::executor::ExecutorArgs),
+    /// Import and list the OCI images of this node's local image store.
+    Image(crate::cmd::image::ImageArgs),
 }
 
 /// `--dry-run` values, as kubectl spells them.

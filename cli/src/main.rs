@@ -10,13 +10,23 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The executor forks containers (libcontainer's clone3) and must stay small: it runs
+    // before, and without, any tokio runtime, on this single thread.
+    if let Command::Executor(args) = cli.command {
+        let code = caravan_nodeagent::executor::run(args);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    run(cli)
+}
+
+#[tokio::main]
+async fn run(cli: Cli) -> ExitCode {
     // reqwest is built without a default TLS crypto provider; https addresses need one.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let result = match cli.command {
-        Command::Agent(args) => caravan::agent::run(args).await,
+        Command::Agent(args) => caravan::agent::run(*args).await,
         command => {
             init_client_logging();
             caravan::cmd::run(cli.global, command).await

@@ -3,7 +3,7 @@
 //! ```text
 //!  test ──▶ Sandbox::builder().start()
 //!             │  picks a free loopback port, spawns
-//!             │  `caravan agent --dev --http-addr 127.0.0.1:PORT --data-dir <tmp>/data`
+//!             │  `caravan agent --server (or --dev with .client()) --http-addr 127.0.0.1:PORT --data-dir <tmp>/data`
 //!             │  and polls GET /readyz until 200 (or the deadline, or the process exits)
 //!             ▼
 //!           Sandbox ──▶ caravan(&[..])   the CLI with --address
@@ -20,6 +20,7 @@ pub mod http;
 pub mod paths;
 pub mod sandbox;
 pub mod stream;
+pub mod tasks;
 pub mod wait;
 
 pub use command::Output;

@@ -25,6 +25,7 @@ pub struct SandboxBuilder {
     ready_timeout: Duration,
     extra_args: Vec<String>,
     env: Vec<(String, String)>,
+    client: bool,
 }
 
 impl Default for SandboxBuilder {
@@ -34,6 +35,7 @@ impl Default for SandboxBuilder {
             ready_timeout: Duration::from_secs(30),
             extra_args: Vec::new(),
             env: Vec::new(),
+            client: false,
         }
     }
 }
@@ -48,6 +50,14 @@ impl SandboxBuilder {
     /// How long to wait for `/readyz` (default 30 s).
     pub fn ready_timeout(mut self, timeout: Duration) -> Self {
         self.ready_timeout = timeout;
+        self
+    }
+
+    /// Run `caravan agent --dev`: the server and a node agent (client) in one process, so
+    /// jobs really run on this machine. Without it the sandbox is `caravan agent --server`
+    /// and nodes are whatever the test registers.
+    pub fn client(mut self) -> Self {
+        self.client = true;
         self
     }
 
@@ -193,7 +203,11 @@ impl Sandbox {
         self.starts += 1;
         let mut cmd = Command::new(&self.bin);
         cmd.arg("agent")
-            .arg("--dev")
+            .arg(if self.builder.client {
+                "--dev"
+            } else {
+                "--server"
+            })
             .arg("--http-addr")
             .arg(self.addr().to_string())
             .arg("--data-dir")
@@ -352,6 +366,7 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         self.kill_9();
+        crate::tasks::kill_tasks_under(&self.data_dir);
         for pgid in self.process_groups.drain(..) {
             // Best effort: the group is usually empty by now.
             let _ = Command::new("kill")

@@ -1,8 +1,10 @@
 //! Shared state of every HTTP handler.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::metrics::Metrics;
+use crate::heartbeat::{HeartbeatConfig, HeartbeatTracker};
 use crate::raft::Store;
 
 /// Tunables of the HTTP layer.
@@ -12,6 +14,8 @@ pub struct ApiConfig {
     pub bookmark_interval: Duration,
     /// The longest a watch runs when the client sets no `timeoutSeconds`.
     pub max_watch_timeout: Duration,
+    /// Heartbeat TTLs and grace of nodes.
+    pub heartbeat: HeartbeatConfig,
 }
 
 impl Default for ApiConfig {
@@ -19,6 +23,7 @@ impl Default for ApiConfig {
         ApiConfig {
             bookmark_interval: Duration::from_secs(10),
             max_watch_timeout: Duration::from_secs(1800),
+            heartbeat: HeartbeatConfig::default(),
         }
     }
 }
@@ -29,11 +34,14 @@ pub struct ApiContext {
     pub config: ApiConfig,
     pub metrics: Metrics,
     pub started: Instant,
+    /// Last heartbeats of nodes (meaningful on the leader only).
+    pub heartbeats: Arc<HeartbeatTracker>,
 }
 
 impl ApiContext {
     pub fn new(store: Store, config: ApiConfig) -> ApiContext {
         ApiContext {
+            heartbeats: Arc::new(HeartbeatTracker::new(config.heartbeat.clone())),
             store,
             config,
             metrics: Metrics::new(),

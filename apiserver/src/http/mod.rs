@@ -5,6 +5,8 @@
 //! request ─▶ router ─┬─ /version /api /apis… ─▶ discovery, openapi
 //!                    ├─ /healthz /readyz /metrics
 //!                    ├─ /internal/raft/* ─▶ raft network (server to server)
+//!                    ├─ …/nodes/{name}/heartbeat ─▶ heartbeat (leader memory; a status change is written)
+//!                    ├─ …/allocations/{name}/log ─▶ logs (proxied to the node's agent)
 //!                    └─ /apis/caravan.dev/v1/… ─▶ resource(): path + query ─┬─ read (get, list)
 //!                                                                         ├─ watch (chunked, WebSocket)
 //!                                                                         └─ write (create, replace, patch, delete)
@@ -14,7 +16,9 @@ mod body;
 mod context;
 mod discovery;
 mod error;
+mod heartbeat;
 mod local_client;
+mod logs;
 mod metrics;
 mod openapi;
 mod outcome;
@@ -129,6 +133,20 @@ async fn resource(State(ctx): State<Arc<ApiContext>>, req: Request) -> Response 
 type Handled = Result<(&'static str, String, Response), (&'static str, String, ApiError)>;
 
 async fn handle(ctx: &Arc<ApiContext>, req: Request) -> Handled {
+    if let Some(node) = heartbeat::parse(req.uri().path()) {
+        let resource = || "nodes/heartbeat".to_string();
+        return match heartbeat::handle(ctx, node, req).await {
+            Ok(resp) => Ok(("create", resource(), resp)),
+            Err(e) => Err(("create", resource(), e)),
+        };
+    }
+    if let Some(target) = logs::LogPath::parse(req.uri().path()) {
+        let resource = || "allocations/log".to_string();
+        return match logs::handle(ctx, target, req).await {
+            Ok(resp) => Ok(("get", resource(), resp)),
+            Err(e) => Err(("get", resource(), e)),
+        };
+    }
     if let Some(target) = plan::PlanPath::parse(req.uri().path()) {
         let resource = || "evaluations/plan".to_string();
         return match plan::handle(ctx, target, req).await {

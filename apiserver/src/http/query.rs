@@ -96,7 +96,7 @@ impl Query {
     }
 }
 
-fn url_pairs(raw: &str) -> impl Iterator<Item = (String, String)> + '_ {
+pub(super) fn url_pairs(raw: &str) -> impl Iterator<Item = (String, String)> + '_ {
     raw.split('&').filter(|p| !p.is_empty()).map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (decode(k), decode(v))
@@ -114,7 +114,7 @@ fn non_empty(v: String) -> Option<String> {
     (!v.is_empty()).then_some(v)
 }
 
-fn parse_bool(key: &str, v: &str) -> Result<bool, ApiError> {
+pub(super) fn parse_bool(key: &str, v: &str) -> Result<bool, ApiError> {
     match v {
         "true" | "1" | "True" | "" => Ok(true),
         "false" | "0" | "False" => Ok(false),
@@ -122,7 +122,7 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, ApiError> {
     }
 }
 
-fn bad(key: &str, v: &str) -> ApiError {
+pub(super) fn bad(key: &str, v: &str) -> ApiError {
     ApiError::BadRequest(format!("invalid value {v:?} for query parameter {key}"))
 }
 

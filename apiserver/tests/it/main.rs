@@ -1,7 +1,9 @@
 //! Integration tests of the API server crate, one module per area.
 
 mod api_discovery;
+mod api_heartbeat;
 mod api_list;
+mod api_logs;
 mod api_watch;
 mod api_write;
 mod plan_apply;

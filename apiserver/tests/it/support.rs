@@ -12,6 +12,8 @@ use tempfile::TempDir;
 pub struct TestServer {
     pub base: String,
     pub http: reqwest::Client,
+    /// The server's in-memory heartbeat tracker.
+    pub heartbeats: std::sync::Arc<caravan_apiserver::heartbeat::HeartbeatTracker>,
     _dir: TempDir,
     _task: tokio::task::JoinHandle<()>,
 }
@@ -37,12 +39,14 @@ pub async fn start_with(adjust: impl FnOnce(&mut StoreConfig, &mut ApiConfig)) -
     .await
     .expect("server starts");
     let base = format!("http://{}", server.local_addr);
+    let heartbeats = server.heartbeats();
     let task = tokio::spawn(async move {
         let _ = server.serve(std::future::pending()).await;
     });
     TestServer {
         base,
         http: reqwest::Client::new(),
+        heartbeats,
         _dir: dir,
         _task: task,
     }

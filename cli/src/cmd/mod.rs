@@ -6,7 +6,9 @@ pub mod delete;
 pub mod describe;
 pub mod eval;
 pub mod get;
+pub mod image;
 pub mod job;
+pub mod logs;
 pub mod version;
 
 use caravan_client::{Api, Client};
@@ -38,6 +40,7 @@ pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Version => return version::run(&global).await,
         Command::Bench(args) => return crate::bench::run(&global.address, args).await,
+        Command::Image(args) => return image::run(args).await,
         _ => {}
     }
     let ctx = Context::new(global)?;
@@ -49,7 +52,9 @@ pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
         Command::Job(args) => job::run(&ctx, args).await,
         Command::Eval(args) => eval::run(&ctx, args).await,
         Command::Alloc(args) => alloc::run(&ctx, args).await,
-        Command::Agent(_) | Command::Version | Command::Bench(_) => {
+        Command::Logs(args) => logs::run(&ctx, args).await,
+        Command::Executor(_) => unreachable!("dispatched by main before any runtime starts"),
+        Command::Agent(_) | Command::Version | Command::Bench(_) | Command::Image(_) => {
             unreachable!("dispatched before the client commands")
         }
     }

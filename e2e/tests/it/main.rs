@@ -4,6 +4,7 @@ mod api_errors;
 mod cli;
 mod durability;
 mod kubectl;
+mod node_agent;
 mod scheduling;
 mod watch;
 mod websocket;

@@ -1,0 +1,86 @@
+//! Flags of `caravan agent`. Every setting may also come from a config file (`--config`);
+//! flags given on the command line win over the file.
+
+use std::path::PathBuf;
+
+/// Arguments of `caravan agent`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AgentArgs {
+    /// Run a single-node development cluster (server, controllers and a client in one
+    /// process) with its state in a temporary directory unless --data-dir is given.
+    #[arg(long)]
+    pub dev: bool,
+    /// Run as a server.
+    #[arg(long)]
+    pub server: bool,
+    /// Run as a client (node agent): register this machine and run its allocations.
+    #[arg(long)]
+    pub client: bool,
+    /// Servers a client talks to, comma-separated `host:port`; host names are resolved again
+    /// on every reconnect.
+    #[arg(long, env = "CARAVAN_SERVERS", value_delimiter = ',')]
+    pub servers: Vec<String>,
+    /// A YAML config file (see docs/agent.md); flags override its values.
+    #[arg(long, short = 'c', env = "CARAVAN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory holding the Raft log, snapshots and the client's local state (kept across
+    /// restarts).
+    #[arg(long, env = "CARAVAN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address the HTTP API listens on [default: 127.0.0.1:4646].
+    #[arg(long, env = "CARAVAN_HTTP_ADDR")]
+    pub http_addr: Option<String>,
+    /// Address a client's own API (task logs) listens on [default: 127.0.0.1:4647 for a
+    /// client, an ephemeral loopback port with --dev].
+    #[arg(long)]
+    pub client_http_addr: Option<String>,
+    /// Log level: trace, debug, info, warn or error [default: info].
+    #[arg(long)]
+    pub log_level: Option<String>,
+    /// Build a Raft snapshot after this many log entries [default: 10000].
+    #[arg(long)]
+    pub snapshot_threshold: Option<u64>,
+    /// Events kept per kind for watches to resume from [default: 20000].
+    #[arg(long)]
+    pub watch_cache_size: Option<usize>,
+    /// Region of this agent [default: global].
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Datacenter of this agent [default: dc1].
+    #[arg(long)]
+    pub datacenter: Option<String>,
+    /// Node pool of this client [default: default].
+    #[arg(long)]
+    pub node_pool: Option<String>,
+    /// Node class of this client.
+    #[arg(long)]
+    pub node_class: Option<String>,
+    /// Node metadata `key=value`, usable in constraints as `${meta.key}`; repeatable.
+    #[arg(long = "meta", value_name = "KEY=VALUE")]
+    pub meta: Vec<String>,
+    /// Node name [default: the host name].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// CPU in MHz kept away from allocations.
+    #[arg(long)]
+    pub reserved_cpu: Option<u64>,
+    /// Memory in MB kept away from allocations.
+    #[arg(long)]
+    pub reserved_memory: Option<u64>,
+    /// The local OCI image store [default: $CARAVAN_IMAGE_DIR or /var/lib/caravan/images].
+    #[arg(long)]
+    pub image_dir: Option<PathBuf>,
+    /// Task drivers to enable, comma-separated [default: raw_exec,exec,oci,mock].
+    #[arg(long, value_delimiter = ',')]
+    pub drivers: Vec<String>,
+    /// Shortest heartbeat TTL the servers hand out, e.g. `10s`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub heartbeat_min_ttl: Option<std::time::Duration>,
+    /// Time past a node's TTL before its heartbeat counts as missed, e.g. `10s`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub heartbeat_grace: Option<std::time::Duration>,
+    /// Serve only the API and the store: no evaluator, broker or scheduler workers (for
+    /// controllers run out of process, and for benchmarking the API alone).
+    #[arg(long)]
+    pub no_controllers: bool,
+}

@@ -1,0 +1,182 @@
+//! The agent's YAML config file, merged under the command-line flags.
+//!
+//! ```yaml
+//! dataDir: /var/lib/caravan
+//! httpAddr: 0.0.0.0:4646
+//! logLevel: info
+//! region: global
+//! datacenter: dc1
+//! server:
+//!   enabled: true
+//!   heartbeatMinTTL: 10s
+//!   heartbeatGrace: 10s
+//! client:
+//!   enabled: true
+//!   servers: ["caravan-0.caravan:4646", "caravan-1.caravan:4646"]
+//!   httpAddr: 0.0.0.0:4647
+//!   name: node-1
+//!   nodePool: default
+//!   nodeClass: compute
+//!   meta: {rack: r1}
+//!   reserved: {cpu: 500, memoryMB: 512}
+//!   imageDir: /var/lib/caravan/images
+//!   drivers: [raw_exec, exec, oci]
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use super::args::AgentArgs;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub http_addr: Option<String>,
+    pub log_level: Option<String>,
+    pub region: Option<String>,
+    pub datacenter: Option<String>,
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub client: ClientSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServerSection {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(rename = "heartbeatMinTTL", default, with = "opt_humantime")]
+    pub heartbeat_min_ttl: Option<std::time::Duration>,
+    #[serde(default, with = "opt_humantime")]
+    pub heartbeat_grace: Option<std::time::Duration>,
+    pub snapshot_threshold: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientSection {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub servers: Vec<String>,
+    pub http_addr: Option<String>,
+    pub name: Option<String>,
+    pub node_pool: Option<String>,
+    pub node_class: Option<String>,
+    #[serde(default)]
+    pub meta: BTreeMap<String, String>,
+    #[serde(default)]
+    pub reserved: Reserved,
+    pub image_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub drivers: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Reserved {
+    pub cpu: Option<u64>,
+    #[serde(rename = "memoryMB")]
+    pub memory_mb: Option<u64>,
+}
+
+mod opt_humantime {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<std::time::Duration>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// Reads a config file.
+pub fn read(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read the config file {}", path.display()))?;
+    yaml_serde::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+/// Fills every flag not given on the command line from the file.
+pub fn merge(mut args: AgentArgs, file: FileConfig) -> AgentArgs {
+    fn fill<T>(flag: &mut Option<T>, file: Option<T>) {
+        if flag.is_none() {
+            *flag = file;
+        }
+    }
+    args.server |= file.server.enabled;
+    args.client |= file.client.enabled;
+    fill(&mut args.data_dir, file.data_dir);
+    fill(&mut args.http_addr, file.http_addr);
+    fill(&mut args.log_level, file.log_level);
+    fill(&mut args.region, file.region);
+    fill(&mut args.datacenter, file.datacenter);
+    fill(&mut args.heartbeat_min_ttl, file.server.heartbeat_min_ttl);
+    fill(&mut args.heartbeat_grace, file.server.heartbeat_grace);
+    fill(&mut args.snapshot_threshold, file.server.snapshot_threshold);
+    let client = file.client;
+    if args.servers.is_empty() {
+        args.servers = client.servers;
+    }
+    fill(&mut args.client_http_addr, client.http_addr);
+    fill(&mut args.name, client.name);
+    fill(&mut args.node_pool, client.node_pool);
+    fill(&mut args.node_class, client.node_class);
+    fill(&mut args.reserved_cpu, client.reserved.cpu);
+    fill(&mut args.reserved_memory, client.reserved.memory_mb);
+    fill(&mut args.image_dir, client.image_dir);
+    if args.drivers.is_empty() {
+        args.drivers = client.drivers;
+    }
+    // Flags' meta entries win over the file's for the same key.
+    let mut meta: Vec<String> = client
+        .meta
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    meta.append(&mut args.meta);
+    args.meta = meta;
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let file: FileConfig = yaml_serde::from_str(
+            "datacenter: east\nclient:\n  enabled: true\n  servers: [a:4646, b:4646]\n  nodeClass: big\n  meta: {rack: r1, zone: z}\n  reserved: {cpu: 300, memoryMB: 256}\nserver:\n  heartbeatMinTTL: 2s\n",
+        )
+        .unwrap();
+        let args = AgentArgs {
+            datacenter: Some("west".into()),
+            meta: vec!["rack=r2".into()],
+            ..Default::default()
+        };
+        let merged = merge(args, file);
+        assert!(merged.client);
+        assert_eq!(merged.datacenter.as_deref(), Some("west"));
+        assert_eq!(merged.servers, ["a:4646", "b:4646"]);
+        assert_eq!(merged.node_class.as_deref(), Some("big"));
+        assert_eq!(merged.reserved_cpu, Some(300));
+        assert_eq!(merged.reserved_memory, Some(256));
+        assert_eq!(
+            merged.heartbeat_min_ttl,
+            Some(std::time::Duration::from_secs(2))
+        );
+        assert_eq!(merged.meta, ["rack=r1", "zone=z", "rack=r2"]);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(yaml_serde::from_str::<FileConfig>("clinet: {}").is_err());
+    }
+}

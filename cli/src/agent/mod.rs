@@ -1,0 +1,282 @@
+//! `caravan agent`: a server, a client (node agent), or both in one process with `--dev`, as
+//! `nomad agent` does.
+
+mod args;
+pub mod file;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::Context;
+use caravan_apiserver::http::{ApiConfig, LocalClient};
+use caravan_apiserver::raft::StoreConfig;
+use caravan_apiserver::{Server, ServerConfig};
+use caravan_controllers::leader::LeaderConfig;
+use caravan_nodeagent::agent::{Agent, ClientConfig};
+use tokio::sync::watch;
+
+pub use self::args::AgentArgs;
+
+/// The settings after merging flags, the config file and defaults.
+struct Settings {
+    dev: bool,
+    server: bool,
+    client: bool,
+    http_addr: SocketAddr,
+    log_level: String,
+    region: String,
+    datacenter: String,
+}
+
+fn parse_addr(flag: &str, value: &str) -> anyhow::Result<SocketAddr> {
+    value
+        .parse()
+        .with_context(|| format!("invalid {flag} {value:?}: expected HOST:PORT"))
+}
+
+fn parse_meta(entries: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    entries
+        .iter()
+        .map(|e| {
+            e.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .with_context(|| format!("invalid --meta {e:?}: expected KEY=VALUE"))
+        })
+        .collect()
+}
+
+/// Runs the agent until SIGINT or SIGTERM.
+pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let args = match &args.config {
+        Some(path) => file::merge(args.clone(), file::read(path)?),
+        None => args,
+    };
+    let settings = Settings {
+        dev: args.dev,
+        server: args.dev || args.server,
+        client: args.dev || args.client,
+        http_addr: parse_addr(
+            "--http-addr",
+            args.http_addr.as_deref().unwrap_or("127.0.0.1:4646"),
+        )?,
+        log_level: args.log_level.clone().unwrap_or_else(|| "info".into()),
+        region: args.region.clone().unwrap_or_else(|| "global".into()),
+        datacenter: args.datacenter.clone().unwrap_or_else(|| "dc1".into()),
+    };
+    init_logging(&settings.log_level);
+    if !settings.server && !settings.client {
+        anyhow::bail!("caravan agent needs --dev, --server or --client");
+    }
+    if settings.client && !settings.server && args.servers.is_empty() {
+        anyhow::bail!("caravan agent --client needs --servers ADDR[,ADDR]");
+    }
+    // A dev agent without --data-dir keeps its state in a directory removed at exit.
+    let (data_dir, temp) = match &args.data_dir {
+        Some(dir) => (dir.clone(), None),
+        None if settings.dev => {
+            let temp = tempfile::Builder::new()
+                .prefix("caravan-dev-")
+                .tempdir()
+                .context("failed to create a temporary data directory")?;
+            (temp.path().to_path_buf(), Some(temp))
+        }
+        None => anyhow::bail!("caravan agent needs --data-dir (or --dev)"),
+    };
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("failed to create the data directory {}", data_dir.display()))?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let server = if settings.server {
+        Some(start_server(&args, &settings, &data_dir).await?)
+    } else {
+        None
+    };
+    let agent = if settings.client {
+        let servers = match &server {
+            Some(s) => s.local_addr.to_string(),
+            None => args.servers.join(","),
+        };
+        let config = client_config(&args, &settings, servers, &data_dir, temp.is_some())?;
+        Some(Agent::start(config).await?)
+    } else {
+        None
+    };
+    print_banner(&settings, server.as_ref(), agent.as_ref(), &data_dir);
+
+    let client_task = agent.map(|agent| {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(agent.run(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }))
+    });
+    match server {
+        Some(server) => {
+            // A single server is always the leader: it runs the evaluator, the broker and the
+            // workers.
+            let leader = (!args.no_controllers).then(|| {
+                tokio::spawn(caravan_controllers::leader::run(
+                    LocalClient::new(server.ctx.clone()),
+                    LeaderConfig::default(),
+                ))
+            });
+            let mut stop = stop_rx.clone();
+            let shutdown = async move {
+                shutdown_signal().await;
+                let _ = stop_tx.send(true);
+                // Let the client stop its tasks (dev) and report before the API goes away.
+                if let Some(task) = client_task {
+                    let _ = task.await;
+                }
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            let served = server.serve(shutdown).await;
+            if let Some(leader) = leader {
+                leader.abort();
+            }
+            served?;
+        }
+        None => {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+            if let Some(task) = client_task {
+                task.await??;
+            }
+        }
+    }
+    drop(temp);
+    eprintln!("==> Caravan agent shut down gracefully");
+    Ok(())
+}
+
+async fn start_server(
+    args: &AgentArgs,
+    settings: &Settings,
+    data_dir: &Path,
+) -> anyhow::Result<Server> {
+    let mut store = StoreConfig::new(data_dir.join("raft"), settings.http_addr.to_string());
+    store.snapshot_threshold = args.snapshot_threshold.unwrap_or(10_000);
+    store.watch_cache_size = args.watch_cache_size.unwrap_or(20_000);
+    let mut api = ApiConfig::default();
+    if let Some(ttl) = args.heartbeat_min_ttl {
+        api.heartbeat.min_ttl = ttl;
+    }
+    if let Some(grace) = args.heartbeat_grace {
+        api.heartbeat.grace = grace;
+    }
+    Server::start(ServerConfig {
+        data_dir: data_dir.to_path_buf(),
+        http_addr: settings.http_addr,
+        store: Some(store),
+        api,
+    })
+    .await
+}
+
+fn client_config(
+    args: &AgentArgs,
+    settings: &Settings,
+    servers: String,
+    data_dir: &Path,
+    ephemeral: bool,
+) -> anyhow::Result<ClientConfig> {
+    let mut config = ClientConfig::new(servers, data_dir);
+    config.name = args.name.clone();
+    config.datacenter = settings.datacenter.clone();
+    if let Some(pool) = &args.node_pool {
+        config.node_pool = pool.clone();
+    }
+    config.node_class = args.node_class.clone();
+    config.meta = parse_meta(&args.meta)?;
+    config.reserved_cpu = args.reserved_cpu.unwrap_or(0);
+    config.reserved_memory_mb = args.reserved_memory.unwrap_or(0);
+    let default_http = if settings.server {
+        "127.0.0.1:0"
+    } else {
+        "127.0.0.1:4647"
+    };
+    config.http_addr = parse_addr(
+        "--client-http-addr",
+        args.client_http_addr.as_deref().unwrap_or(default_http),
+    )?;
+    if let Some(dir) = &args.image_dir {
+        config.image_dir = dir.clone();
+    }
+    if !args.drivers.is_empty() {
+        config.drivers = Some(args.drivers.clone());
+    }
+    // A throw-away dev agent takes its tasks with it; any other agent leaves them running
+    // for its next start to re-attach.
+    config.stop_tasks_on_shutdown = ephemeral;
+    Ok(config)
+}
+
+fn print_banner(
+    settings: &Settings,
+    server: Option<&Server>,
+    agent: Option<&Agent>,
+    data_dir: &Path,
+) {
+    let mut advertise = Vec::new();
+    if let Some(s) = server {
+        advertise.push(format!("HTTP: {}", s.local_addr));
+    }
+    if let Some(a) = agent {
+        advertise.push(format!("Client API: {}", a.http_addr()));
+    }
+    let mut rows = vec![
+        ("Advertise Addrs", advertise.join("; ")),
+        ("Client", agent.is_some().to_string()),
+        ("Data Dir", data_dir.display().to_string()),
+        ("Log Level", settings.log_level.to_uppercase()),
+    ];
+    if let Some(a) = agent {
+        rows.push(("Node Name", a.node_name().to_string()));
+    }
+    rows.extend([
+        (
+            "Region",
+            format!("{} (DC: {})", settings.region, settings.datacenter),
+        ),
+        ("Server", server.is_some().to_string()),
+        ("Version", env!("CARGO_PKG_VERSION").to_string()),
+    ]);
+    let mode = if settings.dev {
+        " (development mode)"
+    } else {
+        ""
+    };
+    println!("==> Caravan agent configuration{mode}:\n");
+    for (k, v) in rows {
+        println!("{k:>22}: {v}");
+    }
+    let api = server.map_or_else(
+        || agent.map(|a| a.http_addr().to_string()).unwrap_or_default(),
+        |s| s.local_addr.to_string(),
+    );
+    println!("\n==> Caravan agent started! API at http://{api}; log data will stream in below:\n");
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

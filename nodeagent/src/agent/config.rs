@@ -1,0 +1,95 @@
+//! Settings of the node agent (client mode).
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Settings of a client agent. Build one with [`ClientConfig::new`] and adjust fields.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Server addresses, comma-separated (`host:port` or URLs); host names are resolved again
+    /// on every new connection.
+    pub servers: String,
+    /// The agent's data directory: `client/` (node id, local state), `alloc/`, `containers/`.
+    pub data_dir: PathBuf,
+    /// Node name; defaults to the host name.
+    pub name: Option<String>,
+    pub datacenter: String,
+    pub node_pool: String,
+    pub node_class: Option<String>,
+    pub meta: BTreeMap<String, String>,
+    /// CPU (MHz), memory (MB) and disk (MB) kept away from allocations.
+    pub reserved_cpu: u64,
+    pub reserved_memory_mb: u64,
+    pub reserved_disk_mb: u64,
+    /// Where the agent's own API (task logs) listens.
+    pub http_addr: SocketAddr,
+    /// Address the servers use to reach the agent's API; defaults to `http_addr`, with an
+    /// unspecified IP replaced by the node's fingerprinted address.
+    pub advertise_addr: Option<String>,
+    /// How to start an executor: the program and its leading arguments
+    /// (`[<caravan binary>, "executor"]`).
+    pub executor_command: Vec<OsString>,
+    /// The local OCI image store.
+    pub image_dir: PathBuf,
+    /// Pids limit of `exec` and `oci` tasks; 0 means none.
+    pub pids_limit: u64,
+    /// How long status changes are collected before they are sent.
+    pub status_batch_window: Duration,
+    /// Stop every task when the agent shuts down gracefully (a throw-away dev agent). Without
+    /// it tasks keep running and a restarted agent re-attaches to them (Nomad's default).
+    pub stop_tasks_on_shutdown: bool,
+    /// Drivers to enable; `None` enables all (`raw_exec`, `exec`, `oci`, `mock`).
+    pub drivers: Option<Vec<String>>,
+}
+
+impl ClientConfig {
+    pub fn new(servers: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        let executor = std::env::current_exe()
+            .map(OsString::from)
+            .unwrap_or_else(|_| OsString::from("caravan"));
+        Self {
+            servers: servers.into(),
+            data_dir: data_dir.into(),
+            name: None,
+            datacenter: "dc1".into(),
+            node_pool: "default".into(),
+            node_class: None,
+            meta: BTreeMap::new(),
+            reserved_cpu: 0,
+            reserved_memory_mb: 0,
+            reserved_disk_mb: 0,
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertise_addr: None,
+            executor_command: vec![executor, OsString::from("executor")],
+            image_dir: crate::image::default_image_dir(),
+            pids_limit: 4096,
+            status_batch_window: Duration::from_millis(20),
+            stop_tasks_on_shutdown: false,
+            drivers: None,
+        }
+    }
+
+    /// `<data>/alloc`.
+    pub fn alloc_root(&self) -> PathBuf {
+        self.data_dir.join("alloc")
+    }
+
+    /// `<data>/client`.
+    pub fn client_dir(&self) -> PathBuf {
+        self.data_dir.join("client")
+    }
+
+    /// `<data>/containers`: libcontainer's state root.
+    pub fn container_root(&self) -> PathBuf {
+        self.data_dir.join("containers")
+    }
+
+    pub fn driver_enabled(&self, name: &str) -> bool {
+        self.drivers
+            .as_ref()
+            .is_none_or(|d| d.iter().any(|n| n == name))
+    }
+}

@@ -1,0 +1,287 @@
+//! The node agent in client mode: fingerprint, register the Node, heartbeat at the TTL the
+//! servers return, run the node's allocations, serve task logs.
+//!
+//! ```text
+//!  fingerprint ─▶ register Node (spec + status) ─▶ heartbeat loop (TTL from the leader)
+//!  local state (redb) ─▶ restore runners (re-attach) ─▶ watch spec.nodeName=<node> ─▶ runners
+//!  runners ─▶ StatusBatcher ─▶ PATCH allocations/<name>/status
+//! ```
+
+pub mod allocs;
+pub mod config;
+pub mod node;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use caravan_controllers::client::{Client as _, ClientError};
+use caravan_schemas::Kind;
+use caravan_schemas::node::DriverInfo;
+use serde_json::json;
+
+pub use self::allocs::AllocManager;
+pub use self::config::ClientConfig;
+use crate::driver::Driver;
+use crate::fingerprint::{Fingerprint, fingerprint, load_or_create_node_id};
+use crate::runner::alloc::Drivers;
+use crate::runner::spec::SpecSettings;
+use crate::runner::status::StatusBatcher;
+use crate::state::LocalState;
+
+/// A started node agent.
+pub struct Agent {
+    config: ClientConfig,
+    client: caravan_client::Client,
+    node_name: String,
+    node_id: String,
+    http_addr: SocketAddr,
+    advertised: String,
+    fingerprint: Fingerprint,
+    drivers: Drivers,
+    manager: AllocManager<caravan_client::Client>,
+    status: StatusBatcher,
+    listener: Option<tokio::net::TcpListener>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("node", &self.node_name)
+            .field("http_addr", &self.http_addr)
+            .finish()
+    }
+}
+
+/// The drivers this agent offers.
+pub fn build_drivers(config: &ClientConfig) -> Drivers {
+    let mut drivers: BTreeMap<String, Arc<dyn Driver>> = BTreeMap::new();
+    for driver in crate::driver::executor::all(config) {
+        if config.driver_enabled(driver.name()) {
+            drivers.insert(driver.name().to_string(), driver);
+        }
+    }
+    if config.driver_enabled("mock") {
+        drivers.insert("mock".into(), crate::driver::mock::driver());
+    }
+    Arc::new(drivers)
+}
+
+impl Agent {
+    /// Fingerprints the machine, opens the local state, binds the agent's API and re-attaches
+    /// to the tasks of an earlier run. Nothing talks to the servers yet.
+    pub async fn start(config: ClientConfig) -> anyhow::Result<Agent> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "failed to create the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
+        let client = caravan_client::Client::new(&config.servers)
+            .with_context(|| format!("invalid server addresses {:?}", config.servers))?;
+        let data_dir = config.data_dir.clone();
+        let fingerprint = tokio::task::spawn_blocking(move || fingerprint(&data_dir)).await?;
+        let node_id = load_or_create_node_id(&config.data_dir)?;
+        let node_name = config
+            .name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| fingerprint.hostname.to_ascii_lowercase());
+        anyhow::ensure!(!node_name.is_empty(), "no node name: pass --name");
+        let local = LocalState::open(&config.client_dir().join("state.redb"))?;
+        let drivers = build_drivers(&config);
+        let listener = tokio::net::TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("failed to bind the agent API on {}", config.http_addr))?;
+        let http_addr = listener.local_addr()?;
+        let advertised = node::advertised_http_addr(&config, http_addr, &fingerprint);
+        let status = StatusBatcher::new();
+        let settings = SpecSettings {
+            alloc_root: config.alloc_root(),
+            pids_limit: config.pids_limit,
+        };
+        let manager = AllocManager::new(
+            client.clone(),
+            node_name.clone(),
+            drivers.clone(),
+            settings,
+            local,
+            status.clone(),
+        );
+        let restored = manager.restore().await?;
+        if restored > 0 {
+            tracing::info!(
+                allocations = restored,
+                "restored allocations from the local state"
+            );
+        }
+        Ok(Agent {
+            config,
+            client,
+            node_name,
+            node_id,
+            http_addr,
+            advertised,
+            fingerprint,
+            drivers,
+            manager,
+            status,
+            listener: Some(listener),
+        })
+    }
+
+    pub fn node_name(&self) -> &str {
+        &self.node_name
+    }
+
+    /// Where the agent's API listens.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The drivers' health, as reported in the Node's status.
+    pub fn driver_infos(&self) -> BTreeMap<String, DriverInfo> {
+        self.drivers
+            .iter()
+            .map(|(name, d)| (name.clone(), d.fingerprint()))
+            .collect()
+    }
+
+    /// Registers the Node, then heartbeats, runs allocations and serves the agent API until
+    /// `shutdown` resolves.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let listener = self.listener.take().context("agent already running")?;
+        let router = crate::http::router(self.config.alloc_root());
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "the agent API stopped");
+            }
+        });
+        let batcher = tokio::spawn(
+            self.status
+                .clone()
+                .run(self.client.clone(), self.config.status_batch_window),
+        );
+        let registered = Arc::new(tokio::sync::Notify::new());
+        let heartbeats = tokio::spawn(heartbeat_loop(
+            self.client.clone(),
+            self.node_name.clone(),
+            self.registration(),
+            registered.clone(),
+        ));
+        let manager = self.manager.clone();
+        let watch = tokio::spawn(async move {
+            registered.notified().await;
+            manager.run().await;
+        });
+        shutdown.await;
+        heartbeats.abort();
+        watch.abort();
+        if self.config.stop_tasks_on_shutdown {
+            tracing::info!("stopping every task before exiting");
+            self.manager.stop_all().await;
+            // Give the last statuses a moment to reach the servers.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            while self.status.backlog() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        batcher.abort();
+        server.abort();
+        Ok(())
+    }
+
+    fn registration(&self) -> Registration {
+        Registration {
+            node: node::node_object(
+                &self.node_name,
+                &self.node_id,
+                &self.config,
+                &self.advertised,
+            ),
+            status: node::node_status(
+                &self.fingerprint,
+                &self.node_id,
+                &self.driver_infos(),
+                &self.config,
+            ),
+        }
+    }
+}
+
+/// What the agent writes to register its Node.
+#[derive(Clone, Debug)]
+struct Registration {
+    node: serde_json::Value,
+    status: serde_json::Value,
+}
+
+/// Creates the Node or updates its spec, then writes the fingerprint into its status.
+async fn register(
+    client: &caravan_client::Client,
+    name: &str,
+    reg: &Registration,
+) -> Result<(), ClientError> {
+    match client.create(Kind::Node, reg.node.clone()).await {
+        Ok(_) => {}
+        Err(ClientError::AlreadyExists) => {
+            let patch = json!({
+                "metadata": {"labels": reg.node["metadata"]["labels"]},
+                "spec": reg.node["spec"],
+            });
+            client.patch(Kind::Node, "", name, patch, false).await?;
+        }
+        Err(e) => return Err(e),
+    }
+    client
+        .patch(Kind::Node, "", name, json!({ "status": reg.status }), true)
+        .await?;
+    Ok(())
+}
+
+/// Registers, then heartbeats at the TTL the servers return; re-registers when the Node is
+/// gone; retries with a backoff while the servers are unreachable.
+async fn heartbeat_loop(
+    client: caravan_client::Client,
+    name: String,
+    reg: Registration,
+    registered: Arc<tokio::sync::Notify>,
+) {
+    let mut backoff = Duration::from_millis(250);
+    let mut need_register = true;
+    loop {
+        if need_register {
+            match register(&client, &name, &reg).await {
+                Ok(()) => {
+                    tracing::info!(node = %name, "node registered");
+                    need_register = false;
+                    registered.notify_one();
+                }
+                Err(e) => {
+                    tracing::warn!(node = %name, error = %e, "registration failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            }
+        }
+        match client.heartbeat(&name).await {
+            Ok(ttl) => {
+                backoff = Duration::from_millis(250);
+                tokio::time::sleep(ttl).await;
+            }
+            Err(e) if e.is_not_found() => {
+                tracing::warn!(node = %name, "the servers do not know this node; registering again");
+                need_register = true;
+            }
+            Err(e) => {
+                tracing::warn!(node = %name, error = %e, "heartbeat failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! What the agent and an executor exchange: the files in the task directory and the messages
+//! on the executor's Unix socket.
+//!
+//! ```text
+//! DIR/executor.json        agent → executor   what to run (ExecutorSpec)
+//! DIR/executor.log         executor's own stdout/stderr
+//! DIR/executor.state.json  executor → agent   once the task runs, or why it did not start
+//! DIR/executor.sock        line-delimited JSON: Request ⇄ Response
+//! DIR/exit.json            executor → agent   how the task ended (ExitResult), before the
+//!                                             socket closes
+//! ```
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::driver::ExitResult;
+
+pub const SPEC_FILE: &str = "executor.json";
+pub const STATE_FILE: &str = "executor.state.json";
+pub const SOCKET_FILE: &str = "executor.sock";
+pub const EXIT_FILE: &str = "exit.json";
+pub const LOG_FILE: &str = "executor.log";
+
+/// The executor's files of one task directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskFiles {
+    pub dir: PathBuf,
+}
+
+impl TaskFiles {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+    pub fn spec(&self) -> PathBuf {
+        self.dir.join(SPEC_FILE)
+    }
+    pub fn state(&self) -> PathBuf {
+        self.dir.join(STATE_FILE)
+    }
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join(SOCKET_FILE)
+    }
+    pub fn exit(&self) -> PathBuf {
+        self.dir.join(EXIT_FILE)
+    }
+    pub fn log(&self) -> PathBuf {
+        self.dir.join(LOG_FILE)
+    }
+
+    /// `exit.json`, when the executor wrote it.
+    pub fn read_exit(&self) -> Option<ExitResult> {
+        read_json(&self.exit())
+    }
+
+    /// `executor.state.json`, when the executor wrote it.
+    pub fn read_state(&self) -> Option<ExecutorState> {
+        read_json(&self.state())
+    }
+}
+
+/// `executor.state.json`: written once, when the task runs or failed to start.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutorState {
+    pub executor_pid: u32,
+    /// The executor's start time in clock ticks since boot (`/proc/<pid>/stat`), which tells
+    /// it apart from a later process that reuses its pid.
+    pub executor_start_ticks: u64,
+    /// The task's process (raw_exec, also its process group) or the container's init.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_start_ticks: Option<u64>,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// Why the task did not start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A line sent to the executor's socket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Request {
+    /// `{"signal": 2}`: send a signal to the task.
+    Signal(i32),
+    /// `{"wait": true}`: answer with the exit result once the task exited.
+    Wait(bool),
+}
+
+/// A line the executor answers with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Response {
+    /// `{"signaled": 2}`: the signal was delivered.
+    Signaled(i32),
+    /// `{"exited": {...}}`: the task ended (the answer to `wait`, and to `signal` after the
+    /// exit).
+    Exited(ExitResult),
+    /// `{"error": "..."}`.
+    Error(String),
+}
+
+/// Parses a JSON file; `None` when it is missing or not (yet) valid.
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Writes `value` as JSON to `path` through a temporary file and a rename, so readers see the
+/// old file or the whole new one.
+pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other("path without a file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(&bytes)?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_responses_are_single_key_objects() {
+        assert_eq!(
+            serde_json::to_string(&Request::Signal(2)).unwrap(),
+            r#"{"signal":2}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"wait":true}"#).unwrap(),
+            Request::Wait(true)
+        );
+        let exited = Response::Exited(ExitResult {
+            exit_code: 3,
+            ..Default::default()
+        });
+        let line = serde_json::to_string(&exited).unwrap();
+        assert!(line.starts_with(r#"{"exited":{"exitCode":3"#), "{line}");
+        assert_eq!(serde_json::from_str::<Response>(&line).unwrap(), exited);
+    }
+
+    #[test]
+    fn atomic_writes_replace_whole_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exit.json");
+        let result = ExitResult {
+            exit_code: 1,
+            signal: Some(9),
+            ..Default::default()
+        };
+        write_json_atomic(&path, &result).unwrap();
+        assert_eq!(read_json::<ExitResult>(&path), Some(result));
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("exit.json")]);
+    }
+}

@@ -1,0 +1,128 @@
+//! Node fingerprinting, after Nomad's client fingerprinters: facts about the machine the
+//! agent runs on, reported in the Node's status as attributes, resources and addresses.
+//!
+//! Every fact family lives in its own module with PURE parsers (file contents in, values
+//! out) and a small `collect` that reads the system. A fact that cannot be read is left out
+//! with a `tracing::debug!`; [`fingerprint`] never fails. It does blocking I/O (and may run
+//! `nvidia-smi` for up to a few seconds): call it from `spawn_blocking` in async code.
+//!
+//! Attributes produced (Nomad's names unless noted):
+//!
+//! | attribute | value |
+//! |---|---|
+//! | `cpu.arch` | Go-style architecture as in Nomad (`amd64`, `arm64`, `386`, …) |
+//! | `cpu.numcores` | online logical CPUs |
+//! | `cpu.frequency` | MHz of one core |
+//! | `cpu.totalcompute` | `cpu.numcores` × `cpu.frequency`, MHz |
+//! | `cpu.modelname` | `model name` of `/proc/cpuinfo`, when present |
+//! | `memory.totalbytes` | `MemTotal` of `/proc/meminfo`, bytes |
+//! | `kernel.name` | `linux` (lower-cased `uname -s`) |
+//! | `kernel.version` | `uname -r` |
+//! | `kernel.arch` | `uname -m` (`x86_64`, `aarch64`, …) |
+//! | `os.name`, `os.version` | `ID` and `VERSION_ID` of `/etc/os-release` |
+//! | `unique.hostname` | host name |
+//! | `unique.storage.volume` | source of the file system holding the data dir (`df`'s column) |
+//! | `unique.storage.bytestotal`, `unique.storage.bytesfree` | size and space available to unprivileged users of that file system |
+//! | `unique.network.ip-address` | IPv4 address of the default-route interface |
+//! | `os.cgroups.version` | `1` (v1 or hybrid) or `2` |
+//! | `unique.cgroup.mountpoint` | cgroup root (`/sys/fs/cgroup`); Nomad dropped it in 1.7, kept here |
+//! | `gpu.count` | Caravan's: number of NVIDIA GPUs listed by `nvidia-smi` |
+//! | `gpu.<i>.model`, `gpu.<i>.memory` | Caravan's: name and memory (MiB) of GPU `i` |
+//! | `devices.nvidia/gpu/<model>` | GPUs of that model: the device inventory the scheduler reads (Nomad's nvidia device name) |
+//!
+//! Resources: `cpu` = `cpu.totalcompute`, `cores` = `cpu.numcores`, `memory_mb` = MemTotal in
+//! MiB, `disk_mb` = free space of the data dir's file system in MiB, `networks` = the IPv4
+//! addresses of the chosen interface (CIDR `ip/32` as in Nomad, `mbits` from
+//! `/sys/class/net/<dev>/speed` when the link reports one).
+//!
+//! CPU frequency: the highest `cpu MHz` of `/proc/cpuinfo`; when absent (most ARM machines,
+//! some VMs) `cpu0`'s `cpuinfo_max_freq`; when that is absent too, 1000 MHz per core is
+//! assumed ([`cpu::FALLBACK_MHZ`]), so the node still offers a usable amount of CPU.
+//!
+//! Addresses: `Hostname` first, then one `InternalIP` per IPv4 address of the chosen interface.
+
+mod cgroup;
+mod cpu;
+mod gpu;
+mod memory;
+mod mounts;
+mod network;
+mod node_id;
+mod os;
+mod storage;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use caravan_schemas::node::{NodeAddress, NodeResources};
+
+pub use node_id::load_or_create_node_id;
+
+/// What the agent reports about its machine.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Fingerprint {
+    /// Host name of the machine; empty when it cannot be read.
+    pub hostname: String,
+    /// Node attributes, Nomad naming (`cpu.arch`, `kernel.name`, `unique.hostname`, …); see
+    /// the module documentation for the full list.
+    pub attributes: BTreeMap<String, String>,
+    /// Total resources: CPU MHz, cores, memory MB, free disk MB of the data dir, networks.
+    pub resources: NodeResources,
+    /// `Hostname`, then the `InternalIP` addresses.
+    pub addresses: Vec<NodeAddress>,
+}
+
+impl Fingerprint {
+    fn set(&mut self, key: impl Into<String>, value: impl ToString) {
+        self.attributes.insert(key.into(), value.to_string());
+    }
+}
+
+/// Fingerprints this machine; `data_dir` is the agent's data directory (it need not exist yet:
+/// the nearest existing ancestor is measured). Never fails: missing facts are left out.
+pub fn fingerprint(data_dir: &Path) -> Fingerprint {
+    let mut fp = Fingerprint::default();
+    os::collect(&mut fp);
+    cpu::collect(&mut fp);
+    memory::collect(&mut fp);
+    storage::collect(&mut fp, data_dir);
+    network::collect(&mut fp);
+    cgroup::collect(&mut fp);
+    gpu::collect(&mut fp);
+    fp
+}
+
+/// Reads a whole text file, or logs why not at debug level.
+fn read_text(path: impl AsRef<Path>) -> Option<String> {
+    let path = path.as_ref();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(err) => {
+            tracing::debug!(path = %path.display(), %err, "fingerprint: cannot read");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_this_machine_has_the_basics() {
+        let dir = tempfile::tempdir().unwrap();
+        let fp = fingerprint(&dir.path().join("not-yet-created"));
+        assert!(fp.resources.cores >= 1, "{fp:#?}");
+        assert!(fp.resources.cpu >= 1, "{fp:#?}");
+        assert!(fp.resources.memory_mb > 0, "{fp:#?}");
+        assert!(!fp.hostname.is_empty(), "{fp:#?}");
+        let attr = |k: &str| fp.attributes.get(k).map(String::as_str);
+        assert_eq!(attr("kernel.name"), Some("linux"));
+        assert_eq!(attr("unique.hostname"), Some(fp.hostname.as_str()));
+        assert!(attr("cpu.arch").is_some_and(|a| !a.is_empty()));
+        assert!(attr("memory.totalbytes").is_some_and(|m| m.parse::<u64>().unwrap() > 0));
+        assert!(attr("unique.storage.bytestotal").is_some());
+        assert_eq!(fp.addresses[0].r#type, "Hostname");
+        assert_eq!(fp.addresses[0].address, fp.hostname);
+    }
+}

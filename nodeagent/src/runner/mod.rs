@@ -1,0 +1,9 @@
+//! Allocation and task runners: lifecycle order, restart policy, task events and status
+//! reporting.
+
+pub mod alloc;
+pub mod events;
+pub mod restart;
+pub mod spec;
+pub mod status;
+pub mod task;

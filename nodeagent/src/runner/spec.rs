@@ -1,0 +1,260 @@
+//! From an allocation, its job and the agent's settings to each task's [`TaskSpec`], restart
+//! policy and place in the lifecycle. Pure.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use caravan_schemas::Allocation;
+use caravan_schemas::duration::parse_duration;
+use caravan_schemas::job::{JobType, LifecycleHook, RestartMode, Task, TaskGroup, defaults};
+
+use super::restart::Policy;
+use crate::driver::{LogLimits, TaskResources, TaskSpec};
+
+/// Where a task runs in its allocation's lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Prestart { sidecar: bool },
+    Main { leader: bool },
+    Poststart { sidecar: bool },
+    Poststop,
+}
+
+impl Phase {
+    pub fn of(task: &Task) -> Phase {
+        match &task.lifecycle {
+            None => Phase::Main {
+                leader: task.leader.unwrap_or(false),
+            },
+            Some(l) => {
+                let sidecar = l.sidecar.unwrap_or(false);
+                match l.hook {
+                    LifecycleHook::Prestart => Phase::Prestart { sidecar },
+                    LifecycleHook::Poststart => Phase::Poststart { sidecar },
+                    LifecycleHook::Poststop => Phase::Poststop,
+                }
+            }
+        }
+    }
+}
+
+/// Agent settings that shape task specs.
+#[derive(Clone, Debug)]
+pub struct SpecSettings {
+    /// `<data>/alloc`: allocation directories go below it, one per allocation uid.
+    pub alloc_root: PathBuf,
+    /// Pids limit of `exec` and `oci` tasks; 0 means none.
+    pub pids_limit: u64,
+}
+
+/// The allocation's directory: `<alloc_root>/<alloc uid>`.
+pub fn alloc_dir(alloc_root: &Path, alloc_id: &str) -> PathBuf {
+    alloc_root.join(alloc_id)
+}
+
+fn duration_or(value: Option<&str>, default: &str) -> Duration {
+    value
+        .and_then(|v| parse_duration(v).ok())
+        .or_else(|| parse_duration(default).ok())
+        .unwrap_or(Duration::from_secs(5))
+}
+
+/// The task's spec.
+pub fn task_spec(
+    alloc: &Allocation,
+    alloc_id: &str,
+    group: &TaskGroup,
+    task: &Task,
+    settings: &SpecSettings,
+) -> TaskSpec {
+    let namespace = alloc
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let alloc_name = alloc.metadata.name.clone().unwrap_or_default();
+    let alloc_dir = alloc_dir(&settings.alloc_root, alloc_id);
+    let task_dir = alloc_dir.join(&task.name);
+    let res = task.resources.clone().unwrap_or_default();
+    let allocated = alloc
+        .spec
+        .allocated_resources
+        .as_ref()
+        .and_then(|r| r.tasks.get(&task.name));
+    let resources = TaskResources {
+        cpu_mhz: allocated
+            .map(|a| a.cpu)
+            .or(res.cpu)
+            .unwrap_or(defaults::CPU_MHZ),
+        memory_mb: allocated
+            .map(|a| a.memory_mb)
+            .or(res.memory_mb)
+            .unwrap_or(defaults::MEMORY_MB),
+        memory_max_mb: allocated
+            .and_then(|a| a.memory_max_mb)
+            .or(res.memory_max_mb),
+        pids_limit: settings.pids_limit,
+    };
+    let logs = task.logs.clone().unwrap_or_default();
+    // Inside `exec` and `oci` containers the directories are mounted at fixed places.
+    let contained = matches!(task.driver.as_str(), "exec" | "oci");
+    let (alloc_dir_env, task_dir_env) = if contained {
+        ("/alloc".to_string(), "/local".to_string())
+    } else {
+        (
+            alloc_dir.join("alloc").display().to_string(),
+            task_dir.join("local").display().to_string(),
+        )
+    };
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in [
+        ("CARAVAN_ALLOC_ID", alloc_id.to_string()),
+        ("CARAVAN_ALLOC_NAME", alloc_name.clone()),
+        ("CARAVAN_NAMESPACE", namespace.clone()),
+        ("CARAVAN_JOB_NAME", alloc.spec.job_name.clone()),
+        ("CARAVAN_GROUP_NAME", group.name.clone()),
+        ("CARAVAN_TASK_NAME", task.name.clone()),
+        ("CARAVAN_ALLOC_DIR", alloc_dir_env),
+        ("CARAVAN_TASK_DIR", task_dir_env),
+        ("CARAVAN_CPU_LIMIT", resources.cpu_mhz.to_string()),
+        ("CARAVAN_MEMORY_LIMIT", resources.memory_mb.to_string()),
+    ] {
+        env.insert(k.to_string(), v);
+    }
+    if let Some(max) = resources.memory_max_mb {
+        env.insert("CARAVAN_MEMORY_MAX_LIMIT".into(), max.to_string());
+    }
+    if !contained {
+        env.entry("PATH".into()).or_insert_with(|| {
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())
+        });
+    }
+    for (k, v) in &task.env {
+        env.insert(k.clone(), v.clone());
+    }
+    TaskSpec {
+        alloc_id: alloc_id.to_string(),
+        alloc_name,
+        namespace,
+        job_name: alloc.spec.job_name.clone(),
+        group_name: group.name.clone(),
+        task_name: task.name.clone(),
+        driver: task.driver.clone(),
+        config: task.config.clone(),
+        env,
+        user: task.user.clone(),
+        log_dir: alloc_dir.join("alloc").join("logs"),
+        alloc_dir,
+        task_dir,
+        resources,
+        logs: LogLimits {
+            max_files: logs.max_files.unwrap_or(10).max(1),
+            max_file_size_mb: logs.max_file_size_mb.unwrap_or(10).max(1),
+        },
+        kill_signal: task
+            .kill_signal
+            .clone()
+            .unwrap_or_else(|| defaults::KILL_SIGNAL.into()),
+        kill_timeout: duration_or(task.kill_timeout.as_deref(), defaults::KILL_TIMEOUT),
+    }
+}
+
+/// The group's restart policy for `task`, with Nomad's defaults for the job type.
+pub fn restart_policy(job_type: JobType, group: &TaskGroup, task: &Task) -> Policy {
+    let defaults = defaults::restart_policy(job_type);
+    let policy = group.restart.clone().unwrap_or_default();
+    let batch = matches!(job_type, JobType::Batch | JobType::Sysbatch);
+    let on_success = match Phase::of(task) {
+        Phase::Prestart { sidecar } | Phase::Poststart { sidecar } => sidecar,
+        Phase::Poststop => false,
+        Phase::Main { .. } => !batch,
+    };
+    Policy {
+        attempts: policy.attempts.or(defaults.attempts).unwrap_or(2),
+        interval: duration_or(
+            policy.interval.as_deref(),
+            defaults.interval.as_deref().unwrap_or("30m"),
+        ),
+        delay: duration_or(
+            policy.delay.as_deref(),
+            defaults.delay.as_deref().unwrap_or("15s"),
+        ),
+        mode: policy.mode.or(defaults.mode).unwrap_or(RestartMode::Fail),
+        on_success,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> (Allocation, TaskGroup) {
+        let alloc: Allocation = serde_json::from_value(serde_json::json!({
+            "apiVersion": "caravan.dev/v1", "kind": "Allocation",
+            "metadata": {"name": "web-web-0-abcdef01", "namespace": "prod", "uid": "u-1"},
+            "spec": {"jobName": "web", "group": "web", "nodeName": "n1",
+                     "allocatedResources": {"tasks": {"srv": {"cpu": 250, "memoryMB": 64}}}}
+        }))
+        .unwrap();
+        let group: TaskGroup = serde_json::from_value(serde_json::json!({
+            "name": "web",
+            "restart": {"attempts": 1, "interval": "1m", "delay": "2s", "mode": "delay"},
+            "tasks": [
+                {"name": "srv", "driver": "raw_exec", "config": {"command": "sleep"},
+                 "env": {"GREETING": "hi"}, "killTimeout": "2s"},
+                {"name": "init", "driver": "oci", "lifecycle": {"hook": "prestart"}}
+            ]
+        }))
+        .unwrap();
+        (alloc, group)
+    }
+
+    #[test]
+    fn specs_carry_resources_directories_and_environment() {
+        let (alloc, group) = fixture();
+        let settings = SpecSettings {
+            alloc_root: "/data/alloc".into(),
+            pids_limit: 512,
+        };
+        let spec = task_spec(&alloc, "u-1", &group, &group.tasks[0], &settings);
+        assert_eq!(spec.task_dir, PathBuf::from("/data/alloc/u-1/srv"));
+        assert_eq!(spec.log_dir, PathBuf::from("/data/alloc/u-1/alloc/logs"));
+        assert_eq!(spec.resources.cpu_mhz, 250);
+        assert_eq!(spec.resources.memory_mb, 64);
+        assert_eq!(spec.resources.pids_limit, 512);
+        assert_eq!(spec.kill_timeout, Duration::from_secs(2));
+        assert_eq!(spec.kill_signal, "SIGINT");
+        assert_eq!(spec.env["CARAVAN_ALLOC_ID"], "u-1");
+        assert_eq!(spec.env["CARAVAN_JOB_NAME"], "web");
+        assert_eq!(spec.env["CARAVAN_GROUP_NAME"], "web");
+        assert_eq!(spec.env["CARAVAN_TASK_NAME"], "srv");
+        assert_eq!(spec.env["CARAVAN_ALLOC_DIR"], "/data/alloc/u-1/alloc");
+        assert_eq!(spec.env["CARAVAN_TASK_DIR"], "/data/alloc/u-1/srv/local");
+        assert_eq!(spec.env["CARAVAN_CPU_LIMIT"], "250");
+        assert_eq!(spec.env["CARAVAN_MEMORY_LIMIT"], "64");
+        assert_eq!(spec.env["GREETING"], "hi");
+        let init = task_spec(&alloc, "u-1", &group, &group.tasks[1], &settings);
+        assert_eq!(init.env["CARAVAN_ALLOC_DIR"], "/alloc");
+        assert_eq!(init.resources.memory_mb, defaults::MEMORY_MB);
+    }
+
+    #[test]
+    fn restart_policies_and_phases() {
+        let (_, group) = fixture();
+        let p = restart_policy(JobType::Service, &group, &group.tasks[0]);
+        assert_eq!(p.attempts, 1);
+        assert_eq!(p.interval, Duration::from_secs(60));
+        assert_eq!(p.mode, RestartMode::Delay);
+        assert!(p.on_success);
+        let hook = restart_policy(JobType::Service, &group, &group.tasks[1]);
+        assert!(!hook.on_success, "prestart hooks that succeed are done");
+        assert_eq!(
+            Phase::of(&group.tasks[1]),
+            Phase::Prestart { sidecar: false }
+        );
+        let batch = restart_policy(JobType::Batch, &TaskGroup::default(), &group.tasks[0]);
+        assert_eq!(batch.attempts, 3);
+        assert!(!batch.on_success);
+    }
+}

@@ -1,0 +1,173 @@
+//! The agent's local state in redb (`<data>/client/state.redb`): every allocation it runs, the
+//! job it runs it from, and per task the driver handle and the last reported state. A restarted
+//! agent reads it back to re-attach to its tasks instead of restarting them.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use caravan_schemas::allocation::TaskState;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+const ALLOCS: TableDefinition<&str, &[u8]> = TableDefinition::new("allocs");
+const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
+
+/// An allocation as the agent keeps it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalAlloc {
+    /// The Allocation object as last seen.
+    pub alloc: Value,
+    /// The Job object the allocation's tasks come from.
+    pub job: Value,
+}
+
+/// A task as the agent keeps it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalTask {
+    /// The driver's handle state of the running task (see `TaskHandle::state`).
+    #[serde(default)]
+    pub handle: Option<Value>,
+    /// The task's state as last reported.
+    #[serde(default)]
+    pub state: TaskState,
+}
+
+/// An allocation read back from the state: its uid, itself and its tasks by name.
+pub type SavedAlloc = (String, LocalAlloc, Vec<(String, LocalTask)>);
+
+/// Handle on the state database; cheap to clone.
+#[derive(Clone)]
+pub struct LocalState {
+    db: Arc<Database>,
+}
+
+impl std::fmt::Debug for LocalState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalState")
+    }
+}
+
+fn task_key(alloc_id: &str, task: &str) -> String {
+    format!("{alloc_id}/{task}")
+}
+
+impl LocalState {
+    /// Opens (or creates) the database at `path`.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let db = Database::create(path)
+            .with_context(|| format!("failed to open the agent state {}", path.display()))?;
+        let txn = db.begin_write()?;
+        txn.open_table(ALLOCS)?;
+        txn.open_table(TASKS)?;
+        txn.commit()?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// Every allocation with its tasks.
+    pub fn load(&self) -> anyhow::Result<Vec<SavedAlloc>> {
+        let txn = self.db.begin_read()?;
+        let allocs = txn.open_table(ALLOCS)?;
+        let tasks = txn.open_table(TASKS)?;
+        let mut out = Vec::new();
+        for entry in allocs.iter()? {
+            let (key, value) = entry?;
+            let id = key.value().to_string();
+            let alloc: LocalAlloc = match serde_json::from_slice(value.value()) {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(alloc = %id, error = %e, "skipping unreadable local allocation");
+                    continue;
+                }
+            };
+            let prefix = format!("{id}/");
+            let mut local_tasks = Vec::new();
+            for entry in tasks.range(prefix.as_str()..)? {
+                let (key, value) = entry?;
+                let Some(task) = key.value().strip_prefix(&prefix) else {
+                    break;
+                };
+                if let Ok(t) = serde_json::from_slice::<LocalTask>(value.value()) {
+                    local_tasks.push((task.to_string(), t));
+                }
+            }
+            out.push((id, alloc, local_tasks));
+        }
+        Ok(out)
+    }
+
+    /// Saves an allocation (durably, before returning).
+    pub fn put_alloc(&self, id: &str, alloc: &LocalAlloc) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec(alloc)?;
+        let txn = self.db.begin_write()?;
+        txn.open_table(ALLOCS)?.insert(id, bytes.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Saves a task (durably, before returning).
+    pub fn put_task(&self, alloc_id: &str, task: &str, state: &LocalTask) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec(state)?;
+        let txn = self.db.begin_write()?;
+        txn.open_table(TASKS)?
+            .insert(task_key(alloc_id, task).as_str(), bytes.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Forgets an allocation and its tasks.
+    pub fn delete_alloc(&self, id: &str) -> anyhow::Result<()> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(ALLOCS)?.remove(id)?;
+        {
+            let mut tasks = txn.open_table(TASKS)?;
+            let start = format!("{id}/");
+            let end = format!("{id}0"); // '0' follows '/' in ASCII
+            tasks.retain_in(start.as_str()..end.as_str(), |_, _| false)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocations_and_tasks_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client/state.redb");
+        {
+            let state = LocalState::open(&path).unwrap();
+            let alloc = LocalAlloc {
+                alloc: serde_json::json!({"metadata": {"name": "a1"}}),
+                job: serde_json::json!({"metadata": {"name": "j"}}),
+            };
+            state.put_alloc("u1", &alloc).unwrap();
+            state.put_alloc("u2", &alloc).unwrap();
+            let task = LocalTask {
+                handle: Some(serde_json::json!({"pid": 42})),
+                ..Default::default()
+            };
+            state.put_task("u1", "web", &task).unwrap();
+            state.put_task("u1", "sidecar", &task).unwrap();
+            state.put_task("u2", "web", &task).unwrap();
+            state.delete_alloc("u2").unwrap();
+        }
+        let state = LocalState::open(&path).unwrap();
+        let loaded = state.load().unwrap();
+        assert_eq!(loaded.len(), 1);
+        let (id, _, tasks) = &loaded[0];
+        assert_eq!(id, "u1");
+        let names: Vec<_> = tasks.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["sidecar", "web"]);
+        assert_eq!(tasks[0].1.handle, Some(serde_json::json!({"pid": 42})));
+    }
+}
