@@ -275,11 +275,25 @@ impl<C: Client> AllocManager<C> {
             if let Err(e) = local.delete_alloc(&uid) {
                 tracing::warn!(alloc = %uid, error = %e, "failed to forget the allocation");
             }
+            remove_alloc_cgroups(&uid);
             if let Err(e) = tokio::fs::remove_dir_all(&dir).await
                 && e.kind() != std::io::ErrorKind::NotFound
             {
                 tracing::warn!(alloc = %uid, error = %e, "failed to remove the allocation directory");
             }
         });
+    }
+}
+
+/// Removes the allocation's (empty) parent cgroups, `caravan/<uid>` under every hierarchy;
+/// deleting a container removes only its own leaf.
+fn remove_alloc_cgroups(uid: &str) {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let mut hierarchies = vec![root.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(root) {
+        hierarchies.extend(entries.flatten().map(|e| e.path()));
+    }
+    for hierarchy in hierarchies {
+        let _ = std::fs::remove_dir(hierarchy.join("caravan").join(uid));
     }
 }

@@ -10,6 +10,7 @@
 pub mod allocs;
 pub mod config;
 pub mod node;
+mod orphans;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -103,6 +104,14 @@ impl Agent {
             alloc_root: config.alloc_root(),
             pids_limit: config.pids_limit,
         };
+        // Before any task starts: delete containers whose executor died (they would block
+        // forever with their cgroups).
+        let container_root = config.container_root();
+        let removed =
+            tokio::task::spawn_blocking(move || orphans::cleanup(&container_root)).await?;
+        if !removed.is_empty() {
+            tracing::warn!(containers = ?removed, "deleted orphaned containers");
+        }
         let manager = AllocManager::new(
             client.clone(),
             node_name.clone(),
