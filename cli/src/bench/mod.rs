@@ -1,14 +1,17 @@
 //! `caravan bench`: load generators for the API (`api`) and for watch fan-out (`watch`), and
-//! the in-memory scheduler speed test (`scheduler`).
+//! the in-memory scheduler speed test (`scheduler`); on a node, one container's cost against
+//! runc (`container`) and the time from a job's create to its task running (`startup`).
 //!
 //! `api` and `watch` run against a live server and check their own counts at the end: a
 //! benchmark that loses or duplicates an object fails instead of printing a number.
 
 mod api;
+mod container;
 mod payload;
 mod placement;
 mod report;
 pub mod scheduler;
+mod startup;
 mod watch;
 
 use std::time::Duration;
@@ -32,6 +35,12 @@ pub enum BenchCommand {
     Scheduler(SchedulerBenchArgs),
     /// Register nodes, submit jobs, and measure placements committed per second end to end.
     Placement(PlacementBenchArgs),
+    /// Run one container to its exit through the oci driver and through `runc run`, and
+    /// compare (root, runc, busybox-static).
+    Container(ContainerBenchArgs),
+    /// Create batch jobs one at a time against a dev agent and time each from the create
+    /// request to its task running.
+    Startup(StartupBenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -96,6 +105,32 @@ pub struct SchedulerBenchArgs {
     pub runs: usize,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct ContainerBenchArgs {
+    /// Measured runs of each side.
+    #[arg(long, default_value_t = 20)]
+    pub iterations: usize,
+    /// Runs of each side before measuring, not counted.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StartupBenchArgs {
+    /// The task's driver.
+    #[arg(long, default_value = "raw_exec", value_parser = ["raw_exec", "oci", "mock"])]
+    pub driver: String,
+    /// Jobs to create, one after the other.
+    #[arg(long, default_value_t = 30)]
+    pub jobs: usize,
+    /// Image of `oci` tasks (a name in the node's image store).
+    #[arg(long, default_value = "busybox")]
+    pub image: String,
+    /// Give up on a job whose task is not running after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout_secs: u64,
+}
+
 /// Runs a benchmark against `address` (the first of a comma-separated list).
 pub async fn run(address: &str, args: BenchArgs) -> anyhow::Result<()> {
     let base = address
@@ -109,5 +144,7 @@ pub async fn run(address: &str, args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Watch(w) => watch::run(&base, w).await,
         BenchCommand::Scheduler(s) => scheduler::run(s).await,
         BenchCommand::Placement(p) => placement::run(&base, p).await,
+        BenchCommand::Container(c) => container::run(c).await,
+        BenchCommand::Startup(s) => startup::run(&base, s).await,
     }
 }

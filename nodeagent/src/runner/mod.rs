@@ -7,3 +7,6 @@ pub mod restart;
 pub mod spec;
 pub mod status;
 pub mod task;
+
+#[cfg(test)]
+mod tests;

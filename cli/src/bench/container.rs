@@ -1,0 +1,828 @@
+//! `caravan bench container`: the cost of one container, create → exit, through Caravan's `oci`
+//! driver against `runc run` on the same bundle.
+//!
+//! Both sides run `/bin/sh -c 'exit 3'` in a busybox root filesystem built in a temporary
+//! directory, with the same OCI runtime spec: the bench builds `config.json` with Caravan's own
+//! spec builder ([`caravan_nodeagent::container::spec::build`]) and checks that it equals the
+//! one the executor writes for its first task (apart from the cgroups path and the allocation
+//! directory the mounts come from). Each run gets a fresh cgroups path on both sides.
+//!
+//! - Caravan: [`ExecutorDriver`] (`oci`) `start` → `wait` → `destroy`, with this binary as the
+//!   executor (`caravan executor --task-dir …`): what a task costs on a node, from the driver
+//!   call to the executor gone.
+//! - runc: `runc --root R run --bundle B ID`, in the foreground (it deletes the container when
+//!   the init exits; a state it leaves anyway is deleted with `runc delete -f`, timed too).
+//!
+//! Runs alternate (Caravan, runc, Caravan, …) so that a drift of the machine hits both sides;
+//! warm-up runs come first and are not counted. Every run must end with exit code 3, or the
+//! bench fails. Containers, state and cgroups are removed at the end, also after a failure.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail, ensure};
+use caravan_nodeagent::container::spec::{self as oci_spec, SpecParams};
+use caravan_nodeagent::container::{self, ContainerRoot};
+use caravan_nodeagent::driver::executor::{ExecutorDriver, ExecutorSettings};
+use caravan_nodeagent::driver::{Driver, LogLimits, TaskResources, TaskSpec};
+use caravan_nodeagent::executor::DriverKind;
+use caravan_nodeagent::executor::spec::{DEFAULT_PATH, resolve_program};
+use serde_json::{Value, json};
+
+use super::ContainerBenchArgs;
+
+/// The container's program: exits with [`EXIT_CODE`].
+const SCRIPT: &str = "exit 3";
+const EXIT_CODE: i32 = 3;
+/// The static busybox copied into the root filesystem.
+const BUSYBOX: &str = "/bin/busybox";
+/// Task name on the Caravan side; also the last part of both sides' cgroups paths.
+const TASK: &str = "t";
+
+/// Mean, nearest-rank percentiles and extremes of a set of durations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub count: usize,
+    pub mean: Duration,
+    pub p50: Duration,
+    pub p90: Duration,
+    pub p99: Duration,
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl Stats {
+    /// The statistics of `samples`; all zero when there are none.
+    pub fn of(samples: &[Duration]) -> Stats {
+        let mut sorted = samples.to_vec();
+        sorted.sort();
+        let count = sorted.len();
+        let mean = match u32::try_from(count) {
+            Ok(n) if n > 0 => sorted.iter().sum::<Duration>() / n,
+            _ => Duration::ZERO,
+        };
+        Stats {
+            count,
+            mean,
+            p50: percentile(&sorted, 0.50),
+            p90: percentile(&sorted, 0.90),
+            p99: percentile(&sorted, 0.99),
+            min: sorted.first().copied().unwrap_or_default(),
+            max: sorted.last().copied().unwrap_or_default(),
+        }
+    }
+}
+
+/// Nearest-rank percentile of sorted values; zero when empty.
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// `12.3 ms`.
+pub fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// `mean 12.3 ms  p50 …  p90 …  min …  max …`.
+fn stats_line(s: &Stats) -> String {
+    format!(
+        "mean {}  p50 {}  p90 {}  min {}  max {}",
+        ms(s.mean),
+        ms(s.p50),
+        ms(s.p90),
+        ms(s.min),
+        ms(s.max)
+    )
+}
+
+/// One Caravan run: the driver's three calls.
+#[derive(Debug, Clone, Copy)]
+struct CaravanRun {
+    start: Duration,
+    wait: Duration,
+    destroy: Duration,
+}
+
+impl CaravanRun {
+    fn total(&self) -> Duration {
+        self.start + self.wait + self.destroy
+    }
+}
+
+/// One runc run; `delete` is the `runc delete -f` a leftover state needed, if any.
+#[derive(Debug, Clone, Copy)]
+struct RuncRun {
+    run: Duration,
+    delete: Option<Duration>,
+}
+
+impl RuncRun {
+    fn total(&self) -> Duration {
+        self.run + self.delete.unwrap_or_default()
+    }
+}
+
+/// Where everything of one bench run lives.
+struct Setup {
+    /// The temporary directory holding the rest.
+    dir: PathBuf,
+    rootfs: PathBuf,
+    /// runc's bundle: `config.json` (rewritten with a new cgroups path before each run).
+    bundle: PathBuf,
+    /// The allocation directory runc's container mounts `/alloc`, `/local`, `/secrets` from.
+    runc_alloc: PathBuf,
+    runc: PathBuf,
+    runc_root: PathBuf,
+    /// libcontainer's state root of the Caravan side.
+    containers: PathBuf,
+    /// Parent of both sides' cgroups: `/caravan-bench-<pid>`.
+    cgroup_parent: String,
+    executor: Vec<std::ffi::OsString>,
+}
+
+impl Setup {
+    fn caravan_alloc(&self, i: usize) -> PathBuf {
+        self.dir.join("alloc").join(caravan_alloc_id(i))
+    }
+
+    fn runc_id(i: usize) -> String {
+        format!("r-{i:04}-{TASK}")
+    }
+
+    fn runc_cgroup(&self, i: usize) -> String {
+        format!("{}/r-{i:04}/{TASK}", self.cgroup_parent)
+    }
+}
+
+fn caravan_alloc_id(i: usize) -> String {
+    format!("c-{i:04}")
+}
+
+pub async fn run(args: ContainerBenchArgs) -> anyhow::Result<()> {
+    ensure!(args.iterations > 0, "--iterations must be at least 1");
+    ensure!(
+        effective_uid()? == 0,
+        "bench container needs root (containers, cgroups): run it as root"
+    );
+    let path = std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.into());
+    let runc = resolve_program("runc", Path::new("/"), &path)
+        .map_err(|_| anyhow!("runc is not installed (not found in PATH {path:?})"))?;
+    let exe = std::env::current_exe().context("finding the caravan binary")?;
+    let tmp = tempfile::Builder::new()
+        .prefix("caravan-bench-container-")
+        .tempdir()
+        .context("creating a temporary directory")?;
+    let dir = tmp.path().to_path_buf();
+    let setup = Setup {
+        rootfs: dir.join("rootfs"),
+        bundle: dir.join("bundle"),
+        runc_alloc: dir.join("alloc").join("runc"),
+        runc_root: dir.join("runc"),
+        containers: dir.join("containers"),
+        cgroup_parent: format!("/caravan-bench-{}", std::process::id()),
+        executor: vec![exe.clone().into_os_string(), "executor".into()],
+        runc,
+        dir,
+    };
+    let mut settings = ExecutorSettings::new(&setup.containers, setup.dir.join("images"));
+    settings.containers.cgroup_parent = setup.cgroup_parent.clone();
+    let driver = ExecutorDriver::new(DriverKind::Oci, setup.executor.clone(), settings);
+    let health = driver.fingerprint();
+    ensure!(
+        health.healthy,
+        "the oci driver is not usable here: {}",
+        health.health_description.unwrap_or_default()
+    );
+
+    let outcome = measure(&args, &setup, &driver).await;
+    let cleaned = cleanup(&setup);
+    // Leave nothing mounted or running in the directory before removing it.
+    drop(tmp);
+    let report = outcome?;
+    println!("{}", cleaned?);
+    println!("{report}");
+    Ok(())
+}
+
+/// Builds the root filesystem and the bundle, runs both sides, and returns the summary.
+async fn measure(
+    args: &ContainerBenchArgs,
+    setup: &Setup,
+    driver: &ExecutorDriver,
+) -> anyhow::Result<String> {
+    let applets = build_rootfs(&setup.rootfs)?;
+    let config = runc_config(setup)?;
+    for dir in ["alloc", "t/local", "t/secrets", "t/tmp"] {
+        let dir = setup.runc_alloc.join(dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&setup.bundle)?;
+    std::fs::create_dir_all(&setup.runc_root)?;
+    let runc_version = Command::new(&setup.runc)
+        .arg("--version")
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .unwrap_or_default();
+
+    println!(
+        "bench container: /bin/sh -c '{SCRIPT}' in a busybox root filesystem ({applets} applets, \
+         read-only root), {} warm-up + {} measured runs per side, alternating",
+        args.warmup, args.iterations
+    );
+    println!("  temporary directory: {}", setup.dir.display());
+    println!(
+        "  caravan: ExecutorDriver(oci) start → wait → destroy, task config \
+         {{\"rootfs\": {:?}, \"command\": \"/bin/sh\", \"args\": [\"-c\", {SCRIPT:?}]}}, \
+         spawning `{} executor --task-dir {}/t`, cgroups {}/c-NNNN/{TASK}",
+        setup.rootfs.display().to_string(),
+        setup.executor[0].to_string_lossy(),
+        setup.dir.join("alloc/c-NNNN").display(),
+        setup.cgroup_parent
+    );
+    println!(
+        "  runc ({runc_version}): `{} --root {} run --bundle {} r-NNNN-{TASK}`, cgroups {}/r-NNNN/{TASK}",
+        setup.runc.display(),
+        setup.runc_root.display(),
+        setup.bundle.display(),
+        setup.cgroup_parent
+    );
+
+    let total = args.warmup + args.iterations;
+    let mut caravan_runs = Vec::with_capacity(args.iterations);
+    let mut runc_runs = Vec::with_capacity(args.iterations);
+    for i in 0..total {
+        let c = run_caravan(driver, setup, i).await?;
+        if i == 0 {
+            check_same_spec(setup, &config)?;
+            println!(
+                "check: the executor's config.json equals runc's (apart from the cgroups path \
+                 and the allocation directory)"
+            );
+        }
+        let r = {
+            let (setup_config, runc, runc_root, bundle, cgroup, dir) = (
+                config.clone(),
+                setup.runc.clone(),
+                setup.runc_root.clone(),
+                setup.bundle.clone(),
+                setup.runc_cgroup(i),
+                setup.dir.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                run_runc(
+                    &setup_config,
+                    &RuncPaths {
+                        runc: &runc,
+                        root: &runc_root,
+                        bundle: &bundle,
+                        dir: &dir,
+                    },
+                    &cgroup,
+                    &Setup::runc_id(i),
+                )
+            })
+            .await
+            .context("the runc run panicked")??
+        };
+        let measured = i >= args.warmup;
+        println!(
+            "{} {:>2}: caravan {} (start {}, wait {}, destroy {})  runc {}{}",
+            if measured { "run   " } else { "warmup" },
+            if measured { i - args.warmup + 1 } else { i + 1 },
+            ms(c.total()),
+            ms(c.start),
+            ms(c.wait),
+            ms(c.destroy),
+            ms(r.total()),
+            r.delete
+                .map(|d| format!(" (incl. runc delete -f {})", ms(d)))
+                .unwrap_or_default()
+        );
+        if measured {
+            caravan_runs.push(c);
+            runc_runs.push(r);
+        }
+    }
+    let left_by_runc = runc_runs.iter().filter(|r| r.delete.is_some()).count();
+    Ok(summary(&caravan_runs, &runc_runs, left_by_runc))
+}
+
+fn summary(caravan_runs: &[CaravanRun], runc_runs: &[RuncRun], left_by_runc: usize) -> String {
+    let caravan = Stats::of(&caravan_runs.iter().map(CaravanRun::total).collect::<Vec<_>>());
+    let runc = Stats::of(&runc_runs.iter().map(RuncRun::total).collect::<Vec<_>>());
+    let part = |f: fn(&CaravanRun) -> Duration| {
+        Stats::of(&caravan_runs.iter().map(f).collect::<Vec<_>>())
+    };
+    let (start, wait, destroy) = (part(|r| r.start), part(|r| r.wait), part(|r| r.destroy));
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
+    let mean_ratio = ratio(caravan.mean, runc.mean);
+    let p50_ratio = ratio(caravan.p50, runc.p50);
+    let verdict = if mean_ratio <= 0.8 {
+        "met"
+    } else {
+        "NOT met"
+    };
+    format!(
+        "container create → exit, {} runs each:\n\
+         \x20 caravan oci driver: {}\n\
+         \x20   start (executor spawned → container running): mean {}  p50 {}\n\
+         \x20   wait (running → exit.json):                    mean {}  p50 {}\n\
+         \x20   destroy (→ executor gone, files removed):      mean {}  p50 {}\n\
+         \x20 runc run:           {}\n\
+         \x20 ratio caravan/runc: {mean_ratio:.2} (mean), {p50_ratio:.2} (p50); target ≤ 0.80 (mean): {verdict}\n\
+         check: all {} runs exited with code {EXIT_CODE}; runc left {left_by_runc} container states",
+        caravan.count,
+        stats_line(&caravan),
+        ms(start.mean),
+        ms(start.p50),
+        ms(wait.mean),
+        ms(wait.p50),
+        ms(destroy.mean),
+        ms(destroy.p50),
+        stats_line(&runc),
+        caravan.count + runc.count,
+    )
+}
+
+/// The effective uid, from `/proc/self/status`.
+fn effective_uid() -> anyhow::Result<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        .and_then(|uid| uid.parse().ok())
+        .context("no effective uid in /proc/self/status")
+}
+
+/// A busybox root filesystem: the static binary, one symbolic link per applet, `/etc/passwd`
+/// and `/etc/group`. Returns the number of applets.
+fn build_rootfs(rootfs: &Path) -> anyhow::Result<usize> {
+    let busybox = Path::new(BUSYBOX);
+    ensure!(
+        busybox.is_file(),
+        "{BUSYBOX} is missing (apt-get install busybox-static)"
+    );
+    ensure!(
+        is_static_elf(busybox)?,
+        "{BUSYBOX} is dynamically linked; a static busybox is needed (apt-get install busybox-static)"
+    );
+    for dir in ["bin", "etc", "tmp", "root", "proc", "sys", "dev"] {
+        std::fs::create_dir_all(rootfs.join(dir))?;
+    }
+    std::fs::copy(busybox, rootfs.join("bin/busybox"))
+        .with_context(|| format!("copying {BUSYBOX}"))?;
+    let list = Command::new(busybox)
+        .arg("--list")
+        .output()
+        .with_context(|| format!("{BUSYBOX} --list"))?;
+    let mut applets = 0;
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        let applet = applet.trim();
+        if applet.is_empty() || applet == "busybox" || applet.contains('/') {
+            continue;
+        }
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))?;
+        applets += 1;
+    }
+    ensure!(
+        rootfs.join("bin/sh").exists(),
+        "{BUSYBOX} has no sh applet"
+    );
+    std::fs::write(
+        rootfs.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )?;
+    std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
+    Ok(applets)
+}
+
+/// Whether an ELF file has no program interpreter (`PT_INTERP`), i.e. is statically linked.
+fn is_static_elf(path: &Path) -> anyhow::Result<bool> {
+    let mut head = vec![0u8; 64 * 1024];
+    let n = File::open(path)?.read(&mut head)?;
+    head.truncate(n);
+    elf_is_static(&head).with_context(|| format!("{} is not a 64-bit ELF file", path.display()))
+}
+
+/// `Some(true)` for a little-endian 64-bit ELF image without `PT_INTERP` in its program
+/// headers (which must lie in `head`); `None` when it is not one.
+fn elf_is_static(head: &[u8]) -> Option<bool> {
+    const PT_INTERP: u32 = 3;
+    if head.get(..6)? != b"\x7fELF\x02\x01" {
+        return None;
+    }
+    let u16_at = |o: usize| Some(u16::from_le_bytes(head.get(o..o + 2)?.try_into().ok()?));
+    let u32_at = |o: usize| Some(u32::from_le_bytes(head.get(o..o + 4)?.try_into().ok()?));
+    let u64_at = |o: usize| Some(u64::from_le_bytes(head.get(o..o + 8)?.try_into().ok()?));
+    let phoff = usize::try_from(u64_at(0x20)?).ok()?;
+    let phentsize = usize::from(u16_at(0x36)?);
+    let phnum = usize::from(u16_at(0x38)?);
+    for i in 0..phnum {
+        if u32_at(phoff + i * phentsize)? == PT_INTERP {
+            return Some(false);
+        }
+    }
+    Some(true)
+}
+
+/// The environment both sides give the container.
+fn env() -> BTreeMap<String, String> {
+    BTreeMap::from([("PATH".to_owned(), "/bin".to_owned())])
+}
+
+/// What the agent gives a task of 100 MHz and 64 MB (its default pids limit is 4096).
+fn resources() -> TaskResources {
+    TaskResources {
+        cpu_mhz: 100,
+        memory_mb: 64,
+        memory_max_mb: None,
+        pids_limit: 4096,
+    }
+}
+
+fn command() -> Vec<String> {
+    vec!["/bin/sh".into(), "-c".into(), SCRIPT.into()]
+}
+
+/// The task the Caravan side runs in iteration `i`.
+fn task_spec(setup: &Setup, i: usize) -> TaskSpec {
+    let alloc_id = caravan_alloc_id(i);
+    let alloc_dir = setup.caravan_alloc(i);
+    let config = json!({
+        "rootfs": setup.rootfs,
+        "command": command()[0],
+        "args": command()[1..],
+    });
+    TaskSpec {
+        alloc_name: format!("bench.g[{i}]"),
+        alloc_id,
+        namespace: "default".into(),
+        job_name: "bench".into(),
+        group_name: "g".into(),
+        task_name: TASK.into(),
+        driver: "oci".into(),
+        config: config.as_object().cloned().unwrap_or_default(),
+        env: env(),
+        user: None,
+        task_dir: alloc_dir.join(TASK),
+        log_dir: alloc_dir.join("alloc/logs"),
+        alloc_dir,
+        resources: resources(),
+        logs: LogLimits::default(),
+        kill_signal: "SIGINT".into(),
+        kill_timeout: Duration::from_secs(5),
+    }
+}
+
+/// runc's `config.json`, from Caravan's spec builder with the parameters the executor uses
+/// for [`task_spec`] (mounts from [`Setup::runc_alloc`]); `linux.cgroupsPath` is set per run.
+fn runc_config(setup: &Setup) -> anyhow::Result<Value> {
+    let root = ContainerRoot::Rootfs {
+        path: setup.rootfs.clone(),
+        image: None,
+        readonly: true,
+    };
+    let task_dir = setup.runc_alloc.join(TASK);
+    let mounts = vec![
+        (setup.runc_alloc.join("alloc"), "/alloc".to_owned(), false),
+        (task_dir.join("local"), "/local".to_owned(), false),
+        (task_dir.join("secrets"), "/secrets".to_owned(), false),
+    ];
+    let (command, env, resources) = (command(), env(), resources());
+    let params = SpecParams {
+        root: &root,
+        command: &command,
+        env: &env,
+        cwd: None,
+        user: None,
+        resources: &resources,
+        mounts: &mounts,
+        cgroups_path: &setup.runc_cgroup(0),
+    };
+    let spec = oci_spec::build(&params, &container::host_facts(&root))
+        .map_err(|e| anyhow!("building runc's config.json: {e}"))?;
+    Ok(serde_json::to_value(&spec)?)
+}
+
+/// Compares runc's spec with the `config.json` the executor wrote for run 0.
+fn check_same_spec(setup: &Setup, runc: &Value) -> anyhow::Result<()> {
+    let path = setup.caravan_alloc(0).join(TASK).join("bundle/config.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading the executor's {}", path.display()))?;
+    // The mounts' sources: the executor's allocation directory stands for runc's.
+    let ours = format!("{}/", setup.caravan_alloc(0).display());
+    let theirs = format!("{}/", setup.runc_alloc.display());
+    let mut executor: Value = serde_json::from_str(&text.replace(&ours, &theirs))?;
+    let mut runc = runc.clone();
+    for spec in [&mut executor, &mut runc] {
+        spec["linux"]["cgroupsPath"] = Value::Null;
+    }
+    if executor != runc {
+        let differing: Vec<String> = match (executor.as_object(), runc.as_object()) {
+            (Some(a), Some(b)) => a
+                .keys()
+                .chain(b.keys())
+                .filter(|k| a.get(*k) != b.get(*k))
+                .cloned()
+                .collect(),
+            _ => vec!["(not objects)".into()],
+        };
+        bail!(
+            "the executor's {} differs from runc's config.json in {differing:?}: the bench would \
+             not compare the same container",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// One Caravan run: start → wait → destroy, checking the exit code.
+async fn run_caravan(
+    driver: &ExecutorDriver,
+    setup: &Setup,
+    i: usize,
+) -> anyhow::Result<CaravanRun> {
+    let spec = task_spec(setup, i);
+    let t0 = Instant::now();
+    let handle = driver
+        .start(spec)
+        .await
+        .map_err(|e| anyhow!("caravan run {i}: {e}"))?;
+    let started = t0.elapsed();
+    let result = handle.wait().await;
+    let waited = t0.elapsed();
+    handle.destroy().await;
+    let done = t0.elapsed();
+    ensure!(
+        result.exit_code == EXIT_CODE
+            && result.signal.is_none()
+            && result.error.is_none()
+            && !result.oom_killed,
+        "caravan run {i}: the container ended with {result:?}, not exit code {EXIT_CODE} \
+         (executor log: {})",
+        setup
+            .caravan_alloc(i)
+            .join(TASK)
+            .join("executor.log")
+            .display()
+    );
+    Ok(CaravanRun {
+        start: started,
+        wait: waited - started,
+        destroy: done - waited,
+    })
+}
+
+struct RuncPaths<'a> {
+    runc: &'a Path,
+    root: &'a Path,
+    bundle: &'a Path,
+    dir: &'a Path,
+}
+
+/// One runc run with a fresh cgroups path: `runc run` in the foreground, checking the exit
+/// code; `runc delete -f` (timed) when it left a state.
+fn run_runc(config: &Value, p: &RuncPaths<'_>, cgroup: &str, id: &str) -> anyhow::Result<RuncRun> {
+    let mut config = config.clone();
+    config["linux"]["cgroupsPath"] = Value::String(cgroup.to_owned());
+    let config_path = p.bundle.join("config.json");
+    std::fs::write(&config_path, serde_json::to_vec_pretty(&config)?)
+        .with_context(|| format!("writing {}", config_path.display()))?;
+    let out_path = p.dir.join("runc.out");
+    let err_path = p.dir.join("runc.err");
+    let out = File::create(&out_path)?;
+    let err = File::create(&err_path)?;
+    let t0 = Instant::now();
+    let status = Command::new(p.runc)
+        .arg("--root")
+        .arg(p.root)
+        .arg("run")
+        .arg("--bundle")
+        .arg(p.bundle)
+        .arg(id)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .status()
+        .with_context(|| format!("running {}", p.runc.display()))?;
+    let run = t0.elapsed();
+    let delete = if p.root.join(id).exists() {
+        let t1 = Instant::now();
+        let deleted = Command::new(p.runc)
+            .arg("--root")
+            .arg(p.root)
+            .args(["delete", "-f", id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        ensure!(deleted.success(), "runc delete -f {id}: {deleted}");
+        Some(t1.elapsed())
+    } else {
+        None
+    };
+    if status.code() != Some(EXIT_CODE) {
+        let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+        bail!(
+            "runc run {id} ended with {status}, not exit code {EXIT_CODE}: {}",
+            stderr.trim()
+        );
+    }
+    Ok(RuncRun { run, delete })
+}
+
+/// The mount points of every cgroup (v1) and cgroup2 hierarchy.
+fn cgroup_mounts() -> Vec<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let mount_point = left.split(' ').nth(4)?;
+            matches!(right.split(' ').next()?, "cgroup" | "cgroup2").then(|| mount_point.into())
+        })
+        .collect()
+}
+
+/// Removes `dir` and the cgroups below it, deepest first; returns how many it removed.
+fn remove_cgroup_tree(dir: &Path) -> Result<usize, String> {
+    let mut removed = 0;
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            removed += remove_cgroup_tree(&entry.path())?;
+        }
+    }
+    std::fs::remove_dir(dir).map_err(|e| format!("rmdir {}: {e}", dir.display()))?;
+    Ok(removed + 1)
+}
+
+/// Removes what the runs left: container states (there should be none) and the cgroups under
+/// the bench's parent in every hierarchy. Says what it found.
+fn cleanup(setup: &Setup) -> anyhow::Result<String> {
+    let mut problems = Vec::new();
+    let mut states = 0;
+    if let Ok(entries) = std::fs::read_dir(&setup.containers) {
+        for entry in entries.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            states += 1;
+            if let Err(e) = container::delete(&setup.containers, &id) {
+                problems.push(e);
+            }
+        }
+    }
+    let mut runc_states = 0;
+    if let Ok(entries) = std::fs::read_dir(&setup.runc_root) {
+        for entry in entries.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            runc_states += 1;
+            let deleted = Command::new(&setup.runc)
+                .arg("--root")
+                .arg(&setup.runc_root)
+                .args(["delete", "-f", &id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            if !deleted.is_ok_and(|s| s.success()) {
+                problems.push(format!("runc delete -f {id} failed"));
+            }
+        }
+    }
+    // Leaf cgroups (`…/<run>/t`) left by either side, then every directory under the parent.
+    let (mut caravan_leaves, mut runc_leaves, mut removed, mut hierarchies) = (0, 0, 0, 0);
+    let parent = setup.cgroup_parent.trim_start_matches('/');
+    for mount in cgroup_mounts() {
+        let base = mount.join(parent);
+        let Ok(entries) = std::fs::read_dir(&base) else {
+            continue;
+        };
+        hierarchies += 1;
+        for entry in entries.flatten() {
+            if entry.path().join(TASK).is_dir() {
+                match entry.file_name().to_string_lossy().chars().next() {
+                    Some('c') => caravan_leaves += 1,
+                    _ => runc_leaves += 1,
+                }
+            }
+        }
+        match remove_cgroup_tree(&base) {
+            Ok(n) => removed += n,
+            Err(e) => problems.push(e),
+        }
+    }
+    ensure!(
+        problems.is_empty(),
+        "cleanup failed: {}",
+        problems.join("; ")
+    );
+    Ok(format!(
+        "cleanup: {states} libcontainer states and {runc_states} runc states were left; leaf \
+         cgroups left: caravan {caravan_leaves}, runc {runc_leaves}; removed {removed} cgroup \
+         directories under /{parent} in {hierarchies} hierarchies (the per-run parents, which \
+         neither runtime removes)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms_(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn stats_use_nearest_rank_percentiles() {
+        let samples: Vec<Duration> = (1..=20).rev().map(ms_).collect();
+        let s = Stats::of(&samples);
+        assert_eq!(s.count, 20);
+        assert_eq!(s.mean, Duration::from_micros(10_500));
+        assert_eq!((s.p50, s.p90, s.p99), (ms_(10), ms_(18), ms_(20)));
+        assert_eq!((s.min, s.max), (ms_(1), ms_(20)));
+        assert_eq!(
+            stats_line(&s),
+            "mean 10.5 ms  p50 10.0 ms  p90 18.0 ms  min 1.0 ms  max 20.0 ms"
+        );
+    }
+
+    #[test]
+    fn stats_of_nothing_are_zero() {
+        let s = Stats::of(&[]);
+        assert_eq!((s.count, s.mean, s.p99, s.max), (0, ms_(0), ms_(0), ms_(0)));
+        let one = Stats::of(&[ms_(7)]);
+        assert_eq!((one.p50, one.p90, one.p99, one.mean), (ms_(7), ms_(7), ms_(7), ms_(7)));
+    }
+
+    #[test]
+    fn the_summary_reports_the_ratio_and_the_verdict() {
+        let caravan = [CaravanRun {
+            start: ms_(20),
+            wait: ms_(5),
+            destroy: ms_(5),
+        }];
+        let runc = [RuncRun {
+            run: ms_(50),
+            delete: None,
+        }];
+        let text = summary(&caravan, &runc, 0);
+        assert!(text.contains("ratio caravan/runc: 0.60 (mean), 0.60 (p50); target ≤ 0.80 (mean): met"), "{text}");
+        assert!(text.contains("all 2 runs exited with code 3"), "{text}");
+        let slow = [RuncRun {
+            run: ms_(20),
+            delete: Some(ms_(10)),
+        }];
+        assert!(summary(&caravan, &slow, 1).contains("1.00 (mean), 1.00 (p50); target ≤ 0.80 (mean): NOT met"));
+    }
+
+    #[test]
+    fn static_elf_detection() {
+        let mut elf = vec![0u8; 0x40 + 2 * 56];
+        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        elf[0x20..0x28].copy_from_slice(&0x40u64.to_le_bytes());
+        elf[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        elf[0x38..0x3a].copy_from_slice(&2u16.to_le_bytes());
+        elf[0x40..0x44].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+        assert_eq!(elf_is_static(&elf), Some(true));
+        elf[0x40 + 56..0x40 + 60].copy_from_slice(&3u32.to_le_bytes()); // PT_INTERP
+        assert_eq!(elf_is_static(&elf), Some(false));
+        assert_eq!(elf_is_static(b"#!/bin/sh\n"), None);
+        // Program headers past the end: not decidable.
+        assert_eq!(elf_is_static(&elf[..0x50]), None);
+    }
+
+    #[test]
+    fn cgroup_paths_have_the_same_depth_on_both_sides() {
+        let setup = Setup {
+            dir: "/tmp/b".into(),
+            rootfs: "/tmp/b/rootfs".into(),
+            bundle: "/tmp/b/bundle".into(),
+            runc_alloc: "/tmp/b/alloc/runc".into(),
+            runc: "/usr/sbin/runc".into(),
+            runc_root: "/tmp/b/runc".into(),
+            containers: "/tmp/b/containers".into(),
+            cgroup_parent: "/caravan-bench-1".into(),
+            executor: vec!["caravan".into(), "executor".into()],
+        };
+        assert_eq!(setup.runc_cgroup(3), "/caravan-bench-1/r-0003/t");
+        assert_eq!(Setup::runc_id(3), "r-0003-t");
+        let spec = task_spec(&setup, 3);
+        assert_eq!(spec.alloc_id, "c-0003");
+        assert_eq!(spec.task_dir, PathBuf::from("/tmp/b/alloc/c-0003/t"));
+        assert_eq!(spec.config["args"], json!(["-c", "exit 3"]));
+    }
+}

@@ -1,0 +1,250 @@
+//! Allocation runner tests over the mock driver: lifecycle order, sibling failure, stop, and
+//! recovery from the local state.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use caravan_schemas::allocation::{DesiredStatus, TaskLifecycleState, TaskState};
+use caravan_schemas::{Allocation, Job};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use super::alloc::{AllocRunner, Drivers};
+use super::spec::SpecSettings;
+use super::status::{StatusBatcher, client_status};
+use crate::driver::Driver;
+use crate::state::{LocalState, LocalTask};
+
+fn job(tasks: Value) -> Job {
+    serde_json::from_value(json!({
+        "apiVersion": "caravan.dev/v1", "kind": "Job",
+        "metadata": {"name": "j", "namespace": "default"},
+        "spec": {"type": "batch", "groups": [{
+            "name": "g",
+            "restart": {"attempts": 0, "interval": "1m", "delay": "10ms", "mode": "fail"},
+            "tasks": tasks
+        }]}
+    }))
+    .unwrap()
+}
+
+fn alloc() -> Allocation {
+    serde_json::from_value(json!({
+        "apiVersion": "caravan.dev/v1", "kind": "Allocation",
+        "metadata": {"name": "j-g-0-00000000", "namespace": "default", "uid": "u1"},
+        "spec": {"jobName": "j", "group": "g", "nodeName": "n1"}
+    }))
+    .unwrap()
+}
+
+fn mock(name: &str, config: Value, lifecycle: Option<Value>) -> Value {
+    let mut task = json!({"name": name, "driver": "mock", "config": config});
+    if let Some(l) = lifecycle {
+        task["lifecycle"] = l;
+    }
+    task
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    local: LocalState,
+    settings: SpecSettings,
+    drivers: Drivers,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let local = LocalState::open(&dir.path().join("state.redb")).unwrap();
+    let settings = SpecSettings {
+        alloc_root: dir.path().join("alloc"),
+        pids_limit: 0,
+    };
+    let mut drivers: BTreeMap<String, Arc<dyn Driver>> = BTreeMap::new();
+    drivers.insert("mock".into(), crate::driver::mock::driver());
+    Fixture {
+        _dir: dir,
+        local,
+        settings,
+        drivers: Arc::new(drivers),
+    }
+}
+
+impl Fixture {
+    fn runner(
+        &self,
+        job: Job,
+        alloc: watch::Receiver<Allocation>,
+        recovered: BTreeMap<String, LocalTask>,
+    ) -> AllocRunner {
+        AllocRunner {
+            alloc_id: "u1".into(),
+            alloc,
+            job,
+            drivers: self.drivers.clone(),
+            settings: self.settings.clone(),
+            local: self.local.clone(),
+            recovered,
+            status: StatusBatcher::new(),
+        }
+    }
+}
+
+fn time_of(state: &TaskState, kind: &str) -> String {
+    state
+        .events
+        .iter()
+        .find(|e| e.r#type == kind)
+        .map(|e| e.time.clone())
+        .unwrap_or_else(|| panic!("no {kind} event in {:?}", state.events))
+}
+
+async fn run(runner: AllocRunner) -> BTreeMap<String, TaskState> {
+    tokio::time::timeout(Duration::from_secs(10), runner.run())
+        .await
+        .expect("the allocation runner finished")
+}
+
+#[tokio::test]
+async fn hooks_run_in_lifecycle_order() {
+    let f = fixture();
+    let job = job(json!([
+        mock("main", json!({"runFor": "50ms"}), None),
+        mock(
+            "init",
+            json!({"runFor": "30ms"}),
+            Some(json!({"hook": "prestart"}))
+        ),
+        mock(
+            "after",
+            json!({"runFor": "10ms"}),
+            Some(json!({"hook": "poststop"}))
+        ),
+        mock(
+            "side",
+            json!({}),
+            Some(json!({"hook": "prestart", "sidecar": true}))
+        ),
+    ]));
+    let (_tx, rx) = watch::channel(alloc());
+    let states = run(f.runner(job, rx, BTreeMap::new())).await;
+    assert!(time_of(&states["init"], "Terminated") <= time_of(&states["main"], "Started"));
+    assert!(time_of(&states["main"], "Terminated") <= time_of(&states["after"], "Started"));
+    // The sidecar ran alongside and was stopped once the main task was done.
+    assert!(time_of(&states["side"], "Started") <= time_of(&states["main"], "Started"));
+    assert_eq!(states["side"].events.last().unwrap().r#type, "Killed");
+    assert!(states.values().all(|s| s.state == TaskLifecycleState::Dead));
+    assert_eq!(
+        client_status(&states).0,
+        caravan_schemas::allocation::ClientStatus::Complete
+    );
+}
+
+#[tokio::test]
+async fn a_failed_task_stops_its_siblings_and_fails_the_allocation() {
+    let f = fixture();
+    let job = job(json!([
+        mock("bad", json!({"runFor": "20ms", "exitCode": 2}), None),
+        mock("good", json!({}), None),
+    ]));
+    let (_tx, rx) = watch::channel(alloc());
+    let states = run(f.runner(job, rx, BTreeMap::new())).await;
+    assert!(states["bad"].failed);
+    assert!(!states["good"].failed, "a killed sibling did not fail");
+    let killing = states["good"]
+        .events
+        .iter()
+        .find(|e| e.r#type == "Killing")
+        .expect("the sibling was killed");
+    assert_eq!(killing.message, "Sibling task failed");
+    assert_eq!(
+        client_status(&states).0,
+        caravan_schemas::allocation::ClientStatus::Failed
+    );
+}
+
+#[tokio::test]
+async fn a_stop_from_the_servers_kills_every_task() {
+    let f = fixture();
+    let job = job(json!([mock("web", json!({}), None)]));
+    let (tx, rx) = watch::channel(alloc());
+    let runner = tokio::spawn(f.runner(job, rx, BTreeMap::new()).run());
+    // Wait until the task runs (its state is saved), then ask for a stop.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let running = read_task(&f.local, "web")
+            .is_some_and(|t| t.state.state == TaskLifecycleState::Running);
+        if running {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the task never ran");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut stopped = alloc();
+    stopped.spec.desired_status = Some(DesiredStatus::Stop);
+    tx.send(stopped).unwrap();
+    let states = tokio::time::timeout(Duration::from_secs(10), runner)
+        .await
+        .unwrap()
+        .unwrap();
+    let kinds: Vec<&str> = states["web"]
+        .events
+        .iter()
+        .map(|e| e.r#type.as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["Received", "Task Setup", "Started", "Killing", "Killed"]
+    );
+    assert_eq!(
+        client_status(&states).0,
+        caravan_schemas::allocation::ClientStatus::Complete
+    );
+}
+
+/// Task `name` of allocation `u1` as saved in the local state.
+fn read_task(local: &LocalState, name: &str) -> Option<LocalTask> {
+    // Tasks are saved without their allocation until the manager saves it; write a stand-in
+    // allocation so that `load` lists them.
+    let _ = local.put_alloc(
+        "u1",
+        &crate::state::LocalAlloc {
+            alloc: Value::Null,
+            job: Value::Null,
+        },
+    );
+    local
+        .load()
+        .ok()?
+        .into_iter()
+        .find(|(id, _, _)| id == "u1")?
+        .2
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, t)| t)
+}
+
+#[tokio::test]
+async fn recovered_tasks_are_not_run_again() {
+    let f = fixture();
+    let job = job(json!([mock("done", json!({"runFor": "10ms"}), None)]));
+    let mut finished = TaskState {
+        state: TaskLifecycleState::Dead,
+        ..Default::default()
+    };
+    finished.events.push(super::events::event(
+        "Terminated",
+        "",
+        std::time::SystemTime::now(),
+    ));
+    let recovered = BTreeMap::from([(
+        "done".to_string(),
+        LocalTask {
+            handle: None,
+            state: finished.clone(),
+        },
+    )]);
+    let (_tx, rx) = watch::channel(alloc());
+    let states = run(f.runner(job, rx, recovered)).await;
+    assert_eq!(states["done"], finished, "a dead task stays as it was");
+}
