@@ -102,7 +102,13 @@ async fn executor_raw_exec_reports_the_exit_code_and_writes_logs() {
     assert!(handle.pid().is_some());
     let state = handle.state();
     assert_eq!(state["taskPid"], json!(handle.pid().unwrap()));
-    assert_eq!(state["taskDir"], json!(spec.task_dir));
+    assert_eq!(
+        state["taskDir"],
+        json!(caravan_nodeagent::executor::protocol::executor_dir(
+            &spec.alloc_dir,
+            &spec.task_name
+        ))
+    );
 
     let result = wait(handle.as_ref()).await;
     assert_eq!(result.exit_code, 3, "{result:?}");
@@ -117,8 +123,16 @@ async fn executor_raw_exec_reports_the_exit_code_and_writes_logs() {
     }
 
     handle.destroy().await;
-    assert!(!spec.task_dir.join("executor.sock").exists());
-    assert!(!spec.task_dir.join("executor.state.json").exists());
+    assert!(
+        !caravan_nodeagent::executor::protocol::executor_dir(&spec.alloc_dir, &spec.task_name)
+            .join("executor.sock")
+            .exists()
+    );
+    assert!(
+        !caravan_nodeagent::executor::protocol::executor_dir(&spec.alloc_dir, &spec.task_name)
+            .join("executor.state.json")
+            .exists()
+    );
     assert!(spec.log_dir.join("t.stdout.0").exists(), "logs stay");
 }
 
@@ -185,7 +199,11 @@ async fn executor_driver_refuses_invalid_configs() {
             Err(other) => panic!("{config}: {other:?}"),
             Ok(_) => panic!("{config}: started"),
         }
-        assert!(!spec.task_dir.join("executor.json").exists());
+        assert!(
+            !caravan_nodeagent::executor::protocol::executor_dir(&spec.alloc_dir, &spec.task_name)
+                .join("executor.json")
+                .exists()
+        );
     }
 }
 
@@ -284,7 +302,9 @@ async fn executor_driver_recovers_a_task_that_exited_meanwhile() {
     };
     // While "the agent is away", the task ends.
     std::fs::write(spec.task_dir.join("go"), "").unwrap();
-    let exit_file = spec.task_dir.join("exit.json");
+    let exit_file =
+        caravan_nodeagent::executor::protocol::executor_dir(&spec.alloc_dir, &spec.task_name)
+            .join("exit.json");
     eventually("exit.json", || exit_file.exists()).await;
     let executor_pid = state["executorPid"].as_u64().unwrap() as u32;
     eventually("the executor to exit", || !running(executor_pid)).await;
@@ -328,7 +348,8 @@ async fn executor_survives_interrupt_terminate_and_hangup_signals() {
         .status()
         .unwrap();
     assert!(sent.success());
-    let log = spec.task_dir.join("executor.log");
+    let log = caravan_nodeagent::executor::protocol::executor_dir(&spec.alloc_dir, &spec.task_name)
+        .join("executor.log");
     eventually("the executor to note the signals", || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.matches("ignoring").count() == 3)
     })

@@ -13,14 +13,14 @@ fn kill(target: &str) {
         .status();
 }
 
-/// Every `executor.state.json` below `<data_dir>/alloc`.
+/// Every `executor.state.json` below `<data_dir>/alloc` (`<alloc>/executor/<task>/`).
 fn executor_states(data_dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(allocs) = fs::read_dir(data_dir.join("alloc")) else {
         return out;
     };
     for alloc in allocs.flatten() {
-        let Ok(tasks) = fs::read_dir(alloc.path()) else {
+        let Ok(tasks) = fs::read_dir(alloc.path().join("executor")) else {
             continue;
         };
         for task in tasks.flatten() {

@@ -295,7 +295,7 @@ async fn a_failing_task_follows_its_restart_policy() {
     assert_eq!(
         events.iter().filter(|e| *e == "Started").count(),
         3,
-        "{events:?}"
+        "{events:?} in {alloc:#}"
     );
     assert_eq!(events.iter().filter(|e| *e == "Restarting").count(), 2);
     assert_eq!(events.last().map(String::as_str), Some("Not Restarting"));

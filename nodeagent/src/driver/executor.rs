@@ -247,8 +247,9 @@ fn prepare(
     let io = |what: &str, path: &Path, e: std::io::Error| {
         DriverError::Start(format!("{what} {}: {e}", path.display()))
     };
-    let task_dir = spec.task_dir.clone();
+    let executor_dir = protocol::executor_dir(&spec.alloc_dir, &spec.task_name);
     let dirs = [
+        executor_dir.clone(),
         spec.task_dir.join("local"),
         spec.task_dir.join("secrets"),
         spec.task_dir.join("tmp"),
@@ -261,7 +262,7 @@ fn prepare(
     for dir in dirs {
         std::fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
     }
-    let files = TaskFiles::new(task_dir);
+    let files = TaskFiles::new(executor_dir);
     wait_for_previous_executor(&files)?;
     for stale in [files.state(), files.exit(), files.socket()] {
         match std::fs::remove_file(&stale) {

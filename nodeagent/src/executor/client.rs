@@ -10,7 +10,8 @@ use super::protocol::{Request, Response};
 
 /// Sends one request and reads its answer. A `wait` request is answered when the task exits.
 pub async fn request(socket: &Path, request: &Request) -> io::Result<Response> {
-    let stream = UnixStream::connect(socket).await?;
+    let (_dir, path) = super::protocol::reachable_socket_path(socket)?;
+    let stream = UnixStream::connect(&path).await?;
     let (read, mut write) = stream.into_split();
     let mut line = serde_json::to_vec(request).map_err(io::Error::other)?;
     line.push(b'\n');

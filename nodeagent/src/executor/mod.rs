@@ -91,7 +91,9 @@ fn execute(files: &TaskFiles) -> Result<(), String> {
 
     let socket = files.socket();
     let _ = std::fs::remove_file(&socket);
-    let listener = UnixListener::bind(&socket).map_err(|e| format!("bind {socket:?}: {e}"))?;
+    let listener = protocol::reachable_socket_path(&socket)
+        .and_then(|(_dir, path)| UnixListener::bind(path))
+        .map_err(|e| format!("bind {socket:?}: {e}"))?;
     let _ = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600));
 
     restore_default_sigpipe_for_children()?;

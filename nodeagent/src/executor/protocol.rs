@@ -23,7 +23,30 @@ pub const SOCKET_FILE: &str = "executor.sock";
 pub const EXIT_FILE: &str = "exit.json";
 pub const LOG_FILE: &str = "executor.log";
 
-/// The executor's files of one task directory.
+/// The directory of a task's executor files (`executor.json`, its state, socket, log, exit
+/// status and the container bundle): `<alloc_dir>/executor/<task>`, outside the task
+/// directory, so that an `exec` task (rooted in its task directory) cannot see or change them.
+pub fn executor_dir(alloc_dir: &Path, task: &str) -> PathBuf {
+    alloc_dir.join("executor").join(task)
+}
+
+/// Unix socket paths are limited to 107 bytes. A longer `socket` is reached through the
+/// directory's file descriptor instead (`/proc/self/fd/<fd>/<name>`); keep the returned
+/// directory handle open until the bind or connect is done.
+pub fn reachable_socket_path(socket: &Path) -> std::io::Result<(Option<std::fs::File>, PathBuf)> {
+    use std::os::fd::AsRawFd;
+    if socket.as_os_str().len() < 100 {
+        return Ok((None, socket.to_path_buf()));
+    }
+    let (Some(dir), Some(name)) = (socket.parent(), socket.file_name()) else {
+        return Ok((None, socket.to_path_buf()));
+    };
+    let handle = std::fs::File::open(dir)?;
+    let short = PathBuf::from(format!("/proc/self/fd/{}", handle.as_raw_fd())).join(name);
+    Ok((Some(handle), short))
+}
+
+/// The executor's files of one task.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaskFiles {
     pub dir: PathBuf,
@@ -132,6 +155,21 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> io::Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sockets_in_deep_directories_still_bind_and_connect() {
+        let root = tempfile::tempdir().unwrap();
+        let deep = root.path().join("a".repeat(60)).join("b".repeat(60));
+        std::fs::create_dir_all(&deep).unwrap();
+        let socket = deep.join(SOCKET_FILE);
+        assert!(socket.as_os_str().len() > 108);
+        let (_dir, path) = reachable_socket_path(&socket).unwrap();
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        assert!(socket.exists(), "the socket is where it belongs");
+        let (_dir2, path2) = reachable_socket_path(&socket).unwrap();
+        let _client = std::os::unix::net::UnixStream::connect(&path2).unwrap();
+        listener.accept().unwrap();
+    }
 
     #[test]
     fn requests_and_responses_are_single_key_objects() {

@@ -178,7 +178,8 @@ impl ExecutorSpec {
                 };
                 Launch::Container(Box::new(ContainerLaunch {
                     state_root: settings.state_root.clone(),
-                    bundle_dir: task.task_dir.join("bundle"),
+                    bundle_dir: super::protocol::executor_dir(&task.alloc_dir, &task.task_name)
+                        .join("bundle"),
                     cgroups_path: format!(
                         "{}/{}/{}",
                         settings.cgroup_parent.trim_end_matches('/'),
