@@ -24,6 +24,10 @@ pub struct HeartbeatConfig {
     pub max_per_second: f64,
     /// Extra time past the TTL before a node counts as missed (Nomad's `heartbeat_grace`).
     pub grace: Duration,
+    /// The TTL every known node gets when a server becomes leader, before its first heartbeat
+    /// to it (Nomad's `failover_heartbeat_ttl`), so that a leader change never marks healthy
+    /// nodes down.
+    pub failover_ttl: Duration,
 }
 
 impl Default for HeartbeatConfig {
@@ -32,6 +36,7 @@ impl Default for HeartbeatConfig {
             min_ttl: Duration::from_secs(10),
             max_per_second: 50.0,
             grace: Duration::from_secs(10),
+            failover_ttl: Duration::from_secs(300),
         }
     }
 }
@@ -78,6 +83,25 @@ impl HeartbeatTracker {
             .collect();
         expired.sort();
         expired
+    }
+
+    /// Starts tracking `node`, without a heartbeat, with `deadline`; a node already tracked
+    /// keeps its own. Used for the failover TTL of a new leader.
+    pub fn expect(&self, node: &str, deadline: Instant) {
+        self.lock().entry(node.to_string()).or_insert(deadline);
+    }
+
+    /// Stops tracking `node` when it is still past its deadline at `now` (no heartbeat came
+    /// meanwhile); returns whether it did.
+    pub fn forget_expired(&self, node: &str, now: Instant) -> bool {
+        let mut deadlines = self.lock();
+        match deadlines.get(node) {
+            Some(deadline) if *deadline < now => {
+                deadlines.remove(node);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Stops tracking `node` (it was marked down, or deleted).
@@ -144,6 +168,7 @@ mod tests {
             min_ttl: Duration::from_millis(min_ms),
             max_per_second: per_second,
             grace: Duration::from_millis(grace_ms),
+            failover_ttl: Duration::from_millis(min_ms),
         }
     }
 

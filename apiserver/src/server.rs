@@ -64,11 +64,13 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let liveness = tokio::spawn(http::run_node_liveness(self.ctx.clone()));
         let app = http::router(self.ctx.clone());
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .context("HTTP server failed")?;
+        liveness.abort();
         self.store.shutdown().await
     }
 }

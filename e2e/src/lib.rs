@@ -14,6 +14,7 @@
 //!
 //! On drop the server is killed; if the test is panicking its logs are printed.
 
+pub mod client;
 pub mod command;
 pub mod fixtures;
 pub mod http;
@@ -23,6 +24,7 @@ pub mod stream;
 pub mod tasks;
 pub mod wait;
 
+pub use client::ClientAgent;
 pub use command::Output;
 pub use sandbox::{Sandbox, SandboxBuilder};
 pub use stream::StreamingChild;

@@ -17,6 +17,7 @@ mod context;
 mod discovery;
 mod error;
 mod heartbeat;
+mod liveness;
 mod local_client;
 mod logs;
 mod metrics;
@@ -46,6 +47,7 @@ use axum::routing::get;
 
 pub use context::{ApiConfig, ApiContext};
 pub use error::ApiError;
+pub use liveness::run_node_liveness;
 pub use local_client::LocalClient;
 pub use metrics::Metrics;
 pub use outcome::{Outcome, Payload};

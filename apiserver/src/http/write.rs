@@ -93,6 +93,11 @@ pub async fn create_value(
         })
         .await
         .map_err(|e| ApiError::from_write(e, kind, &name))?;
+    if kind == Kind::Node {
+        // Registering counts as a first heartbeat (as in Nomad): the node must heartbeat
+        // within a TTL from now.
+        ctx.heartbeats.beat(&name, std::time::Instant::now());
+    }
     Ok(Outcome::stored(201, stored).with_warnings(warnings))
 }
 

@@ -130,46 +130,68 @@ async fn a_heartbeat_takes_an_empty_object_and_only_post() {
 }
 
 #[tokio::test]
-async fn a_node_whose_ttl_and_grace_passed_is_expired() {
+async fn a_node_that_misses_its_ttl_and_grace_is_marked_down_once() {
     let s = start_with(|_, api| {
         api.heartbeat.min_ttl = Duration::from_millis(50);
         api.heartbeat.grace = Duration::from_millis(50);
+        api.heartbeat.failover_ttl = Duration::from_millis(50);
     })
     .await;
     create_node(&s, "quiet", Some("ready")).await;
     create_node(&s, "chatty", Some("ready")).await;
-    let sent = Instant::now();
     let (_, answer) = heartbeat(&s, "quiet").await;
     let ttl = ttl_of(&answer);
     assert!(
         ttl >= Duration::from_millis(50) && ttl < Duration::from_millis(100),
         "{ttl:?}"
     );
-    assert!(
-        !s.heartbeats.expired(sent).contains(&"quiet".to_string()),
-        "not expired as of its heartbeat"
-    );
+    // chatty keeps heartbeating; quiet stops. Only quiet goes down, with one status write.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        // Asked as of just before chatty's heartbeat: chatty can never be listed, whatever the
-        // scheduling delays.
-        let now = Instant::now();
         heartbeat(&s, "chatty").await;
-        let expired = s.heartbeats.expired(now);
-        if expired.contains(&"quiet".to_string()) {
-            assert!(!expired.contains(&"chatty".to_string()), "{expired:?}");
+        if node(&s, "quiet").await["status"]["status"] == "down" {
             break;
         }
-        assert!(Instant::now() < deadline, "quiet never expired");
+        assert!(Instant::now() < deadline, "quiet was never marked down");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Expiry marks nothing down by itself.
-    assert_eq!(node(&s, "quiet").await["status"]["status"], "ready");
-    s.heartbeats.forget("quiet");
-    assert!(!s.heartbeats.is_tracked("quiet"));
+    assert_eq!(node(&s, "chatty").await["status"]["status"], "ready");
     assert!(
-        !s.heartbeats
-            .expired(Instant::now())
-            .contains(&"quiet".to_string())
+        !s.heartbeats.is_tracked("quiet"),
+        "a down node is forgotten"
     );
+    let down = node(&s, "quiet").await;
+    let rv = down["metadata"]["resourceVersion"].clone();
+    assert!(
+        down["status"]["statusDescription"]
+            .as_str()
+            .unwrap()
+            .contains("missed its heartbeat")
+    );
+    // Nothing more is written while it stays silent.
+    for _ in 0..5 {
+        heartbeat(&s, "chatty").await;
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    assert_eq!(node(&s, "quiet").await["metadata"]["resourceVersion"], rv);
+    // Its next heartbeat brings it back.
+    heartbeat(&s, "quiet").await;
+    assert_eq!(node(&s, "quiet").await["status"]["status"], "ready");
+}
+
+#[tokio::test]
+async fn a_registered_node_that_never_heartbeats_is_marked_down() {
+    let s = start_with(|_, api| {
+        api.heartbeat.min_ttl = Duration::from_millis(50);
+        api.heartbeat.grace = Duration::from_millis(50);
+    })
+    .await;
+    let created = Instant::now();
+    create_node(&s, "silent", Some("ready")).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while node(&s, "silent").await["status"]["status"] != "down" {
+        assert!(Instant::now() < deadline, "silent was never marked down");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(created.elapsed() >= Duration::from_millis(100));
 }

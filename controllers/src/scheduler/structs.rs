@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use caravan_schemas::Allocation;
-use caravan_schemas::allocation::DesiredStatus;
+use caravan_schemas::allocation::{ClientStatus, DesiredStatus};
 
 /// An allocation the plan stops or evicts.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -16,6 +16,10 @@ pub struct AllocStop {
     pub desired_status: DesiredStatus,
     /// Why, e.g. `alloc not needed due to job update`.
     pub description: String,
+    /// The client status the servers set with the stop: `lost` for an allocation on a down
+    /// node (its node cannot report any more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_status: Option<ClientStatus>,
 }
 
 /// Changes the reconciler wants for one group (Nomad's `DesiredUpdates`), for `job plan`.
@@ -81,7 +85,19 @@ impl Plan {
             alloc_name: alloc_name.to_string(),
             desired_status,
             description: description.into(),
+            client_status: None,
         });
+    }
+
+    /// Marks the last stop of `alloc_name` on `node` with the client status the servers set.
+    pub fn set_stop_client_status(&mut self, node: &str, alloc_name: &str, status: ClientStatus) {
+        if let Some(stop) = self
+            .node_update
+            .get_mut(node)
+            .and_then(|stops| stops.iter_mut().rev().find(|s| s.alloc_name == alloc_name))
+        {
+            stop.client_status = Some(status);
+        }
     }
 
     /// Removes the last stop of `alloc_name` on `node`, when a replacement could not be placed.

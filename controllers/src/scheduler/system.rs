@@ -186,6 +186,13 @@ impl<'a> SystemScheduler<'a> {
                 match why {
                     Some(why) if !util::is_client_terminal(alloc) => {
                         ctx.stop(alloc, DesiredStatus::Stop, why);
+                        if why == reasons::LOST {
+                            ctx.plan.set_stop_client_status(
+                                node_name,
+                                util::name(&alloc.metadata),
+                                caravan_schemas::allocation::ClientStatus::Lost,
+                            );
+                        }
                         updates.stop += 1;
                     }
                     _ => updates.ignore += 1,

@@ -5,6 +5,7 @@ mod cli;
 mod durability;
 mod kubectl;
 mod node_agent;
+mod node_lifecycle;
 mod scheduling;
 mod watch;
 mod websocket;

@@ -18,8 +18,15 @@ struct Cluster {
 
 impl Cluster {
     fn start(name: &str) -> Cluster {
+        // Nodes registered through the API never heartbeat: give them an hour.
+        let sandbox = Sandbox::builder()
+            .name(name)
+            .arg("--heartbeat-min-ttl")
+            .arg("1h")
+            .start()
+            .unwrap_or_else(|e| panic!("failed to start the sandbox: {e:#}"));
         Cluster {
-            sandbox: Sandbox::start(name),
+            sandbox,
             client: http::client(),
         }
     }

@@ -193,16 +193,35 @@ impl State {
         };
         let mut value = self.lookup(&key)?.to_value();
         let next_generation = generation(&value) + 1;
-        let spec = map_at(&mut value, "spec")?;
         let desired = serde_json::to_value(stop.desired_status).ok()?;
         let description = Value::String(stop.description.clone());
+        let client_status = stop
+            .client_status
+            .and_then(|s| serde_json::to_value(s).ok());
+        let status_unchanged = client_status.is_none()
+            || value.pointer("/status/clientStatus") == client_status.as_ref();
+        let spec = map_at(&mut value, "spec")?;
         if spec.get("desiredStatus") == Some(&desired)
             && spec.get("desiredDescription") == Some(&description)
+            && status_unchanged
         {
             return None;
         }
         spec.insert("desiredStatus".to_owned(), desired);
         spec.insert("desiredDescription".to_owned(), description);
+        if let Some(client_status) = client_status {
+            let status = value
+                .as_object_mut()?
+                .entry("status")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Some(status) = status.as_object_mut() {
+                status.insert("clientStatus".to_owned(), client_status);
+                status.insert(
+                    "clientDescription".to_owned(),
+                    Value::String(stop.description.clone()),
+                );
+            }
+        }
         set_generation(&mut value, next_generation);
         Some(self.store(StoredObject::from_value(Kind::Allocation, value, index)))
     }

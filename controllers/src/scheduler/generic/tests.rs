@@ -286,6 +286,22 @@ fn allocations_on_a_down_node_are_replaced_elsewhere() {
         .filter(|a| a.spec.previous_allocation.is_some())
         .count();
     assert!(replacements >= 1);
+    // The stops on the down node carry the `lost` client status; no other stop does.
+    let plan = harness.plans.last().expect("a plan");
+    let stops = &plan.node_update[&victim];
+    assert!(!stops.is_empty());
+    assert!(
+        stops
+            .iter()
+            .all(|s| s.client_status == Some(ClientStatus::Lost))
+    );
+    assert!(
+        plan.node_update
+            .iter()
+            .filter(|(n, _)| **n != victim)
+            .flat_map(|(_, s)| s)
+            .all(|s| s.client_status.is_none())
+    );
 }
 
 #[test]
