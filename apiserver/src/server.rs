@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use caravan_schemas::Kind;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -66,7 +67,11 @@ impl Server {
     ) -> anyhow::Result<()> {
         let liveness = tokio::spawn(http::run_node_liveness(self.ctx.clone()));
         let app = http::router(self.ctx.clone());
-        axum::serve(self.listener, app)
+        // Watch events and small answers go out at once, not after Nagle's delay.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .context("HTTP server failed")?;

@@ -30,7 +30,10 @@ use caravan_nodeagent::container::{self, ContainerRoot};
 use caravan_nodeagent::driver::executor::{ExecutorDriver, ExecutorSettings};
 use caravan_nodeagent::driver::{Driver, LogLimits, TaskResources, TaskSpec};
 use caravan_nodeagent::executor::DriverKind;
-use caravan_nodeagent::executor::spec::{DEFAULT_PATH, resolve_program};
+use caravan_nodeagent::executor::spec::{
+    ContainerLaunch, ContainerSettings, DEFAULT_PATH, ExecutorSpec, Launch, RootLaunch,
+    resolve_program,
+};
 use serde_json::{Value, json};
 
 use super::ContainerBenchArgs;
@@ -139,6 +142,8 @@ struct Setup {
     bundle: PathBuf,
     /// The allocation directory runc's container mounts `/alloc`, `/local`, `/secrets` from.
     runc_alloc: PathBuf,
+    /// The Caravan side's container settings (state root, cgroup parent).
+    containers_settings: ContainerSettings,
     runc: PathBuf,
     runc_root: PathBuf,
     /// libcontainer's state root of the Caravan side.
@@ -181,19 +186,21 @@ pub async fn run(args: ContainerBenchArgs) -> anyhow::Result<()> {
         .tempdir()
         .context("creating a temporary directory")?;
     let dir = tmp.path().to_path_buf();
+    let cgroup_parent = format!("/caravan-bench-{}", std::process::id());
+    let mut settings = ExecutorSettings::new(dir.join("containers"), dir.join("images"));
+    settings.containers.cgroup_parent = cgroup_parent.clone();
     let setup = Setup {
+        containers_settings: settings.containers.clone(),
         rootfs: dir.join("rootfs"),
         bundle: dir.join("bundle"),
         runc_alloc: dir.join("alloc").join("runc"),
         runc_root: dir.join("runc"),
         containers: dir.join("containers"),
-        cgroup_parent: format!("/caravan-bench-{}", std::process::id()),
+        cgroup_parent,
         executor: vec![exe.clone().into_os_string(), "executor".into()],
         runc,
         dir,
     };
-    let mut settings = ExecutorSettings::new(&setup.containers, setup.dir.join("images"));
-    settings.containers.cgroup_parent = setup.cgroup_parent.clone();
     let driver = ExecutorDriver::new(DriverKind::Oci, setup.executor.clone(), settings);
     let health = driver.fingerprint();
     ensure!(
@@ -204,7 +211,7 @@ pub async fn run(args: ContainerBenchArgs) -> anyhow::Result<()> {
 
     let outcome = measure(&args, &setup, &driver).await;
     let cleaned = cleanup(&setup);
-    // Leave nothing mounted or running in the directory before removing it.
+    // The temporary directory goes last, once nothing uses it.
     drop(tmp);
     let report = outcome?;
     println!("{}", cleaned?);
@@ -220,10 +227,6 @@ async fn measure(
 ) -> anyhow::Result<String> {
     let applets = build_rootfs(&setup.rootfs)?;
     let config = runc_config(setup)?;
-    for dir in ["alloc", "t/local", "t/secrets", "t/tmp"] {
-        let dir = setup.runc_alloc.join(dir);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
     std::fs::create_dir_all(&setup.bundle)?;
     std::fs::create_dir_all(&setup.runc_root)?;
     let runc_version = Command::new(&setup.runc)
@@ -247,7 +250,8 @@ async fn measure(
     println!(
         "  caravan: ExecutorDriver(oci) start → wait → destroy, task config \
          {{\"rootfs\": {:?}, \"command\": \"/bin/sh\", \"args\": [\"-c\", {SCRIPT:?}]}}, \
-         spawning `{} executor --task-dir {}/t`, cgroups {}/c-NNNN/{TASK}",
+         spawning `{} executor --task-dir …` for allocation directory {}, cgroups \
+         {}/c-NNNN/{TASK}",
         setup.rootfs.display().to_string(),
         setup.executor[0].to_string_lossy(),
         setup.dir.join("alloc/c-NNNN").display(),
@@ -261,6 +265,12 @@ async fn measure(
         setup.cgroup_parent
     );
 
+    let runc_paths = RuncPaths {
+        runc: setup.runc.clone(),
+        root: setup.runc_root.clone(),
+        bundle: setup.bundle.clone(),
+        dir: setup.dir.clone(),
+    };
     let total = args.warmup + args.iterations;
     let mut caravan_runs = Vec::with_capacity(args.iterations);
     let mut runc_runs = Vec::with_capacity(args.iterations);
@@ -274,26 +284,10 @@ async fn measure(
             );
         }
         let r = {
-            let (setup_config, runc, runc_root, bundle, cgroup, dir) = (
-                config.clone(),
-                setup.runc.clone(),
-                setup.runc_root.clone(),
-                setup.bundle.clone(),
-                setup.runc_cgroup(i),
-                setup.dir.clone(),
-            );
+            let (config, paths, cgroup) =
+                (config.clone(), runc_paths.clone(), setup.runc_cgroup(i));
             tokio::task::spawn_blocking(move || {
-                run_runc(
-                    &setup_config,
-                    &RuncPaths {
-                        runc: &runc,
-                        root: &runc_root,
-                        bundle: &bundle,
-                        dir: &dir,
-                    },
-                    &cgroup,
-                    &Setup::runc_id(i),
-                )
+                run_runc(&config, &paths, &cgroup, &Setup::runc_id(i))
             })
             .await
             .context("the runc run panicked")??
@@ -322,26 +316,26 @@ async fn measure(
 }
 
 fn summary(caravan_runs: &[CaravanRun], runc_runs: &[RuncRun], left_by_runc: usize) -> String {
-    let caravan = Stats::of(&caravan_runs.iter().map(CaravanRun::total).collect::<Vec<_>>());
+    let caravan = Stats::of(
+        &caravan_runs
+            .iter()
+            .map(CaravanRun::total)
+            .collect::<Vec<_>>(),
+    );
     let runc = Stats::of(&runc_runs.iter().map(RuncRun::total).collect::<Vec<_>>());
-    let part = |f: fn(&CaravanRun) -> Duration| {
-        Stats::of(&caravan_runs.iter().map(f).collect::<Vec<_>>())
-    };
+    let part =
+        |f: fn(&CaravanRun) -> Duration| Stats::of(&caravan_runs.iter().map(f).collect::<Vec<_>>());
     let (start, wait, destroy) = (part(|r| r.start), part(|r| r.wait), part(|r| r.destroy));
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(1e-9);
     let mean_ratio = ratio(caravan.mean, runc.mean);
     let p50_ratio = ratio(caravan.p50, runc.p50);
-    let verdict = if mean_ratio <= 0.8 {
-        "met"
-    } else {
-        "NOT met"
-    };
+    let verdict = if mean_ratio <= 0.8 { "met" } else { "NOT met" };
     format!(
         "container create → exit, {} runs each:\n\
          \x20 caravan oci driver: {}\n\
-         \x20   start (executor spawned → container running): mean {}  p50 {}\n\
-         \x20   wait (running → exit.json):                    mean {}  p50 {}\n\
-         \x20   destroy (→ executor gone, files removed):      mean {}  p50 {}\n\
+         \x20   start (task files, executor, container started): mean {}  p50 {}\n\
+         \x20   wait (→ exit status):                            mean {}  p50 {}\n\
+         \x20   destroy (→ executor gone, its files removed):    mean {}  p50 {}\n\
          \x20 runc run:           {}\n\
          \x20 ratio caravan/runc: {mean_ratio:.2} (mean), {p50_ratio:.2} (p50); target ≤ 0.80 (mean): {verdict}\n\
          check: all {} runs exited with code {EXIT_CODE}; runc left {left_by_runc} container states",
@@ -360,7 +354,8 @@ fn summary(caravan_runs: &[CaravanRun], runc_runs: &[RuncRun], left_by_runc: usi
 
 /// The effective uid, from `/proc/self/status`.
 fn effective_uid() -> anyhow::Result<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("Uid:"))
@@ -399,10 +394,7 @@ fn build_rootfs(rootfs: &Path) -> anyhow::Result<usize> {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))?;
         applets += 1;
     }
-    ensure!(
-        rootfs.join("bin/sh").exists(),
-        "{BUSYBOX} has no sh applet"
-    );
+    ensure!(rootfs.join("bin/sh").exists(), "{BUSYBOX} has no sh applet");
     std::fs::write(
         rootfs.join("etc/passwd"),
         "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
@@ -489,28 +481,60 @@ fn task_spec(setup: &Setup, i: usize) -> TaskSpec {
     }
 }
 
-/// runc's `config.json`, from Caravan's spec builder with the parameters the executor uses
-/// for [`task_spec`] (mounts from [`Setup::runc_alloc`]); `linux.cgroupsPath` is set per run.
+/// The container part of the executor's spec for `task` (what the executor hands to
+/// libcontainer), decided by the driver's own [`ExecutorSpec::build`].
+fn container_launch(setup: &Setup, task: TaskSpec) -> anyhow::Result<ContainerLaunch> {
+    let spec = ExecutorSpec::build(
+        DriverKind::Oci,
+        task,
+        &setup.containers_settings,
+        caravan_nodeagent::image::resolve,
+    )
+    .map_err(|e| anyhow!("the oci task is invalid: {e}"))?;
+    match spec.launch {
+        Launch::Container(c) => Ok(*c),
+        Launch::Process(_) => bail!("the oci driver did not plan a container"),
+    }
+}
+
+/// runc's `config.json`: Caravan's spec builder on the parameters the executor would use for
+/// the same task in the allocation directory [`Setup::runc_alloc`]; `linux.cgroupsPath` is set
+/// per run.
 fn runc_config(setup: &Setup) -> anyhow::Result<Value> {
-    let root = ContainerRoot::Rootfs {
-        path: setup.rootfs.clone(),
-        image: None,
-        readonly: true,
+    let mut task = task_spec(setup, 0);
+    task.alloc_id = "runc".into();
+    task.alloc_dir = setup.runc_alloc.clone();
+    task.task_dir = setup.runc_alloc.join(TASK);
+    task.log_dir = setup.runc_alloc.join("alloc/logs");
+    let c = container_launch(setup, task)?;
+    for m in &c.mounts {
+        std::fs::create_dir_all(&m.source)
+            .with_context(|| format!("creating {}", m.source.display()))?;
+    }
+    let root = match c.root {
+        RootLaunch::Rootfs {
+            path,
+            image,
+            readonly,
+        } => ContainerRoot::Rootfs {
+            path,
+            image,
+            readonly,
+        },
+        RootLaunch::Chroot { .. } => bail!("the oci driver planned a chroot"),
     };
-    let task_dir = setup.runc_alloc.join(TASK);
-    let mounts = vec![
-        (setup.runc_alloc.join("alloc"), "/alloc".to_owned(), false),
-        (task_dir.join("local"), "/local".to_owned(), false),
-        (task_dir.join("secrets"), "/secrets".to_owned(), false),
-    ];
-    let (command, env, resources) = (command(), env(), resources());
+    let mounts: Vec<(PathBuf, String, bool)> = c
+        .mounts
+        .iter()
+        .map(|m| (m.source.clone(), m.destination.clone(), m.readonly))
+        .collect();
     let params = SpecParams {
         root: &root,
-        command: &command,
-        env: &env,
-        cwd: None,
-        user: None,
-        resources: &resources,
+        command: &c.command,
+        env: &c.env,
+        cwd: c.cwd.as_deref(),
+        user: c.user.as_deref(),
+        resources: &c.resources,
         mounts: &mounts,
         cgroups_path: &setup.runc_cgroup(0),
     };
@@ -521,7 +545,9 @@ fn runc_config(setup: &Setup) -> anyhow::Result<Value> {
 
 /// Compares runc's spec with the `config.json` the executor wrote for run 0.
 fn check_same_spec(setup: &Setup, runc: &Value) -> anyhow::Result<()> {
-    let path = setup.caravan_alloc(0).join(TASK).join("bundle/config.json");
+    let path = container_launch(setup, task_spec(setup, 0))?
+        .bundle_dir
+        .join("config.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading the executor's {}", path.display()))?;
     // The mounts' sources: the executor's allocation directory stands for runc's.
@@ -531,21 +557,37 @@ fn check_same_spec(setup: &Setup, runc: &Value) -> anyhow::Result<()> {
     let mut runc = runc.clone();
     for spec in [&mut executor, &mut runc] {
         spec["linux"]["cgroupsPath"] = Value::Null;
+        // Capability sets serialise in hash order.
+        if let Some(sets) = spec
+            .pointer_mut("/process/capabilities")
+            .and_then(Value::as_object_mut)
+        {
+            for set in sets.values_mut().filter_map(Value::as_array_mut) {
+                set.sort_by_key(Value::to_string);
+            }
+        }
     }
     if executor != runc {
         let differing: Vec<String> = match (executor.as_object(), runc.as_object()) {
             (Some(a), Some(b)) => a
                 .keys()
-                .chain(b.keys())
+                .chain(b.keys().filter(|k| !a.contains_key(*k)))
                 .filter(|k| a.get(*k) != b.get(*k))
-                .cloned()
+                .map(|k| {
+                    format!(
+                        "{k}: executor {} vs runc {}",
+                        a.get(k).unwrap_or(&Value::Null),
+                        b.get(k).unwrap_or(&Value::Null)
+                    )
+                })
                 .collect(),
             _ => vec!["(not objects)".into()],
         };
         bail!(
-            "the executor's {} differs from runc's config.json in {differing:?}: the bench would \
-             not compare the same container",
-            path.display()
+            "the executor's {} differs from runc's config.json (the bench would not compare the \
+             same container): {}",
+            path.display(),
+            differing.join("; ")
         );
     }
     Ok(())
@@ -574,12 +616,8 @@ async fn run_caravan(
             && result.error.is_none()
             && !result.oom_killed,
         "caravan run {i}: the container ended with {result:?}, not exit code {EXIT_CODE} \
-         (executor log: {})",
-        setup
-            .caravan_alloc(i)
-            .join(TASK)
-            .join("executor.log")
-            .display()
+         (the executor's log is under {})",
+        setup.caravan_alloc(i).display()
     );
     Ok(CaravanRun {
         start: started,
@@ -588,16 +626,18 @@ async fn run_caravan(
     })
 }
 
-struct RuncPaths<'a> {
-    runc: &'a Path,
-    root: &'a Path,
-    bundle: &'a Path,
-    dir: &'a Path,
+/// runc's binary, state root and bundle, and where its output goes.
+#[derive(Clone, Debug)]
+struct RuncPaths {
+    runc: PathBuf,
+    root: PathBuf,
+    bundle: PathBuf,
+    dir: PathBuf,
 }
 
 /// One runc run with a fresh cgroups path: `runc run` in the foreground, checking the exit
 /// code; `runc delete -f` (timed) when it left a state.
-fn run_runc(config: &Value, p: &RuncPaths<'_>, cgroup: &str, id: &str) -> anyhow::Result<RuncRun> {
+fn run_runc(config: &Value, p: &RuncPaths, cgroup: &str, id: &str) -> anyhow::Result<RuncRun> {
     let mut config = config.clone();
     config["linux"]["cgroupsPath"] = Value::String(cgroup.to_owned());
     let config_path = p.bundle.join("config.json");
@@ -608,12 +648,12 @@ fn run_runc(config: &Value, p: &RuncPaths<'_>, cgroup: &str, id: &str) -> anyhow
     let out = File::create(&out_path)?;
     let err = File::create(&err_path)?;
     let t0 = Instant::now();
-    let status = Command::new(p.runc)
+    let status = Command::new(&p.runc)
         .arg("--root")
-        .arg(p.root)
+        .arg(&p.root)
         .arg("run")
         .arg("--bundle")
-        .arg(p.bundle)
+        .arg(&p.bundle)
         .arg(id)
         .stdin(Stdio::null())
         .stdout(out)
@@ -623,9 +663,9 @@ fn run_runc(config: &Value, p: &RuncPaths<'_>, cgroup: &str, id: &str) -> anyhow
     let run = t0.elapsed();
     let delete = if p.root.join(id).exists() {
         let t1 = Instant::now();
-        let deleted = Command::new(p.runc)
+        let deleted = Command::new(&p.runc)
             .arg("--root")
-            .arg(p.root)
+            .arg(&p.root)
             .args(["delete", "-f", id])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -765,7 +805,10 @@ mod tests {
         let s = Stats::of(&[]);
         assert_eq!((s.count, s.mean, s.p99, s.max), (0, ms_(0), ms_(0), ms_(0)));
         let one = Stats::of(&[ms_(7)]);
-        assert_eq!((one.p50, one.p90, one.p99, one.mean), (ms_(7), ms_(7), ms_(7), ms_(7)));
+        assert_eq!(
+            (one.p50, one.p90, one.p99, one.mean),
+            (ms_(7), ms_(7), ms_(7), ms_(7))
+        );
     }
 
     #[test]
@@ -780,13 +823,19 @@ mod tests {
             delete: None,
         }];
         let text = summary(&caravan, &runc, 0);
-        assert!(text.contains("ratio caravan/runc: 0.60 (mean), 0.60 (p50); target ≤ 0.80 (mean): met"), "{text}");
+        assert!(
+            text.contains("ratio caravan/runc: 0.60 (mean), 0.60 (p50); target ≤ 0.80 (mean): met"),
+            "{text}"
+        );
         assert!(text.contains("all 2 runs exited with code 3"), "{text}");
         let slow = [RuncRun {
             run: ms_(20),
             delete: Some(ms_(10)),
         }];
-        assert!(summary(&caravan, &slow, 1).contains("1.00 (mean), 1.00 (p50); target ≤ 0.80 (mean): NOT met"));
+        assert!(
+            summary(&caravan, &slow, 1)
+                .contains("1.00 (mean), 1.00 (p50); target ≤ 0.80 (mean): NOT met")
+        );
     }
 
     #[test]
@@ -812,6 +861,8 @@ mod tests {
             rootfs: "/tmp/b/rootfs".into(),
             bundle: "/tmp/b/bundle".into(),
             runc_alloc: "/tmp/b/alloc/runc".into(),
+            containers_settings: ExecutorSettings::new("/tmp/b/containers", "/tmp/b/images")
+                .containers,
             runc: "/usr/sbin/runc".into(),
             runc_root: "/tmp/b/runc".into(),
             containers: "/tmp/b/containers".into(),

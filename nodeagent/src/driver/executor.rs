@@ -25,7 +25,7 @@ use crate::executor::protocol::{self, ExecutorState, Request, Response, TaskFile
 use crate::executor::spec::{ContainerSettings, ExecutorSpec, ImageResolver};
 
 /// How often files and processes are polled while starting and stopping.
-const POLL: Duration = Duration::from_millis(10);
+const POLL: Duration = Duration::from_millis(2);
 /// How long an exiting executor gets to go away before a new one starts in its directory.
 const EXECUTOR_EXIT_GRACE: Duration = Duration::from_secs(5);
 
