@@ -4,7 +4,8 @@
 //! allocations `lost` and replace them.
 //!
 //! ```text
-//!  becomes leader ─▶ every ready/initializing Node expected within failover TTL + grace
+//!  becomes leader ─▶ every known Node not yet heard from expected within failover TTL + grace
+//!  loses leadership ─▶ forget every deadline
 //!  every tick ─▶ HeartbeatTracker::expired(now) ─▶ forget_expired ─▶ status: down
 //! ```
 
@@ -93,8 +94,13 @@ pub async fn run_node_liveness(ctx: Arc<ApiContext>) {
         tokio::time::sleep(tick(&ctx)).await;
         let leader = ctx.store.is_leader();
         if leader && !was_leader {
-            ctx.heartbeats.clear();
+            // Heartbeats this leader already took (they are refused elsewhere) keep their
+            // deadlines; every other known node gets the failover TTL.
             expect_known_nodes(&ctx, Instant::now());
+        }
+        if !leader && was_leader {
+            // Deadlines from an earlier term mean nothing to the next one.
+            ctx.heartbeats.clear();
         }
         was_leader = leader;
         if !leader {
