@@ -55,6 +55,8 @@ pub enum Command {
     Eval(crate::cmd::eval::EvalArgs),
     /// Inspect allocations.
     Alloc(crate::cmd::alloc::AllocArgs),
+    /// List and inspect nodes, and set their scheduling eligibility.
+    Node(crate::cmd::node::NodeArgs),
     /// Print or follow the stdout or stderr of an allocation's task.
     Logs(crate::cmd::logs::LogsArgs),
     /// Load generators: API throughput and latency, watch fan-out.

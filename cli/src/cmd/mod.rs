@@ -9,6 +9,7 @@ pub mod get;
 pub mod image;
 pub mod job;
 pub mod logs;
+pub mod node;
 pub mod version;
 
 use caravan_client::{Api, Client};
@@ -53,6 +54,7 @@ pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(&ctx, args).await,
         Command::Alloc(args) => alloc::run(&ctx, args).await,
         Command::Logs(args) => logs::run(&ctx, args).await,
+        Command::Node(args) => node::run(&ctx, args).await,
         Command::Executor(_) => unreachable!("dispatched by main before any runtime starts"),
         Command::Agent(_) | Command::Version | Command::Bench(_) | Command::Image(_) => {
             unreachable!("dispatched before the client commands")

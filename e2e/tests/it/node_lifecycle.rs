@@ -247,3 +247,56 @@ async fn a_server_restart_does_not_mark_live_nodes_down() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ineligible_node_gets_no_new_allocations() {
+    let cluster = Cluster::start("eligibility");
+    let _clients = [
+        ClientAgent::start(&cluster.server, "client-a", &[]).unwrap(),
+        ClientAgent::start(&cluster.server, "client-b", &[]).unwrap(),
+    ];
+    cluster.wait_node("client-a", "ready").await;
+    cluster.wait_node("client-b", "ready").await;
+    cluster
+        .server
+        .caravan(&["node", "eligibility", "client-a", "--disable"])
+        .assert_success()
+        .assert_stdout_contains("ineligible");
+    let listed = cluster.server.caravan(&["node", "status"]);
+    listed.assert_success();
+    let row = |name: &str| -> Vec<String> {
+        listed
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} not listed: {}", listed.stdout))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(row("client-a")[4..], ["false", "ineligible", "ready"]);
+    assert_eq!(row("client-b")[4..], ["false", "eligible", "ready"]);
+
+    let mut job = sleeper("spread");
+    job["spec"]["groups"][0]["count"] = json!(3);
+    cluster.apply(&job);
+    let allocs = cluster
+        .wait_allocs("spread", "three allocations run", |a| {
+            a.iter()
+                .filter(|a| field(a, "/status/clientStatus") == "running")
+                .count()
+                == 3
+        })
+        .await;
+    assert!(
+        allocs
+            .iter()
+            .all(|a| field(a, "/spec/nodeName") == "client-b"),
+        "{allocs:#?}"
+    );
+    cluster
+        .server
+        .caravan(&["node", "status", "client-b"])
+        .assert_success()
+        .assert_stdout_contains("spread");
+}
