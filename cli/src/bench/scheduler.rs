@@ -9,6 +9,7 @@ use anyhow::{Context as _, ensure};
 use caravan_controllers::scheduler::bench::bench_service_placement;
 
 use super::SchedulerBenchArgs;
+use super::report::percentile;
 
 /// One measured run: time inside the scheduler and allocations placed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -100,15 +101,6 @@ pub fn summarize(results: &[RunResult]) -> Summary {
         p50: percentile(&times, 0.50),
         p99: percentile(&times, 0.99),
     }
-}
-
-/// Nearest-rank percentile of sorted values; zero when empty.
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use super::StartupBenchArgs;
-use super::container::{Stats, ms};
+use super::report::{Stats, ms};
 
 const NAMESPACE: &str = "default";
 const TASK: &str = "t";
