@@ -36,6 +36,11 @@ use caravan_nodeagent::executor::spec::{
 };
 use serde_json::{Value, json};
 
+mod rootfs;
+mod runc;
+
+use self::rootfs::*;
+use self::runc::*;
 use super::ContainerBenchArgs;
 use super::report::{Stats, ms, stats_line};
 
@@ -293,86 +298,6 @@ fn summary(caravan_runs: &[CaravanRun], runc_runs: &[RuncRun], left_by_runc: usi
     )
 }
 
-/// The effective uid, from `/proc/self/status`.
-fn effective_uid() -> anyhow::Result<u32> {
-    let status =
-        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1))
-        .and_then(|uid| uid.parse().ok())
-        .context("no effective uid in /proc/self/status")
-}
-
-/// A busybox root filesystem: the static binary, one symbolic link per applet, `/etc/passwd`
-/// and `/etc/group`. Returns the number of applets.
-fn build_rootfs(rootfs: &Path) -> anyhow::Result<usize> {
-    let busybox = Path::new(BUSYBOX);
-    ensure!(
-        busybox.is_file(),
-        "{BUSYBOX} is missing (apt-get install busybox-static)"
-    );
-    ensure!(
-        is_static_elf(busybox)?,
-        "{BUSYBOX} is dynamically linked; a static busybox is needed (apt-get install busybox-static)"
-    );
-    for dir in ["bin", "etc", "tmp", "root", "proc", "sys", "dev"] {
-        std::fs::create_dir_all(rootfs.join(dir))?;
-    }
-    std::fs::copy(busybox, rootfs.join("bin/busybox"))
-        .with_context(|| format!("copying {BUSYBOX}"))?;
-    let list = Command::new(busybox)
-        .arg("--list")
-        .output()
-        .with_context(|| format!("{BUSYBOX} --list"))?;
-    let mut applets = 0;
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        let applet = applet.trim();
-        if applet.is_empty() || applet == "busybox" || applet.contains('/') {
-            continue;
-        }
-        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))?;
-        applets += 1;
-    }
-    ensure!(rootfs.join("bin/sh").exists(), "{BUSYBOX} has no sh applet");
-    std::fs::write(
-        rootfs.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-    )?;
-    std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
-    Ok(applets)
-}
-
-/// Whether an ELF file has no program interpreter (`PT_INTERP`), i.e. is statically linked.
-fn is_static_elf(path: &Path) -> anyhow::Result<bool> {
-    let mut head = vec![0u8; 64 * 1024];
-    let n = File::open(path)?.read(&mut head)?;
-    head.truncate(n);
-    elf_is_static(&head).with_context(|| format!("{} is not a 64-bit ELF file", path.display()))
-}
-
-/// `Some(true)` for a little-endian 64-bit ELF image without `PT_INTERP` in its program
-/// headers (which must lie in `head`); `None` when it is not one.
-fn elf_is_static(head: &[u8]) -> Option<bool> {
-    const PT_INTERP: u32 = 3;
-    if head.get(..6)? != b"\x7fELF\x02\x01" {
-        return None;
-    }
-    let u16_at = |o: usize| Some(u16::from_le_bytes(head.get(o..o + 2)?.try_into().ok()?));
-    let u32_at = |o: usize| Some(u32::from_le_bytes(head.get(o..o + 4)?.try_into().ok()?));
-    let u64_at = |o: usize| Some(u64::from_le_bytes(head.get(o..o + 8)?.try_into().ok()?));
-    let phoff = usize::try_from(u64_at(0x20)?).ok()?;
-    let phentsize = usize::from(u16_at(0x36)?);
-    let phnum = usize::from(u16_at(0x38)?);
-    for i in 0..phnum {
-        if u32_at(phoff + i * phentsize)? == PT_INTERP {
-            return Some(false);
-        }
-    }
-    Some(true)
-}
-
 /// The environment both sides give the container.
 fn env() -> BTreeMap<String, String> {
     BTreeMap::from([("PATH".to_owned(), "/bin".to_owned())])
@@ -438,102 +363,6 @@ fn container_launch(setup: &Setup, task: TaskSpec) -> anyhow::Result<ContainerLa
     }
 }
 
-/// runc's `config.json`: Caravan's spec builder on the parameters the executor would use for
-/// the same task in the allocation directory [`Setup::runc_alloc`]; `linux.cgroupsPath` is set
-/// per run.
-fn runc_config(setup: &Setup) -> anyhow::Result<Value> {
-    let mut task = task_spec(setup, 0);
-    task.alloc_id = "runc".into();
-    task.alloc_dir = setup.runc_alloc.clone();
-    task.task_dir = setup.runc_alloc.join(TASK);
-    task.log_dir = setup.runc_alloc.join("alloc/logs");
-    let c = container_launch(setup, task)?;
-    for m in &c.mounts {
-        std::fs::create_dir_all(&m.source)
-            .with_context(|| format!("creating {}", m.source.display()))?;
-    }
-    let root = match c.root {
-        RootLaunch::Rootfs {
-            path,
-            image,
-            readonly,
-        } => ContainerRoot::Rootfs {
-            path,
-            image,
-            readonly,
-        },
-        RootLaunch::Chroot { .. } => bail!("the oci driver planned a chroot"),
-    };
-    let mounts: Vec<(PathBuf, String, bool)> = c
-        .mounts
-        .iter()
-        .map(|m| (m.source.clone(), m.destination.clone(), m.readonly))
-        .collect();
-    let params = SpecParams {
-        root: &root,
-        command: &c.command,
-        env: &c.env,
-        cwd: c.cwd.as_deref(),
-        user: c.user.as_deref(),
-        resources: &c.resources,
-        mounts: &mounts,
-        cgroups_path: &setup.runc_cgroup(0),
-    };
-    let spec = oci_spec::build(&params, &container::host_facts(&root))
-        .map_err(|e| anyhow!("building runc's config.json: {e}"))?;
-    Ok(serde_json::to_value(&spec)?)
-}
-
-/// Compares runc's spec with the `config.json` the executor wrote for run 0.
-fn check_same_spec(setup: &Setup, runc: &Value) -> anyhow::Result<()> {
-    let path = container_launch(setup, task_spec(setup, 0))?
-        .bundle_dir
-        .join("config.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading the executor's {}", path.display()))?;
-    // The mounts' sources: the executor's allocation directory stands for runc's.
-    let ours = format!("{}/", setup.caravan_alloc(0).display());
-    let theirs = format!("{}/", setup.runc_alloc.display());
-    let mut executor: Value = serde_json::from_str(&text.replace(&ours, &theirs))?;
-    let mut runc = runc.clone();
-    for spec in [&mut executor, &mut runc] {
-        spec["linux"]["cgroupsPath"] = Value::Null;
-        // Capability sets serialise in hash order.
-        if let Some(sets) = spec
-            .pointer_mut("/process/capabilities")
-            .and_then(Value::as_object_mut)
-        {
-            for set in sets.values_mut().filter_map(Value::as_array_mut) {
-                set.sort_by_key(Value::to_string);
-            }
-        }
-    }
-    if executor != runc {
-        let differing: Vec<String> = match (executor.as_object(), runc.as_object()) {
-            (Some(a), Some(b)) => a
-                .keys()
-                .chain(b.keys().filter(|k| !a.contains_key(*k)))
-                .filter(|k| a.get(*k) != b.get(*k))
-                .map(|k| {
-                    format!(
-                        "{k}: executor {} vs runc {}",
-                        a.get(k).unwrap_or(&Value::Null),
-                        b.get(k).unwrap_or(&Value::Null)
-                    )
-                })
-                .collect(),
-            _ => vec!["(not objects)".into()],
-        };
-        bail!(
-            "the executor's {} differs from runc's config.json (the bench would not compare the \
-             same container): {}",
-            path.display(),
-            differing.join("; ")
-        );
-    }
-    Ok(())
-}
-
 /// One Caravan run: start → wait → destroy, checking the exit code.
 async fn run_caravan(
     driver: &ExecutorDriver,
@@ -565,66 +394,6 @@ async fn run_caravan(
         wait: waited - started,
         destroy: done - waited,
     })
-}
-
-/// runc's binary, state root and bundle, and where its output goes.
-#[derive(Clone, Debug)]
-struct RuncPaths {
-    runc: PathBuf,
-    root: PathBuf,
-    bundle: PathBuf,
-    dir: PathBuf,
-}
-
-/// One runc run with a fresh cgroups path: `runc run` in the foreground, checking the exit
-/// code; `runc delete -f` (timed) when it left a state.
-fn run_runc(config: &Value, p: &RuncPaths, cgroup: &str, id: &str) -> anyhow::Result<RuncRun> {
-    let mut config = config.clone();
-    config["linux"]["cgroupsPath"] = Value::String(cgroup.to_owned());
-    let config_path = p.bundle.join("config.json");
-    std::fs::write(&config_path, serde_json::to_vec_pretty(&config)?)
-        .with_context(|| format!("writing {}", config_path.display()))?;
-    let out_path = p.dir.join("runc.out");
-    let err_path = p.dir.join("runc.err");
-    let out = File::create(&out_path)?;
-    let err = File::create(&err_path)?;
-    let t0 = Instant::now();
-    let status = Command::new(&p.runc)
-        .arg("--root")
-        .arg(&p.root)
-        .arg("run")
-        .arg("--bundle")
-        .arg(&p.bundle)
-        .arg(id)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .status()
-        .with_context(|| format!("running {}", p.runc.display()))?;
-    let run = t0.elapsed();
-    let delete = if p.root.join(id).exists() {
-        let t1 = Instant::now();
-        let deleted = Command::new(&p.runc)
-            .arg("--root")
-            .arg(&p.root)
-            .args(["delete", "-f", id])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()?;
-        ensure!(deleted.success(), "runc delete -f {id}: {deleted}");
-        Some(t1.elapsed())
-    } else {
-        None
-    };
-    if status.code() != Some(EXIT_CODE) {
-        let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
-        bail!(
-            "runc run {id} ended with {status}, not exit code {EXIT_CODE}: {}",
-            stderr.trim()
-        );
-    }
-    Ok(RuncRun { run, delete })
 }
 
 /// The mount points of every cgroup (v1) and cgroup2 hierarchy.
