@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use caravan_schemas::allocation::{AllocMetrics, ClientStatus, DesiredStatus};
+use caravan_schemas::allocation::{AllocMetrics, DesiredStatus};
 use caravan_schemas::evaluation::{EvaluationState, TriggeredBy};
 use caravan_schemas::{Evaluation, Job};
 
@@ -15,7 +15,7 @@ use super::build::{self, EvalOutcome};
 use super::config::SchedulerConfig;
 use super::context::EvalContext;
 use super::feasible::ready::ready_nodes;
-use super::reconcile::{AllocReconciler, ReconcileResults, reasons};
+use super::reconcile::{AllocReconciler, ReconcileResults};
 use super::resources::{self, GroupAsk};
 use super::stack::{GenericStack, SelectOptions};
 use super::state::{Planner, State};
@@ -90,9 +90,8 @@ impl<'a> GenericScheduler<'a> {
             let node = &stop.alloc.spec.node_name;
             let name = util::name(&stop.alloc.metadata);
             plan.append_stop(node, name, DesiredStatus::Stop, stop.description);
-            // An allocation on a down node is lost: its node cannot say so any more.
-            if stop.description == reasons::LOST && !util::is_terminal(&stop.alloc) {
-                plan.set_stop_client_status(node, name, ClientStatus::Lost);
+            if let Some(status) = stop.client_status {
+                plan.set_stop_client_status(node, name, status);
             }
         }
         let reschedule_at = results.reschedule_later.iter().map(|(_, at)| *at).min();

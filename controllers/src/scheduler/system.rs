@@ -167,11 +167,14 @@ impl<'a> SystemScheduler<'a> {
         off_nodes.sort();
         for node_name in off_nodes {
             let node = state.node(node_name);
+            // Why the node's allocations stop, and whether they are lost (the node is gone or
+            // down and cannot report their end).
+            let lost = Some(caravan_schemas::allocation::ClientStatus::Lost);
             let why = match node.as_deref() {
-                None => Some(reasons::LOST),
+                None => Some((reasons::LOST, lost)),
                 Some(n) => match n.status.as_ref().map(|s| s.status) {
-                    Some(NodeState::Down | NodeState::Disconnected) => Some(reasons::LOST),
-                    _ if n.spec.drain.is_some() => Some(reasons::MIGRATING),
+                    Some(NodeState::Down | NodeState::Disconnected) => Some((reasons::LOST, lost)),
+                    _ if n.spec.drain.is_some() => Some((reasons::MIGRATING, None)),
                     Some(NodeState::Ready)
                         if n.spec.scheduling_eligibility
                             == Some(SchedulingEligibility::Ineligible) =>
@@ -179,18 +182,18 @@ impl<'a> SystemScheduler<'a> {
                         None
                     }
                     Some(NodeState::Initializing) => None,
-                    _ => Some(reasons::NOT_NEEDED),
+                    _ => Some((reasons::NOT_NEEDED, None)),
                 },
             };
             for alloc in by_node.get(*node_name).into_iter().flatten() {
                 match why {
-                    Some(why) if !util::is_client_terminal(alloc) => {
+                    Some((why, client_status)) if !util::is_client_terminal(alloc) => {
                         ctx.stop(alloc, DesiredStatus::Stop, why);
-                        if why == reasons::LOST {
+                        if let Some(status) = client_status {
                             ctx.plan.set_stop_client_status(
                                 node_name,
                                 util::name(&alloc.metadata),
-                                caravan_schemas::allocation::ClientStatus::Lost,
+                                status,
                             );
                         }
                         updates.stop += 1;

@@ -190,6 +190,7 @@ pub(super) fn reconcile_group(
         results.stop.push(StopRequest {
             alloc: Arc::clone(slot.alloc),
             description: reasons::NOT_NEEDED,
+            client_status: None,
         });
         updates.stop += 1;
     }
@@ -248,15 +249,17 @@ pub(super) fn reconcile_group(
                 updates.destructive_update += 1;
             }
             Fate::Lost | Fate::Migrate => {
-                let (why, counter) = if slot.fate == Fate::Lost {
-                    (reasons::LOST, &mut updates.place)
+                let (why, lost, counter) = if slot.fate == Fate::Lost {
+                    (reasons::LOST, Some(ClientStatus::Lost), &mut updates.place)
                 } else {
-                    (reasons::MIGRATING, &mut updates.migrate)
+                    (reasons::MIGRATING, None, &mut updates.migrate)
                 };
                 *counter += 1;
                 results.stop.push(StopRequest {
                     alloc: Arc::clone(alloc),
                     description: why,
+                    // A lost allocation that already reported an end keeps its own status.
+                    client_status: lost.filter(|_| !util::is_client_terminal(alloc)),
                 });
                 place_new.push(PlaceRequest {
                     group: group.name.clone(),

@@ -16,6 +16,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use caravan_schemas::allocation::ClientStatus;
 use caravan_schemas::{Allocation, Job};
 
 use super::structs::DesiredUpdates;
@@ -71,6 +72,9 @@ pub struct StopRequest {
     pub alloc: Arc<Allocation>,
     /// Why.
     pub description: &'static str,
+    /// The client status the servers set with the stop: `lost` when the allocation's node is
+    /// down and cannot report any more.
+    pub client_status: Option<ClientStatus>,
 }
 
 /// What the reconciler decided.
@@ -169,6 +173,7 @@ fn stop_all(
             results.stop.push(StopRequest {
                 alloc: Arc::clone(alloc),
                 description: why,
+                client_status: None,
             });
             updates.stop += 1;
         }

@@ -1,4 +1,4 @@
-use caravan_schemas::allocation::DesiredStatus;
+use caravan_schemas::allocation::{ClientStatus, DesiredStatus};
 use caravan_schemas::evaluation::EvaluationState;
 use caravan_schemas::job::{Constraint, JobType, Operator};
 use caravan_schemas::node::{DrainStrategy, NodeState};
@@ -83,6 +83,16 @@ fn system_allocations_stop_on_down_and_draining_nodes() {
         .filter(|a| desired(a) == DesiredStatus::Stop)
         .count();
     assert_eq!(stopped, 2);
+    // Only the stop on the down node says the allocation is lost; the drained one migrates.
+    let plan = harness.plans.last().expect("a plan");
+    let lost = |node: &str| {
+        plan.node_update[node]
+            .iter()
+            .map(|s| s.client_status)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(lost("node-0000"), [Some(ClientStatus::Lost)]);
+    assert_eq!(lost("node-0001"), [None]);
 }
 
 #[test]
