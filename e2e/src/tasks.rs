@@ -13,6 +13,19 @@ fn kill(target: &str) {
         .status();
 }
 
+/// Whether process `pid` runs (exists and is not a zombie).
+pub fn pid_alive(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            // The state follows the parenthesised command name.
+            s.rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next())
+                .is_some_and(|state| state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
+}
+
 /// Every `executor.state.json` below `<data_dir>/alloc` (`<alloc>/executor/<task>/`).
 fn executor_states(data_dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -100,5 +113,19 @@ pub fn kill_tasks_under(data_dir: &Path) {
                 let _ = fs::remove_dir(&dir);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_reaped_child_is_not() {
+        assert!(pid_alive(std::process::id()));
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!pid_alive(pid));
     }
 }

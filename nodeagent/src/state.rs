@@ -102,6 +102,16 @@ impl LocalState {
         Ok(out)
     }
 
+    /// One task as saved, if it was.
+    pub fn task(&self, alloc_id: &str, task: &str) -> anyhow::Result<Option<LocalTask>> {
+        let txn = self.db.begin_read()?;
+        let tasks = txn.open_table(TASKS)?;
+        let Some(value) = tasks.get(task_key(alloc_id, task).as_str())? else {
+            return Ok(None);
+        };
+        Ok(Some(serde_json::from_slice(value.value())?))
+    }
+
     /// Saves an allocation (durably, before returning).
     pub fn put_alloc(&self, id: &str, alloc: &LocalAlloc) -> anyhow::Result<()> {
         let bytes = serde_json::to_vec(alloc)?;
@@ -169,5 +179,11 @@ mod tests {
         let names: Vec<_> = tasks.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["sidecar", "web"]);
         assert_eq!(tasks[0].1.handle, Some(serde_json::json!({"pid": 42})));
+        assert_eq!(state.task("u1", "web").unwrap(), Some(tasks[1].1.clone()));
+        assert_eq!(
+            state.task("u2", "web").unwrap(),
+            None,
+            "deleted with its allocation"
+        );
     }
 }

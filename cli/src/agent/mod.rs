@@ -120,7 +120,6 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
                     LeaderConfig::default(),
                 ))
             });
-            let mut stop = stop_rx.clone();
             let shutdown = async move {
                 shutdown_signal().await;
                 let _ = stop_tx.send(true);
@@ -128,7 +127,6 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
                 if let Some(task) = client_task {
                     let _ = task.await;
                 }
-                let _ = stop.wait_for(|s| *s).await;
             };
             let served = server.serve(shutdown).await;
             if let Some(leader) = leader {

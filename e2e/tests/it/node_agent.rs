@@ -304,18 +304,6 @@ async fn a_failing_task_follows_its_restart_policy() {
     assert_eq!(logs.stdout.matches("attempt").count(), 3, "{}", logs.stdout);
 }
 
-fn pid_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            // The state follows the parenthesised command name.
-            s.rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().next())
-                .is_some_and(|state| state != "Z" && state != "X")
-        })
-        .unwrap_or(false)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_agent_reattaches_to_its_running_task() {
     let mut node = Node::start("reattach");
@@ -348,10 +336,13 @@ async fn a_killed_agent_reattaches_to_its_running_task() {
     })
     .unwrap();
     let pid = pid.unwrap();
-    assert!(pid_alive(pid));
+    assert!(caravan_e2e::tasks::pid_alive(pid));
 
     node.sandbox.kill_9();
-    assert!(pid_alive(pid), "the task must outlive its agent");
+    assert!(
+        caravan_e2e::tasks::pid_alive(pid),
+        "the task must outlive its agent"
+    );
     node.sandbox.restart().unwrap();
 
     // The restarted agent reports the same task, still running, never restarted.
@@ -379,7 +370,10 @@ async fn a_killed_agent_reattaches_to_its_running_task() {
             .count(),
         1
     );
-    assert!(pid_alive(pid), "re-attaching must not restart the task");
+    assert!(
+        caravan_e2e::tasks::pid_alive(pid),
+        "re-attaching must not restart the task"
+    );
 
     // Stopping the job reaches the same process: the agent really owns it again.
     node.sandbox
@@ -389,7 +383,10 @@ async fn a_killed_agent_reattaches_to_its_running_task() {
         client_status(a) == "complete"
     })
     .await;
-    caravan_e2e::wait_until(DEADLINE, "the task process exited", || !pid_alive(pid)).unwrap();
+    caravan_e2e::wait_until(DEADLINE, "the task process exited", || {
+        !caravan_e2e::tasks::pid_alive(pid)
+    })
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -127,17 +127,6 @@ fn sleeper(name: &str) -> Value {
     })
 }
 
-fn pid_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().next())
-                .is_some_and(|state| state != "Z" && state != "X")
-        })
-        .unwrap_or(false)
-}
-
 /// The pid of the task of allocation `uid` run by `client`, from its executor's state.
 fn task_pid(client: &ClientAgent, uid: &str) -> Option<u32> {
     let state = client
@@ -180,7 +169,7 @@ async fn a_killed_client_loses_its_allocations_to_the_other_and_stops_them_when_
         (1, 0)
     };
     let pid = task_pid(&clients[victim], &first_uid).expect("the task's pid");
-    assert!(pid_alive(pid));
+    assert!(caravan_e2e::tasks::pid_alive(pid));
 
     let killed_at = Instant::now();
     clients[victim].kill_9();
@@ -213,13 +202,15 @@ async fn a_killed_client_loses_its_allocations_to_the_other_and_stops_them_when_
         "exactly one replacement: {allocs:#?}"
     );
     // The task kept running on the unreachable machine meanwhile.
-    assert!(pid_alive(pid));
+    assert!(caravan_e2e::tasks::pid_alive(pid));
 
     // The machine comes back: its node is ready again and the replaced task is stopped.
     clients[victim].restart().unwrap();
     cluster.wait_node(&victim_node, "ready").await;
-    caravan_e2e::wait_until(DEADLINE, "the stale task was stopped", || !pid_alive(pid))
-        .unwrap_or_else(|e| panic!("{e:#}\n{}", clients[victim].logs()));
+    caravan_e2e::wait_until(DEADLINE, "the stale task was stopped", || {
+        !caravan_e2e::tasks::pid_alive(pid)
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", clients[victim].logs()));
     // The returning agent reports the stopped task; only the replacement runs.
     let survivor_running = |a: &[Value]| {
         let running: Vec<&Value> = a

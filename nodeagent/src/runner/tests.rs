@@ -172,7 +172,10 @@ async fn a_stop_from_the_servers_kills_every_task() {
     // Wait until the task runs (its state is saved), then ask for a stop.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let running = read_task(&f.local, "web")
+        let running = f
+            .local
+            .task("u1", "web")
+            .unwrap()
             .is_some_and(|t| t.state.state == TaskLifecycleState::Running);
         if running {
             break;
@@ -200,28 +203,6 @@ async fn a_stop_from_the_servers_kills_every_task() {
         client_status(&states).0,
         caravan_schemas::allocation::ClientStatus::Complete
     );
-}
-
-/// Task `name` of allocation `u1` as saved in the local state.
-fn read_task(local: &LocalState, name: &str) -> Option<LocalTask> {
-    // Tasks are saved without their allocation until the manager saves it; write a stand-in
-    // allocation so that `load` lists them.
-    let _ = local.put_alloc(
-        "u1",
-        &crate::state::LocalAlloc {
-            alloc: Value::Null,
-            job: Value::Null,
-        },
-    );
-    local
-        .load()
-        .ok()?
-        .into_iter()
-        .find(|(id, _, _)| id == "u1")?
-        .2
-        .into_iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, t)| t)
 }
 
 #[tokio::test]
