@@ -4,7 +4,7 @@
 //! ```text
 //! POST …/nodes/{name}/heartbeat ─▶ HeartbeatTracker::beat(name, now) ─▶ TTL for the node
 //!                                   deadline = now + ttl + grace
-//! node-lifecycle controller (later) ─▶ expired(now) ─▶ mark down ─▶ forget(name)
+//! http/liveness.rs (leader) ─▶ expired(now) ─▶ forget_expired(name) ─▶ mark down
 //! ```
 //!
 //! The TTL follows Nomad's rule: `ttl = max(min_ttl, nodes / max_per_second)`, then

@@ -55,7 +55,7 @@ impl Server {
         })
     }
 
-    /// The leader's in-memory record of node heartbeats, for the node-lifecycle controller.
+    /// The leader's in-memory record of node heartbeats, read by the liveness loop that marks silent nodes down.
     pub fn heartbeats(&self) -> Arc<HeartbeatTracker> {
         self.ctx.heartbeats.clone()
     }
