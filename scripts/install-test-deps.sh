@@ -18,7 +18,8 @@ PY_REQUIREMENTS=(
 )
 # libseccomp-dev: libcontainer links libseccomp; busybox-static and umoci: the test images
 # (scripts/make-busybox-image.sh); runc: the container benchmark's reference runtime.
-APT_PACKAGES=(curl ca-certificates pkg-config libseccomp-dev busybox-static umoci runc)
+# gcc: the C parts of the build (zstd for gossip, libseccomp bindings).
+APT_PACKAGES=(curl ca-certificates gcc pkg-config libseccomp-dev busybox-static umoci runc)
 
 log() { printf '[install-test-deps] %s\n' "$*" >&2; }
 

@@ -1,5 +1,6 @@
 //! Caravan's API server: the Kubernetes-style HTTP API over a Raft-replicated object store.
 
+pub mod cluster;
 pub mod heartbeat;
 pub mod http;
 pub mod plan;

@@ -10,6 +10,7 @@ use caravan_schemas::Kind;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::cluster::{Cluster, GossipConfig, Identity};
 use crate::heartbeat::HeartbeatTracker;
 use crate::http::{self, ApiConfig, ApiContext};
 use crate::raft::{Store, StoreConfig, WriteError};
@@ -22,6 +23,22 @@ pub struct ServerConfig {
     pub http_addr: SocketAddr,
     pub store: Option<StoreConfig>,
     pub api: ApiConfig,
+    /// Gossip with other servers; `None` runs no gossip (a lone server).
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// Who this server is among servers, and how it gossips.
+#[derive(Clone, Debug)]
+pub struct ClusterSettings {
+    pub name: String,
+    pub region: String,
+    pub datacenter: String,
+    /// Servers to wait for before forming the first Raft cluster (0: never bootstrap; join
+    /// an existing cluster).
+    pub bootstrap_expect: usize,
+    pub gossip: GossipConfig,
+    /// Fail to start when gossip cannot bind (else run without it).
+    pub required: bool,
 }
 
 /// A running server.
@@ -45,8 +62,27 @@ impl Server {
         let store = Store::open(store_config).await.with_context(|| {
             format!("failed to open the store in {}", config.data_dir.display())
         })?;
-        ensure_default_namespace(&store).await?;
+        if store.is_leader() {
+            ensure_default_namespace(&store).await?;
+        }
         let ctx = Arc::new(ApiContext::new(store.clone(), config.api.clone()));
+        if let Some(settings) = &config.cluster {
+            let identity = Identity {
+                name: settings.name.clone(),
+                raft_id: store.node_id(),
+                http_addr: local_addr.to_string(),
+                region: settings.region.clone(),
+                datacenter: settings.datacenter.clone(),
+                bootstrap_expect: settings.bootstrap_expect,
+            };
+            match Cluster::start(identity, settings.gossip.clone(), store.clone()).await {
+                Ok(cluster) => ctx.set_cluster(cluster),
+                Err(e) if !settings.required => {
+                    tracing::warn!(error = %format!("{e:#}"), "running without gossip");
+                }
+                Err(e) => return Err(e),
+            }
+        }
         Ok(Server {
             store,
             local_addr,
@@ -76,12 +112,15 @@ impl Server {
             .await
             .context("HTTP server failed")?;
         liveness.abort();
+        if let Some(cluster) = self.ctx.cluster() {
+            cluster.shutdown().await;
+        }
         self.store.shutdown().await
     }
 }
 
-/// Creates the `default` namespace on a new cluster.
-async fn ensure_default_namespace(store: &Store) -> anyhow::Result<()> {
+/// Creates the `default` namespace on a new cluster (the leader does, when it starts leading).
+pub async fn ensure_default_namespace(store: &Store) -> anyhow::Result<()> {
     let key = crate::store::ObjectKey {
         kind: Kind::Namespace,
         namespace: String::new(),

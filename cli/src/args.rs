@@ -55,8 +55,14 @@ pub enum Command {
     Eval(crate::cmd::eval::EvalArgs),
     /// Inspect allocations.
     Alloc(crate::cmd::alloc::AllocArgs),
-    /// List and inspect nodes, and set their scheduling eligibility.
+    /// List and inspect nodes, set their scheduling eligibility, drain them.
     Node(crate::cmd::node::NodeArgs),
+    /// System maintenance: garbage collection now.
+    System(crate::cmd::system::SystemArgs),
+    /// The servers: gossip members, join, force-leave.
+    Server(crate::cmd::server::ServerArgs),
+    /// Cluster operations: the Raft configuration.
+    Operator(crate::cmd::server::OperatorArgs),
     /// Print or follow the stdout or stderr of an allocation's task.
     Logs(crate::cmd::logs::LogsArgs),
     /// Load generators: API throughput and latency, watch fan-out.

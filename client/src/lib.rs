@@ -17,12 +17,16 @@
 
 mod api;
 mod client;
+mod cluster;
 pub mod controller;
 mod error;
 pub mod lines;
 mod node;
 mod params;
+mod system;
 pub mod table;
+#[cfg(test)]
+mod test_support;
 pub mod watch;
 
 pub use api::{Api, Deleted, ObjectList};

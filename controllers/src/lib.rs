@@ -7,9 +7,11 @@
 pub mod blocked;
 pub mod broker;
 pub mod client;
+pub mod drain;
 pub mod evaluator;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod fake;
+pub mod gc;
 pub mod job_status;
 pub mod leader;
 pub mod runtime;

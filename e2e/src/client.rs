@@ -104,10 +104,7 @@ impl ClientAgent {
     /// Sends `signal` (e.g. `INT`) to the agent and waits for it to exit.
     pub fn signal_and_wait(&mut self, signal: &str) -> anyhow::Result<std::process::ExitStatus> {
         let child = self.child.as_mut().context("the client is not running")?;
-        Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status()?;
-        let status = child.wait()?;
+        let status = crate::tasks::signal_and_wait(child, signal)?;
         self.child = None;
         Ok(status)
     }

@@ -15,6 +15,7 @@
 //! On drop the server is killed; if the test is panicking its logs are printed.
 
 pub mod client;
+pub mod cluster;
 pub mod command;
 pub mod fixtures;
 pub mod http;

@@ -26,6 +26,7 @@ pub struct SandboxBuilder {
     extra_args: Vec<String>,
     env: Vec<(String, String)>,
     client: bool,
+    ready_path: String,
 }
 
 impl Default for SandboxBuilder {
@@ -36,6 +37,7 @@ impl Default for SandboxBuilder {
             extra_args: Vec::new(),
             env: Vec::new(),
             client: false,
+            ready_path: "/readyz".to_owned(),
         }
     }
 }
@@ -58,6 +60,14 @@ impl SandboxBuilder {
     /// and nodes are whatever the test registers.
     pub fn client(mut self) -> Self {
         self.client = true;
+        self
+    }
+
+    /// The path that answers 200 once the server counts as started (default `/readyz`: a
+    /// leader is known). Servers of a cluster use `/healthz`: they have no leader until their
+    /// peers start too.
+    pub fn ready_path(mut self, path: &str) -> Self {
+        self.ready_path = path.to_owned();
         self
     }
 
@@ -249,7 +259,7 @@ impl Sandbox {
                     self.logs()
                 );
             }
-            if http_status(self.addr(), "/readyz") == Some(200) {
+            if http_status(self.addr(), &self.builder.ready_path) == Some(200) {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -287,6 +297,14 @@ impl Sandbox {
             tail(self.stdout_log()),
             tail(self.stderr_log())
         )
+    }
+
+    /// Sends `signal` (e.g. `INT`) to the server and waits for it to exit.
+    pub fn signal_and_wait(&mut self, signal: &str) -> anyhow::Result<std::process::ExitStatus> {
+        let child = self.child.as_mut().context("the server is not running")?;
+        let status = crate::tasks::signal_and_wait(child, signal)?;
+        self.child = None;
+        Ok(status)
     }
 
     /// Kills the server with SIGKILL and reaps it: no shutdown code runs.

@@ -116,6 +116,17 @@ pub fn kill_tasks_under(data_dir: &Path) {
     }
 }
 
+/// Sends `signal` (e.g. `INT`) to `child` and waits for it to exit.
+pub fn signal_and_wait(
+    child: &mut std::process::Child,
+    signal: &str,
+) -> anyhow::Result<std::process::ExitStatus> {
+    std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()?;
+    Ok(child.wait()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

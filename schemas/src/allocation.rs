@@ -71,6 +71,30 @@ pub struct AllocationSpec {
     /// Earlier reschedules of the allocations this one replaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reschedule_tracker: Option<RescheduleTracker>,
+    /// Transitions the servers asked for: the drainer sets `migrate` on allocations it moves
+    /// off a draining node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_transition: Option<DesiredTransition>,
+}
+
+/// Transitions asked of an allocation (Nomad's `DesiredTransition`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DesiredTransition {
+    /// Move the allocation off its draining node: the scheduler stops it and places a
+    /// replacement elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrate: Option<bool>,
+}
+
+impl AllocationSpec {
+    /// Whether the drainer asked for this allocation to migrate.
+    pub fn should_migrate(&self) -> bool {
+        self.desired_transition
+            .as_ref()
+            .and_then(|t| t.migrate)
+            .unwrap_or(false)
+    }
 }
 
 /// Resources reserved on the node for an allocation.

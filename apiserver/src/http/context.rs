@@ -1,9 +1,12 @@
 //! Shared state of every HTTP handler.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use caravan_controllers::gc::GcTrigger;
+
 use super::metrics::Metrics;
+use crate::cluster::Cluster;
 use crate::heartbeat::{HeartbeatConfig, HeartbeatTracker};
 use crate::raft::Store;
 
@@ -36,6 +39,10 @@ pub struct ApiContext {
     pub started: Instant,
     /// Last heartbeats of nodes (meaningful on the leader only).
     pub heartbeats: Arc<HeartbeatTracker>,
+    /// Runs garbage collection on request; set where the leader's controllers run.
+    gc: OnceLock<GcTrigger>,
+    /// Gossip and Raft membership, once started.
+    cluster: OnceLock<Cluster>,
 }
 
 impl ApiContext {
@@ -46,6 +53,28 @@ impl ApiContext {
             config,
             metrics: Metrics::new(),
             started: Instant::now(),
+            gc: OnceLock::new(),
+            cluster: OnceLock::new(),
         }
+    }
+
+    /// Hands `POST /v1/system/gc` the trigger of the garbage collection loop (once).
+    pub fn set_gc_trigger(&self, trigger: GcTrigger) {
+        let _ = self.gc.set(trigger);
+    }
+
+    /// Hands the membership endpoints the cluster (once).
+    pub fn set_cluster(&self, cluster: Cluster) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// The cluster, when gossip runs.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.get()
+    }
+
+    /// The garbage collection trigger, when controllers run in this process.
+    pub fn gc_trigger(&self) -> Option<&GcTrigger> {
+        self.gc.get()
     }
 }

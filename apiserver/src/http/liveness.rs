@@ -78,6 +78,8 @@ async fn mark_down(ctx: &ApiContext, node: &str) -> Result<(), super::ApiError> 
         status: true,
     };
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    // Garbage collection reads this time as when the node went down
+    // (`caravan_controllers::gc::down_since`): keep `last checked {time}`.
     let patch = json!({"status": {
         "status": "down",
         "statusDescription": format!("missed its heartbeat TTL (last checked {now})"),

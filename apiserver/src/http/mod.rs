@@ -5,17 +5,24 @@
 //! request ─▶ router ─┬─ /version /api /apis… ─▶ discovery, openapi
 //!                    ├─ /healthz /readyz /metrics
 //!                    ├─ /internal/raft/* ─▶ raft network (server to server)
+//!                    ├─ /v1/agent/members|join|force-leave, /v1/operator/raft/… ─▶ cluster
 //!                    ├─ …/nodes/{name}/heartbeat ─▶ heartbeat (leader memory; a status change is written)
 //!                    ├─ …/allocations/{name}/log ─▶ logs (proxied to the node's agent)
+//!                    ├─ /v1/system/gc ─▶ system (a garbage collection pass now)
 //!                    └─ /apis/caravan.dev/v1/… ─▶ resource(): path + query ─┬─ read (get, list)
 //!                                                                         ├─ watch (chunked, WebSocket)
 //!                                                                         └─ write (create, replace, patch, delete)
 //! ```
+//!
+//! In front of it all, `forward.rs`: a follower forwards writes and consistent reads to the
+//! leader.
 
 mod body;
+mod cluster;
 mod context;
 mod discovery;
 mod error;
+mod forward;
 mod heartbeat;
 mod liveness;
 mod local_client;
@@ -30,6 +37,7 @@ mod query;
 mod read;
 mod respond;
 mod selector;
+mod system;
 mod table;
 mod watch;
 mod write;
@@ -83,8 +91,13 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(cluster::routes())
         .merge(raft)
         .fallback(resource)
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            forward::layer,
+        ))
         .with_state(ctx)
 }
 
@@ -95,7 +108,8 @@ fn accept(req: &Request) -> Option<&str> {
 }
 
 async fn readyz(State(ctx): State<Arc<ApiContext>>) -> Response {
-    if ctx.store.is_leader() {
+    // Ready once a leader is known: a follower answers reads and forwards the rest.
+    if ctx.store.leader_addr().is_some() {
         "ok".into_response()
     } else {
         ApiError::Unavailable("this server has no leader yet".into()).into_response()
@@ -152,6 +166,13 @@ async fn handle(ctx: &Arc<ApiContext>, req: Request) -> Handled {
     if let Some(target) = plan::PlanPath::parse(req.uri().path()) {
         let resource = || "evaluations/plan".to_string();
         return match plan::handle(ctx, target, req).await {
+            Ok(resp) => Ok(("create", resource(), resp)),
+            Err(e) => Err(("create", resource(), e)),
+        };
+    }
+    if system::is_gc(req.uri().path()) {
+        let resource = || "system/gc".to_string();
+        return match system::handle_gc(ctx, req).await {
             Ok(resp) => Ok(("create", resource(), resp)),
             Err(e) => Err(("create", resource(), e)),
         };

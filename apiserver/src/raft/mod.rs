@@ -45,7 +45,7 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(60);
 /// How to open the store.
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
-    /// This server's Raft node id.
+    /// This server's Raft node id; 0 reads it from (or creates it in) `data_dir/server-id`.
     pub node_id: u64,
     /// Where the Raft log, vote and snapshots live.
     pub data_dir: PathBuf,
@@ -59,6 +59,9 @@ pub struct StoreConfig {
     pub max_batch: usize,
     /// Most batches proposed and awaiting commit at once (see [`Proposer`]).
     pub max_in_flight: usize,
+    /// Raft election timeout, lower bound (the upper bound is twice it; heartbeats go every
+    /// quarter of it).
+    pub election_timeout: Duration,
     /// Whether a brand-new directory initializes a one-member cluster. When false, a new node
     /// waits to be added by a leader (and `open` returns without waiting for one).
     pub bootstrap: bool,
@@ -67,13 +70,14 @@ pub struct StoreConfig {
 impl StoreConfig {
     pub fn new(data_dir: PathBuf, advertise_addr: String) -> StoreConfig {
         StoreConfig {
-            node_id: 1,
+            node_id: 0,
             data_dir,
             advertise_addr,
             snapshot_threshold: 10_000,
             watch_cache_size: 20_000,
             max_batch: 1024,
             max_in_flight: 1,
+            election_timeout: Duration::from_millis(1000),
             bootstrap: true,
         }
     }
@@ -106,7 +110,10 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in `config.data_dir`: loads the last snapshot, replays the
     /// log, starts Raft, and initializes a one-member cluster when the directory is new.
-    pub async fn open(config: StoreConfig) -> anyhow::Result<Store> {
+    pub async fn open(mut config: StoreConfig) -> anyhow::Result<Store> {
+        if config.node_id == 0 {
+            config.node_id = load_or_create_node_id(&config.data_dir)?;
+        }
         let data_dir = config.data_dir.clone();
         let cache_size = config.watch_cache_size;
         let (log_store, state_machine) = tokio::task::spawn_blocking(move || {
@@ -122,11 +129,14 @@ impl Store {
         let state = state_machine.state().clone();
         let cache = state_machine.cache().clone();
 
+        let election_ms = u64::try_from(config.election_timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(50);
         let raft_config = openraft::Config {
             cluster_name: "caravan".to_owned(),
-            heartbeat_interval: 250,
-            election_timeout_min: 1000,
-            election_timeout_max: 2000,
+            heartbeat_interval: (election_ms / 4).max(10),
+            election_timeout_min: election_ms,
+            election_timeout_max: election_ms * 2,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_threshold.max(1)),
             // Logs kept after a snapshot, for followers that lag a little.
             max_in_snapshot_log_to_keep: config.snapshot_threshold.min(1000),
@@ -206,6 +216,23 @@ impl Store {
         metrics.state == ServerState::Leader && metrics.current_leader == Some(self.node_id)
     }
 
+    /// The HTTP address of the current leader, when one is known.
+    pub fn leader_addr(&self) -> Option<String> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let leader = metrics.current_leader?;
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.addr.clone())
+    }
+
+    /// This server's Raft node id.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
     /// The Raft node, for metrics and membership changes.
     pub fn raft(&self) -> &Raft<TypeConfig> {
         &self.raft
@@ -220,6 +247,37 @@ impl Store {
         tracing::info!(node_id = self.node_id, "store shut down");
         Ok(())
     }
+}
+
+/// This server's Raft node id, kept in `dir/server-id`: random for a new directory, 1 for a
+/// directory a single server created before ids were kept (its log already says 1).
+pub fn load_or_create_node_id(dir: &std::path::Path) -> anyhow::Result<NodeId> {
+    let path = dir.join("server-id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            return text
+                .trim()
+                .parse()
+                .with_context(|| format!("{} does not hold a server id", path.display()));
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("failed to read {}", path.display()));
+        }
+        Err(_) => {}
+    }
+    let id = if dir.join("raft.redb").exists() {
+        1
+    } else {
+        // Uuid v4 bits; never 0, which means "unset".
+        (uuid::Uuid::new_v4().as_u128() as u64).max(2)
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    let temp = dir.join("server-id.tmp");
+    std::fs::write(&temp, id.to_string())
+        .and_then(|()| std::fs::File::open(&temp)?.sync_all())
+        .and_then(|()| std::fs::rename(&temp, &path))
+        .with_context(|| format!("failed to write {}", path.display()))?;
+    Ok(id)
 }
 
 /// Initializes a one-member cluster in a brand-new directory (when bootstrapping) and waits
@@ -239,30 +297,36 @@ async fn start(raft: &Raft<TypeConfig>, config: &StoreConfig) -> anyhow::Result<
             "initialized a new one-member cluster"
         );
     }
-    if initialized || config.bootstrap {
+    // A member of a larger cluster catches up once it serves the Raft RPCs: waiting here for
+    // a leader would wait forever, since the HTTP server starts after the store opens.
+    // Asked of the Raft core itself: its metrics may not show the loaded membership yet.
+    let voters: Vec<NodeId> = raft
+        .with_raft_state(|st| {
+            st.membership_state
+                .effective()
+                .membership()
+                .voter_ids()
+                .collect()
+        })
+        .await?;
+    let sole_voter = voters == [config.node_id];
+    if (initialized || config.bootstrap) && sole_voter {
         wait_ready(raft, config.node_id).await?;
     }
     Ok(())
 }
 
-/// Waits until a leader is known (this node, when it is the only voter) and this node applied
-/// its whole log, so reads after `open` see every acknowledged write.
+/// Waits until this node, the only voter, leads and has applied its whole log, so reads after
+/// `open` see every acknowledged write.
 async fn wait_ready(raft: &Raft<TypeConfig>, node_id: NodeId) -> anyhow::Result<()> {
-    let sole_voter = {
-        let metrics = raft.metrics().borrow().clone();
-        let voters: Vec<_> = metrics.membership_config.membership().voter_ids().collect();
-        voters == [node_id]
-    };
-    if sole_voter {
-        // Nobody else can win: campaign now instead of after an election timeout.
-        raft.trigger().elect().await?;
-    }
+    // Nobody else can win: campaign now instead of after an election timeout.
+    raft.trigger().elect().await?;
     raft.wait(Some(OPEN_TIMEOUT))
         .metrics(
             |m| {
                 let applied = m.last_applied.map(|id| id.index);
-                m.current_leader.is_some()
-                    && (!sole_voter || m.state == ServerState::Leader)
+                m.current_leader == Some(node_id)
+                    && m.state == ServerState::Leader
                     && applied >= m.last_log_index
             },
             "leader elected and log applied",

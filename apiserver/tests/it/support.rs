@@ -35,6 +35,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut StoreConfig, &mut ApiConfig)) -
         http_addr: "127.0.0.1:0".parse().expect("addr"),
         store: Some(store),
         api,
+        cluster: None,
     })
     .await
     .expect("server starts");

@@ -79,6 +79,47 @@ pub struct AgentArgs {
     /// Time past a node's TTL before its heartbeat counts as missed, e.g. `10s`.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub heartbeat_grace: Option<std::time::Duration>,
+    /// Time between garbage collection passes of the servers [default: 5m].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub gc_interval: Option<std::time::Duration>,
+    /// A node down this long is garbage-collected [default: 24h].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub node_gc_threshold: Option<std::time::Duration>,
+    /// A dead job this old is garbage-collected with its evaluations and allocations
+    /// [default: 4h].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub job_gc_threshold: Option<std::time::Duration>,
+    /// A terminal evaluation this old is garbage-collected [default: 1h].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub eval_gc_threshold: Option<std::time::Duration>,
+    /// A terminal evaluation of a batch or sysbatch job this old is garbage-collected
+    /// [default: 24h].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub batch_eval_gc_threshold: Option<std::time::Duration>,
+    /// On SIGINT, drain this client so its allocations migrate, then exit (without it, SIGINT
+    /// stops the agent at once and its tasks keep running).
+    #[arg(long)]
+    pub leave_on_interrupt: bool,
+    /// On SIGTERM, drain this client so its allocations migrate, then exit.
+    #[arg(long)]
+    pub leave_on_terminate: bool,
+    /// Drain deadline when leaving, e.g. `1h` [default: 1h].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub leave_deadline: Option<std::time::Duration>,
+    /// Servers to wait for before forming the Raft cluster [default: 1 without --join, else
+    /// none: join an existing cluster].
+    #[arg(long)]
+    pub bootstrap_expect: Option<usize>,
+    /// Gossip address of another server to join through (repeatable, or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub join: Vec<String>,
+    /// UDP address of the servers' gossip [default: the HTTP address with port + 2].
+    #[arg(long)]
+    pub gossip_addr: Option<String>,
+    /// Raft election timeout (the lower bound; the upper is twice it), e.g. `1s`
+    /// [default: 1s]. Heartbeats go every quarter of it.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub raft_election_timeout: Option<std::time::Duration>,
     /// Serve only the API and the store: no evaluator, broker or scheduler workers (for
     /// controllers run out of process, and for benchmarking the API alone).
     #[arg(long)]

@@ -10,6 +10,11 @@
 //!   enabled: true
 //!   heartbeatMinTTL: 10s
 //!   heartbeatGrace: 10s
+//!   gcInterval: 5m
+//!   nodeGCThreshold: 24h
+//!   jobGCThreshold: 4h
+//!   evalGCThreshold: 1h
+//!   batchEvalGCThreshold: 24h
 //! client:
 //!   enabled: true
 //!   servers: ["caravan-0.caravan:4646", "caravan-1.caravan:4646"]
@@ -39,6 +44,10 @@ pub struct FileConfig {
     pub log_level: Option<String>,
     pub region: Option<String>,
     pub datacenter: Option<String>,
+    /// Drain the client on SIGINT before exiting.
+    pub leave_on_interrupt: Option<bool>,
+    /// Drain the client on SIGTERM before exiting.
+    pub leave_on_terminate: Option<bool>,
     #[serde(default)]
     pub server: ServerSection,
     #[serde(default)]
@@ -50,10 +59,26 @@ pub struct FileConfig {
 pub struct ServerSection {
     #[serde(default)]
     pub enabled: bool,
+    pub bootstrap_expect: Option<usize>,
+    #[serde(default)]
+    pub join: Vec<String>,
+    pub gossip_addr: Option<String>,
+    #[serde(default, with = "opt_humantime")]
+    pub raft_election_timeout: Option<std::time::Duration>,
     #[serde(rename = "heartbeatMinTTL", default, with = "opt_humantime")]
     pub heartbeat_min_ttl: Option<std::time::Duration>,
     #[serde(default, with = "opt_humantime")]
     pub heartbeat_grace: Option<std::time::Duration>,
+    #[serde(default, with = "opt_humantime")]
+    pub gc_interval: Option<std::time::Duration>,
+    #[serde(rename = "nodeGCThreshold", default, with = "opt_humantime")]
+    pub node_gc_threshold: Option<std::time::Duration>,
+    #[serde(rename = "jobGCThreshold", default, with = "opt_humantime")]
+    pub job_gc_threshold: Option<std::time::Duration>,
+    #[serde(rename = "evalGCThreshold", default, with = "opt_humantime")]
+    pub eval_gc_threshold: Option<std::time::Duration>,
+    #[serde(rename = "batchEvalGCThreshold", default, with = "opt_humantime")]
+    pub batch_eval_gc_threshold: Option<std::time::Duration>,
     pub snapshot_threshold: Option<u64>,
 }
 
@@ -75,6 +100,8 @@ pub struct ClientSection {
     pub image_dir: Option<PathBuf>,
     #[serde(default)]
     pub drivers: Vec<String>,
+    #[serde(default, with = "opt_humantime")]
+    pub leave_deadline: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,8 +145,27 @@ pub fn merge(mut args: AgentArgs, file: FileConfig) -> AgentArgs {
     fill(&mut args.log_level, file.log_level);
     fill(&mut args.region, file.region);
     fill(&mut args.datacenter, file.datacenter);
+    args.leave_on_interrupt |= file.leave_on_interrupt.unwrap_or(false);
+    args.leave_on_terminate |= file.leave_on_terminate.unwrap_or(false);
     fill(&mut args.heartbeat_min_ttl, file.server.heartbeat_min_ttl);
     fill(&mut args.heartbeat_grace, file.server.heartbeat_grace);
+    fill(&mut args.bootstrap_expect, file.server.bootstrap_expect);
+    fill(&mut args.gossip_addr, file.server.gossip_addr.clone());
+    fill(
+        &mut args.raft_election_timeout,
+        file.server.raft_election_timeout,
+    );
+    if args.join.is_empty() {
+        args.join = file.server.join.clone();
+    }
+    fill(&mut args.gc_interval, file.server.gc_interval);
+    fill(&mut args.node_gc_threshold, file.server.node_gc_threshold);
+    fill(&mut args.job_gc_threshold, file.server.job_gc_threshold);
+    fill(&mut args.eval_gc_threshold, file.server.eval_gc_threshold);
+    fill(
+        &mut args.batch_eval_gc_threshold,
+        file.server.batch_eval_gc_threshold,
+    );
     fill(&mut args.snapshot_threshold, file.server.snapshot_threshold);
     let client = file.client;
     if args.servers.is_empty() {
@@ -132,6 +178,7 @@ pub fn merge(mut args: AgentArgs, file: FileConfig) -> AgentArgs {
     fill(&mut args.reserved_cpu, client.reserved.cpu);
     fill(&mut args.reserved_memory, client.reserved.memory_mb);
     fill(&mut args.image_dir, client.image_dir);
+    fill(&mut args.leave_deadline, client.leave_deadline);
     if args.drivers.is_empty() {
         args.drivers = client.drivers;
     }
@@ -173,6 +220,25 @@ mod tests {
             Some(std::time::Duration::from_secs(2))
         );
         assert_eq!(merged.meta, ["rack=r1", "zone=z", "rack=r2"]);
+    }
+
+    #[test]
+    fn gc_settings_come_from_the_server_section_under_the_flags() {
+        let file: FileConfig = yaml_serde::from_str(
+            "server:\n  gcInterval: 1m\n  nodeGCThreshold: 2h\n  jobGCThreshold: 3h\n  evalGCThreshold: 30m\n  batchEvalGCThreshold: 12h\n",
+        )
+        .unwrap();
+        let args = AgentArgs {
+            job_gc_threshold: Some(std::time::Duration::from_secs(5)),
+            ..Default::default()
+        };
+        let merged = merge(args, file);
+        let secs = |d: Option<std::time::Duration>| d.map(|d| d.as_secs());
+        assert_eq!(secs(merged.gc_interval), Some(60));
+        assert_eq!(secs(merged.node_gc_threshold), Some(2 * 3600));
+        assert_eq!(secs(merged.job_gc_threshold), Some(5));
+        assert_eq!(secs(merged.eval_gc_threshold), Some(30 * 60));
+        assert_eq!(secs(merged.batch_eval_gc_threshold), Some(12 * 3600));
     }
 
     #[test]

@@ -3,17 +3,18 @@
 
 mod args;
 pub mod file;
+mod servers;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::Context;
-use caravan_apiserver::http::{ApiConfig, LocalClient};
+use caravan_apiserver::http::ApiConfig;
 use caravan_apiserver::raft::StoreConfig;
 use caravan_apiserver::{Server, ServerConfig};
 use caravan_controllers::leader::LeaderConfig;
-use caravan_nodeagent::agent::{Agent, ClientConfig};
+use caravan_nodeagent::agent::{Agent, ClientConfig, Shutdown};
 use tokio::sync::watch;
 
 pub use self::args::AgentArgs;
@@ -86,7 +87,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("failed to create the data directory {}", data_dir.display()))?;
 
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(None::<Shutdown>);
     let server = if settings.server {
         Some(start_server(&args, &settings, &data_dir).await?)
     } else {
@@ -107,25 +108,31 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let client_task = agent.map(|agent| {
         let mut stop = stop_rx.clone();
         tokio::spawn(agent.run(async move {
-            let _ = stop.wait_for(|s| *s).await;
+            match stop.wait_for(Option::is_some).await {
+                Ok(mode) => mode.unwrap_or_default(),
+                Err(_) => Shutdown::Stop,
+            }
         }))
     });
     match server {
         Some(server) => {
-            // A single server is always the leader: it runs the evaluator, the broker and the
-            // workers.
-            let leader = (!args.no_controllers).then(|| {
-                tokio::spawn(caravan_controllers::leader::run(
-                    LocalClient::new(server.ctx.clone()),
-                    LeaderConfig::default(),
-                ))
-            });
+            // The leader runs the evaluator, the broker, the workers, the drainer and GC; they
+            // start and stop with leadership.
+            let leader_config = leader_config(&args)?;
+            let leader = (!args.no_controllers)
+                .then(|| servers::spawn_leader_duties(server.ctx.clone(), leader_config));
+            let leave_args = args.clone();
+            let ctx = server.ctx.clone();
             let shutdown = async move {
-                shutdown_signal().await;
-                let _ = stop_tx.send(true);
+                let signal = shutdown_signal().await;
+                let mode = shutdown_mode(&leave_args, signal);
+                let _ = stop_tx.send(Some(mode));
                 // Let the client stop its tasks (dev) and report before the API goes away.
                 if let Some(task) = client_task {
                     let _ = task.await;
+                }
+                if mode == Shutdown::Leave {
+                    servers::leave_voters(&ctx).await;
                 }
             };
             let served = server.serve(shutdown).await;
@@ -135,8 +142,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             served?;
         }
         None => {
-            shutdown_signal().await;
-            let _ = stop_tx.send(true);
+            let signal = shutdown_signal().await;
+            let _ = stop_tx.send(Some(shutdown_mode(&args, signal)));
             if let Some(task) = client_task {
                 task.await??;
             }
@@ -153,6 +160,11 @@ async fn start_server(
     data_dir: &Path,
 ) -> anyhow::Result<Server> {
     let mut store = StoreConfig::new(data_dir.join("raft"), settings.http_addr.to_string());
+    // Bootstrap alone only as a lone server; otherwise gossip decides (see servers.rs).
+    store.bootstrap = servers::bootstrap_expect(args) == 1 && args.join.is_empty();
+    if let Some(timeout) = args.raft_election_timeout {
+        store.election_timeout = timeout;
+    }
     store.snapshot_threshold = args.snapshot_threshold.unwrap_or(10_000);
     store.watch_cache_size = args.watch_cache_size.unwrap_or(20_000);
     let mut api = ApiConfig::default();
@@ -167,8 +179,38 @@ async fn start_server(
         http_addr: settings.http_addr,
         store: Some(store),
         api,
+        cluster: Some(servers::cluster_settings(
+            args,
+            settings,
+            settings.http_addr,
+        )?),
     })
     .await
+}
+
+/// The leader's settings: garbage collection from the flags, the rest defaults.
+fn leader_config(args: &AgentArgs) -> anyhow::Result<LeaderConfig> {
+    let mut config = LeaderConfig::default();
+    let gc = &mut config.gc;
+    if let Some(interval) = args.gc_interval {
+        anyhow::ensure!(
+            !interval.is_zero(),
+            "--gc-interval must be longer than zero"
+        );
+        gc.interval = interval;
+    }
+    let thresholds = &mut gc.thresholds;
+    for (flag, threshold) in [
+        (args.node_gc_threshold, &mut thresholds.node),
+        (args.job_gc_threshold, &mut thresholds.job),
+        (args.eval_gc_threshold, &mut thresholds.eval),
+        (args.batch_eval_gc_threshold, &mut thresholds.batch_eval),
+    ] {
+        if let Some(value) = flag {
+            *threshold = value;
+        }
+    }
+    Ok(config)
 }
 
 fn client_config(
@@ -206,6 +248,9 @@ fn client_config(
     // A throw-away dev agent takes its tasks with it; any other agent leaves them running
     // for its next start to re-attach.
     config.stop_tasks_on_shutdown = ephemeral;
+    if let Some(deadline) = args.leave_deadline {
+        config.leave_deadline = deadline;
+    }
     Ok(config)
 }
 
@@ -264,17 +309,38 @@ fn init_logging(level: &str) {
         .try_init();
 }
 
-async fn shutdown_signal() {
+/// The signal that stopped the agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Signal {
+    Interrupt,
+    Terminate,
+}
+
+async fn shutdown_signal() -> Signal {
     let ctrl_c = tokio::signal::ctrl_c();
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(_) => {
             let _ = ctrl_c.await;
-            return;
+            return Signal::Interrupt;
         }
     };
     tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
+        _ = ctrl_c => Signal::Interrupt,
+        _ = term.recv() => Signal::Terminate,
+    }
+}
+
+/// Whether the client leaves (drains itself) on `signal`, per `leave_on_interrupt` and
+/// `leave_on_terminate`; otherwise it stops at once, as Nomad's agents do by default.
+fn shutdown_mode(args: &AgentArgs, signal: Signal) -> Shutdown {
+    let leave = match signal {
+        Signal::Interrupt => args.leave_on_interrupt,
+        Signal::Terminate => args.leave_on_terminate,
+    };
+    if leave {
+        Shutdown::Leave
+    } else {
+        Shutdown::Stop
     }
 }

@@ -10,6 +10,8 @@ pub mod image;
 pub mod job;
 pub mod logs;
 pub mod node;
+pub mod server;
+pub mod system;
 pub mod version;
 
 use caravan_client::{Api, Client};
@@ -55,6 +57,9 @@ pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
         Command::Alloc(args) => alloc::run(&ctx, args).await,
         Command::Logs(args) => logs::run(&ctx, args).await,
         Command::Node(args) => node::run(&ctx, args).await,
+        Command::System(args) => system::run(&ctx, args).await,
+        Command::Server(args) => server::run(&ctx, args).await,
+        Command::Operator(args) => server::run_operator(&ctx, args).await,
         Command::Executor(_) => unreachable!("dispatched by main before any runtime starts"),
         Command::Agent(_) | Command::Version | Command::Bench(_) | Command::Image(_) => {
             unreachable!("dispatched before the client commands")

@@ -72,6 +72,12 @@ pub fn deleted_job_eval(job: &Job) -> EvalRequest {
     request(job, TriggeredBy::JobDeregister, None)
 }
 
+/// The drainer marked allocations of `job` on `node` for migration: a `node-drain`
+/// evaluation moves them.
+pub fn drain_eval(job: &Job, node: &str) -> EvalRequest {
+    request(job, TriggeredBy::NodeDrain, Some(node))
+}
+
 /// An allocation that failed or was lost needs an `alloc-failure` evaluation of its job, once:
 /// when its client status changes to that.
 pub fn alloc_needs_eval(

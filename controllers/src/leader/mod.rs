@@ -1,12 +1,14 @@
 //! The leader's duties, wired together: caches of jobs, nodes, allocations and evaluations; the
 //! evaluator; the job controller (evaluations for new job versions, job status); the eval broker
-//! fed from the evaluation cache; blocked evaluations; and the scheduler workers.
+//! fed from the evaluation cache; blocked evaluations; the scheduler workers; and garbage
+//! collection ([`crate::gc`]).
 //!
 //! ```text
 //! watch Jobs ──▶ job controller ── reconcile(job) ─▶ create Evaluation, patch Job status
 //! watch Nodes ─▶ node trigger ──▶ node-update evals, unblock blocked evals
 //! watch Allocs ▶ alloc trigger ─▶ alloc-failure evals, unblock on freed capacity
 //! watch Evals ─▶ eval feed ─────▶ EvalBroker (pending) / BlockedEvals (blocked)
+//! draining Nodes ─▶ drainer ───▶ desiredTransition.migrate marks, node-drain evals
 //!                                      │ dequeue
 //!                                      ▼
 //!        workers: snapshot (caches → MemState) → scheduler → Client::submit_plan → ack
@@ -16,7 +18,7 @@
 //! local store) or outside it (over HTTP).
 
 mod caches;
-mod evals;
+pub(crate) mod evals;
 mod job_controller;
 mod triggers;
 
@@ -31,6 +33,7 @@ pub use caches::Caches;
 use crate::blocked::BlockedEvals;
 use crate::broker::{BrokerConfig, EvalBroker};
 use crate::client::Client;
+use crate::gc::{GcConfig, ReapedJobs};
 use crate::worker::{WorkerConfig, Workers};
 
 /// Settings of the leader's controllers.
@@ -40,6 +43,8 @@ pub struct LeaderConfig {
     pub workers: usize,
     pub worker: WorkerConfig,
     pub broker: BrokerConfig,
+    /// Garbage collection: interval, thresholds and the on-demand trigger.
+    pub gc: GcConfig,
 }
 
 impl Default for LeaderConfig {
@@ -48,6 +53,7 @@ impl Default for LeaderConfig {
             workers: Workers::default_count(),
             worker: WorkerConfig::default(),
             broker: BrokerConfig::default(),
+            gc: GcConfig::default(),
         }
     }
 }
@@ -58,6 +64,8 @@ pub(crate) struct Shared<C> {
     pub caches: Caches,
     pub broker: EvalBroker,
     pub blocked: Mutex<BlockedEvals>,
+    /// Jobs the garbage collector deleted: no deregister evaluation for them.
+    pub reaped_jobs: ReapedJobs,
 }
 
 /// Runs the leader's controllers until the returned future is dropped.
@@ -69,6 +77,7 @@ pub async fn run<C: Client>(client: C, config: LeaderConfig) {
         caches,
         broker: broker.clone(),
         blocked: Mutex::new(BlockedEvals::new()),
+        reaped_jobs: ReapedJobs::default(),
     });
     let mut tasks = JoinSet::new();
     tasks.spawn(triggers::nodes(shared.clone(), feeds.nodes));
@@ -76,6 +85,13 @@ pub async fn run<C: Client>(client: C, config: LeaderConfig) {
     tasks.spawn(triggers::deleted_jobs(shared.clone(), feeds.jobs));
     tasks.spawn(evals::feed(shared.clone(), feeds.evaluations));
     tasks.spawn(evals::reap_failed(shared.clone()));
+    tasks.spawn(crate::gc::run(
+        client.clone(),
+        shared.caches.clone(),
+        config.gc.clone(),
+        shared.reaped_jobs.clone(),
+    ));
+    tasks.spawn(crate::drain::run(shared.clone()));
     let controller = job_controller::controller(shared.clone());
     tasks.spawn(async move {
         let mut results = std::pin::pin!(controller);

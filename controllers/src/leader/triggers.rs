@@ -138,7 +138,8 @@ pub(crate) async fn allocations<C: Client>(
     }
 }
 
-/// Deleted jobs get a deregister evaluation: their allocations are stopped.
+/// Deleted jobs get a deregister evaluation: their allocations are stopped. Jobs the garbage
+/// collector deleted get none.
 pub(crate) async fn deleted_jobs<C: Client>(
     shared: Arc<Shared<C>>,
     mut events: broadcast::Receiver<Event>,
@@ -152,7 +153,10 @@ pub(crate) async fn deleted_jobs<C: Client>(
         };
         let req = deleted_job_eval(&job);
         let uid = job.metadata.uid.clone().unwrap_or_default();
-        if let Err(e) = create(&shared.client, &req, &["deleted", &uid]).await {
+        // A job the garbage collector deleted has nothing left to stop.
+        if !shared.reaped_jobs.take(&uid)
+            && let Err(e) = create(&shared.client, &req, &["deleted", &uid]).await
+        {
             tracing::warn!(job = %req.job_name, error = %e, "could not create a deregister evaluation");
         }
         lock(&shared.blocked).untrack(&req.namespace, &req.job_name);

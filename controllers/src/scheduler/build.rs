@@ -16,6 +16,7 @@ use caravan_schemas::{
 
 use super::naming::alloc_object_name;
 use super::reconcile::PlaceRequest;
+use super::reconcile::reschedule::delay_of;
 use super::state::State;
 use super::time::format_rfc3339;
 use super::util;
@@ -47,11 +48,18 @@ pub fn new_alloc(
                 .reschedule_tracker
                 .clone()
                 .unwrap_or_else(RescheduleTracker::default);
+            let policy = job
+                .spec
+                .groups
+                .iter()
+                .find(|g| g.name == request.group)
+                .and_then(|g| g.reschedule.as_ref());
+            let delay = delay_of(prev, policy, job.spec.job_type());
             tracker.events.push(RescheduleEvent {
                 reschedule_time: format_rfc3339(now_unix),
                 prev_alloc_name: previous_name.to_string(),
                 prev_node_name: prev.spec.node_name.clone(),
-                delay: None,
+                delay: Some(format!("{delay}s")),
             });
             Some(tracker)
         }

@@ -320,6 +320,8 @@ impl Scheduler for GenericScheduler<'_> {
 }
 
 #[cfg(test)]
+mod lost_prop_tests;
+#[cfg(test)]
 mod props;
 #[cfg(test)]
 mod tests;

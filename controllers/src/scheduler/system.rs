@@ -186,8 +186,12 @@ impl<'a> SystemScheduler<'a> {
                 },
             };
             for alloc in by_node.get(*node_name).into_iter().flatten() {
+                // A draining node keeps a system allocation until the drainer marks it (it
+                // moves system jobs last, or never with `ignoreSystemJobs`).
+                let unmarked = why.is_some_and(|(w, _)| w == reasons::MIGRATING)
+                    && !alloc.spec.should_migrate();
                 match why {
-                    Some((why, client_status)) if !util::is_client_terminal(alloc) => {
+                    Some((why, client_status)) if !unmarked && !util::is_client_terminal(alloc) => {
                         ctx.stop(alloc, DesiredStatus::Stop, why);
                         if let Some(status) = client_status {
                             ctx.plan.set_stop_client_status(

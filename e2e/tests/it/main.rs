@@ -2,10 +2,13 @@
 
 mod api_errors;
 mod cli;
+mod drain;
 mod durability;
+mod gc;
 mod kubectl;
 mod node_agent;
 mod node_lifecycle;
 mod scheduling;
+mod servers;
 mod watch;
 mod websocket;

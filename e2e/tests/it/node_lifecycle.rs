@@ -6,112 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use caravan_e2e::http::{self, collection_path};
-use caravan_e2e::{ClientAgent, Sandbox};
+use caravan_e2e::ClientAgent;
+use caravan_e2e::cluster::{Cluster, DEADLINE, field};
 use serde_json::{Value, json};
-
-/// TTL 1 s + grace 1 s: a node is down about 2–3 s after its last heartbeat.
-const TTL_ARGS: [&str; 4] = ["--heartbeat-min-ttl", "1s", "--heartbeat-grace", "1s"];
-const DEADLINE: Duration = Duration::from_secs(30);
-
-struct Cluster {
-    server: Sandbox,
-    http: reqwest::Client,
-}
-
-impl Cluster {
-    fn start(name: &str) -> Cluster {
-        let mut builder = Sandbox::builder().name(name);
-        for arg in TTL_ARGS {
-            builder = builder.arg(arg);
-        }
-        Cluster {
-            server: builder
-                .start()
-                .unwrap_or_else(|e| panic!("failed to start the server: {e:#}")),
-            http: http::client(),
-        }
-    }
-
-    async fn get_json(&self, path: &str) -> Value {
-        match self.http.get(self.server.url(path)).send().await {
-            Ok(resp) => resp.json().await.unwrap_or(Value::Null),
-            Err(_) => Value::Null,
-        }
-    }
-
-    async fn node_status(&self, name: &str) -> String {
-        self.get_json(&format!("/apis/caravan.dev/v1/nodes/{name}"))
-            .await
-            .pointer("/status/status")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    }
-
-    async fn allocs(&self, job: &str) -> Vec<Value> {
-        let path = format!(
-            "{}?fieldSelector=spec.jobName={job}",
-            collection_path("default", "allocations")
-        );
-        self.get_json(&path).await["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// Polls `cond` over the job's allocations until it holds.
-    async fn wait_allocs(
-        &self,
-        job: &str,
-        what: &str,
-        cond: impl Fn(&[Value]) -> bool,
-    ) -> Vec<Value> {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let allocs = self.allocs(job).await;
-            if cond(&allocs) {
-                return allocs;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting until {what}: {}\n{}",
-                serde_json::to_string_pretty(&allocs).unwrap(),
-                self.server.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn wait_node(&self, name: &str, status: &str) {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let current = self.node_status(name).await;
-            if current == status {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node {name} is {current:?}, not {status:?}\n{}",
-                self.server.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn apply(&self, job: &Value) {
-        let path = self
-            .server
-            .write_file("job.yaml", &caravan_e2e::fixtures::to_yaml(job));
-        self.server
-            .caravan(&["apply", "-f", path.to_str().unwrap()])
-            .assert_success();
-    }
-}
-
-fn field<'a>(alloc: &'a Value, pointer: &str) -> &'a str {
-    alloc.pointer(pointer).and_then(Value::as_str).unwrap_or("")
-}
 
 fn sleeper(name: &str) -> Value {
     json!({
@@ -140,7 +37,7 @@ fn task_pid(client: &ClientAgent, uid: &str) -> Option<u32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_client_loses_its_allocations_to_the_other_and_stops_them_when_back() {
-    let cluster = Cluster::start("lost");
+    let cluster = Cluster::start("lost", &[]);
     let mut clients = [
         ClientAgent::start(&cluster.server, "client-a", &[]).unwrap(),
         ClientAgent::start(&cluster.server, "client-b", &[]).unwrap(),
@@ -226,7 +123,7 @@ async fn a_killed_client_loses_its_allocations_to_the_other_and_stops_them_when_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_restart_does_not_mark_live_nodes_down() {
-    let mut cluster = Cluster::start("failover");
+    let mut cluster = Cluster::start("failover", &[]);
     let _client = ClientAgent::start(&cluster.server, "client-a", &[]).unwrap();
     cluster.wait_node("client-a", "ready").await;
     cluster.server.restart().unwrap();
@@ -241,7 +138,7 @@ async fn a_server_restart_does_not_mark_live_nodes_down() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ineligible_node_gets_no_new_allocations() {
-    let cluster = Cluster::start("eligibility");
+    let cluster = Cluster::start("eligibility", &[]);
     let _clients = [
         ClientAgent::start(&cluster.server, "client-a", &[]).unwrap(),
         ClientAgent::start(&cluster.server, "client-b", &[]).unwrap(),

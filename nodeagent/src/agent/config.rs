@@ -41,6 +41,9 @@ pub struct ClientConfig {
     /// Stop every task when the agent shuts down gracefully (a throw-away dev agent). Without
     /// it tasks keep running and a restarted agent re-attaches to them (Nomad's default).
     pub stop_tasks_on_shutdown: bool,
+    /// When leaving (`leave_on_interrupt`/`leave_on_terminate`): the drain deadline after
+    /// which the servers stop what has not migrated yet.
+    pub leave_deadline: Duration,
     /// Drivers to enable; `None` enables all (`raw_exec`, `exec`, `oci`, `mock`).
     pub drivers: Option<Vec<String>>,
 }
@@ -68,6 +71,7 @@ impl ClientConfig {
             pids_limit: 4096,
             status_batch_window: Duration::from_millis(20),
             stop_tasks_on_shutdown: false,
+            leave_deadline: Duration::from_secs(3600),
             drivers: None,
         }
     }

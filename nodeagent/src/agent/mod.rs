@@ -9,6 +9,7 @@
 
 pub mod allocs;
 pub mod config;
+mod leave;
 pub mod node;
 mod orphans;
 
@@ -26,6 +27,7 @@ use serde_json::json;
 
 pub use self::allocs::AllocManager;
 pub use self::config::ClientConfig;
+pub use self::leave::Shutdown;
 use crate::driver::Driver;
 use crate::fingerprint::{Fingerprint, fingerprint, load_or_create_node_id};
 use crate::runner::alloc::Drivers;
@@ -160,8 +162,9 @@ impl Agent {
     }
 
     /// Registers the Node, then heartbeats, runs allocations and serves the agent API until
-    /// `shutdown` resolves.
-    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    /// `shutdown` resolves; with [`Shutdown::Leave`] the node is drained first, so its work
+    /// migrates before the agent exits.
+    pub async fn run(mut self, shutdown: impl Future<Output = Shutdown>) -> anyhow::Result<()> {
         let listener = self.listener.take().context("agent already running")?;
         let router = crate::http::router(self.config.alloc_root());
         let server = tokio::spawn(async move {
@@ -186,21 +189,33 @@ impl Agent {
             registered.notified().await;
             manager.run().await;
         });
-        shutdown.await;
+        if shutdown.await == Shutdown::Leave {
+            // Heartbeats and the allocation watch go on while the servers move the work away.
+            if let Err(e) =
+                leave::leave(&self.client, &self.node_name, self.config.leave_deadline).await
+            {
+                tracing::warn!(error = %e, "leaving failed; stopping without handing work over");
+            }
+            self.flush_statuses().await;
+        }
         heartbeats.abort();
         watch.abort();
         if self.config.stop_tasks_on_shutdown {
             tracing::info!("stopping every task before exiting");
             self.manager.stop_all().await;
-            // Give the last statuses a moment to reach the servers.
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-            while self.status.backlog() > 0 && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            self.flush_statuses().await;
         }
         batcher.abort();
         server.abort();
         Ok(())
+    }
+
+    /// Gives the last statuses a moment to reach the servers.
+    async fn flush_statuses(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while self.status.backlog() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     fn registration(&self) -> Registration {

@@ -86,12 +86,6 @@ pub(super) fn reconcile_group(
     let version = util::job_version(job);
     let count = group.count.unwrap_or(1) as usize;
     let job_type = job.spec.job_type();
-    let migrate_limit = group
-        .migrate
-        .as_ref()
-        .and_then(|m| m.max_parallel)
-        .map_or(1, |n| n.max(1) as usize);
-    let mut migrating = 0;
     let mut old_groups: Vec<(i64, Option<Arc<Job>>)> = Vec::new();
 
     let mut slots: Vec<Slot<'_>> = Vec::with_capacity(allocs.len());
@@ -113,10 +107,9 @@ pub(super) fn reconcile_group(
             ClientStatus::Lost => Some(Fate::Lost),
             ClientStatus::Pending | ClientStatus::Running | ClientStatus::Unknown => match taint {
                 Some(NodeTaint::Down) => Some(Fate::Lost),
-                Some(NodeTaint::Draining) if migrating < migrate_limit => {
-                    migrating += 1;
-                    Some(Fate::Migrate)
-                }
+                // The drainer paces migrations (migrate.maxParallel, health, deadline) by
+                // marking the allocations it moves; the others stay until marked.
+                Some(NodeTaint::Draining) if alloc.spec.should_migrate() => Some(Fate::Migrate),
                 _ if alloc.spec.job_version == version => Some(Fate::Keep),
                 _ => {
                     let old_version = alloc.spec.job_version;

@@ -117,15 +117,31 @@ fn lost_allocations_are_stopped_and_replaced_with_the_same_index() {
 }
 
 #[test]
-fn draining_allocations_migrate_within_max_parallel() {
+fn draining_allocations_migrate_when_the_drainer_marks_them() {
     let job = job(3, 0);
     let allocs: Vec<_> = (0..3)
-        .map(|i| alloc(&job, i, "n1", 0, ClientStatus::Running))
+        .map(|i| {
+            let mut a = alloc(&job, i, "n1", 0, ClientStatus::Running);
+            if i == 0 {
+                Arc::make_mut(&mut a).spec.desired_transition =
+                    Some(caravan_schemas::allocation::DesiredTransition {
+                        migrate: Some(true),
+                    });
+            }
+            a
+        })
         .collect();
     let tainted = HashMap::from([("n1".to_string(), NodeTaint::Draining)]);
     let results = reconcile(Some(&job), &allocs, &tainted, None);
     assert_eq!(results.desired_tg_updates["web"].migrate, 1);
     assert_eq!(results.place.len(), 1);
+    assert_eq!(
+        results.place[0]
+            .previous
+            .as_deref()
+            .map(|a| a.metadata.name.clone()),
+        Some(allocs[0].metadata.name.clone())
+    );
     assert_eq!(results.ignore.len(), 2);
 }
 

@@ -73,7 +73,25 @@ fn system_allocations_stop_on_down_and_draining_nodes() {
     let mut draining = (*harness.state.node("node-0001").expect("node")).clone();
     draining.spec.drain = Some(DrainStrategy::default());
     harness.state.upsert_node(draining);
+    // Until the drainer marks it, the draining node's system allocation stays.
     harness.process(&eval_for("e2", &job)).expect("process");
+    let per_node = allocs_per_node(&harness, &job);
+    assert_eq!(
+        per_node.keys().collect::<Vec<_>>(),
+        ["node-0001", "node-0002"]
+    );
+    let mut marked = harness
+        .state
+        .allocs_by_job("default", util::name(&job.metadata))
+        .into_iter()
+        .find(|a| a.spec.node_name == "node-0001")
+        .map(|a| (*a).clone())
+        .expect("the draining node's allocation");
+    marked.spec.desired_transition = Some(caravan_schemas::allocation::DesiredTransition {
+        migrate: Some(true),
+    });
+    harness.state.upsert_alloc(marked);
+    harness.process(&eval_for("e3", &job)).expect("process");
     let per_node = allocs_per_node(&harness, &job);
     assert_eq!(per_node.keys().collect::<Vec<_>>(), ["node-0002"]);
     let stopped = harness
@@ -91,8 +109,15 @@ fn system_allocations_stop_on_down_and_draining_nodes() {
             .map(|s| s.client_status)
             .collect::<Vec<_>>()
     };
-    assert_eq!(lost("node-0000"), [Some(ClientStatus::Lost)]);
     assert_eq!(lost("node-0001"), [None]);
+    let lost_plan = &harness.plans[harness.plans.len() - 2];
+    assert_eq!(
+        lost_plan.node_update["node-0000"]
+            .iter()
+            .map(|s| s.client_status)
+            .collect::<Vec<_>>(),
+        [Some(ClientStatus::Lost)]
+    );
 }
 
 #[test]

@@ -1,5 +1,7 @@
-//! `caravan node status [NODE]` and `caravan node eligibility NODE --enable|--disable`, as
-//! `nomad node` shows and sets them.
+//! `caravan node status [NODE]`, `caravan node eligibility NODE --enable|--disable` and
+//! `caravan node drain` (in `drain.rs`), as `nomad node` shows and sets them.
+
+mod drain;
 
 use std::time::SystemTime;
 
@@ -26,6 +28,8 @@ pub enum NodeCommand {
     Status(NodeStatusArgs),
     /// Allow or forbid new placements on a node (running allocations stay).
     Eligibility(NodeEligibilityArgs),
+    /// Move every allocation off a node (and make it ineligible), or stop a drain.
+    Drain(drain::NodeDrainArgs),
 }
 
 #[derive(Debug, Args)]
@@ -64,21 +68,7 @@ pub async fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<()> {
                 print!("{}", node_list(&nodes));
             }
             Some(name) => {
-                let node: Node = serde_json::from_value(ctx.api(Kind::Node).get(&name).await?)
-                    .context("the server returned an undecodable Node")?;
-                let params = ListParams {
-                    field_selector: Some(format!("spec.nodeName={name}")),
-                    ..Default::default()
-                };
-                let allocs: Vec<Allocation> = ctx
-                    .client
-                    .all_namespaces(Kind::Allocation)
-                    .list_all(&params)
-                    .await?
-                    .items
-                    .into_iter()
-                    .filter_map(|v| serde_json::from_value(v).ok())
-                    .collect();
+                let (node, allocs) = node_and_allocs(ctx, &name).await?;
                 print!("{}", node_status(&node, &allocs, SystemTime::now()));
             }
         },
@@ -93,8 +83,32 @@ pub async fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<()> {
                 .await?;
             println!("Node {:?} scheduling eligibility set: {value}", a.name);
         }
+        NodeCommand::Drain(a) => drain::run(ctx, a).await?,
     }
     Ok(())
+}
+
+/// The Node `name` and every allocation placed on it.
+pub(super) async fn node_and_allocs(
+    ctx: &Context,
+    name: &str,
+) -> anyhow::Result<(Node, Vec<Allocation>)> {
+    let node: Node = serde_json::from_value(ctx.api(Kind::Node).get(name).await?)
+        .context("the server returned an undecodable Node")?;
+    let params = ListParams {
+        field_selector: Some(format!("spec.nodeName={name}")),
+        ..Default::default()
+    };
+    let allocs = ctx
+        .client
+        .all_namespaces(Kind::Allocation)
+        .list_all(&params)
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect();
+    Ok((node, allocs))
 }
 
 fn eligibility(node: &Node) -> String {

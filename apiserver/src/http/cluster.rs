@@ -1,0 +1,127 @@
+//! The servers' membership endpoints, as Nomad names them:
+//!
+//! - `GET /v1/agent/members`: every server gossip knows (this server's view);
+//! - `PUT /v1/agent/join?address=HOST:PORT[&address=…]`: gossip with those servers now;
+//! - `PUT /v1/agent/force-leave?node=NAME`: remove a (dead) server from the Raft membership
+//!   (the leader answers; followers forward it);
+//! - `GET /v1/operator/raft/configuration`: the Raft voters and learners.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use super::context::ApiContext;
+use super::error::ApiError;
+use crate::cluster::Cluster;
+
+/// The membership routes.
+pub fn routes() -> Router<Arc<ApiContext>> {
+    Router::new()
+        .route("/v1/agent/members", get(members))
+        .route("/v1/agent/join", post(join).put(join))
+        .route("/v1/agent/force-leave", post(force_leave).put(force_leave))
+        .route("/v1/operator/raft/configuration", get(raft_configuration))
+}
+
+fn cluster(ctx: &ApiContext) -> Result<&Cluster, ApiError> {
+    ctx.cluster()
+        .ok_or_else(|| ApiError::Unavailable("this server runs no gossip".into()))
+}
+
+fn values<'a>(query: &'a Option<String>, key: &'a str) -> impl Iterator<Item = String> + 'a {
+    query
+        .as_deref()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(move |kv| {
+            let (k, v) = kv.split_once('=')?;
+            (k == key).then(|| {
+                percent_encoding::percent_decode_str(v)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+        })
+}
+
+async fn members(State(ctx): State<Arc<ApiContext>>) -> Response {
+    match cluster(&ctx) {
+        Ok(c) => {
+            let members = c.members().await;
+            let leader = ctx.store.leader_addr();
+            let members: Vec<_> = members
+                .into_iter()
+                .map(|m| {
+                    let mut v = serde_json::to_value(&m).unwrap_or_default();
+                    v["leader"] = json!(leader.as_deref() == Some(m.http_addr.as_str()));
+                    v
+                })
+                .collect();
+            Json(json!({"kind": "ServerMembers", "members": members})).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn join(State(ctx): State<Arc<ApiContext>>, RawQuery(query): RawQuery) -> Response {
+    let result = async {
+        let cluster = cluster(&ctx)?;
+        let addrs: Vec<String> = values(&query, "address").collect();
+        if addrs.is_empty() {
+            return Err(ApiError::BadRequest(
+                "name the servers to join: ?address=HOST:PORT".into(),
+            ));
+        }
+        let mut joined = 0;
+        let mut errors = Vec::new();
+        for addr in &addrs {
+            match cluster.join(addr).await {
+                Ok(()) => joined += 1,
+                Err(e) => errors.push(format!("{addr}: {e:#}")),
+            }
+        }
+        if joined == 0 {
+            return Err(ApiError::BadRequest(errors.join("; ")));
+        }
+        Ok(Json(json!({"numJoined": joined, "errors": errors})))
+    }
+    .await;
+    match result {
+        Ok(body) => body.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn force_leave(State(ctx): State<Arc<ApiContext>>, RawQuery(query): RawQuery) -> Response {
+    let result = async {
+        let cluster = cluster(&ctx)?;
+        let Some(node) = values(&query, "node").next() else {
+            return Err(ApiError::BadRequest(
+                "name the server to remove: ?node=NAME".into(),
+            ));
+        };
+        let id = cluster
+            .force_leave(&node)
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("{e:#}")))?;
+        Ok(Json(json!({"removed": node, "raftId": id})))
+    }
+    .await;
+    match result {
+        Ok(body) => body.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn raft_configuration(State(ctx): State<Arc<ApiContext>>) -> Response {
+    match cluster(&ctx) {
+        Ok(c) => {
+            Json(json!({"kind": "RaftConfiguration", "servers": c.peers().await})).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}

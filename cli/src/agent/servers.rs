@@ -1,0 +1,176 @@
+//! Server-mode wiring: gossip settings from the flags, the leader's duties started and stopped
+//! with Raft leadership, and a graceful leave of the voter set.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use caravan_apiserver::cluster::GossipConfig;
+use caravan_apiserver::http::{ApiContext, LocalClient};
+use caravan_apiserver::server::{ClusterSettings, ensure_default_namespace};
+use caravan_controllers::leader::LeaderConfig;
+use tokio::task::JoinHandle;
+
+use super::Settings;
+use super::args::AgentArgs;
+
+/// Gossip interval of the servers' LAN pool.
+const GOSSIP_INTERVAL: Duration = Duration::from_millis(200);
+/// Longest a leaving server waits to be out of the voter set.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `--bootstrap-expect`, defaulting to 1 (bootstrap alone) without `--join`, else 0 (join an
+/// existing cluster).
+pub fn bootstrap_expect(args: &AgentArgs) -> usize {
+    args.bootstrap_expect
+        .unwrap_or(if args.join.is_empty() { 1 } else { 0 })
+}
+
+/// The gossip address: `--gossip-addr`, else the HTTP address's host with port + 2 (4648 for
+/// 4646, as Nomad's serf port).
+pub fn gossip_addr(args: &AgentArgs, http: SocketAddr) -> anyhow::Result<SocketAddr> {
+    match &args.gossip_addr {
+        Some(addr) => super::parse_addr("--gossip-addr", addr),
+        None => Ok(SocketAddr::new(http.ip(), http.port().wrapping_add(2))),
+    }
+}
+
+/// Who this server is among servers and how it gossips.
+pub fn cluster_settings(
+    args: &AgentArgs,
+    settings: &Settings,
+    http: SocketAddr,
+) -> anyhow::Result<ClusterSettings> {
+    let bind = gossip_addr(args, http)?;
+    let name = args.name.clone().unwrap_or_else(|| {
+        hostname()
+            .map(|h| format!("{h}.{}", settings.region))
+            .unwrap_or_else(|| format!("server-{}", http.port()))
+    });
+    let expect = bootstrap_expect(args);
+    Ok(ClusterSettings {
+        name,
+        region: settings.region.clone(),
+        datacenter: settings.datacenter.clone(),
+        bootstrap_expect: expect,
+        gossip: GossipConfig {
+            bind,
+            advertise: bind,
+            seeds: args.join.clone(),
+            interval: GOSSIP_INTERVAL,
+            failure_timeout: Duration::from_secs(4),
+        },
+        // A lone server runs without gossip when its default port is taken.
+        required: args.gossip_addr.is_some() || !args.join.is_empty() || expect > 1,
+    })
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
+/// Runs the leader's controllers (evaluator, broker, workers, drainer, GC) while this server
+/// leads, and stops them when it no longer does.
+pub fn spawn_leader_duties(ctx: Arc<ApiContext>, config: LeaderConfig) -> JoinHandle<()> {
+    ctx.set_gc_trigger(config.gc.trigger.clone());
+    tokio::spawn(async move {
+        let mut metrics = ctx.store.raft().metrics();
+        let mut running: Option<JoinHandle<()>> = None;
+        loop {
+            let leading = ctx.store.is_leader();
+            match (&running, leading) {
+                (None, true) => {
+                    tracing::info!("this server leads: starting the leader's controllers");
+                    if let Err(e) = ensure_default_namespace(&ctx.store).await {
+                        tracing::warn!(error = %format!("{e:#}"), "could not create the default namespace");
+                    }
+                    running = Some(tokio::spawn(caravan_controllers::leader::run(
+                        LocalClient::new(ctx.clone()),
+                        config.clone(),
+                    )));
+                }
+                (Some(task), false) => {
+                    tracing::info!(
+                        "this server no longer leads: stopping the leader's controllers"
+                    );
+                    task.abort();
+                    running = None;
+                }
+                _ => {}
+            }
+            if metrics.changed().await.is_err() {
+                break;
+            }
+        }
+        if let Some(task) = running {
+            task.abort();
+        }
+    })
+}
+
+/// Graceful leave of a server: announce it by gossip, wait until the leader removed it from
+/// the voters (or a timeout), so the remaining servers keep their quorum.
+pub async fn leave_voters(ctx: &ApiContext) {
+    let Some(cluster) = ctx.cluster() else {
+        return;
+    };
+    let id = ctx.store.node_id();
+    let voters = || -> usize {
+        ctx.store
+            .raft()
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .count()
+    };
+    if voters() <= 1 {
+        return;
+    }
+    tracing::info!("leaving: asking the leader to remove this server from the voters");
+    cluster.announce_leave().await;
+    let deadline = tokio::time::Instant::now() + LEAVE_TIMEOUT;
+    while tokio::time::Instant::now() < deadline {
+        if !still_a_member(ctx, id).await {
+            tracing::info!("left the voter set");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tracing::warn!("leaving: still a voter after {LEAVE_TIMEOUT:?}; stopping anyway");
+}
+
+/// Whether the Raft configuration still holds `id`: as this server sees it, and as the
+/// leader reports it (a removed follower may never receive the entry that removed it).
+async fn still_a_member(ctx: &ApiContext, id: u64) -> bool {
+    let local = ctx
+        .store
+        .raft()
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .get_node(&id)
+        .is_some();
+    if !local {
+        return false;
+    }
+    let Some(leader) = ctx.store.leader_addr().filter(|_| !ctx.store.is_leader()) else {
+        return true;
+    };
+    let Ok(client) = caravan_client::Client::new(&leader) else {
+        return true;
+    };
+    match client.raft_configuration().await {
+        Ok(config) => config["servers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["raftId"].as_u64() == Some(id)),
+        Err(_) => true,
+    }
+}

@@ -1,0 +1,46 @@
+//! Server membership requests: `GET /v1/agent/members`, `PUT /v1/agent/join`,
+//! `PUT /v1/agent/force-leave`, `GET /v1/operator/raft/configuration`.
+
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::client::{Client, Request};
+use crate::error::Result;
+
+fn encode(value: &str) -> String {
+    utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()
+}
+
+impl Client {
+    /// The servers the answering server's gossip knows: `{"members": [...]}`.
+    pub async fn server_members(&self) -> Result<Value> {
+        self.get_path("/v1/agent/members").await
+    }
+
+    /// Asks the server to gossip with the servers at `addresses` (their gossip addresses).
+    pub async fn server_join(&self, addresses: &[String]) -> Result<Value> {
+        let query: Vec<String> = addresses
+            .iter()
+            .map(|a| format!("address={}", encode(a)))
+            .collect();
+        let req = Request::new(Method::PUT, format!("/v1/agent/join?{}", query.join("&")))
+            .accept("application/json");
+        self.json(req).await
+    }
+
+    /// Removes the server `name` from the Raft membership.
+    pub async fn server_force_leave(&self, name: &str) -> Result<Value> {
+        let req = Request::new(
+            Method::PUT,
+            format!("/v1/agent/force-leave?node={}", encode(name)),
+        )
+        .accept("application/json");
+        self.json(req).await
+    }
+
+    /// The Raft configuration: `{"servers": [...]}`.
+    pub async fn raft_configuration(&self) -> Result<Value> {
+        self.get_path("/v1/operator/raft/configuration").await
+    }
+}

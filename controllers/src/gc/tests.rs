@@ -1,0 +1,137 @@
+//! Tests of garbage collection: the decision, one rule per test ([`decide`]), and the loop
+//! deleting through a fake client ([`run`]).
+
+mod decide;
+mod run;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use caravan_schemas::allocation::{ClientStatus, DesiredStatus};
+use caravan_schemas::evaluation::EvaluationState;
+use caravan_schemas::job::JobState;
+use caravan_schemas::node::NodeState;
+use caravan_schemas::{Allocation, Evaluation, EvaluationStatus, Job, JobStatus, Node, mock};
+
+use super::GcThresholds;
+use super::decide::{Garbage, Objects, Target, decide};
+use crate::scheduler::time::format_rfc3339;
+
+const HOUR: u64 = 3600;
+const NOW: u64 = 1_700_000_000;
+
+fn now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(NOW)
+}
+
+/// The RFC 3339 time `secs` before [`now`].
+fn ago(secs: u64) -> String {
+    format_rfc3339(i64::try_from(NOW - secs).unwrap())
+}
+
+/// A job with status `state`, created `age` seconds ago.
+fn job_in(name: &str, mut job: Job, state: JobState, age: u64) -> Job {
+    job.metadata.name = Some(name.into());
+    job.metadata.creation_timestamp = Some(ago(age));
+    job.status = Some(JobStatus {
+        status: state,
+        ..JobStatus::default()
+    });
+    job
+}
+
+fn dead_batch(name: &str, age: u64) -> Job {
+    job_in(name, mock::batch_job(name), JobState::Dead, age)
+}
+
+fn eval(name: &str, job: &Job, state: EvaluationState, age: u64) -> Evaluation {
+    let mut eval = mock::evaluation(name, job);
+    eval.metadata.creation_timestamp = Some(ago(age));
+    eval.status = Some(EvaluationStatus {
+        status: state,
+        ..EvaluationStatus::default()
+    });
+    eval
+}
+
+/// An allocation of `job` created by `eval` on node `n1`, last reported `age` seconds ago.
+fn alloc(
+    name: &str,
+    eval: &Evaluation,
+    job: &Job,
+    client: ClientStatus,
+    desired: DesiredStatus,
+    age: u64,
+) -> Allocation {
+    let mut alloc = mock::allocation(name, job, &mock::node("n1"));
+    alloc.metadata.creation_timestamp = Some(ago(age + 60));
+    alloc.spec.eval_name = eval.metadata.name.clone();
+    alloc.spec.desired_status = Some(desired);
+    let status = alloc.status.get_or_insert_default();
+    status.client_status = client;
+    status.modify_time = Some(ago(age));
+    alloc
+}
+
+/// A node marked down by the liveness loop `marked` seconds ago (`None`: no time written),
+/// that last became ready `heartbeat` seconds ago.
+fn down_node(name: &str, marked: Option<u64>, heartbeat: Option<u64>) -> Node {
+    let mut node = mock::node(name);
+    node.metadata.creation_timestamp = Some(ago(100 * HOUR));
+    let status = node.status.get_or_insert_default();
+    status.status = NodeState::Down;
+    status.status_description =
+        marked.map(|m| format!("missed its heartbeat TTL (last checked {})", ago(m)));
+    status.last_heartbeat = heartbeat.map(ago);
+    node
+}
+
+/// The objects of a test.
+#[derive(Default)]
+struct World {
+    nodes: Vec<Arc<Node>>,
+    jobs: Vec<Arc<Job>>,
+    evals: Vec<Arc<Evaluation>>,
+    allocs: Vec<Arc<Allocation>>,
+}
+
+impl World {
+    fn node(mut self, node: Node) -> World {
+        self.nodes.push(Arc::new(node));
+        self
+    }
+
+    fn job(mut self, job: &Job) -> World {
+        self.jobs.push(Arc::new(job.clone()));
+        self
+    }
+
+    fn eval(mut self, eval: &Evaluation) -> World {
+        self.evals.push(Arc::new(eval.clone()));
+        self
+    }
+
+    fn alloc(mut self, alloc: Allocation) -> World {
+        self.allocs.push(Arc::new(alloc));
+        self
+    }
+
+    fn decide_with(&self, thresholds: &GcThresholds) -> Garbage {
+        let objects = Objects {
+            nodes: &self.nodes,
+            jobs: &self.jobs,
+            evaluations: &self.evals,
+            allocations: &self.allocs,
+        };
+        decide(objects, thresholds, now())
+    }
+
+    /// The decision with Nomad's default thresholds.
+    fn decide(&self) -> Garbage {
+        self.decide_with(&GcThresholds::default())
+    }
+}
+
+fn names(targets: &[Target]) -> Vec<String> {
+    targets.iter().map(Target::display).collect()
+}

@@ -1,0 +1,262 @@
+//! Servers as a cluster, end to end: real server processes on loopback, each with its own
+//! ports and data dir, finding each other by gossip. Three servers bootstrap one Raft cluster;
+//! a write through any server is visible on all; `kill -9` of the leader elects a new one
+//! quickly and loses no acknowledged write; the killed server rejoins and catches up; a dead
+//! server is removed with `force-leave`; a server leaving on SIGINT shrinks the voter set.
+
+use std::time::{Duration, Instant};
+
+use caravan_e2e::Sandbox;
+use caravan_e2e::http;
+use caravan_e2e::sandbox::free_port;
+use serde_json::{Value, json};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+struct Servers {
+    servers: Vec<Sandbox>,
+    http: reqwest::Client,
+}
+
+/// Starts `names.len()` servers expecting each other, all joining through the first one's
+/// gossip address; `extra(i)` adds flags to the i-th.
+fn start(test: &str, names: &[&str], extra: impl Fn(usize) -> Vec<String>) -> Servers {
+    let gossip: Vec<u16> = names.iter().map(|_| free_port().unwrap()).collect();
+    let servers = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mut builder = Sandbox::builder()
+                .name(&format!("{test}-{name}"))
+                .ready_path("/healthz");
+            let args = [
+                "--name".to_string(),
+                name.to_string(),
+                "--gossip-addr".into(),
+                format!("127.0.0.1:{}", gossip[i]),
+                "--join".into(),
+                format!("127.0.0.1:{}", gossip[0]),
+                "--bootstrap-expect".into(),
+                names.len().to_string(),
+                "--raft-election-timeout".into(),
+                "200ms".into(),
+            ];
+            for arg in args.iter().chain(&extra(i)) {
+                builder = builder.arg(arg);
+            }
+            builder
+                .start()
+                .unwrap_or_else(|e| panic!("server {name} did not start: {e:#}"))
+        })
+        .collect();
+    Servers {
+        servers,
+        http: http::client(),
+    }
+}
+
+impl Servers {
+    async fn get(&self, i: usize, path: &str) -> Option<Value> {
+        let resp = self
+            .http
+            .get(self.servers[i].url(path))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        resp.json().await.ok()
+    }
+
+    /// The Raft configuration as server `i` sees it.
+    async fn peers(&self, i: usize) -> Vec<Value> {
+        self.get(i, "/v1/operator/raft/configuration")
+            .await
+            .and_then(|v| v["servers"].as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    /// Index of the server whose HTTP address is the leader's, as server `i` sees it.
+    async fn leader_seen_by(&self, i: usize) -> Option<usize> {
+        let leader = self
+            .peers(i)
+            .await
+            .into_iter()
+            .find(|p| p["leader"] == true)?;
+        let addr = leader["address"].as_str()?.to_string();
+        self.servers
+            .iter()
+            .position(|s| s.addr().to_string() == addr)
+    }
+
+    /// Waits until every server in `alive` sees the same leader among them.
+    async fn agreed_leader(&self, alive: &[usize]) -> usize {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let mut seen = Vec::new();
+            for &i in alive {
+                seen.push(self.leader_seen_by(i).await);
+            }
+            if let Some(Some(first)) = seen.first()
+                && alive.contains(first)
+                && seen.iter().all(|s| s == &Some(*first))
+            {
+                return *first;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no agreed leader among {alive:?}: {seen:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Creates a namespace through server `i`; `Ok` only when acknowledged.
+    async fn create_namespace(&self, i: usize, name: &str) -> Result<(), String> {
+        let body = json!({"apiVersion": "caravan.dev/v1", "kind": "Namespace", "metadata": {"name": name}});
+        let resp = self
+            .http
+            .post(self.servers[i].url("/apis/caravan.dev/v1/namespaces"))
+            .json(&body)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        match resp.status().as_u16() {
+            201 => Ok(()),
+            code => Err(format!("{code}: {}", resp.text().await.unwrap_or_default())),
+        }
+    }
+
+    /// The namespaces server `i` holds in its own state (`resourceVersion=0`: no forwarding).
+    async fn local_namespaces(&self, i: usize) -> Vec<String> {
+        let path = "/apis/caravan.dev/v1/namespaces?resourceVersion=0";
+        self.get(i, path)
+            .await
+            .and_then(|v| v["items"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|n| http::name(n).map(str::to_string))
+            .collect()
+    }
+
+    async fn wait_holds(&self, i: usize, names: &[String]) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let held = self.local_namespaces(i).await;
+            let missing: Vec<&String> = names.iter().filter(|n| !held.contains(n)).collect();
+            if missing.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server {i} lacks {missing:?}\n{}",
+                self.servers[i].logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_bootstrap_replicate_fail_over_and_catch_up() {
+    let mut cluster = start("raft3", &["s1", "s2", "s3"], |_| Vec::new());
+    let leader = cluster.agreed_leader(&[0, 1, 2]).await;
+    let voters = cluster.peers(leader).await;
+    assert_eq!(voters.len(), 3, "{voters:#?}");
+    assert!(voters.iter().all(|p| p["voter"] == true), "{voters:#?}");
+
+    // Writes through every server (followers forward), visible on all.
+    let mut acked = Vec::new();
+    for i in 0..30 {
+        let name = format!("ns-{i}");
+        cluster
+            .create_namespace(i % 3, &name)
+            .await
+            .unwrap_or_else(|e| panic!("write {name} through server {}: {e}", i % 3));
+        acked.push(name);
+    }
+    for i in 0..3 {
+        cluster.wait_holds(i, &acked).await;
+    }
+    let members = cluster.servers[1].caravan(&["server", "members"]);
+    members.assert_success();
+    assert_eq!(
+        members
+            .stdout
+            .lines()
+            .filter(|l| l.contains("alive"))
+            .count(),
+        3,
+        "{}",
+        members.stdout
+    );
+
+    // kill -9 of the leader: the others elect a new one within 2 s.
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    cluster.servers[leader].kill_9();
+    let killed_at = Instant::now();
+    let new_leader = cluster.agreed_leader(&survivors).await;
+    let took = killed_at.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "a new leader took {took:?} (election timeout 200 ms)"
+    );
+
+    // Writes resume; nothing acknowledged was lost.
+    for i in 30..40 {
+        let name = format!("ns-{i}");
+        let through = survivors[i % 2];
+        cluster
+            .create_namespace(through, &name)
+            .await
+            .unwrap_or_else(|e| panic!("write {name} through server {through}: {e}"));
+        acked.push(name);
+    }
+    for &i in &survivors {
+        cluster.wait_holds(i, &acked).await;
+    }
+
+    // The killed server comes back on its data dir and catches up.
+    cluster.servers[leader].restart().unwrap();
+    cluster.wait_holds(leader, &acked).await;
+    assert_eq!(cluster.agreed_leader(&[0, 1, 2]).await, new_leader);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_leave_removes_a_dead_server_and_a_leaving_server_shrinks_the_voters() {
+    let mut cluster = start("leave", &["s1", "s2", "s3"], |i| {
+        if i == 1 {
+            vec!["--leave-on-interrupt".into()]
+        } else {
+            Vec::new()
+        }
+    });
+    cluster.agreed_leader(&[0, 1, 2]).await;
+
+    // s3 dies; an operator removes it.
+    cluster.servers[2].kill_9();
+    cluster.agreed_leader(&[0, 1]).await;
+    cluster.servers[0]
+        .caravan(&["server", "force-leave", "s3"])
+        .assert_success();
+    let ids = |peers: &[Value]| -> Vec<String> {
+        let mut names: Vec<String> = peers
+            .iter()
+            .map(|p| p["name"].as_str().unwrap_or("?").to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(ids(&cluster.peers(0).await), ["s1", "s2"]);
+
+    // s2 leaves on SIGINT: it exits only once it is out of the voters.
+    let status = cluster.servers[1].signal_and_wait("INT").unwrap();
+    assert!(status.success(), "s2 exited with {status}");
+    assert_eq!(ids(&cluster.peers(0).await), ["s1"]);
+    // s1 alone is a quorum: writes go on.
+    assert_eq!(cluster.agreed_leader(&[0]).await, 0);
+    cluster.create_namespace(0, "after-leave").await.unwrap();
+    let listed = cluster.servers[0].caravan(&["operator", "raft", "list-peers"]);
+    listed.assert_success();
+    assert!(listed.stdout.contains("leader"), "{}", listed.stdout);
+}
