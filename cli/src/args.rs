@@ -26,6 +26,10 @@ pub struct GlobalArgs {
     /// Namespace of namespaced objects [default: default].
     #[arg(short = 'n', long, global = true)]
     pub namespace: Option<String>,
+    /// Region to send requests to [default: the answering server's]; any server forwards them
+    /// to a server of that region.
+    #[arg(long, global = true, env = "CARAVAN_REGION")]
+    pub region: Option<String>,
 }
 
 impl GlobalArgs {

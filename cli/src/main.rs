@@ -26,7 +26,11 @@ async fn run(cli: Cli) -> ExitCode {
     // reqwest is built without a default TLS crypto provider; https addresses need one.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let result = match cli.command {
-        Command::Agent(args) => caravan::agent::run(*args).await,
+        Command::Agent(mut args) => {
+            // `--region` is global: for the agent it names the region it runs in.
+            args.region = cli.global.region.clone();
+            caravan::agent::run(*args).await
+        }
         command => {
             init_client_logging();
             caravan::cmd::run(cli.global, command).await

@@ -32,7 +32,12 @@ struct Inner {
     addresses: Vec<String>,
     /// Index into `addresses` of the server that answered last.
     current: AtomicUsize,
+    /// Region every request is for (`x-caravan-region`); the servers forward it there.
+    region: Option<String>,
 }
+
+/// Header naming the region a request is for.
+pub const REGION_HEADER: &str = "x-caravan-region";
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -110,8 +115,25 @@ impl Client {
                 http,
                 addresses,
                 current: AtomicUsize::new(0),
+                region: None,
             }),
         })
+    }
+
+    /// The same servers, with every request addressed to `region` (the servers forward it to
+    /// one of that region's servers).
+    pub fn in_region(self, region: Option<&str>) -> Client {
+        let Some(region) = region else {
+            return self;
+        };
+        Client {
+            inner: Arc::new(Inner {
+                http: self.inner.http.clone(),
+                addresses: self.inner.addresses.clone(),
+                current: AtomicUsize::new(self.inner.current.load(Ordering::Relaxed)),
+                region: Some(region.to_string()),
+            }),
+        }
     }
 
     /// Every configured base URL.
@@ -197,6 +219,9 @@ impl Client {
         }
         if let Some(accept) = req.accept {
             builder = builder.header(header::ACCEPT, accept);
+        }
+        if let Some(region) = &self.inner.region {
+            builder = builder.header(REGION_HEADER, region);
         }
         if let Some(content_type) = req.content_type {
             builder = builder.header(header::CONTENT_TYPE, content_type);

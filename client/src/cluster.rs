@@ -13,9 +13,15 @@ fn encode(value: &str) -> String {
 }
 
 impl Client {
-    /// The servers the answering server's gossip knows: `{"members": [...]}`.
-    pub async fn server_members(&self) -> Result<Value> {
-        self.get_path("/v1/agent/members").await
+    /// The servers of the answering server's region its gossip knows (of every region with
+    /// `wan`): `{"members": [...]}`.
+    pub async fn server_members(&self, wan: bool) -> Result<Value> {
+        let path = if wan {
+            "/v1/agent/members?wan=true"
+        } else {
+            "/v1/agent/members"
+        };
+        self.get_path(path).await
     }
 
     /// Asks the server to gossip with the servers at `addresses` (their gossip addresses).

@@ -52,7 +52,9 @@ impl Gossip {
             .map_or(0, |d| d.as_millis() as u64);
         let chitchat_config = ChitchatConfig {
             chitchat_id: ChitchatId::new(identity.name.clone(), generation, config.advertise),
-            cluster_id: format!("caravan-{}", identity.region),
+            // One pool for every region (Nomad's servers share one WAN serf pool); Raft
+            // membership only ever takes servers of its own region.
+            cluster_id: "caravan".to_string(),
             gossip_interval: config.interval,
             listen_addr: config.bind,
             seed_nodes: config.seeds.clone(),

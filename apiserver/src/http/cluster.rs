@@ -1,6 +1,7 @@
 //! The servers' membership endpoints, as Nomad names them:
 //!
-//! - `GET /v1/agent/members`: every server gossip knows (this server's view);
+//! - `GET /v1/agent/members[?wan=true]`: the servers of this region gossip knows (of every
+//!   region with `wan`), as this server sees them;
 //! - `PUT /v1/agent/join?address=HOST:PORT[&address=…]`: gossip with those servers now;
 //! - `PUT /v1/agent/force-leave?node=NAME`: remove a (dead) server from the Raft membership
 //!   (the leader answers; followers forward it);
@@ -48,13 +49,18 @@ fn values<'a>(query: &'a Option<String>, key: &'a str) -> impl Iterator<Item = S
         })
 }
 
-async fn members(State(ctx): State<Arc<ApiContext>>) -> Response {
+async fn members(State(ctx): State<Arc<ApiContext>>, RawQuery(query): RawQuery) -> Response {
+    let wan = values(&query, "wan").any(|v| v == "true" || v == "1");
     match cluster(&ctx) {
         Ok(c) => {
-            let members = c.members().await;
+            let region = c.identity().region.clone();
+            let members = c
+                .members()
+                .await
+                .into_iter()
+                .filter(|m| wan || m.region == region);
             let leader = ctx.store.leader_addr();
             let members: Vec<_> = members
-                .into_iter()
                 .map(|m| {
                     let mut v = serde_json::to_value(&m).unwrap_or_default();
                     v["leader"] = json!(leader.as_deref() == Some(m.http_addr.as_str()));

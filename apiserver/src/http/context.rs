@@ -68,6 +68,12 @@ impl ApiContext {
         let _ = self.cluster.set(cluster);
     }
 
+    /// This server's region (`global` without gossip).
+    pub fn region(&self) -> &str {
+        self.cluster()
+            .map_or("global", |c| c.identity().region.as_str())
+    }
+
     /// The cluster, when gossip runs.
     pub fn cluster(&self) -> Option<&Cluster> {
         self.cluster.get()

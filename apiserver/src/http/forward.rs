@@ -14,15 +14,20 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::ApiContext;
 use super::error::ApiError;
+use crate::cluster::MemberStatus;
 
 /// Marks a request a follower forwarded, so it is never forwarded twice.
 pub const FORWARDED: &str = "x-caravan-forwarded";
+/// Marks a request forwarded to its region, so it never hops regions twice.
+pub const REGION_FORWARDED: &str = "x-caravan-region-forwarded";
+/// Header naming the region a request is for (the CLI's `--region`).
+pub const REGION_HEADER: &str = "x-caravan-region";
 
 fn is_resource_path(path: &str) -> bool {
     ["/apis/caravan.dev/v1/", "/api/v1/"].iter().any(|prefix| {
@@ -73,19 +78,61 @@ fn client() -> Result<&'static reqwest::Client, ApiError> {
     Ok(CLIENT.get_or_init(|| client))
 }
 
-/// The middleware: forwards when this server is not the leader.
-pub async fn layer(State(ctx): State<Arc<ApiContext>>, req: Request, next: Next) -> Response {
-    let uri = req.uri().clone();
-    if !needs_leader(req.method(), uri.path(), uri.query()) || ctx.store.is_leader() {
-        return next.run(req).await;
-    }
-    match forward(&ctx, req).await {
-        Ok(resp) => resp,
-        Err(e) => e.into_response(),
-    }
+/// The region a request is for: the `x-caravan-region` header, else `?region=`.
+pub fn requested_region<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
+    headers
+        .get(REGION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            query
+                .unwrap_or_default()
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .find(|(k, _)| *k == "region")
+                .map(|(_, v)| v)
+        })
+        .filter(|r| !r.is_empty())
 }
 
-async fn forward(ctx: &ApiContext, req: Request) -> Result<Response, ApiError> {
+/// The middleware: sends a request for another region to a server of that region, and one
+/// that needs the leader to the leader when this server follows.
+pub async fn layer(State(ctx): State<Arc<ApiContext>>, req: Request, next: Next) -> Response {
+    let uri = req.uri().clone();
+    let result = if let Some(region) = requested_region(req.headers(), uri.query())
+        .filter(|r| *r != ctx.region())
+        .map(str::to_string)
+    {
+        to_region(&ctx, &region, req).await
+    } else if !needs_leader(req.method(), uri.path(), uri.query()) || ctx.store.is_leader() {
+        return next.run(req).await;
+    } else {
+        to_leader(&ctx, req).await
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn to_region(ctx: &ApiContext, region: &str, req: Request) -> Result<Response, ApiError> {
+    if req.headers().contains_key(REGION_FORWARDED) {
+        return Err(ApiError::Unavailable(format!(
+            "this server is not in region {region:?}"
+        )));
+    }
+    let members = match ctx.cluster() {
+        Some(cluster) => cluster.members().await,
+        None => Vec::new(),
+    };
+    let target = members
+        .iter()
+        .filter(|m| m.region == region && m.status == MemberStatus::Alive)
+        .map(|m| m.http_addr.clone())
+        .min()
+        .ok_or_else(|| {
+            ApiError::Unavailable(format!("no live server of region {region:?} is known"))
+        })?;
+    relay(&target, req, REGION_FORWARDED).await
+}
+
+async fn to_leader(ctx: &ApiContext, req: Request) -> Result<Response, ApiError> {
     if req.headers().contains_key(FORWARDED) {
         return Err(ApiError::Unavailable(
             "this server is not the leader (leadership changed while forwarding)".into(),
@@ -96,16 +143,21 @@ async fn forward(ctx: &ApiContext, req: Request) -> Result<Response, ApiError> {
             "no leader: the servers are electing one or have no quorum".into(),
         ));
     };
+    relay(&leader, req, FORWARDED).await
+}
+
+/// Sends `req` to `target` marked with `marker`, and streams the answer back.
+async fn relay(target: &str, req: Request, marker: &'static str) -> Result<Response, ApiError> {
     let path = req
         .uri()
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
-    let url = format!("http://{leader}{path}");
+    let url = format!("http://{target}{path}");
     let (parts, body) = req.into_parts();
     let mut out = client()?
         .request(parts.method.clone(), &url)
-        .header(FORWARDED, "1")
+        .header(marker, "1")
         .body(reqwest::Body::wrap_stream(body.into_data_stream()));
     for (name, value) in &parts.headers {
         if forwardable(name) {
@@ -113,7 +165,7 @@ async fn forward(ctx: &ApiContext, req: Request) -> Result<Response, ApiError> {
         }
     }
     let resp = out.send().await.map_err(|e| {
-        ApiError::Unavailable(format!("the leader at {leader} could not be reached: {e}"))
+        ApiError::Unavailable(format!("the server at {target} could not be reached: {e}"))
     })?;
     let mut answer = Response::builder().status(resp.status());
     for (name, value) in resp.headers() {
@@ -122,7 +174,7 @@ async fn forward(ctx: &ApiContext, req: Request) -> Result<Response, ApiError> {
         }
     }
     answer
-        .header(FORWARDED, HeaderValue::from_static("1"))
+        .header(marker, HeaderValue::from_static("1"))
         .body(Body::from_stream(resp.bytes_stream()))
         .map_err(|e| ApiError::Internal(format!("failed to relay the leader's answer: {e}")))
 }
@@ -167,6 +219,22 @@ mod tests {
             "/v1/agent/force-leave",
             Some("node=s3")
         ));
+    }
+
+    #[test]
+    fn the_region_comes_from_the_header_or_the_query() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            requested_region(&headers, Some("region=east&limit=1")),
+            Some("east")
+        );
+        assert_eq!(requested_region(&headers, Some("limit=1")), None);
+        assert_eq!(requested_region(&headers, Some("region=")), None);
+        headers.insert(REGION_HEADER, HeaderValue::from_static("west"));
+        assert_eq!(
+            requested_region(&headers, Some("region=east")),
+            Some("west")
+        );
     }
 
     #[test]

@@ -43,8 +43,8 @@ pub struct AgentArgs {
     /// Events kept per kind for watches to resume from [default: 20000].
     #[arg(long)]
     pub watch_cache_size: Option<usize>,
-    /// Region of this agent [default: global].
-    #[arg(long)]
+    /// Region of this agent [default: global]: the global `--region` flag, set by `main`.
+    #[arg(skip)]
     pub region: Option<String>,
     /// Datacenter of this agent [default: dc1].
     #[arg(long)]
@@ -113,6 +113,10 @@ pub struct AgentArgs {
     /// Gossip address of another server to join through (repeatable, or comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub join: Vec<String>,
+    /// Gossip address of a server of another region to join through (repeatable): regions
+    /// share one gossip pool, each keeps its own Raft cluster.
+    #[arg(long, value_delimiter = ',')]
+    pub join_wan: Vec<String>,
     /// UDP address of the servers' gossip [default: the HTTP address with port + 2].
     #[arg(long)]
     pub gossip_addr: Option<String>,

@@ -62,6 +62,8 @@ pub struct ServerSection {
     pub bootstrap_expect: Option<usize>,
     #[serde(default)]
     pub join: Vec<String>,
+    #[serde(default)]
+    pub join_wan: Vec<String>,
     pub gossip_addr: Option<String>,
     #[serde(default, with = "opt_humantime")]
     pub raft_election_timeout: Option<std::time::Duration>,
@@ -157,6 +159,9 @@ pub fn merge(mut args: AgentArgs, file: FileConfig) -> AgentArgs {
     );
     if args.join.is_empty() {
         args.join = file.server.join.clone();
+    }
+    if args.join_wan.is_empty() {
+        args.join_wan = file.server.join_wan.clone();
     }
     fill(&mut args.gc_interval, file.server.gc_interval);
     fill(&mut args.node_gc_threshold, file.server.node_gc_threshold);

@@ -56,12 +56,15 @@ pub fn cluster_settings(
         gossip: GossipConfig {
             bind,
             advertise: bind,
-            seeds: args.join.clone(),
+            seeds: args.join.iter().chain(&args.join_wan).cloned().collect(),
             interval: GOSSIP_INTERVAL,
             failure_timeout: Duration::from_secs(4),
         },
         // A lone server runs without gossip when its default port is taken.
-        required: args.gossip_addr.is_some() || !args.join.is_empty() || expect > 1,
+        required: args.gossip_addr.is_some()
+            || !args.join.is_empty()
+            || !args.join_wan.is_empty()
+            || expect > 1,
     })
 }
 

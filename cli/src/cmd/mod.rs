@@ -28,7 +28,7 @@ pub struct Context {
 
 impl Context {
     pub fn new(global: GlobalArgs) -> anyhow::Result<Context> {
-        let client = Client::new(&global.address)?;
+        let client = Client::new(&global.address)?.in_region(global.region.as_deref());
         Ok(Context { client, global })
     }
 

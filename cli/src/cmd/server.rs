@@ -16,8 +16,12 @@ pub struct ServerArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ServerCommand {
-    /// List the servers the answering server's gossip knows.
-    Members,
+    /// List the servers of the region the answering server's gossip knows.
+    Members {
+        /// Every region's servers.
+        #[arg(long)]
+        wan: bool,
+    },
     /// Gossip with other servers (their gossip addresses, `HOST:PORT`) so the clusters meet.
     Join {
         #[arg(required = true)]
@@ -49,8 +53,8 @@ pub enum RaftCommand {
 
 pub async fn run(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
     match args.command {
-        ServerCommand::Members => {
-            let members = ctx.client.server_members().await?;
+        ServerCommand::Members { wan } => {
+            let members = ctx.client.server_members(wan).await?;
             print!("{}", members_table(&members));
         }
         ServerCommand::Join { addresses } => {

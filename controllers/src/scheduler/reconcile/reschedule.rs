@@ -39,9 +39,9 @@ fn events(alloc: &Allocation) -> &[RescheduleEvent] {
 /// default when `None`): what its reschedule event records.
 pub fn delay_of(alloc: &Allocation, policy: Option<&ReschedulePolicy>, job_type: JobType) -> i64 {
     let default = defaults::reschedule_policy(job_type);
-    policy
-        .or(default.as_ref())
-        .map_or(0, |policy| next_delay(policy, events(alloc), failed_at(alloc)))
+    policy.or(default.as_ref()).map_or(0, |policy| {
+        next_delay(policy, events(alloc), failed_at(alloc))
+    })
 }
 
 /// Time the allocation failed: its status time, or the latest task finish.
