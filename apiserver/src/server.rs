@@ -59,6 +59,15 @@ impl Server {
         let store_config = config.store.clone().unwrap_or_else(|| {
             StoreConfig::new(config.data_dir.join("raft"), local_addr.to_string())
         });
+        // An unspecified bind address cannot be dialled: advertise the bound one then.
+        let advertise = match store_config.advertise_addr.parse::<SocketAddr>() {
+            Ok(a) if a.ip().is_unspecified() || a.port() == 0 => local_addr.to_string(),
+            _ => store_config.advertise_addr.clone(),
+        };
+        let store_config = StoreConfig {
+            advertise_addr: advertise.clone(),
+            ..store_config
+        };
         let store = Store::open(store_config).await.with_context(|| {
             format!("failed to open the store in {}", config.data_dir.display())
         })?;
@@ -70,7 +79,7 @@ impl Server {
             let identity = Identity {
                 name: settings.name.clone(),
                 raft_id: store.node_id(),
-                http_addr: local_addr.to_string(),
+                http_addr: advertise.clone(),
                 region: settings.region.clone(),
                 datacenter: settings.datacenter.clone(),
                 bootstrap_expect: settings.bootstrap_expect,

@@ -27,6 +27,8 @@ pub struct SandboxBuilder {
     env: Vec<(String, String)>,
     client: bool,
     ready_path: String,
+    /// Run the server as this uid and gid instead of the test's user.
+    user: Option<(u32, u32)>,
 }
 
 impl Default for SandboxBuilder {
@@ -38,6 +40,7 @@ impl Default for SandboxBuilder {
             env: Vec::new(),
             client: false,
             ready_path: "/readyz".to_owned(),
+            user: None,
         }
     }
 }
@@ -71,6 +74,12 @@ impl SandboxBuilder {
         self
     }
 
+    /// Run the server as `uid`:`gid` (the sandbox directory is handed to them).
+    pub fn user(mut self, uid: u32, gid: u32) -> Self {
+        self.user = Some((uid, gid));
+        self
+    }
+
     /// An extra argument for `caravan agent`.
     pub fn arg(mut self, arg: &str) -> Self {
         self.extra_args.push(arg.to_owned());
@@ -92,6 +101,12 @@ impl SandboxBuilder {
         let data_dir = dir.path().join("data");
         fs::create_dir_all(&data_dir)?;
         fs::create_dir_all(dir.path().join("kube-cache"))?;
+        if let Some((uid, gid)) = self.user {
+            for path in [dir.path(), data_dir.as_path()] {
+                std::os::unix::fs::chown(path, Some(uid), Some(gid))
+                    .with_context(|| format!("failed to hand {} to {uid}", path.display()))?;
+            }
+        }
         let mut sandbox = Sandbox {
             bin: paths::caravan_bin(),
             port: 0,
@@ -235,6 +250,9 @@ impl Sandbox {
         for (k, v) in &self.builder.env {
             cmd.env(k, v);
         }
+        if let Some((uid, gid)) = self.builder.user {
+            cmd.uid(uid).gid(gid);
+        }
         let child = cmd
             .spawn()
             .with_context(|| format!("failed to spawn {}", command::describe(&cmd)))?;
@@ -297,6 +315,11 @@ impl Sandbox {
             tail(self.stdout_log()),
             tail(self.stderr_log())
         )
+    }
+
+    /// The pid of the server process, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Sends `signal` (e.g. `INT`) to the server and waits for it to exit.

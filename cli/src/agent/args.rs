@@ -113,6 +113,10 @@ pub struct AgentArgs {
     /// Gossip address of another server to join through (repeatable, or comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub join: Vec<String>,
+    /// Address other servers and agents reach this server at (an IP or host name), when the
+    /// HTTP and gossip addresses bind a wildcard such as 0.0.0.0.
+    #[arg(long)]
+    pub advertise_addr: Option<String>,
     /// Gossip address of a server of another region to join through (repeatable): regions
     /// share one gossip pool, each keeps its own Raft cluster.
     #[arg(long, value_delimiter = ',')]

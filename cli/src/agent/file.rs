@@ -64,6 +64,7 @@ pub struct ServerSection {
     pub join: Vec<String>,
     #[serde(default)]
     pub join_wan: Vec<String>,
+    pub advertise_addr: Option<String>,
     pub gossip_addr: Option<String>,
     #[serde(default, with = "opt_humantime")]
     pub raft_election_timeout: Option<std::time::Duration>,
@@ -160,6 +161,7 @@ pub fn merge(mut args: AgentArgs, file: FileConfig) -> AgentArgs {
     if args.join.is_empty() {
         args.join = file.server.join.clone();
     }
+    fill(&mut args.advertise_addr, file.server.advertise_addr.clone());
     if args.join_wan.is_empty() {
         args.join_wan = file.server.join_wan.clone();
     }

@@ -159,7 +159,11 @@ async fn start_server(
     settings: &Settings,
     data_dir: &Path,
 ) -> anyhow::Result<Server> {
-    let mut store = StoreConfig::new(data_dir.join("raft"), settings.http_addr.to_string());
+    let advertise = match &args.advertise_addr {
+        Some(host) => format!("{host}:{}", settings.http_addr.port()),
+        None => settings.http_addr.to_string(),
+    };
+    let mut store = StoreConfig::new(data_dir.join("raft"), advertise);
     // Bootstrap alone only as a lone server; otherwise gossip decides (see servers.rs).
     store.bootstrap = servers::bootstrap_expect(args) == 1 && args.join.is_empty();
     if let Some(timeout) = args.raft_election_timeout {

@@ -55,7 +55,12 @@ pub fn cluster_settings(
         bootstrap_expect: expect,
         gossip: GossipConfig {
             bind,
-            advertise: bind,
+            advertise: match &args.advertise_addr {
+                Some(host) => {
+                    super::parse_addr("--advertise-addr", &format!("{host}:{}", bind.port()))?
+                }
+                None => bind,
+            },
             seeds: args.join.iter().chain(&args.join_wan).cloned().collect(),
             interval: GOSSIP_INTERVAL,
             failure_timeout: Duration::from_secs(4),

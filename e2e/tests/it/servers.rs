@@ -160,7 +160,11 @@ impl Servers {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_servers_bootstrap_replicate_fail_over_and_catch_up() {
-    let mut cluster = start("raft3", &["s1", "s2", "s3"], |_| Vec::new());
+    // A small snapshot threshold: the leader compacts its log while a server is down, so the
+    // returning server is brought back by a snapshot install.
+    let mut cluster = start("raft3", &["s1", "s2", "s3"], |_| {
+        vec!["--snapshot-threshold".into(), "20".into()]
+    });
     let leader = cluster.agreed_leader(&[0, 1, 2]).await;
     let voters = cluster.peers(leader).await;
     assert_eq!(voters.len(), 3, "{voters:#?}");
@@ -204,7 +208,7 @@ async fn three_servers_bootstrap_replicate_fail_over_and_catch_up() {
     );
 
     // Writes resume; nothing acknowledged was lost.
-    for i in 30..40 {
+    for i in 30..100 {
         let name = format!("ns-{i}");
         let through = survivors[i % 2];
         cluster
@@ -220,6 +224,11 @@ async fn three_servers_bootstrap_replicate_fail_over_and_catch_up() {
     // The killed server comes back on its data dir and catches up.
     cluster.servers[leader].restart().unwrap();
     cluster.wait_holds(leader, &acked).await;
+    let logs = cluster.servers[leader].logs();
+    assert!(
+        logs.contains("installed a snapshot"),
+        "caught up without a snapshot install:\n{logs}"
+    );
     assert_eq!(cluster.agreed_leader(&[0, 1, 2]).await, new_leader);
 }
 
@@ -361,4 +370,52 @@ async fn a_job_submitted_through_another_region_runs_in_its_own() {
         "{}",
         through_west.stdout
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_servers_survive_two_failures() {
+    let mut cluster = start("raft5", &["s1", "s2", "s3", "s4", "s5"], |_| Vec::new());
+    let leader = cluster.agreed_leader(&[0, 1, 2, 3, 4]).await;
+    assert_eq!(cluster.peers(leader).await.len(), 5);
+    // The leader and one follower die.
+    let follower = (leader + 1) % 5;
+    cluster.servers[leader].kill_9();
+    cluster.servers[follower].kill_9();
+    let alive: Vec<usize> = (0..5).filter(|i| *i != leader && *i != follower).collect();
+    cluster.agreed_leader(&alive).await;
+    let mut acked = Vec::new();
+    for (n, &through) in alive.iter().cycle().take(9).enumerate() {
+        let name = format!("after-{n}");
+        cluster
+            .create_namespace(through, &name)
+            .await
+            .unwrap_or_else(|e| panic!("write {name} through server {through}: {e}"));
+        acked.push(name);
+    }
+    for &i in &alive {
+        cluster.wait_holds(i, &acked).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_runs_without_root() {
+    // nobody:nogroup
+    let server = Sandbox::builder()
+        .name("unprivileged")
+        .user(65534, 65534)
+        .start()
+        .unwrap();
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", server.pid().unwrap())).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid.split_whitespace().skip(1).all(|id| id == "65534"),
+        "{uid}"
+    );
+    let cluster = Servers {
+        servers: vec![server],
+        http: http::client(),
+    };
+    cluster.create_namespace(0, "unprivileged").await.unwrap();
+    cluster.wait_holds(0, &["unprivileged".to_string()]).await;
 }
