@@ -16,6 +16,7 @@
 //! ```
 
 mod api;
+mod broker;
 mod client;
 mod cluster;
 pub mod controller;

@@ -1,8 +1,9 @@
 //! Shared state of every HTTP handler.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use caravan_controllers::broker::EvalBroker;
 use caravan_controllers::gc::GcTrigger;
 
 use super::metrics::Metrics;
@@ -43,6 +44,8 @@ pub struct ApiContext {
     gc: OnceLock<GcTrigger>,
     /// Gossip and Raft membership, once started.
     cluster: OnceLock<Cluster>,
+    /// The eval broker of the leader's controllers, while this server leads.
+    broker: RwLock<Option<EvalBroker>>,
 }
 
 impl ApiContext {
@@ -55,12 +58,26 @@ impl ApiContext {
             started: Instant::now(),
             gc: OnceLock::new(),
             cluster: OnceLock::new(),
+            broker: RwLock::new(None),
         }
     }
 
     /// Hands `POST /v1/system/gc` the trigger of the garbage collection loop (once).
     pub fn set_gc_trigger(&self, trigger: GcTrigger) {
         let _ = self.gc.set(trigger);
+    }
+
+    /// Serves `broker` to followers' workers (`/v1/eval-broker/…`); `None` stops serving.
+    pub fn set_broker(&self, broker: Option<EvalBroker>) {
+        *self.broker.write().unwrap_or_else(PoisonError::into_inner) = broker;
+    }
+
+    /// The leader's eval broker, while this server leads with controllers.
+    pub fn broker(&self) -> Option<EvalBroker> {
+        self.broker
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Hands the membership endpoints the cluster (once).

@@ -52,6 +52,9 @@ pub fn needs_leader(method: &Method, path: &str, query: Option<&str>) -> bool {
     if let Some(rest) = path.strip_prefix("/v1/agent/") {
         return rest == "force-leave";
     }
+    if path.starts_with(super::broker::BROKER_PATH) {
+        return true;
+    }
     if path.starts_with("/v1/operator/raft/") || path == "/v1/system/gc" {
         return method != Method::GET;
     }
@@ -214,6 +217,7 @@ mod tests {
             None
         ));
         assert!(needs_leader(&Method::PUT, "/v1/system/gc", None));
+        assert!(needs_leader(&Method::POST, "/v1/eval-broker/dequeue", None));
         assert!(needs_leader(
             &Method::PUT,
             "/v1/agent/force-leave",

@@ -6,6 +6,7 @@
 //!                    ├─ /healthz /readyz /metrics
 //!                    ├─ /internal/raft/* ─▶ raft network (server to server)
 //!                    ├─ /v1/agent/members|join|force-leave, /v1/operator/raft/… ─▶ cluster
+//!                    ├─ /v1/eval-broker/… ─▶ broker (the leader's, for followers' workers)
 //!                    ├─ …/nodes/{name}/heartbeat ─▶ heartbeat (leader memory; a status change is written)
 //!                    ├─ …/allocations/{name}/log ─▶ logs (proxied to the node's agent)
 //!                    ├─ /v1/system/gc ─▶ system (a garbage collection pass now)
@@ -18,6 +19,7 @@
 //! leader.
 
 mod body;
+mod broker;
 mod cluster;
 mod context;
 mod discovery;
@@ -92,6 +94,7 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(cluster::routes())
+        .merge(broker::routes())
         .merge(raft)
         .fallback(resource)
         .layer(axum::middleware::from_fn_with_state(

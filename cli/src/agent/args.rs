@@ -106,6 +106,9 @@ pub struct AgentArgs {
     /// Drain deadline when leaving, e.g. `1h` [default: 1h].
     #[arg(long, value_parser = humantime::parse_duration)]
     pub leave_deadline: Option<std::time::Duration>,
+    /// Scheduler workers on this server, leader or follower [default: one per core].
+    #[arg(long)]
+    pub num_schedulers: Option<usize>,
     /// Servers to wait for before forming the Raft cluster [default: 1 without --join, else
     /// none: join an existing cluster].
     #[arg(long)]

@@ -60,6 +60,7 @@ pub struct ServerSection {
     #[serde(default)]
     pub enabled: bool,
     pub bootstrap_expect: Option<usize>,
+    pub num_schedulers: Option<usize>,
     #[serde(default)]
     pub join: Vec<String>,
     #[serde(default)]
@@ -153,6 +154,7 @@ pub fn merge(mut args: AgentArgs, file: FileConfig) -> AgentArgs {
     fill(&mut args.heartbeat_min_ttl, file.server.heartbeat_min_ttl);
     fill(&mut args.heartbeat_grace, file.server.heartbeat_grace);
     fill(&mut args.bootstrap_expect, file.server.bootstrap_expect);
+    fill(&mut args.num_schedulers, file.server.num_schedulers);
     fill(&mut args.gossip_addr, file.server.gossip_addr.clone());
     fill(
         &mut args.raft_election_timeout,

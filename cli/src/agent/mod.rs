@@ -195,6 +195,9 @@ async fn start_server(
 /// The leader's settings: garbage collection from the flags, the rest defaults.
 fn leader_config(args: &AgentArgs) -> anyhow::Result<LeaderConfig> {
     let mut config = LeaderConfig::default();
+    if let Some(n) = args.num_schedulers {
+        config.workers = n;
+    }
     let gc = &mut config.gc;
     if let Some(interval) = args.gc_interval {
         anyhow::ensure!(

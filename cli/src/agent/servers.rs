@@ -8,6 +8,7 @@ use std::time::Duration;
 use caravan_apiserver::cluster::GossipConfig;
 use caravan_apiserver::http::{ApiContext, LocalClient};
 use caravan_apiserver::server::{ClusterSettings, ensure_default_namespace};
+use caravan_controllers::broker::EvalBroker;
 use caravan_controllers::leader::LeaderConfig;
 use tokio::task::JoinHandle;
 
@@ -80,43 +81,94 @@ fn hostname() -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
+/// What runs on this server for scheduling.
+enum Duties {
+    None,
+    /// The leader's controllers, with the broker served to followers.
+    Leading(JoinHandle<()>),
+    /// Scheduler workers taking evaluations from the leader's broker.
+    Following(JoinHandle<()>),
+}
+
 /// Runs the leader's controllers (evaluator, broker, workers, drainer, GC) while this server
-/// leads, and stops them when it no longer does.
+/// leads, and scheduler workers fed by the leader's broker while it follows, switching as
+/// leadership moves.
 pub fn spawn_leader_duties(ctx: Arc<ApiContext>, config: LeaderConfig) -> JoinHandle<()> {
     ctx.set_gc_trigger(config.gc.trigger.clone());
     tokio::spawn(async move {
         let mut metrics = ctx.store.raft().metrics();
-        let mut running: Option<JoinHandle<()>> = None;
+        let mut duties = Duties::None;
         loop {
             let leading = ctx.store.is_leader();
-            match (&running, leading) {
-                (None, true) => {
+            let following = !leading && ctx.store.leader_addr().is_some();
+            duties = match duties {
+                Duties::Leading(task) if !leading => {
+                    tracing::info!(
+                        "this server no longer leads: stopping the leader's controllers"
+                    );
+                    ctx.set_broker(None);
+                    task.abort();
+                    Duties::None
+                }
+                Duties::Following(task) if leading => {
+                    task.abort();
+                    Duties::None
+                }
+                other => other,
+            };
+            duties = match duties {
+                Duties::None if leading => {
                     tracing::info!("this server leads: starting the leader's controllers");
                     if let Err(e) = ensure_default_namespace(&ctx.store).await {
                         tracing::warn!(error = %format!("{e:#}"), "could not create the default namespace");
                     }
-                    running = Some(tokio::spawn(caravan_controllers::leader::run(
+                    let broker = EvalBroker::new(config.broker.clone());
+                    ctx.set_broker(Some(broker.clone()));
+                    Duties::Leading(tokio::spawn(caravan_controllers::leader::run_with_broker(
                         LocalClient::new(ctx.clone()),
                         config.clone(),
-                    )));
+                        broker,
+                    )))
                 }
-                (Some(task), false) => {
-                    tracing::info!(
-                        "this server no longer leads: stopping the leader's controllers"
-                    );
-                    task.abort();
-                    running = None;
-                }
-                _ => {}
-            }
+                Duties::None if following => match follower_client(&ctx) {
+                    Some(remote) => {
+                        tracing::info!(
+                            "this server follows: scheduling evaluations of the leader's broker"
+                        );
+                        Duties::Following(tokio::spawn(
+                            caravan_controllers::leader::run_follower_workers(
+                                LocalClient::new(ctx.clone()),
+                                remote.clone(),
+                                remote,
+                                config.clone(),
+                            ),
+                        ))
+                    }
+                    None => Duties::None,
+                },
+                other => other,
+            };
             if metrics.changed().await.is_err() {
                 break;
             }
         }
-        if let Some(task) = running {
+        if let Duties::Leading(task) | Duties::Following(task) = duties {
             task.abort();
         }
     })
+}
+
+/// A client of this server's own API, which forwards to the leader what needs it: the
+/// followers' workers take evaluations and submit plans through it.
+fn follower_client(ctx: &ApiContext) -> Option<caravan_client::Client> {
+    let addr = ctx.cluster()?.identity().http_addr.clone();
+    match caravan_client::Client::new(&addr) {
+        Ok(client) => Some(client),
+        Err(e) => {
+            tracing::warn!(error = %e, "no client for the follower's workers");
+            None
+        }
+    }
 }
 
 /// Graceful leave of a server: announce it by gossip, wait until the leader removed it from

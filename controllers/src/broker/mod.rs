@@ -20,6 +20,7 @@
 mod core;
 mod eval_broker;
 mod queue;
+mod source;
 
 #[cfg(test)]
 mod tests;
@@ -33,6 +34,7 @@ use caravan_schemas::Evaluation;
 pub use self::core::BrokerCore;
 pub use self::eval_broker::EvalBroker;
 pub use self::queue::Queue;
+pub use self::source::EvalSource;
 
 /// Settings of the broker; the defaults are Nomad's.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,7 +65,10 @@ impl Default for BrokerConfig {
 
 /// Proof of delivery of one evaluation: the worker acks or nacks with it. Tokens are never
 /// reused by a broker, so a stale token (after a nack timeout or a flush) is always refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct Token(u64);
 
 impl fmt::Display for Token {
@@ -73,7 +78,8 @@ impl fmt::Display for Token {
 }
 
 /// One evaluation handed to a worker.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Delivery {
     /// The evaluation as it was enqueued.
     pub eval: Evaluation,
@@ -121,6 +127,9 @@ pub enum BrokerError {
         /// Evaluation the token was issued for.
         actual: String,
     },
+    /// The leader's broker could not be reached (a worker on a follower).
+    #[error("the eval broker is unreachable: {0}")]
+    Unreachable(String),
 }
 
 /// Counters of the broker, for metrics and `operator` commands.

@@ -31,7 +31,7 @@ use tokio::task::JoinSet;
 pub use caches::Caches;
 
 use crate::blocked::BlockedEvals;
-use crate::broker::{BrokerConfig, EvalBroker};
+use crate::broker::{BrokerConfig, EvalBroker, EvalSource};
 use crate::client::Client;
 use crate::gc::{GcConfig, ReapedJobs};
 use crate::worker::{WorkerConfig, Workers};
@@ -71,6 +71,11 @@ pub(crate) struct Shared<C> {
 /// Runs the leader's controllers until the returned future is dropped.
 pub async fn run<C: Client>(client: C, config: LeaderConfig) {
     let broker = EvalBroker::new(config.broker.clone());
+    run_with_broker(client, config, broker).await;
+}
+
+/// Like [`run`], around `broker`, which the caller also serves to followers' workers.
+pub async fn run_with_broker<C: Client>(client: C, config: LeaderConfig, broker: EvalBroker) {
     let (caches, feeds) = Caches::start(client.clone());
     let shared = Arc::new(Shared {
         client: client.clone(),
@@ -117,4 +122,31 @@ pub async fn run<C: Client>(client: C, config: LeaderConfig) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     workers.shutdown().await;
+}
+
+/// Scheduler workers on a follower (Nomad's servers all schedule): snapshots from the local
+/// replica (`local`), evaluations from the leader's broker (`source`), plans and writes through
+/// `client`, which reaches the leader. Runs until the future is dropped.
+pub async fn run_follower_workers<L: Client, C: Client, B: EvalSource>(
+    local: L,
+    client: C,
+    source: B,
+    config: LeaderConfig,
+) {
+    let (caches, _feeds) = Caches::start(local);
+    caches.wait_until_ready().await;
+    let workers = Workers::spawn(
+        config.workers,
+        &source,
+        Arc::new(caches.snapshots()),
+        &client,
+        &config.worker,
+    );
+    tracing::info!(
+        workers = workers.len(),
+        "follower scheduler workers running"
+    );
+    // Dropping the pool (when this future is dropped) stops the workers.
+    let _workers = workers;
+    std::future::pending::<()>().await;
 }

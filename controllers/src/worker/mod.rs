@@ -35,7 +35,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use self::planner::ClientPlanner;
 pub use self::snapshots::{Snapshots, WatchSnapshots};
-use crate::broker::{BrokerError, Delivery, EvalBroker};
+use crate::broker::{BrokerError, Delivery, EvalSource};
 use crate::client::{Client, ClientError};
 use crate::scheduler::{SchedError, SchedulerConfig, new_scheduler};
 
@@ -104,15 +104,15 @@ pub struct Processed {
 }
 
 /// One scheduler worker.
-pub struct Worker<C, S> {
+pub struct Worker<C, S, B> {
     id: usize,
-    broker: EvalBroker,
+    broker: B,
     snapshots: Arc<S>,
     client: C,
     config: WorkerConfig,
 }
 
-impl<C, S> std::fmt::Debug for Worker<C, S> {
+impl<C, S, B> std::fmt::Debug for Worker<C, S, B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker")
             .field("id", &self.id)
@@ -126,15 +126,9 @@ fn now_unix() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-impl<C: Client, S: Snapshots> Worker<C, S> {
+impl<C: Client, S: Snapshots, B: EvalSource> Worker<C, S, B> {
     /// Worker number `id`.
-    pub fn new(
-        id: usize,
-        broker: EvalBroker,
-        snapshots: Arc<S>,
-        client: C,
-        config: WorkerConfig,
-    ) -> Self {
+    pub fn new(id: usize, broker: B, snapshots: Arc<S>, client: C, config: WorkerConfig) -> Self {
         Self {
             id,
             broker,
@@ -187,14 +181,15 @@ impl<C: Client, S: Snapshots> Worker<C, S> {
         );
         let token = delivery.token;
         let error = self.schedule(delivery).instrument(span.clone()).await.err();
-        let _entered = span.enter();
+        if let Some(error) = &error {
+            let _entered = span.enter();
+            warn!(error = %error, cause = ?std::error::Error::source(error).map(ToString::to_string), "evaluation failed; nacking");
+        }
         let settled = match &error {
-            None => self.broker.ack(&eval_name, token),
-            Some(error) => {
-                warn!(error = %error, cause = ?std::error::Error::source(error).map(ToString::to_string), "evaluation failed; nacking");
-                self.broker.nack(&eval_name, token)
-            }
+            None => self.broker.ack(&eval_name, token).await,
+            Some(_) => self.broker.nack(&eval_name, token).await,
         };
+        let _entered = span.enter();
         match settled {
             Ok(()) if error.is_none() => info!("evaluation processed"),
             Ok(()) => {}
@@ -270,9 +265,9 @@ impl Workers {
     }
 
     /// Starts `n` workers on the current runtime.
-    pub fn spawn<C: Client, S: Snapshots>(
+    pub fn spawn<C: Client, S: Snapshots, B: EvalSource>(
         n: usize,
-        broker: &EvalBroker,
+        broker: &B,
         snapshots: Arc<S>,
         client: &C,
         config: &WorkerConfig,

@@ -11,18 +11,18 @@ use tracing::{debug, warn};
 
 use super::WorkerError;
 use super::snapshots::Snapshots;
-use crate::broker::{EvalBroker, Token};
+use crate::broker::{EvalSource, Token};
 use crate::client::{Client, ClientError};
 use crate::job_status::merge_patch_diff;
 use crate::scheduler::util::stable_hash;
 use crate::scheduler::{Plan, PlanResult, Planner, SchedError, State};
 
 /// Bridges one evaluation's scheduler run to the client, the snapshots and the broker.
-pub(crate) struct ClientPlanner<C, S> {
+pub(crate) struct ClientPlanner<C, S, B> {
     pub handle: Handle,
     pub client: C,
     pub snapshots: Arc<S>,
-    pub broker: EvalBroker,
+    pub broker: B,
     /// The evaluation as last written, to compute status patches against.
     pub eval: Evaluation,
     pub token: Token,
@@ -54,7 +54,7 @@ pub(crate) fn derived_name(parent: &Evaluation, child: &Evaluation) -> String {
     format!("{job}-{:08x}", hash as u32)
 }
 
-impl<C: Client, S: Snapshots> ClientPlanner<C, S> {
+impl<C: Client, S: Snapshots, B: EvalSource> ClientPlanner<C, S, B> {
     fn fail(&mut self, error: WorkerError) -> String {
         let message = error.to_string();
         self.failure.get_or_insert(error);
@@ -62,28 +62,34 @@ impl<C: Client, S: Snapshots> ClientPlanner<C, S> {
     }
 
     fn touch(&self) {
-        if let Err(error) = self
-            .broker
-            .outstanding_reset(eval_name(&self.eval), self.token)
-        {
+        if let Err(error) = self.handle.block_on(
+            self.broker
+                .outstanding_reset(eval_name(&self.eval), self.token),
+        ) {
             debug!(eval = %eval_name(&self.eval), error = %error, "could not extend the nack timeout");
         }
     }
 }
 
-impl<C: Client, S: Snapshots> Planner for ClientPlanner<C, S> {
+impl<C: Client, S: Snapshots, B: EvalSource> Planner for ClientPlanner<C, S, B> {
     fn submit_plan(
         &mut self,
         plan: Plan,
     ) -> Result<(PlanResult, Option<Arc<dyn State>>), SchedError> {
         let name = eval_name(&self.eval).to_string();
         // Waiting on the plan applier is not the worker's fault: no nack timeout meanwhile.
-        if let Err(error) = self.broker.pause_nack_timeout(&name, self.token) {
+        if let Err(error) = self
+            .handle
+            .block_on(self.broker.pause_nack_timeout(&name, self.token))
+        {
             let message = self.fail(WorkerError::Broker(error));
             return Err(SchedError::PlanSubmitFailed(message));
         }
         let submitted = self.handle.block_on(self.client.submit_plan(plan));
-        if let Err(error) = self.broker.resume_nack_timeout(&name, self.token) {
+        if let Err(error) = self
+            .handle
+            .block_on(self.broker.resume_nack_timeout(&name, self.token))
+        {
             let message = self.fail(WorkerError::Broker(error));
             return Err(SchedError::PlanSubmitFailed(message));
         }

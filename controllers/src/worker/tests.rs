@@ -59,7 +59,7 @@ fn config() -> WorkerConfig {
     }
 }
 
-fn worker(s: &Setup) -> Worker<FakeClient, impl Snapshots + use<>> {
+fn worker(s: &Setup) -> Worker<FakeClient, impl Snapshots + use<>, EvalBroker> {
     let snapshot = s.snapshot.clone();
     let snapshots = Arc::new(move || snapshot.clone());
     Worker::new(0, s.broker.clone(), snapshots, s.client.clone(), config())

@@ -419,3 +419,79 @@ async fn a_server_runs_without_root() {
     cluster.create_namespace(0, "unprivileged").await.unwrap();
     cluster.wait_holds(0, &["unprivileged".to_string()]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_schedule_evaluations_from_the_leaders_broker() {
+    let cluster = start("workers", &["s1", "s2", "s3"], |_| {
+        vec!["--num-schedulers".into(), "1".into()]
+    });
+    let leader = cluster.agreed_leader(&[0, 1, 2]).await;
+    let follower = (leader + 1) % 3;
+    // A real node agent, talking to a follower (its heartbeats are forwarded).
+    let _client =
+        caravan_e2e::ClientAgent::start(&cluster.servers[follower], "client-a", &[]).unwrap();
+    let jobs = 12;
+    for i in 0..jobs {
+        let job = json!({
+            "apiVersion": "caravan.dev/v1",
+            "kind": "Job",
+            "metadata": {"name": format!("w{i}")},
+            "spec": {"groups": [{"name": "g", "tasks": [{
+                "name": "t",
+                "driver": "raw_exec",
+                "config": {"command": "/bin/sh", "args": ["-c", "exec sleep 3600"]},
+                "resources": {"cpu": 10, "memoryMB": 8}
+            }]}]}
+        });
+        let resp = cluster
+            .http
+            .post(cluster.servers[i % 3].url("/apis/caravan.dev/v1/namespaces/default/jobs"))
+            .json(&job)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status().as_u16(),
+            201,
+            "{}",
+            resp.text().await.unwrap()
+        );
+    }
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let running = cluster
+            .get(
+                leader,
+                "/apis/caravan.dev/v1/namespaces/default/allocations",
+            )
+            .await
+            .and_then(|v| v["items"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter(|a| a["status"]["clientStatus"] == "running")
+            .count();
+        if running == jobs {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{running} of {jobs} running\n{}",
+            cluster.servers[leader].logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let by_followers: usize = (0..3)
+        .filter(|i| *i != leader)
+        .map(|i| {
+            cluster.servers[i]
+                .logs()
+                .matches("evaluation processed")
+                .count()
+        })
+        .sum();
+    assert!(
+        by_followers > 0,
+        "no evaluation was scheduled on a follower\n{}",
+        cluster.servers[(leader + 1) % 3].logs()
+    );
+}
