@@ -19,6 +19,7 @@ pub mod cluster;
 pub mod command;
 pub mod fixtures;
 pub mod http;
+pub mod netns;
 pub mod paths;
 pub mod sandbox;
 pub mod stream;

@@ -29,6 +29,8 @@ pub struct SandboxBuilder {
     ready_path: String,
     /// Run the server as this uid and gid instead of the test's user.
     user: Option<(u32, u32)>,
+    /// Run the server in this network namespace, on this address.
+    netns: Option<(String, Ipv4Addr)>,
 }
 
 impl Default for SandboxBuilder {
@@ -41,6 +43,7 @@ impl Default for SandboxBuilder {
             client: false,
             ready_path: "/readyz".to_owned(),
             user: None,
+            netns: None,
         }
     }
 }
@@ -77,6 +80,13 @@ impl SandboxBuilder {
     /// Run the server as `uid`:`gid` (the sandbox directory is handed to them).
     pub fn user(mut self, uid: u32, gid: u32) -> Self {
         self.user = Some((uid, gid));
+        self
+    }
+
+    /// Run the server in network namespace `netns` (see [`crate::netns::Lan`]), listening on
+    /// `ip`.
+    pub fn netns(mut self, netns: &str, ip: Ipv4Addr) -> Self {
+        self.netns = Some((netns.to_owned(), ip));
         self
     }
 
@@ -169,12 +179,17 @@ impl Sandbox {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+        let ip = self
+            .builder
+            .netns
+            .as_ref()
+            .map_or(Ipv4Addr::LOCALHOST, |(_, ip)| *ip);
+        SocketAddr::from((ip, self.port))
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (the namespace's address with [`SandboxBuilder::netns`]).
     pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}", self.addr())
     }
 
     /// `http://127.0.0.1:PORT{path}`
@@ -226,7 +241,14 @@ impl Sandbox {
     /// Spawns the server; on failure `self.child` is `None` if it exited, `Some` if it hung.
     fn spawn_and_wait_ready(&mut self) -> anyhow::Result<()> {
         self.starts += 1;
-        let mut cmd = Command::new(&self.bin);
+        let mut cmd = match &self.builder.netns {
+            Some((netns, _)) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", netns]).arg(&self.bin);
+                cmd
+            }
+            None => Command::new(&self.bin),
+        };
         cmd.arg("agent")
             .arg(if self.builder.client {
                 "--dev"

@@ -61,6 +61,9 @@ impl Proposer {
     }
 }
 
+/// Longest a write waits for its entry to commit before it is answered with an error.
+const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn run(
     raft: Raft<TypeConfig>,
     mut rx: mpsc::Receiver<(Op, Reply)>,
@@ -92,11 +95,17 @@ async fn run(
         match raft.client_write_ff(Request(ops)).await {
             Ok(committed) => {
                 tokio::spawn(async move {
-                    let outcome = committed.await;
+                    let outcome = tokio::time::timeout(COMMIT_TIMEOUT, committed).await;
                     drop(slot);
                     match outcome {
-                        Ok(outcome) => deliver(replies, outcome),
-                        Err(_) => fail(replies, "raft dropped the write"),
+                        Ok(Ok(outcome)) => deliver(replies, outcome),
+                        Ok(Err(_)) => fail(replies, "raft dropped the write"),
+                        // A leader cut off from its quorum: answer instead of hanging. The entry
+                        // may still commit if the partition heals while it leads.
+                        Err(_) => fail(
+                            replies,
+                            "the write was not committed in time (no quorum?); it may still be applied",
+                        ),
                     }
                 });
             }
