@@ -104,6 +104,10 @@ impl Gossip {
             ) else {
                 continue;
             };
+            let member = Member {
+                generation: id.generation_id,
+                ..member
+            };
             match newest.get(&member.name) {
                 Some((generation, _)) if *generation > id.generation_id => {}
                 _ => {

@@ -39,6 +39,9 @@ pub struct Member {
     /// Whether its Raft node belongs to an initialized cluster.
     pub initialized: bool,
     pub protocol_version: String,
+    /// Gossip generation: a restarted server gossips under a new one.
+    #[serde(skip)]
+    pub generation: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -77,6 +80,7 @@ pub fn member_from<'a>(
             .unwrap_or(1),
         initialized: values.get(keys::INITIALIZED) == Some(&"true"),
         protocol_version: get(keys::VERSION).unwrap_or_default(),
+        generation: 0,
     })
 }
 
@@ -120,14 +124,17 @@ pub fn bootstrap_peers(
 }
 
 /// Live servers of the region that the leader should add (as learners, then voters): every
-/// alive member that is not a voter yet, in Raft id order.
+/// alive member that is not a voter yet, in Raft id order — except servers removed with
+/// force-leave (`removed`: Raft id → the gossip generation they had), until they restart.
 pub fn servers_to_add(
     region: &str,
     voters: &BTreeSet<u64>,
     members: &[Member],
+    removed: &BTreeMap<u64, u64>,
 ) -> Vec<(u64, String)> {
     let mut add: Vec<(u64, String)> = alive_in(members, region)
         .filter(|m| !voters.contains(&m.raft_id))
+        .filter(|m| removed.get(&m.raft_id) != Some(&m.generation))
         .map(|m| (m.raft_id, m.http_addr.clone()))
         .collect();
     add.sort();
@@ -138,4 +145,10 @@ pub fn servers_to_add(
 /// The Raft id of the member named `name`.
 pub fn raft_id_of(members: &[Member], name: &str) -> Option<u64> {
     members.iter().find(|m| m.name == name).map(|m| m.raft_id)
+}
+
+/// Whether a learner has caught up enough to become a voter: it matched the log up to
+/// `slack` entries behind the leader's last one.
+pub fn caught_up(matched: Option<u64>, leader_last: u64, slack: u64) -> bool {
+    matched.is_some_and(|m| m + slack >= leader_last)
 }

@@ -31,8 +31,8 @@ use crate::raft::{NodeId, Store};
 
 /// How often membership is reconciled.
 const RECONCILE_INTERVAL: Duration = Duration::from_millis(500);
-/// Longest wait for a new server to catch up as a learner.
-const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
+/// How far behind the leader's log a learner may be when it is promoted to voter.
+const CATCH_UP_SLACK: u64 = 64;
 
 /// One Raft member as `caravan operator raft list-peers` shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -52,6 +52,9 @@ pub struct Cluster {
     identity: Identity,
     gossip: Arc<Mutex<Option<Gossip>>>,
     store: Store,
+    /// Servers removed with force-leave (Raft id → gossip generation): not added back until
+    /// they restart.
+    removed: Arc<std::sync::Mutex<BTreeMap<NodeId, u64>>>,
 }
 
 impl Cluster {
@@ -66,6 +69,7 @@ impl Cluster {
             identity,
             gossip: Arc::new(Mutex::new(Some(gossip))),
             store,
+            removed: Arc::default(),
         };
         let looping = cluster.clone();
         tokio::spawn(async move { looping.run().await });
@@ -130,6 +134,14 @@ impl Cluster {
                 .ok()
                 .with_context(|| format!("no server named {name:?}"))?,
         };
+        let generation = members
+            .iter()
+            .find(|m| m.raft_id == id)
+            .map_or(0, |m| m.generation);
+        self.removed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, generation);
         self.remove(id).await?;
         Ok(id)
     }
@@ -221,12 +233,12 @@ impl Cluster {
         }
     }
 
-    /// On the leader: add live servers that are not voters; remove servers that left.
+    /// On the leader: remove servers that left; add live servers that are not members as
+    /// learners, and promote learners that caught up. Never waits on a slow or dead server.
     async fn reconcile_as_leader(&self, members: &[Member]) -> anyhow::Result<()> {
         let raft = self.store.raft();
         let metrics = raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
-        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         for m in members {
             let in_raft = membership.get_node(&m.raft_id).is_some();
             if m.status == MemberStatus::Left && in_raft && m.region == self.identity.region {
@@ -234,19 +246,34 @@ impl Cluster {
                 return Ok(());
             }
         }
-        for (id, addr) in membership::servers_to_add(&self.identity.region, &voters, members) {
-            tracing::info!(raft_id = id, addr = %addr, "adding a server: learner first");
-            tokio::time::timeout(
-                CATCH_UP_TIMEOUT,
-                raft.add_learner(id, BasicNode::new(addr.clone()), true),
-            )
-            .await
-            .context("the new server did not catch up in time")?
-            .context("failed to add the learner")?;
-            raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), true)
-                .await
-                .context("failed to promote the learner")?;
-            tracing::info!(raft_id = id, "server is a voter");
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let removed = self
+            .removed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let leader_last = metrics.last_log_index.unwrap_or_default();
+        for (id, addr) in
+            membership::servers_to_add(&self.identity.region, &voters, members, &removed)
+        {
+            if membership.get_node(&id).is_none() {
+                tracing::info!(raft_id = id, addr = %addr, "adding a server: learner first");
+                raft.add_learner(id, BasicNode::new(addr), false)
+                    .await
+                    .context("failed to add the learner")?;
+                continue;
+            }
+            let matched = metrics
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(&id).copied().flatten())
+                .map(|log_id| log_id.index);
+            if membership::caught_up(matched, leader_last, CATCH_UP_SLACK) {
+                raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), true)
+                    .await
+                    .context("failed to promote the learner")?;
+                tracing::info!(raft_id = id, "server is a voter");
+            }
         }
         Ok(())
     }

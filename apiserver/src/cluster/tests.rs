@@ -1,10 +1,12 @@
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chitchat::transport::ChannelTransport;
 
 use super::gossip::{Gossip, GossipConfig, Identity};
-use super::membership::{Member, MemberStatus, bootstrap_peers, member_from, servers_to_add};
+use super::membership::{
+    Member, MemberStatus, bootstrap_peers, caught_up, member_from, servers_to_add,
+};
 
 fn member(name: &str, id: u64, expect: usize) -> Member {
     Member {
@@ -18,6 +20,7 @@ fn member(name: &str, id: u64, expect: usize) -> Member {
         bootstrap_expect: expect,
         initialized: false,
         protocol_version: "1".into(),
+        generation: 1,
     }
 }
 
@@ -99,10 +102,27 @@ fn the_leader_adds_live_servers_of_its_region_that_are_not_voters() {
     members[3].status = MemberStatus::Failed;
     members[4].region = "west".into();
     let voters = BTreeSet::from([1, 2]);
+    let none = BTreeMap::new();
     assert_eq!(
-        servers_to_add("global", &voters, &members),
+        servers_to_add("global", &voters, &members, &none),
         [(3, "10.0.0.3:4646".to_string())]
     );
+    // Removed with force-leave: not added back, until it restarts (a new generation).
+    let removed = BTreeMap::from([(3, 1)]);
+    assert!(servers_to_add("global", &voters, &members, &removed).is_empty());
+    members[2].generation = 2;
+    assert_eq!(
+        servers_to_add("global", &voters, &members, &removed).len(),
+        1
+    );
+}
+
+#[test]
+fn a_learner_is_promoted_once_it_matched_the_log_closely() {
+    assert!(!caught_up(None, 100, 10));
+    assert!(!caught_up(Some(50), 100, 10));
+    assert!(caught_up(Some(90), 100, 10));
+    assert!(caught_up(Some(100), 100, 0));
 }
 
 fn identity(name: &str, id: u64) -> Identity {

@@ -583,3 +583,51 @@ async fn a_partitioned_minority_refuses_writes_and_rejoins_when_healed() {
     assert!(!all.contains(&"minority".to_string()), "{all:?}");
     cluster.agreed_leader(&[0, 1, 2]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_started_later_joins_as_a_learner_then_a_voter() {
+    let mut cluster = start("late", &["s1", "s2", "s3"], |_| Vec::new());
+    let leader = cluster.agreed_leader(&[0, 1, 2]).await;
+    cluster.create_namespace(leader, "before-s4").await.unwrap();
+    // s4 knows one server's gossip address and nothing else: the leader adds it.
+    let s1_gossip = cluster
+        .get(0, "/v1/agent/members")
+        .await
+        .and_then(|v| {
+            v["members"]
+                .as_array()?
+                .iter()
+                .find(|m| m["name"] == "s1")
+                .and_then(|m| m["gossipAddr"].as_str().map(str::to_string))
+        })
+        .expect("s1's gossip address");
+    let late = Sandbox::builder()
+        .name("late-s4")
+        .ready_path("/healthz")
+        .arg("--name")
+        .arg("s4")
+        .arg("--gossip-addr")
+        .arg(&format!("127.0.0.1:{}", free_port().unwrap()))
+        .arg("--join")
+        .arg(&s1_gossip)
+        .arg("--raft-election-timeout")
+        .arg("200ms")
+        .start()
+        .unwrap();
+    cluster.servers.push(late);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let peers = cluster.peers(leader).await;
+        let voters = peers.iter().filter(|p| p["voter"] == true).count();
+        if peers.len() == 4 && voters == 4 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "s4 is not a voter: {peers:#?}\n{}",
+            cluster.servers[3].logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.wait_holds(3, &["before-s4".to_string()]).await;
+}
