@@ -71,6 +71,8 @@ pub enum Command {
     Logs(crate::cmd::logs::LogsArgs),
     /// Load generators: API throughput and latency, watch fan-out.
     Bench(crate::bench::BenchArgs),
+    /// Simulated client nodes: register, heartbeat and run mock tasks like real agents.
+    Nodesim(crate::nodesim::NodesimArgs),
     /// Run one task for the node agent (started by the agent, not by people).
     #[command(hide = true)]
     Executor(caravan_nodeagent::executor::ExecutorArgs),

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cmd;
 pub mod manifest;
 pub mod merge_patch;
+pub mod nodesim;
 pub mod output;
 pub mod report;
 pub mod resource;

@@ -6,6 +6,7 @@
 //! benchmark that loses or duplicates an object fails instead of printing a number.
 
 mod api;
+mod c1m;
 mod container;
 mod payload;
 mod placement;
@@ -41,6 +42,10 @@ pub enum BenchCommand {
     /// Create batch jobs one at a time against a dev agent and time each from the create
     /// request to its task running.
     Startup(StartupBenchArgs),
+    /// Nomad's C1M: many jobs of many allocations on simulated nodes; time to placed and to
+    /// running, evaluation latency, server memory and CPU (starts its own server and nodes
+    /// unless told otherwise).
+    C1m(c1m::C1mBenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -146,5 +151,6 @@ pub async fn run(address: &str, args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Placement(p) => placement::run(&base, p).await,
         BenchCommand::Container(c) => container::run(c).await,
         BenchCommand::Startup(s) => startup::run(&base, s).await,
+        BenchCommand::C1m(c) => c1m::run(c).await,
     }
 }

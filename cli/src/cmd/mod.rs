@@ -43,6 +43,7 @@ pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Version => return version::run(&global).await,
         Command::Bench(args) => return crate::bench::run(&global.address, args).await,
+        Command::Nodesim(args) => return crate::nodesim::run(args).await,
         Command::Image(args) => return image::run(args).await,
         _ => {}
     }
@@ -61,7 +62,11 @@ pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
         Command::Server(args) => server::run(&ctx, args).await,
         Command::Operator(args) => server::run_operator(&ctx, args).await,
         Command::Executor(_) => unreachable!("dispatched by main before any runtime starts"),
-        Command::Agent(_) | Command::Version | Command::Bench(_) | Command::Image(_) => {
+        Command::Agent(_)
+        | Command::Version
+        | Command::Bench(_)
+        | Command::Nodesim(_)
+        | Command::Image(_) => {
             unreachable!("dispatched before the client commands")
         }
     }
