@@ -15,6 +15,7 @@ use super::evals::EvalWatch;
 use super::jobs::{self, JobShape, NAMESPACE};
 use super::procfs::{self, gib};
 use super::server::LocalServer;
+use crate::bench::report::summary;
 use crate::nodesim::Simulator;
 
 /// How often the counts are read.
@@ -162,16 +163,25 @@ pub async fn follow(
             _ => {}
         }
         let lately = placed.saturating_sub(last_placed) as f64 / last_print.elapsed().as_secs_f64();
+        let sim_rss = match src.sim {
+            Some(_) => procfs::sample(None).map_or(0, |s| s.rss_bytes),
+            None => 0,
+        };
         let line = |what: &str| {
             let evals = src.evals.stats();
             format!(
                 "[{:>7.1}s] {what}placed {placed}/{total} ({lately:.0}/s lately), running {}, \
-                 evaluations finished {}/{}, server RSS {}",
+                 evaluations finished {}/{}, server RSS {}{}",
                 elapsed.as_secs_f64(),
                 running.map_or_else(|| "(checked on the server)".into(), |r| r.to_string()),
                 evals.finished,
                 src.job_names.len(),
                 gib(rss),
+                if sim_rss > 0 {
+                    format!(", simulator RSS {}", gib(sim_rss))
+                } else {
+                    String::new()
+                },
             )
         };
         if timeline.placed.is_some() && timeline.running.is_some() {
@@ -194,9 +204,12 @@ pub async fn follow(
         }
         if elapsed > timeout {
             let sim = src.sim.map(|s| s.stats().to_string()).unwrap_or_default();
+            let rejections = src.server.as_deref().map(|s| s.rejections());
             bail!(
-                "{}\ngave up after {timeout:?}; simulator: {sim}",
-                line("TIMEOUT: ")
+                "{}\ngave up after {timeout:?}; finished evaluations' latency {}; plan \
+                 rejections {rejections:?}; simulator: {sim}",
+                line("TIMEOUT: "),
+                summary(&src.evals.stats().latency),
             );
         }
         if rss > max_rss {
