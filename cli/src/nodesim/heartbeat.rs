@@ -5,33 +5,13 @@
 
 use std::time::Duration;
 
-use caravan_controllers::client::{Client as _, ClientError};
-use caravan_schemas::Kind;
-use serde_json::json;
 use tokio::sync::oneshot;
+
+use caravan_nodeagent::agent::register_node;
 
 use super::client::SimClient;
 use super::node::Registration;
 use super::stats::SimStats;
-
-/// Creates the Node or updates its spec, then writes the fingerprint into its status.
-async fn register(client: &SimClient, name: &str, reg: &Registration) -> Result<(), ClientError> {
-    match client.create(Kind::Node, reg.node.clone()).await {
-        Ok(_) => {}
-        Err(ClientError::AlreadyExists) => {
-            let patch = json!({
-                "metadata": {"labels": reg.node["metadata"]["labels"]},
-                "spec": reg.node["spec"],
-            });
-            client.patch(Kind::Node, "", name, patch, false).await?;
-        }
-        Err(e) => return Err(e),
-    }
-    client
-        .patch(Kind::Node, "", name, json!({ "status": reg.status }), true)
-        .await?;
-    Ok(())
-}
 
 /// The next retry delay: doubling up to 10 s.
 pub fn backoff_after(current: Duration) -> Duration {
@@ -50,7 +30,7 @@ pub async fn heartbeat_loop(
     let mut need_register = true;
     loop {
         if need_register {
-            match register(&client, &name, &reg).await {
+            match register_node(&client, &name, &reg.node, &reg.status).await {
                 Ok(()) => {
                     need_register = false;
                     if let Some(tx) = registered.take() {

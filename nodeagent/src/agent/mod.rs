@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use caravan_controllers::client::{Client as _, ClientError};
+use caravan_controllers::client::{Client, ClientError};
 use caravan_schemas::Kind;
 use caravan_schemas::node::DriverInfo;
 use serde_json::json;
@@ -243,25 +243,27 @@ struct Registration {
     status: serde_json::Value,
 }
 
-/// Creates the Node or updates its spec, then writes the fingerprint into its status.
-async fn register(
-    client: &caravan_client::Client,
+/// Creates the Node or updates its spec, then writes the fingerprint into its status. Also
+/// used by the node simulator, which registers the way an agent does.
+pub async fn register_node<C: Client>(
+    client: &C,
     name: &str,
-    reg: &Registration,
+    node: &serde_json::Value,
+    status: &serde_json::Value,
 ) -> Result<(), ClientError> {
-    match client.create(Kind::Node, reg.node.clone()).await {
+    match client.create(Kind::Node, node.clone()).await {
         Ok(_) => {}
         Err(ClientError::AlreadyExists) => {
             let patch = json!({
-                "metadata": {"labels": reg.node["metadata"]["labels"]},
-                "spec": reg.node["spec"],
+                "metadata": {"labels": node["metadata"]["labels"]},
+                "spec": node["spec"],
             });
             client.patch(Kind::Node, "", name, patch, false).await?;
         }
         Err(e) => return Err(e),
     }
     client
-        .patch(Kind::Node, "", name, json!({ "status": reg.status }), true)
+        .patch(Kind::Node, "", name, json!({ "status": status }), true)
         .await?;
     Ok(())
 }
@@ -278,7 +280,7 @@ async fn heartbeat_loop(
     let mut need_register = true;
     loop {
         if need_register {
-            match register(&client, &name, &reg).await {
+            match register_node(&client, &name, &reg.node, &reg.status).await {
                 Ok(()) => {
                     tracing::info!(node = %name, "node registered");
                     need_register = false;
