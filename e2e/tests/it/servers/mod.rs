@@ -270,6 +270,16 @@ async fn followers_schedule_evaluations_from_the_leaders_broker() {
     // A real node agent, talking to a follower (its heartbeats are forwarded).
     let _client =
         caravan_e2e::ClientAgent::start(&cluster.servers[follower], "client-a", &[]).unwrap();
+    // Jobs go in once the node can take them (what this test checks is who schedules them).
+    let deadline = Instant::now() + DEADLINE;
+    while cluster
+        .get(leader, "/apis/caravan.dev/v1/nodes/client-a")
+        .await
+        .is_none_or(|n| n["status"]["status"] != "ready")
+    {
+        assert!(Instant::now() < deadline, "client-a never became ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let jobs = 12;
     for i in 0..jobs {
         let job = json!({
