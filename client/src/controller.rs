@@ -136,6 +136,7 @@ impl contract::Client for Client {
         let params = WatchParams {
             label_selector: query.label_selector.clone(),
             field_selector: query.field_selector.clone(),
+            progress_notify: query.progress,
             ..WatchParams::default()
         };
         let events = self

@@ -87,6 +87,9 @@ pub struct WatchParams {
     pub allow_bookmarks: bool,
     /// Ask the server to end the stream after this many seconds (the client then resumes).
     pub timeout_seconds: Option<u32>,
+    /// Caravan's `progressNotify=true`: a BOOKMARK after every commit this watch sees nothing
+    /// of, so the client always knows the revision it is complete up to.
+    pub progress_notify: bool,
 }
 
 impl Default for WatchParams {
@@ -96,6 +99,7 @@ impl Default for WatchParams {
             field_selector: None,
             allow_bookmarks: true,
             timeout_seconds: Some(290),
+            progress_notify: false,
         }
     }
 }
@@ -121,6 +125,9 @@ impl WatchParams {
         }
         if let Some(t) = self.timeout_seconds {
             q.push("timeoutSeconds", t.to_string());
+        }
+        if self.progress_notify {
+            q.push("progressNotify", "true");
         }
         q
     }

@@ -46,6 +46,9 @@ pub struct ObjectList {
 pub struct ListQuery {
     pub label_selector: Option<String>,
     pub field_selector: Option<String>,
+    /// Watches only: ask for a BOOKMARK after every commit that changed nothing the watch sees
+    /// (Caravan's `progressNotify`), so the watcher always knows how far it is complete.
+    pub progress: bool,
 }
 
 /// One change seen by a watch.

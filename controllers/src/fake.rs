@@ -67,6 +67,8 @@ struct Change {
 
 enum Signal {
     Change(Change),
+    /// Every change of this revision has been signalled.
+    Committed(u64),
     /// Open watch streams end, as when the server's watch timeout passes.
     End,
     /// Open watch streams yield `Gone` and end.
@@ -232,6 +234,7 @@ impl FakeClient {
             kind,
             namespace: namespace.filter(|_| kind.namespaced()).map(str::to_owned),
             selector: Selector::parse(query)?,
+            progress: query.progress,
         };
         if resource_version < state.compacted {
             let gone = ClientError::Gone(format!(
@@ -240,13 +243,16 @@ impl FakeClient {
             ));
             return Ok(Box::pin(stream::iter([Err(gone)])));
         }
-        let backlog: Vec<Result<WatchEvent, ClientError>> = state
+        let mut backlog: Vec<Result<WatchEvent, ClientError>> = state
             .log
             .iter()
             .filter(|c| c.revision > resource_version)
             .filter_map(|c| filter.event(c))
             .map(Ok)
             .collect();
+        if filter.progress && state.revision > resource_version {
+            backlog.push(Ok(WatchEvent::Bookmark(state.revision)));
+        }
         // Subscribed under the lock: every later change reaches the stream exactly once.
         let receiver = self.shared.signals.subscribe();
         let after = resource_version.max(state.revision);
@@ -262,6 +268,8 @@ struct Filter {
     kind: Kind,
     namespace: Option<String>,
     selector: Selector,
+    /// A BOOKMARK at the end of every commit (`ListQuery::progress`).
+    progress: bool,
 }
 
 impl Filter {
@@ -314,7 +322,11 @@ fn live(
                         return Some((Ok(event), Some((receiver, filter))));
                     }
                 }
-                Signal::Change(_) => {}
+                Signal::Committed(revision) if *revision > after && filter.progress => {
+                    let progress = WatchEvent::Bookmark(*revision);
+                    return Some((Ok(progress), Some((receiver, filter))));
+                }
+                Signal::Change(_) | Signal::Committed(_) => {}
                 Signal::End => return None,
                 Signal::Gone => {
                     let gone = ClientError::Gone("watch expired".into());

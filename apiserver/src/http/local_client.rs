@@ -135,6 +135,7 @@ impl Client for LocalClient {
             field_selector: query.field_selector.clone(),
             resource_version: Some(resource_version.to_string()),
             allow_watch_bookmarks: true,
+            progress_notify: query.progress,
             ..Query::default()
         };
         let spec = WatchSpec::new(&self.ctx, &path(kind, namespace, None, false), &q, None);

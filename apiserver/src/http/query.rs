@@ -13,6 +13,9 @@ pub struct Query {
     pub continue_token: Option<String>,
     pub resource_version: Option<String>,
     pub allow_watch_bookmarks: bool,
+    /// Caravan's `progressNotify=true`: a BOOKMARK after every commit that changed nothing the
+    /// watch sees, so a cache built from several watches knows how far each one is complete.
+    pub progress_notify: bool,
     pub send_initial_events: bool,
     pub timeout_seconds: Option<u64>,
     pub dry_run: bool,
@@ -50,6 +53,7 @@ impl Query {
                 "continue" => q.continue_token = non_empty(value),
                 "resourceVersion" => q.resource_version = Some(value),
                 "allowWatchBookmarks" => q.allow_watch_bookmarks = parse_bool(&key, &value)?,
+                "progressNotify" => q.progress_notify = parse_bool(&key, &value)?,
                 "sendInitialEvents" => q.send_initial_events = parse_bool(&key, &value)?,
                 "timeoutSeconds" => {
                     q.timeout_seconds = Some(value.parse().map_err(|_| bad(&key, &value))?)

@@ -39,6 +39,8 @@ pub struct WatchSpec {
     from: u64,
     bookmarks: bool,
     bookmark_interval: Duration,
+    /// A BOOKMARK as soon as the revision moves past what the watcher was last told.
+    progress: bool,
     timeout: Duration,
     table: Option<Option<String>>,
 }
@@ -69,8 +71,9 @@ impl WatchSpec {
             initial_state,
             initial_events_end: query.send_initial_events,
             from: rv.unwrap_or(0),
-            bookmarks: query.allow_watch_bookmarks,
+            bookmarks: query.allow_watch_bookmarks || query.progress_notify,
             bookmark_interval: ctx.config.bookmark_interval,
+            progress: query.progress_notify,
             timeout,
             table: table::wants_table(accept).then(|| query.include_object.clone()),
         })
@@ -178,6 +181,8 @@ pub(crate) async fn produce<F: Framer>(
         }
     }
     let mut next_bookmark = tokio::time::Instant::now() + spec.bookmark_interval;
+    // The revision the watcher knows it is complete up to.
+    let mut told = cursor;
     loop {
         let seen = cache.revision();
         let events = match cache.events_after(spec.kind, cursor, usize::MAX) {
@@ -195,7 +200,7 @@ pub(crate) async fn produce<F: Framer>(
                 return;
             }
         };
-        let frames: Vec<F::Frame> = events
+        let mut frames: Vec<F::Frame> = events
             .iter()
             .filter_map(|e| translate(&spec, e).map(|(t, o)| framer.event(t, o)))
             .collect();
@@ -204,11 +209,23 @@ pub(crate) async fn produce<F: Framer>(
             .map_or(cursor, |e| e.resource_version())
             .max(cursor)
             .max(seen);
+        if spec.progress && cursor > told {
+            frames.push(framer.bookmark(spec.kind, cursor, false));
+            told = cursor;
+        }
         if !frames.is_empty() && tx.send(frames).await.is_err() {
             return;
         }
+        // With progress notification every commit wakes the watch; otherwise only its kind's.
+        let changed = async {
+            if spec.progress {
+                cache.wait_after(cursor).await
+            } else {
+                cache.wait_for_kind(spec.kind, cursor).await
+            }
+        };
         tokio::select! {
-            _ = cache.wait_for_kind(spec.kind, cursor) => {}
+            _ = changed => {}
             _ = tokio::time::sleep_until(next_bookmark), if spec.bookmarks => {
                 next_bookmark = tokio::time::Instant::now() + spec.bookmark_interval;
                 if tx.send(vec![framer.bookmark(spec.kind, cursor, false)]).await.is_err() {

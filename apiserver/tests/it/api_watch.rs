@@ -171,3 +171,46 @@ async fn watching_one_object_by_name_sees_only_it() {
     s.create_job("b").await;
     assert_eq!(w.next_brief().await, ("ADDED".into(), "b".into()));
 }
+
+#[tokio::test]
+async fn progress_notify_tells_a_quiet_watch_every_commit_at_once() {
+    // Periodic bookmarks are an hour apart: only progress notification can send one now.
+    let s = start_with(|_, api| api.bookmark_interval = Duration::from_secs(3600)).await;
+    let rv1 = s.create_job("a").await;
+    let mut w = s
+        .watch(&format!(
+            "{}?watch=true&resourceVersion={rv1}&progressNotify=true",
+            s.jobs()
+        ))
+        .await;
+    let allocs = s.url("/apis/caravan.dev/v1/namespaces/default/allocations");
+    let (code, created) = s.post(&allocs, &alloc("elsewhere", "a", "n1")).await;
+    assert_eq!(code, 201);
+    // The watch sees no allocation, but learns it is complete up to the allocation's revision.
+    let bookmark = loop {
+        let e = w
+            .next_within(Duration::from_secs(30))
+            .await
+            .expect("a BOOKMARK after the commit");
+        assert_eq!(
+            e["type"], "BOOKMARK",
+            "only bookmarks on a quiet watch: {e}"
+        );
+        if rv(&e["object"]) >= rv(&created) {
+            break e;
+        }
+    };
+    assert_eq!(bookmark["object"]["kind"], "Job");
+    // A job change is still delivered as an event, not only as progress.
+    let rv2 = s.create_job("b").await;
+    let event = loop {
+        let e = w.next().await;
+        if e["type"] != "BOOKMARK" {
+            break e;
+        }
+    };
+    assert_eq!(
+        (event["type"].as_str(), rv(&event["object"])),
+        (Some("ADDED"), rv2)
+    );
+}

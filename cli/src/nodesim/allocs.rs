@@ -162,7 +162,7 @@ impl NodeAllocs {
     pub async fn run(mut self) {
         let query = ListQuery {
             field_selector: Some(format!("spec.nodeName={}", self.node)),
-            label_selector: None,
+            ..ListQuery::default()
         };
         let mut events = Box::pin(watcher(self.client.clone(), Kind::Allocation, None, query));
         let mut listed: HashSet<String> = HashSet::new();
@@ -197,6 +197,7 @@ impl NodeAllocs {
                     }
                 }
                 Ok(Event::Apply(obj)) => self.apply(obj).await,
+                Ok(Event::Progress(_)) => {}
                 Ok(Event::Delete(obj)) => {
                     if let Some(uid) = uid_of(&obj) {
                         self.forget(&uid, obj["metadata"]["name"].as_str());

@@ -144,7 +144,7 @@ async fn an_object_leaving_the_selection_is_deleted_for_the_watch() {
     fake.seed(Kind::Job, job("a"));
     let query = ListQuery {
         label_selector: Some("app=a".into()),
-        field_selector: None,
+        ..ListQuery::default()
     };
     assert_eq!(
         fake.list(Kind::Job, None, &query)

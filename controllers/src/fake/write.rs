@@ -57,6 +57,7 @@ impl FakeState {
             }
             let _ = signals.send(Arc::new(Signal::Change(change)));
         }
+        let _ = signals.send(Arc::new(Signal::Committed(revision)));
         revision
     }
 

@@ -23,8 +23,29 @@ const TRACKED_VERSIONS: usize = 6;
 /// Earlier versions of each job, as seen by snapshots.
 type VersionHistory = BTreeMap<(String, String), BTreeMap<i64, Arc<Job>>>;
 
-/// The last snapshot built and the revision it was built at.
-type Built = Option<(u64, Arc<dyn State>)>;
+/// The last snapshot built and the revisions it was built at.
+type Built = Option<(Revisions, Arc<dyn State>)>;
+
+/// The revision each cache has applied every change of its kind up to (jobs, nodes,
+/// allocations, evaluations), from the progress BOOKMARKs and the objects' resourceVersions
+/// (the revision before theirs: the other events of their commit may still be on the way).
+/// Watches of different kinds run apart, so a snapshot is complete only up to the least.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Revisions([u64; 4]);
+
+impl Revisions {
+    /// Every change of every kind up to this revision is cached.
+    pub fn complete(&self) -> u64 {
+        self.0.iter().copied().min().unwrap_or_default()
+    }
+
+    /// Records that cache `slot` has applied everything up to `rv`; whether it moved.
+    fn advance(&mut self, slot: usize, rv: u64) -> bool {
+        let moved = rv > self.0[slot];
+        self.0[slot] = self.0[slot].max(rv);
+        moved
+    }
+}
 
 /// Readers of the four caches, and the job versions seen so far.
 #[derive(Clone)]
@@ -34,8 +55,8 @@ pub struct Caches {
     pub allocations: Store<Allocation>,
     pub evaluations: Store<Evaluation>,
     history: Arc<Mutex<VersionHistory>>,
-    /// The highest resourceVersion applied to any cache: every change up to it is cached.
-    revision: watch::Sender<u64>,
+    /// How far each cache is complete; the snapshot index is the least of them.
+    revisions: watch::Sender<Revisions>,
     /// The last snapshot built, reused while the caches have not moved.
     last: Arc<Mutex<Built>>,
 }
@@ -51,32 +72,42 @@ pub(crate) struct Feeds {
 fn spawn_cache<C: Client, T>(
     client: &C,
     kind: Kind,
-    revision: watch::Sender<u64>,
+    slot: usize,
+    revisions: watch::Sender<Revisions>,
 ) -> (Store<T>, broadcast::Receiver<Event>)
 where
     T: serde::de::DeserializeOwned + Send + Sync + 'static,
 {
     let (reader, writer) = store::<T>();
     let (tx, rx) = broadcast::channel(65_536);
-    let stream: BoxStream<'static, Result<Event, ClientError>> = reflector(
-        writer,
-        watcher(client.clone(), kind, None, ListQuery::default()),
-    )
-    .boxed();
+    let query = ListQuery {
+        progress: true,
+        ..ListQuery::default()
+    };
+    let stream: BoxStream<'static, Result<Event, ClientError>> =
+        reflector(writer, watcher(client.clone(), kind, None, query)).boxed();
     tokio::spawn(async move {
         let mut stream = stream;
         while let Some(event) = stream.next().await {
             match event {
                 // The cache is updated before the event is passed on.
                 Ok(event) => {
-                    if let Some(rv) = event.object().and_then(resource_version_of) {
-                        revision.send_if_modified(|newest| {
-                            let advanced = rv > *newest;
-                            *newest = (*newest).max(rv);
-                            advanced
-                        });
+                    // Events of one commit share its revision and arrive one by one: an
+                    // object at `rv` proves only what came before it; the progress BOOKMARK
+                    // that ends the batch completes `rv`.
+                    let rv = match &event {
+                        Event::Progress(rv) => Some(*rv),
+                        other => other
+                            .object()
+                            .and_then(resource_version_of)
+                            .map(|rv| rv.saturating_sub(1)),
+                    };
+                    if let Some(rv) = rv {
+                        revisions.send_if_modified(|revisions| revisions.advance(slot, rv));
                     }
-                    let _ = tx.send(event);
+                    if !matches!(event, Event::Progress(_)) {
+                        let _ = tx.send(event);
+                    }
                 }
                 Err(e) => tracing::warn!(kind = %kind, error = %e, "watch failed; retrying"),
             }
@@ -87,11 +118,11 @@ where
 
 impl Caches {
     pub(crate) fn start<C: Client>(client: C) -> (Caches, Feeds) {
-        let revision = watch::channel(0).0;
-        let (jobs, jobs_rx) = spawn_cache(&client, Kind::Job, revision.clone());
-        let (nodes, nodes_rx) = spawn_cache(&client, Kind::Node, revision.clone());
-        let (allocations, allocs_rx) = spawn_cache(&client, Kind::Allocation, revision.clone());
-        let (evaluations, evals_rx) = spawn_cache(&client, Kind::Evaluation, revision.clone());
+        let revisions = watch::channel(Revisions::default()).0;
+        let (jobs, jobs_rx) = spawn_cache(&client, Kind::Job, 0, revisions.clone());
+        let (nodes, nodes_rx) = spawn_cache(&client, Kind::Node, 1, revisions.clone());
+        let (allocations, allocs_rx) = spawn_cache(&client, Kind::Allocation, 2, revisions.clone());
+        let (evaluations, evals_rx) = spawn_cache(&client, Kind::Evaluation, 3, revisions.clone());
         (
             Caches {
                 jobs,
@@ -99,7 +130,7 @@ impl Caches {
                 allocations,
                 evaluations,
                 history: Arc::default(),
-                revision,
+                revisions,
                 last: Arc::default(),
             },
             Feeds {
@@ -119,18 +150,20 @@ impl Caches {
         let _ = self.evaluations.wait_until_ready().await;
     }
 
-    /// A scheduler snapshot of the cached objects, at the highest resourceVersion the caches
-    /// have applied (a plan's index is reached once its allocations arrived). Built once per
-    /// revision and shared by every evaluation scheduled at that revision.
+    /// A scheduler snapshot of the cached objects, at the revision every cache is complete up
+    /// to (a plan's index is reached once its allocations arrived, and every job, node and
+    /// evaluation change before it). Built once per set of revisions and shared by every
+    /// evaluation scheduled meanwhile.
     pub fn snapshot(&self) -> Arc<dyn State> {
         // Read before building: everything up to `index` is in the caches already.
-        let index = *self.revision.borrow();
+        let revisions = *self.revisions.borrow();
+        let index = revisions.complete();
         if let Some((built, snapshot)) = self
             .last
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
-            && *built == index
+            && *built == revisions
         {
             return snapshot.clone();
         }
@@ -165,7 +198,8 @@ impl Caches {
         }
         state.set_index(index);
         let snapshot: Arc<dyn State> = Arc::new(state);
-        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some((index, snapshot.clone()));
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((revisions, snapshot.clone()));
         snapshot
     }
 
@@ -175,8 +209,8 @@ impl Caches {
     }
 }
 
-/// Worker snapshots from the caches: waiting for an index watches the caches' revision and
-/// builds one snapshot once it is reached, instead of rebuilding while polling.
+/// Worker snapshots from the caches: waiting for an index watches the caches' revisions and
+/// builds one snapshot once every cache reached it, instead of rebuilding while polling.
 #[derive(Clone)]
 pub struct CacheSnapshots(Caches);
 
@@ -190,19 +224,24 @@ impl Snapshots for CacheSnapshots {
         index: u64,
         timeout: Duration,
     ) -> Result<Arc<dyn State>, WorkerError> {
-        let mut receiver = self.0.revision.subscribe();
+        let mut receiver = self.0.revisions.subscribe();
         // The guard `wait_for` returns is dropped before the snapshot reads the channel again.
-        let reached =
-            tokio::time::timeout(timeout, receiver.wait_for(|revision| *revision >= index))
-                .await
-                .is_ok_and(|waited| waited.is_ok());
+        let reached = tokio::time::timeout(
+            timeout,
+            receiver.wait_for(|revisions| revisions.complete() >= index),
+        )
+        .await
+        .is_ok_and(|waited| waited.is_ok());
         if reached {
             Ok(self.0.snapshot())
         } else {
             Err(WorkerError::SnapshotTimeout {
                 index,
-                reached: *self.0.revision.borrow(),
+                reached: self.0.revisions.borrow().complete(),
             })
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

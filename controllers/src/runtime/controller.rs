@@ -305,7 +305,7 @@ where
         match event {
             Event::Init => self.before_relist = Some(self.entries()),
             // The store swaps the listed objects in at InitDone, which queues them all.
-            Event::InitApply(_) => {}
+            Event::InitApply(_) | Event::Progress(_) => {}
             Event::InitDone => {
                 let listed = self.entries();
                 let present: HashSet<&ObjectRef> = listed.iter().map(|(key, _)| key).collect();

@@ -177,6 +177,7 @@ impl<T: DeserializeOwned> Writer<T> {
                     self.write().remove(&key);
                 }
             }
+            Event::Progress(_) => {}
         }
     }
 

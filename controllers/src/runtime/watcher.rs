@@ -2,11 +2,11 @@
 //! revision expires and resuming when the stream ends (the kube-runtime `watcher` shape).
 //!
 //! ```text
-//!  Empty ──list──▶ Init, InitApply…, InitDone ──▶ InitListed ──watch──▶ Watching ──▶ Apply / Delete
-//!    ▲                                               ▲                     │
-//!    │                                               ├── stream ended ─────┤ (resume from last rv)
-//!    │                                               └── other error ──────┤ (back off, resume)
-//!    └─────────────────────── Gone (410) ──────────────────────────────────┘ (re-list)
+//!  Empty ──list──▶ Init, InitApply…, InitDone, Progress(list rv) ──▶ InitListed ──watch──▶ Watching
+//!    ▲                                                                    ▲                │
+//!    │                                            stream ended ───────────┤                ├─▶ Apply / Delete
+//!    │                                            other error (back off) ─┘                ├─▶ Progress (BOOKMARK)
+//!    └─────────────────────── Gone (410): re-list ─────────────────────────────────────────┘
 //! ```
 
 use std::collections::VecDeque;
@@ -32,6 +32,8 @@ pub enum Event {
     Apply(Value),
     /// An object was deleted; the value is its last state.
     Delete(Value),
+    /// Every change up to this revision has been delivered (after a list, and on bookmarks).
+    Progress(u64),
 }
 
 impl Event {
@@ -39,7 +41,7 @@ impl Event {
     pub fn object(&self) -> Option<&Value> {
         match self {
             Event::InitApply(o) | Event::Apply(o) | Event::Delete(o) => Some(o),
-            Event::Init | Event::InitDone => None,
+            Event::Init | Event::InitDone | Event::Progress(_) => None,
         }
     }
 }
@@ -128,6 +130,8 @@ impl<C: Client> Machine<C> {
                 self.pending
                     .extend(list.items.into_iter().map(Event::InitApply));
                 self.pending.push_back(Event::InitDone);
+                self.pending
+                    .push_back(Event::Progress(list.resource_version));
                 self.state = State::InitListed {
                     resource_version: list.resource_version,
                 };
@@ -172,7 +176,10 @@ impl<C: Client> Machine<C> {
                             resource_version = advance(resource_version, &o);
                             self.pending.push_back(Event::Delete(o));
                         }
-                        WatchEvent::Bookmark(rv) => resource_version = resource_version.max(rv),
+                        WatchEvent::Bookmark(rv) => {
+                            resource_version = resource_version.max(rv);
+                            self.pending.push_back(Event::Progress(rv));
+                        }
                     }
                     self.failures = 0;
                     self.state = State::Watching {

@@ -92,7 +92,7 @@ impl<C: Client> AllocManager<C> {
     pub async fn run(self) {
         let query = ListQuery {
             field_selector: Some(format!("spec.nodeName={}", self.node)),
-            label_selector: None,
+            ..ListQuery::default()
         };
         let mut events = Box::pin(watcher(self.client.clone(), Kind::Allocation, None, query));
         let mut listed: HashSet<String> = HashSet::new();
@@ -119,6 +119,7 @@ impl<C: Client> AllocManager<C> {
                     }
                 }
                 Ok(Event::Apply(obj)) => self.apply(obj).await,
+                Ok(Event::Progress(_)) => {}
                 Ok(Event::Delete(obj)) => {
                     if let Some(uid) = uid_of(&obj) {
                         self.forget(&uid).await;

@@ -107,6 +107,7 @@ async fn a_reflector_keeps_the_store_in_step_with_a_watcher() {
     assert_eq!(names(&store), ["a"]);
 
     fake.create(Kind::Job, thing("b", 2)).await.unwrap();
+    assert!(matches!(events.next().await, Some(Ok(Event::Progress(_)))));
     assert!(matches!(events.next().await, Some(Ok(Event::Apply(_)))));
     assert_eq!(store.get("default", "b").unwrap().spec.replicas, 2);
 }

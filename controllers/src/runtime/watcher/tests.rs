@@ -26,18 +26,30 @@ fn describe(event: &Event) -> String {
         Event::InitDone => "InitDone".into(),
         Event::Apply(o) => format!("Apply {}", name(o)),
         Event::Delete(o) => format!("Delete {}", name(o)),
+        Event::Progress(rv) => format!("Progress {rv}"),
     }
 }
 
-/// The next `n` events, which must not be errors.
+/// The next `n` events, which must not be errors, leaving out `Progress`.
 async fn take(events: &mut Events, n: usize) -> Vec<String> {
+    take_all(events, n)
+        .await
+        .into_iter()
+        .filter(|e| !e.starts_with("Progress"))
+        .collect()
+}
+
+/// The next events up to the `n`th that is not a `Progress`, which must not be errors.
+async fn take_all(events: &mut Events, n: usize) -> Vec<String> {
     let mut taken = Vec::new();
-    for _ in 0..n {
+    let mut counted = 0;
+    while counted < n {
         let event = tokio::time::timeout(Duration::from_secs(30), events.next())
             .await
             .expect("the watcher stalled")
             .expect("the watcher ended")
             .expect("the watcher failed");
+        counted += usize::from(!matches!(event, Event::Progress(_)));
         taken.push(describe(&event));
     }
     taken
@@ -64,6 +76,31 @@ async fn lists_then_streams_live_changes() {
         ["Apply c", "Apply a", "Delete b"]
     );
     assert_eq!((fake.calls(Verb::List), fake.calls(Verb::Watch)), (1, 1));
+}
+
+#[tokio::test]
+async fn a_list_is_followed_by_its_revision_as_progress() {
+    let fake = FakeClient::new();
+    fake.seed(Kind::Job, job("a"));
+    let listed = fake
+        .list(Kind::Job, None, &ListQuery::default())
+        .await
+        .unwrap();
+    let mut events = jobs(&fake);
+    let mut seen = take_all(&mut events, 3).await;
+    // The progress after InitDone comes before the next object event, so take one more.
+    fake.create(Kind::Job, job("b")).await.unwrap();
+    seen.extend(take_all(&mut events, 1).await);
+    assert_eq!(
+        seen,
+        [
+            "Init".to_owned(),
+            "InitApply a".to_owned(),
+            "InitDone".to_owned(),
+            format!("Progress {}", listed.resource_version),
+            "Apply b".to_owned(),
+        ]
+    );
 }
 
 #[tokio::test]
@@ -144,6 +181,7 @@ async fn errors_are_yielded_then_retried_after_a_growing_backoff() {
         Some(Err(ClientError::Unavailable(_)))
     ));
     assert_eq!(take(&mut events, 2).await, ["Init", "InitDone"]);
+    assert!(matches!(events.next().await, Some(Ok(Event::Progress(_)))));
     assert_eq!(start.elapsed(), Duration::from_millis(500 + 1000));
 
     // A failed watch start resumes from the listed revision, without a re-list.
