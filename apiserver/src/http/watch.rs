@@ -3,7 +3,10 @@
 //!
 //! ```text
 //! WatchCache ──events_after(rv)──▶ producer (filter, frame) ──mpsc──▶ chunked body | WebSocket
-//!      ▲ wait_after(rv)                 │ BOOKMARK timer, timeoutSeconds, 410 on a too-old rv
+//!      ▲ wait_for_kind(rv)              │ BOOKMARK timer, timeoutSeconds, 410 on a too-old rv
+//!
+//! A field selector pinning an indexed field (`spec.nodeName=n1`) reads and waits on that
+//! value's events only (`events_after_value`, `wait_for_value`).
 //! ```
 
 use std::sync::Arc;
@@ -25,6 +28,8 @@ use super::path::ResourcePath;
 use super::query::Query;
 use super::selector::Selectors;
 use super::table;
+use crate::store::state::INDEXED_FIELDS;
+use crate::store::watch_cache::Field;
 use crate::store::{EventType, StoredObject, WatchEvent};
 
 /// Everything a producer needs, resolved from the request.
@@ -32,6 +37,9 @@ pub struct WatchSpec {
     kind: Kind,
     namespace: Option<String>,
     selectors: Selectors,
+    /// An indexed field the field selector pins to one value: the watch reads that value's
+    /// events only.
+    value: Option<(Field, String)>,
     /// Start from the current state (ADDED for every object) instead of a revision.
     initial_state: bool,
     /// End the initial state with the `k8s.io/initial-events-end` BOOKMARK.
@@ -58,6 +66,10 @@ impl WatchSpec {
             query.field_selector.as_deref(),
         )?;
         let rv = query.resource_version_number()?;
+        let value = INDEXED_FIELDS
+            .iter()
+            .filter(|(kind, _)| *kind == path.kind)
+            .find_map(|&field| Some((field, selectors.fields.equality(field.1)?.to_owned())));
         let initial_state = query.send_initial_events || rv.is_none();
         let timeout = query
             .timeout_seconds
@@ -68,6 +80,7 @@ impl WatchSpec {
             kind: path.kind,
             namespace: path.namespace.clone(),
             selectors,
+            value,
             initial_state,
             initial_events_end: query.send_initial_events,
             from: rv.unwrap_or(0),
@@ -161,11 +174,17 @@ pub(crate) async fn produce<F: Framer>(
     if spec.initial_state {
         let (revision, objects) = {
             let state = ctx.store.state();
-            let objs: Vec<Arc<StoredObject>> = state
-                .list(spec.kind, spec.namespace.as_deref(), None)
-                .filter(|o| spec.in_scope(o))
-                .cloned()
-                .collect();
+            let indexed = spec.value.as_ref().and_then(|((kind, field), value)| {
+                state.list_by_field(*kind, field, value, spec.namespace.as_deref())
+            });
+            let objs: Vec<Arc<StoredObject>> = match indexed {
+                Some(objs) => objs.into_iter().filter(|o| spec.in_scope(o)).collect(),
+                None => state
+                    .list(spec.kind, spec.namespace.as_deref(), None)
+                    .filter(|o| spec.in_scope(o))
+                    .cloned()
+                    .collect(),
+            };
             (state.revision(), objs)
         };
         cursor = revision;
@@ -185,7 +204,11 @@ pub(crate) async fn produce<F: Framer>(
     let mut told = cursor;
     loop {
         let seen = cache.revision();
-        let events = match cache.events_after(spec.kind, cursor, usize::MAX) {
+        let events = match &spec.value {
+            Some((field, value)) => cache.events_after_value(*field, value, cursor),
+            None => cache.events_after(spec.kind, cursor, usize::MAX),
+        };
+        let events = match events {
             Ok(events) => events,
             Err(too_old) => {
                 let status = Status::failure(
@@ -218,10 +241,10 @@ pub(crate) async fn produce<F: Framer>(
         }
         // With progress notification every commit wakes the watch; otherwise only its kind's.
         let changed = async {
-            if spec.progress {
-                cache.wait_after(cursor).await
-            } else {
-                cache.wait_for_kind(spec.kind, cursor).await
+            match &spec.value {
+                _ if spec.progress => cache.wait_after(cursor).await,
+                Some((field, value)) => cache.wait_for_value(*field, value, cursor).await,
+                None => cache.wait_for_kind(spec.kind, cursor).await,
             }
         };
         tokio::select! {

@@ -18,7 +18,7 @@ use super::watch_cache::{EventType, WatchEvent};
 mod plan;
 
 /// The `(kind, field)` pairs kept in a secondary index.
-const INDEXED_FIELDS: [(Kind, &str); 3] = [
+pub(crate) const INDEXED_FIELDS: [(Kind, &str); 3] = [
     (Kind::Allocation, "spec.nodeName"),
     (Kind::Allocation, "spec.jobName"),
     (Kind::Evaluation, "spec.jobName"),

@@ -1,7 +1,8 @@
-//! The watch cache: a window of recent change events per kind, read by every watch.
+//! The watch cache: a window of recent change events per kind, read by every watch, with the
+//! events of each indexed field value kept apart for watches that select one (`by_field.rs`).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use caravan_schemas::Kind;
 use tokio::sync::watch;
@@ -54,15 +55,29 @@ pub struct TooOld {
     pub oldest: u64,
 }
 
+mod by_field;
+
+pub use by_field::Field;
+use by_field::{ValueRings, ValueWaiters};
+
 /// Recent events per kind, bounded, with a notification of the newest revision.
 #[derive(Debug)]
 pub struct WatchCache {
     capacity: usize,
-    rings: RwLock<BTreeMap<Kind, Ring>>,
+    rings: RwLock<Rings>,
+    /// The watches waiting on one indexed value.
+    waiters: Mutex<ValueWaiters>,
     revision: watch::Sender<u64>,
     /// Per kind, the resourceVersion of its newest event: watchers of one kind are woken by
     /// changes of that kind only.
     kind_revisions: BTreeMap<Kind, watch::Sender<u64>>,
+}
+
+/// The rings of every kind and of every indexed value, changed together.
+#[derive(Debug)]
+struct Rings {
+    kinds: BTreeMap<Kind, Ring>,
+    values: ValueRings,
 }
 
 /// The recent events of one kind.
@@ -74,6 +89,17 @@ struct Ring {
 }
 
 impl Ring {
+    /// `Err(TooOld)` when events after `after` may have been dropped from the window.
+    fn check(&self, after: u64) -> Result<(), TooOld> {
+        if after < self.window_start {
+            return Err(TooOld {
+                requested: after,
+                oldest: self.window_start,
+            });
+        }
+        Ok(())
+    }
+
     fn new(window_start: u64) -> Ring {
         Ring {
             events: VecDeque::new(),
@@ -88,7 +114,11 @@ impl WatchCache {
     pub fn new(capacity: usize, revision: u64) -> WatchCache {
         WatchCache {
             capacity,
-            rings: RwLock::new(rings_at(revision)),
+            rings: RwLock::new(Rings {
+                kinds: rings_at(revision),
+                values: ValueRings::default(),
+            }),
+            waiters: Mutex::default(),
             revision: watch::channel(revision).0,
             kind_revisions: Kind::ALL
                 .into_iter()
@@ -101,9 +131,11 @@ impl WatchCache {
     /// (even when `events` is empty), waking every waiting watcher.
     pub fn push(&self, index: u64, events: &[Arc<WatchEvent>]) {
         if !events.is_empty() {
+            let mut touched = Vec::new();
             let mut rings = self.rings.write().unwrap_or_else(PoisonError::into_inner);
+            let Rings { kinds, values } = &mut *rings;
             for event in events {
-                let ring = rings.entry(event.kind()).or_insert_with(|| Ring::new(0));
+                let ring = kinds.entry(event.kind()).or_insert_with(|| Ring::new(0));
                 ring.events.push_back(event.clone());
                 while ring.events.len() > self.capacity {
                     let Some(dropped) = ring.events.pop_front() else {
@@ -111,8 +143,18 @@ impl WatchCache {
                     };
                     ring.window_start = ring.window_start.max(dropped.resource_version());
                 }
+                for (field, value) in values.push(event) {
+                    touched.push((field, value, event.resource_version()));
+                }
+                values.prune(event.kind(), ring.window_start, self.capacity);
             }
             drop(rings);
+            if !touched.is_empty() {
+                let waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+                for (field, value, rv) in touched {
+                    waiters.wake(field, value, rv);
+                }
+            }
             for event in events {
                 if let Some(sender) = self.kind_revisions.get(&event.kind()) {
                     let rv = event.resource_version();
@@ -140,19 +182,29 @@ impl WatchCache {
         max: usize,
     ) -> Result<Vec<Arc<WatchEvent>>, TooOld> {
         let rings = self.rings.read().unwrap_or_else(PoisonError::into_inner);
-        let Some(ring) = rings.get(&kind) else {
+        let Some(ring) = rings.kinds.get(&kind) else {
             return Ok(Vec::new());
         };
-        if after < ring.window_start {
-            return Err(TooOld {
-                requested: after,
-                oldest: ring.window_start,
-            });
-        }
+        ring.check(after)?;
         let first = ring
             .events
             .partition_point(|event| event.resource_version() <= after);
         Ok(ring.events.range(first..).take(max).cloned().collect())
+    }
+
+    /// Events with resourceVersion > `after` whose object has, or had before the change, `value`
+    /// in the indexed `field`, oldest first. `Err(TooOld)` as [`Self::events_after`].
+    pub fn events_after_value(
+        &self,
+        field: Field,
+        value: &str,
+        after: u64,
+    ) -> Result<Vec<Arc<WatchEvent>>, TooOld> {
+        let rings = self.rings.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(ring) = rings.kinds.get(&field.0) {
+            ring.check(after)?;
+        }
+        Ok(rings.values.events_after(field, value, after))
     }
 
     /// The newest revision pushed.
@@ -177,9 +229,36 @@ impl WatchCache {
         let _ = receiver.wait_for(|newest| *newest > after).await;
     }
 
+    /// Resolves once an event of `value` in the indexed `field` newer than `after` is in the
+    /// cache (or the cache was reset past `after`).
+    pub async fn wait_for_value(&self, field: Field, value: &str, after: u64) {
+        let mut receiver = {
+            // Under the waiters' lock, so that a push cannot slip between reading the newest
+            // event and subscribing: it wakes the subscription, or the read saw it.
+            let mut waiters = self.waiters.lock().unwrap_or_else(PoisonError::into_inner);
+            let newest = self
+                .rings
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .values
+                .newest(field, value);
+            waiters.prune_now_and_then();
+            waiters.subscribe(field, value, newest)
+        };
+        let _ = receiver.wait_for(|newest| *newest > after).await;
+    }
+
     /// Resets the cache after a snapshot install: everything before `revision` is too old.
     pub fn reset(&self, revision: u64) {
-        *self.rings.write().unwrap_or_else(PoisonError::into_inner) = rings_at(revision);
+        {
+            let mut rings = self.rings.write().unwrap_or_else(PoisonError::into_inner);
+            rings.kinds = rings_at(revision);
+            rings.values.clear();
+        }
+        self.waiters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reset(revision);
         self.revision.send_replace(revision);
         for sender in self.kind_revisions.values() {
             sender.send_replace(revision);
