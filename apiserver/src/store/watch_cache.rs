@@ -116,7 +116,7 @@ impl WatchCache {
             capacity,
             rings: RwLock::new(Rings {
                 kinds: rings_at(revision),
-                values: ValueRings::default(),
+                values: ValueRings::new(revision),
             }),
             waiters: Mutex::default(),
             revision: watch::channel(revision).0,
@@ -193,7 +193,8 @@ impl WatchCache {
     }
 
     /// Events with resourceVersion > `after` whose object has, or had before the change, `value`
-    /// in the indexed `field`, oldest first. `Err(TooOld)` as [`Self::events_after`].
+    /// in the indexed `field`, oldest first. `Err(TooOld)` when events of that value after
+    /// `after` were dropped (a quiet value's window does not move with its kind's).
     pub fn events_after_value(
         &self,
         field: Field,
@@ -201,10 +202,7 @@ impl WatchCache {
         after: u64,
     ) -> Result<Vec<Arc<WatchEvent>>, TooOld> {
         let rings = self.rings.read().unwrap_or_else(PoisonError::into_inner);
-        if let Some(ring) = rings.kinds.get(&field.0) {
-            ring.check(after)?;
-        }
-        Ok(rings.values.events_after(field, value, after))
+        rings.values.events_after(field, value, after)
     }
 
     /// The newest revision pushed.
@@ -253,7 +251,7 @@ impl WatchCache {
         {
             let mut rings = self.rings.write().unwrap_or_else(PoisonError::into_inner);
             rings.kinds = rings_at(revision);
-            rings.values.clear();
+            rings.values = ValueRings::new(revision);
         }
         self.waiters
             .lock()

@@ -10,8 +10,9 @@
 //!                 (so a watch sees an object leave its selection) ──▶ wake that value's watches
 //! ```
 //!
-//! Value rings are pruned to the kind ring's window every `capacity` events of the kind; the
-//! window check (410 `Expired`) is always the kind ring's.
+//! Value rings are pruned to the kind ring's window every `capacity` events of the kind, and
+//! each keeps its own window: a watch of a quiet value stays valid (no 410 `Expired`) however
+//! far the kind's window moved, as long as nothing of its value was dropped.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -19,18 +20,38 @@ use std::sync::Arc;
 use caravan_schemas::Kind;
 use tokio::sync::watch;
 
-use super::WatchEvent;
+use super::{TooOld, WatchEvent};
 use crate::store::state::INDEXED_FIELDS;
 
 /// An indexed field of a kind, as in [`INDEXED_FIELDS`].
 pub type Field = (Kind, &'static str);
 
-/// Events per indexed value, and the notifiers of the watches waiting on a value.
-#[derive(Debug, Default)]
+/// Events per indexed value.
+#[derive(Debug)]
 pub(super) struct ValueRings {
-    rings: HashMap<Field, HashMap<String, VecDeque<Arc<WatchEvent>>>>,
+    fields: HashMap<Field, FieldRings>,
+    /// Where a field's window starts before any of its rings was forgotten.
+    initial_floor: u64,
     /// Events pushed per kind since the last prune.
     since_prune: HashMap<Kind, usize>,
+}
+
+/// The rings of one field's values.
+#[derive(Debug)]
+struct FieldRings {
+    values: HashMap<String, ValueRing>,
+    /// The newest event dropped with a forgotten ring: a value without a ring may have had
+    /// events up to here.
+    floor: u64,
+}
+
+/// The recent events of one value, and its own window: a quiet value's watch stays valid
+/// however far the kind's window moved, since nothing of its value was dropped.
+#[derive(Debug)]
+struct ValueRing {
+    events: VecDeque<Arc<WatchEvent>>,
+    /// Every event of this value newer than this is still in `events`.
+    window_start: u64,
 }
 
 /// The values of `field` the event's object has now or had before it.
@@ -52,18 +73,34 @@ fn field_value<'o>(fields: &'o [(&'static str, String)], field: &str) -> Option<
 }
 
 impl ValueRings {
+    /// No events; nothing before `revision` can be replayed.
+    pub(super) fn new(revision: u64) -> ValueRings {
+        ValueRings {
+            fields: HashMap::new(),
+            initial_floor: revision,
+            since_prune: HashMap::new(),
+        }
+    }
+
     /// Appends `event` to the rings of its indexed values; returns the (field, value) pairs it
     /// touched, for waking their watches.
     pub(super) fn push(&mut self, event: &Arc<WatchEvent>) -> Vec<(Field, String)> {
         let kind = event.kind();
         let mut touched = Vec::new();
         for field in INDEXED_FIELDS.iter().filter(|(k, _)| *k == kind) {
-            let rings = self.rings.entry(*field).or_default();
+            let rings = self.fields.entry(*field).or_insert_with(|| FieldRings {
+                values: HashMap::new(),
+                floor: self.initial_floor,
+            });
             for value in values_of(event, field.1) {
-                match rings.get_mut(value) {
-                    Some(ring) => ring.push_back(event.clone()),
+                match rings.values.get_mut(value) {
+                    Some(ring) => ring.events.push_back(event.clone()),
                     None => {
-                        rings.insert(value.to_owned(), VecDeque::from([event.clone()]));
+                        let ring = ValueRing {
+                            events: VecDeque::from([event.clone()]),
+                            window_start: rings.floor,
+                        };
+                        rings.values.insert(value.to_owned(), ring);
                     }
                 }
                 touched.push((*field, value.to_owned()));
@@ -73,55 +110,81 @@ impl ValueRings {
         touched
     }
 
-    /// Drops events at or before `window_start` from the value rings of `kind`, and the rings
-    /// left empty, once `capacity` events of the kind were pushed since the last prune.
+    /// Once `capacity` events of `kind` were pushed since the last prune: drops the events at
+    /// or before `window_start` (the kind's window) from its value rings, and, past `capacity`
+    /// rings of a field, forgets the empty rings whose window is oldest.
     pub(super) fn prune(&mut self, kind: Kind, window_start: u64, capacity: usize) {
+        let capacity = capacity.max(1);
         let pushed = self.since_prune.entry(kind).or_default();
-        if *pushed < capacity.max(1) {
+        if *pushed < capacity {
             return;
         }
         *pushed = 0;
-        for (_, rings) in self.rings.iter_mut().filter(|((k, _), _)| *k == kind) {
-            rings.retain(|_, ring| {
-                while ring
-                    .front()
-                    .is_some_and(|e| e.resource_version() <= window_start)
+        for (_, rings) in self.fields.iter_mut().filter(|((k, _), _)| *k == kind) {
+            for ring in rings.values.values_mut() {
+                while let Some(front) = ring.events.front()
+                    && front.resource_version() <= window_start
                 {
-                    ring.pop_front();
+                    ring.window_start = ring.window_start.max(front.resource_version());
+                    ring.events.pop_front();
                 }
-                !ring.is_empty()
-            });
+            }
+            if rings.values.len() > capacity {
+                let mut empty: Vec<(u64, String)> = rings
+                    .values
+                    .iter()
+                    .filter(|(_, ring)| ring.events.is_empty())
+                    .map(|(value, ring)| (ring.window_start, value.clone()))
+                    .collect();
+                empty.sort_unstable();
+                let excess = rings.values.len() - capacity / 2;
+                for (window, value) in empty.into_iter().take(excess) {
+                    rings.floor = rings.floor.max(window);
+                    rings.values.remove(&value);
+                }
+            }
         }
     }
 
-    /// Events of `value` with a resourceVersion greater than `after`, oldest first.
+    /// Events of `value` with a resourceVersion greater than `after`, oldest first;
+    /// `Err(TooOld)` when events of `value` after `after` were dropped.
     pub(super) fn events_after(
         &self,
         field: Field,
         value: &str,
         after: u64,
-    ) -> Vec<Arc<WatchEvent>> {
-        let Some(ring) = self.rings.get(&field).and_then(|rings| rings.get(value)) else {
-            return Vec::new();
+    ) -> Result<Vec<Arc<WatchEvent>>, TooOld> {
+        let Some(rings) = self.fields.get(&field) else {
+            return check(self.initial_floor, after).map(|()| Vec::new());
         };
-        let first = ring.partition_point(|e| e.resource_version() <= after);
-        ring.range(first..).cloned().collect()
+        let Some(ring) = rings.values.get(value) else {
+            return check(rings.floor, after).map(|()| Vec::new());
+        };
+        check(ring.window_start, after)?;
+        let first = ring
+            .events
+            .partition_point(|e| e.resource_version() <= after);
+        Ok(ring.events.range(first..).cloned().collect())
     }
 
     /// The resourceVersion of the newest event of `value` (0 when none is kept).
     pub(super) fn newest(&self, field: Field, value: &str) -> u64 {
-        self.rings
+        self.fields
             .get(&field)
-            .and_then(|rings| rings.get(value))
-            .and_then(|ring| ring.back())
+            .and_then(|rings| rings.values.get(value))
+            .and_then(|ring| ring.events.back())
             .map_or(0, |e| e.resource_version())
     }
+}
 
-    /// Forgets every event (after a snapshot install).
-    pub(super) fn clear(&mut self) {
-        self.rings.clear();
-        self.since_prune.clear();
+fn check(window_start: u64, after: u64) -> Result<(), TooOld> {
+    if after < window_start {
+        return Err(TooOld {
+            requested: after,
+            oldest: window_start,
+        });
     }
+    Ok(())
 }
 
 /// The notifiers of the watches waiting on one value: the newest resourceVersion of its events.

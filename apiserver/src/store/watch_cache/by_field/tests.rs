@@ -111,3 +111,47 @@ async fn a_value_watch_wakes_for_its_value_only() {
         .expect("an event of n1 wakes it")
         .unwrap();
 }
+
+#[test]
+fn a_quiet_value_keeps_its_window_when_the_kind_window_moves() {
+    let cache = WatchCache::new(2, 0);
+    cache.push(1, &[added("a", "n1", 1)]);
+    for rv in 2..=10 {
+        cache.push(rv, &[added(&format!("b{rv}"), "n2", rv)]);
+    }
+    // The kind's window moved far past 1, but n1 had nothing after it: no re-list needed.
+    assert!(cache.events_after(Kind::Allocation, 1, 10).is_err());
+    assert!(cache.events_after_value(NODE, "n1", 1).unwrap().is_empty());
+    // n1's own event was dropped, so a watch from before it must re-list.
+    assert_eq!(
+        cache.events_after_value(NODE, "n1", 0).unwrap_err(),
+        TooOld {
+            requested: 0,
+            oldest: 1
+        }
+    );
+}
+
+#[test]
+fn forgotten_values_raise_the_floor_of_values_without_a_ring() {
+    let cache = WatchCache::new(2, 0);
+    for (rv, node) in (1..).zip(["n1", "n2", "n3", "n4", "n5", "n6"]) {
+        cache.push(rv, &[added(&format!("a{rv}"), node, rv)]);
+    }
+    // More than two rings, the oldest ones empty after pruning: some were forgotten, and a
+    // value without a ring can no longer be replayed from before them.
+    assert!(cache.events_after_value(NODE, "n9", 0).is_err());
+    assert!(cache.events_after_value(NODE, "n9", 6).unwrap().is_empty());
+    // The newest value is still there.
+    let n6 = cache.events_after_value(NODE, "n6", 5).unwrap();
+    assert_eq!(names(&n6), pairs(&[("a6", 6)]));
+}
+
+#[test]
+fn nothing_before_the_initial_revision_can_be_replayed() {
+    let cache = WatchCache::new(10, 5);
+    assert!(cache.events_after_value(NODE, "n1", 4).is_err());
+    assert!(cache.events_after_value(NODE, "n1", 5).unwrap().is_empty());
+    cache.reset(8);
+    assert!(cache.events_after_value(NODE, "n1", 7).is_err());
+}
