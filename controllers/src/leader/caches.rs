@@ -1,6 +1,6 @@
-//! Caches of the kinds the scheduler reads, and scheduler snapshots built from them.
+//! Caches of the kinds the scheduler reads, and scheduler snapshots cloned from the live state
+//! they keep current (`live.rs`).
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use caravan_schemas::{Allocation, Evaluation, Job, Kind, Node};
@@ -13,18 +13,13 @@ use tokio::sync::{broadcast, watch};
 use crate::client::{Client, ClientError, ListQuery};
 use crate::runtime::object_ref::resource_version_of;
 use crate::runtime::{Event, Store, reflector, store, watcher};
-use crate::scheduler::util::{job_version, namespace};
 use crate::scheduler::{MemState, State};
 use crate::worker::{Snapshots, WorkerError};
 
-/// Job versions kept per job for telling in-place from destructive updates (Nomad keeps 6).
-const TRACKED_VERSIONS: usize = 6;
+mod live;
 
-/// Earlier versions of each job, as seen by snapshots.
-type VersionHistory = BTreeMap<(String, String), BTreeMap<i64, Arc<Job>>>;
-
-/// The last snapshot built and the revisions it was built at.
-type Built = Option<(Revisions, Arc<dyn State>)>;
+/// The scheduler state every cache event is applied to; snapshots are clones of it.
+type LiveState = Arc<Mutex<MemState>>;
 
 /// The revision each cache has applied every change of its kind up to (jobs, nodes,
 /// allocations, evaluations), from the progress BOOKMARKs and the objects' resourceVersions
@@ -54,11 +49,10 @@ pub struct Caches {
     pub nodes: Store<Node>,
     pub allocations: Store<Allocation>,
     pub evaluations: Store<Evaluation>,
-    history: Arc<Mutex<VersionHistory>>,
+    /// Nodes, jobs (with their recent versions) and allocations as the caches hold them.
+    live: LiveState,
     /// How far each cache is complete; the snapshot index is the least of them.
     revisions: watch::Sender<Revisions>,
-    /// The last snapshot built, reused while the caches have not moved.
-    last: Arc<Mutex<Built>>,
 }
 
 /// The event streams behind the caches, for the loops that react to changes.
@@ -74,6 +68,7 @@ fn spawn_cache<C: Client, T>(
     kind: Kind,
     slot: usize,
     revisions: watch::Sender<Revisions>,
+    (live, apply): (LiveState, live::Apply<T>),
 ) -> (Store<T>, broadcast::Receiver<Event>)
 where
     T: serde::de::DeserializeOwned + Send + Sync + 'static,
@@ -86,12 +81,19 @@ where
     };
     let stream: BoxStream<'static, Result<Event, ClientError>> =
         reflector(writer, watcher(client.clone(), kind, None, query)).boxed();
+    let typed = reader.clone();
     tokio::spawn(async move {
         let mut stream = stream;
         while let Some(event) = stream.next().await {
             match event {
-                // The cache is updated before the event is passed on.
+                // The cache, then the live state, are updated before the revision moves and
+                // the event is passed on.
                 Ok(event) => {
+                    apply(
+                        &mut live.lock().unwrap_or_else(PoisonError::into_inner),
+                        &typed,
+                        &event,
+                    );
                     // Events of one commit share its revision and arrive one by one: an
                     // object at `rv` proves only what came before it; the progress BOOKMARK
                     // that ends the batch completes `rv`.
@@ -119,19 +121,43 @@ where
 impl Caches {
     pub(crate) fn start<C: Client>(client: C) -> (Caches, Feeds) {
         let revisions = watch::channel(Revisions::default()).0;
-        let (jobs, jobs_rx) = spawn_cache(&client, Kind::Job, 0, revisions.clone());
-        let (nodes, nodes_rx) = spawn_cache(&client, Kind::Node, 1, revisions.clone());
-        let (allocations, allocs_rx) = spawn_cache(&client, Kind::Allocation, 2, revisions.clone());
-        let (evaluations, evals_rx) = spawn_cache(&client, Kind::Evaluation, 3, revisions.clone());
+        let live = LiveState::default();
+        let (jobs, jobs_rx) = spawn_cache(
+            &client,
+            Kind::Job,
+            0,
+            revisions.clone(),
+            (live.clone(), live::jobs),
+        );
+        let (nodes, nodes_rx) = spawn_cache(
+            &client,
+            Kind::Node,
+            1,
+            revisions.clone(),
+            (live.clone(), live::nodes),
+        );
+        let (allocations, allocs_rx) = spawn_cache(
+            &client,
+            Kind::Allocation,
+            2,
+            revisions.clone(),
+            (live.clone(), live::allocations),
+        );
+        let (evaluations, evals_rx) = spawn_cache(
+            &client,
+            Kind::Evaluation,
+            3,
+            revisions.clone(),
+            (live.clone(), live::ignore),
+        );
         (
             Caches {
                 jobs,
                 nodes,
                 allocations,
                 evaluations,
-                history: Arc::default(),
+                live,
                 revisions,
-                last: Arc::default(),
             },
             Feeds {
                 jobs: jobs_rx,
@@ -152,55 +178,17 @@ impl Caches {
 
     /// A scheduler snapshot of the cached objects, at the revision every cache is complete up
     /// to (a plan's index is reached once its allocations arrived, and every job, node and
-    /// evaluation change before it). Built once per set of revisions and shared by every
-    /// evaluation scheduled meanwhile.
+    /// evaluation change before it): an O(1) clone of the live state.
     pub fn snapshot(&self) -> Arc<dyn State> {
-        // Read before building: everything up to `index` is in the caches already.
-        let revisions = *self.revisions.borrow();
-        let index = revisions.complete();
-        if let Some((built, snapshot)) = self
-            .last
+        // Read before cloning: everything up to `index` is in the live state already.
+        let index = self.revisions.borrow().complete();
+        let mut state = self
+            .live
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            && *built == revisions
-        {
-            return snapshot.clone();
-        }
-        let mut state = MemState::new();
-        for node in self.nodes.state() {
-            state.upsert_node(node);
-        }
-        let jobs = self.jobs.state();
-        {
-            // Older versions first: the current one is upserted last and stays current.
-            let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
-            for job in &jobs {
-                let key = (
-                    namespace(&job.metadata).to_string(),
-                    job.metadata.name.clone().unwrap_or_default(),
-                );
-                let versions = history.entry(key).or_default();
-                versions.insert(job_version(job), job.clone());
-                while versions.len() > TRACKED_VERSIONS {
-                    versions.pop_first();
-                }
-                for old in versions.values() {
-                    state.upsert_job(old.clone());
-                }
-            }
-        }
-        for job in jobs {
-            state.upsert_job(job);
-        }
-        for alloc in self.allocations.state() {
-            state.upsert_alloc(alloc);
-        }
+            .clone();
         state.set_index(index);
-        let snapshot: Arc<dyn State> = Arc::new(state);
-        *self.last.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((revisions, snapshot.clone()));
-        snapshot
+        Arc::new(state)
     }
 
     /// Snapshots for the workers.
@@ -210,7 +198,7 @@ impl Caches {
 }
 
 /// Worker snapshots from the caches: waiting for an index watches the caches' revisions and
-/// builds one snapshot once every cache reached it, instead of rebuilding while polling.
+/// takes the snapshot once every cache reached it.
 #[derive(Clone)]
 pub struct CacheSnapshots(Caches);
 

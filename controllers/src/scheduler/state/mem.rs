@@ -1,8 +1,11 @@
-//! [`MemState`]: an in-memory [`State`] of `Arc`ed objects, for tests, the harness and workers
-//! that build snapshots from reflector caches.
+//! [`MemState`]: an in-memory [`State`] of `Arc`ed objects, for tests, the harness and the
+//! workers' snapshots. Its maps are persistent (`imbl`): a clone shares everything with the
+//! original and costs O(1), and an update copies only the path to what it changes, so the
+//! leader keeps one state current from its watches and hands every evaluation a clone.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+use imbl::{HashMap, OrdMap as BTreeMap};
 
 use caravan_schemas::{Allocation, Job, Node};
 
@@ -10,7 +13,7 @@ use super::State;
 
 type AllocKey = (String, String);
 
-/// An in-memory snapshot. Cloning it is cheap relative to its size: objects are shared.
+/// An in-memory snapshot. Cloning it is O(1): maps and objects are shared.
 #[derive(Clone, Debug, Default)]
 pub struct MemState {
     index: u64,
@@ -71,6 +74,17 @@ impl MemState {
             .or_default()
             .insert(job_version(&job), job.clone());
         self.jobs.entry(namespace).or_default().insert(name, job);
+    }
+
+    /// Keeps only the `keep` newest versions of a job.
+    pub fn trim_job_versions(&mut self, namespace: &str, name: &str, keep: usize) {
+        let key = (namespace.to_string(), name.to_string());
+        if let Some(versions) = self.job_versions.get_mut(&key) {
+            while versions.len() > keep.max(1) {
+                let (_, rest) = versions.without_min();
+                *versions = rest;
+            }
+        }
     }
 
     /// Removes a job and its version history.
