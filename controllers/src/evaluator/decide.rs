@@ -78,17 +78,34 @@ pub fn drain_eval(job: &Job, node: &str) -> EvalRequest {
     request(job, TriggeredBy::NodeDrain, Some(node))
 }
 
+/// What the evaluator remembers of an allocation to tell what changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AllocView {
+    pub client_status: Option<ClientStatus>,
+    /// Stopped, or ended on its client: it no longer holds its node's capacity.
+    pub terminal: bool,
+}
+
+impl AllocView {
+    pub fn of(alloc: &Allocation) -> AllocView {
+        AllocView {
+            client_status: alloc.status.as_ref().map(|s| s.client_status),
+            terminal: crate::scheduler::util::is_terminal(alloc),
+        }
+    }
+}
+
 /// An allocation that failed or was lost needs an `alloc-failure` evaluation of its job, once:
 /// when its client status changes to that.
 pub fn alloc_needs_eval(
-    old: Option<&Allocation>,
+    old: Option<&AllocView>,
     new: &Allocation,
     job: Option<&Job>,
 ) -> Option<EvalRequest> {
-    let status = |a: &Allocation| a.status.as_ref().map(|s| s.client_status);
     let failed =
         |s: Option<ClientStatus>| matches!(s, Some(ClientStatus::Failed | ClientStatus::Lost));
-    if !failed(status(new)) || old.is_some_and(|o| failed(status(o))) {
+    let new_status = new.status.as_ref().map(|s| s.client_status);
+    if !failed(new_status) || old.is_some_and(|o| failed(o.client_status)) {
         return None;
     }
     let job = job?;

@@ -56,13 +56,14 @@ fn failed_and_lost_allocations_need_one_eval() {
         client_status: ClientStatus::Failed,
         ..Default::default()
     });
-    let req = alloc_needs_eval(Some(&running), &failed, Some(&job)).expect("failure triggers");
+    let req = alloc_needs_eval(Some(&AllocView::of(&running)), &failed, Some(&job))
+        .expect("failure triggers");
     assert_eq!(
         (req.triggered_by, req.node_name.as_deref()),
         (TriggeredBy::AllocFailure, Some("n1"))
     );
     assert_eq!(
-        alloc_needs_eval(Some(&failed), &failed, Some(&job)),
+        alloc_needs_eval(Some(&AllocView::of(&failed)), &failed, Some(&job)),
         None,
         "only on the change"
     );

@@ -6,12 +6,15 @@ use std::sync::Arc;
 
 use caravan_schemas::job::JobType;
 use caravan_schemas::{Allocation, Job, Node};
+use serde::Deserialize;
 use tokio::sync::broadcast;
 
 use super::Shared;
 use super::evals::{create, requeue};
 use crate::client::Client;
-use crate::evaluator::{NodeView, alloc_needs_eval, deleted_job_eval, node_change_evals};
+use crate::evaluator::{
+    AllocView, NodeView, alloc_needs_eval, deleted_job_eval, node_change_evals,
+};
 use crate::runtime::Event;
 use crate::runtime::object_ref::resource_version_of;
 use crate::scheduler::util::is_terminal;
@@ -46,7 +49,7 @@ pub(crate) async fn nodes<C: Client>(
         let (Event::InitApply(value) | Event::Apply(value)) = &event else {
             continue;
         };
-        let Ok(node) = serde_json::from_value::<Node>(value.clone()) else {
+        let Ok(node) = Node::deserialize(value) else {
             continue;
         };
         let name = node.metadata.name.clone().unwrap_or_default();
@@ -102,14 +105,15 @@ pub(crate) async fn allocations<C: Client>(
     shared: Arc<Shared<C>>,
     mut events: broadcast::Receiver<Event>,
 ) {
-    let mut seen: HashMap<(String, String), Arc<Allocation>> = HashMap::new();
+    // What each allocation was, not a copy of it: the caches hold the allocations.
+    let mut seen: HashMap<(String, String), AllocView> = HashMap::new();
     while let Some(event) = next(&mut events, "allocations").await {
         let (value, deleted) = match &event {
             Event::InitApply(v) | Event::Apply(v) => (v, false),
             Event::Delete(v) => (v, true),
             _ => continue,
         };
-        let Ok(alloc) = serde_json::from_value::<Allocation>(value.clone()) else {
+        let Ok(alloc) = Allocation::deserialize(value) else {
             continue;
         };
         let key = (
@@ -119,17 +123,16 @@ pub(crate) async fn allocations<C: Client>(
         let old = if deleted {
             seen.remove(&key)
         } else {
-            seen.insert(key.clone(), Arc::new(alloc.clone()))
+            seen.insert(key.clone(), AllocView::of(&alloc))
         };
         let job = shared.caches.jobs.get(&key.0, &alloc.spec.job_name);
         if !deleted
-            && let Some(req) = alloc_needs_eval(old.as_deref(), &alloc, job.as_deref())
+            && let Some(req) = alloc_needs_eval(old.as_ref(), &alloc, job.as_deref())
             && let Err(e) = create(&shared.client, &req, &["alloc", &key.1, "failed"]).await
         {
             tracing::warn!(alloc = %key.1, error = %e, "could not create an alloc-failure evaluation");
         }
-        let freed =
-            (deleted || is_terminal(&alloc)) && old.as_deref().is_some_and(|o| !is_terminal(o));
+        let freed = (deleted || is_terminal(&alloc)) && old.is_some_and(|o| !o.terminal);
         if freed {
             let index = resource_version_of(value).unwrap_or_default();
             let unblocked = lock(&shared.blocked).unblock(None, index);
@@ -148,7 +151,7 @@ pub(crate) async fn deleted_jobs<C: Client>(
         let Event::Delete(value) = &event else {
             continue;
         };
-        let Ok(job) = serde_json::from_value::<Job>(value.clone()) else {
+        let Ok(job) = Job::deserialize(value) else {
             continue;
         };
         let req = deleted_job_eval(&job);
