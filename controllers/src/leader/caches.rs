@@ -191,6 +191,15 @@ impl Caches {
         Arc::new(state)
     }
 
+    /// The cached allocations of one job, from the live state's job index (not a scan of
+    /// every allocation).
+    pub fn allocs_of_job(&self, namespace: &str, job: &str) -> Vec<Arc<Allocation>> {
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .allocs_by_job(namespace, job)
+    }
+
     /// Snapshots for the workers.
     pub fn snapshots(&self) -> CacheSnapshots {
         CacheSnapshots(self.clone())

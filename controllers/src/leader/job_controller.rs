@@ -49,13 +49,7 @@ async fn reconcile<C: Client>(
         let uid = job.metadata.uid.clone().unwrap_or_default();
         create(&shared.client, &req, &["job", &uid, &version]).await?;
     }
-    let allocs: Vec<_> = shared
-        .caches
-        .allocations
-        .state()
-        .into_iter()
-        .filter(|a| a.spec.job_name == name && namespace(&a.metadata) == ns)
-        .collect();
+    let allocs = shared.caches.allocs_of_job(&ns, &name);
     let evals: Vec<_> = shared
         .caches
         .evaluations
