@@ -13,8 +13,8 @@
 mod decide;
 
 pub use decide::{
-    AllocView, EvalRequest, NodeView, alloc_needs_eval, deleted_job_eval, drain_eval, eval_name, eval_type,
-    job_needs_eval, job_version_patch, new_evaluation, node_change_evals,
+    AllocView, EvalRequest, NodeView, alloc_needs_eval, deleted_job_eval, drain_eval, eval_name,
+    eval_type, job_needs_eval, job_version_patch, new_evaluation, node_change_evals,
 };
 
 #[cfg(test)]
