@@ -42,7 +42,8 @@ impl Revisions {
     }
 }
 
-/// Readers of the four caches, and the job versions seen so far.
+/// Readers of the four caches, and the live scheduler state they keep. The watch tasks behind
+/// them stop when the last clone is dropped (a leader that lost its leadership).
 #[derive(Clone)]
 pub struct Caches {
     pub jobs: Store<Job>,
@@ -53,6 +54,18 @@ pub struct Caches {
     live: LiveState,
     /// How far each cache is complete; the snapshot index is the least of them.
     revisions: watch::Sender<Revisions>,
+    _tasks: Arc<CacheTasks>,
+}
+
+/// The caches' watch tasks, aborted on drop.
+struct CacheTasks(Vec<tokio::task::AbortHandle>);
+
+impl Drop for CacheTasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// The event streams behind the caches, for the loops that react to changes.
@@ -69,7 +82,11 @@ fn spawn_cache<C: Client, T>(
     slot: usize,
     revisions: watch::Sender<Revisions>,
     (live, apply): (LiveState, live::Apply<T>),
-) -> (Store<T>, broadcast::Receiver<Event>)
+) -> (
+    Store<T>,
+    broadcast::Receiver<Event>,
+    tokio::task::AbortHandle,
+)
 where
     T: serde::de::DeserializeOwned + Send + Sync + 'static,
 {
@@ -82,7 +99,7 @@ where
     let stream: BoxStream<'static, Result<Event, ClientError>> =
         reflector(writer, watcher(client.clone(), kind, None, query)).boxed();
     let typed = reader.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut stream = stream;
         while let Some(event) = stream.next().await {
             match event {
@@ -115,35 +132,35 @@ where
             }
         }
     });
-    (reader, rx)
+    (reader, rx, task.abort_handle())
 }
 
 impl Caches {
     pub(crate) fn start<C: Client>(client: C) -> (Caches, Feeds) {
         let revisions = watch::channel(Revisions::default()).0;
         let live = LiveState::default();
-        let (jobs, jobs_rx) = spawn_cache(
+        let (jobs, jobs_rx, jobs_task) = spawn_cache(
             &client,
             Kind::Job,
             0,
             revisions.clone(),
             (live.clone(), live::jobs),
         );
-        let (nodes, nodes_rx) = spawn_cache(
+        let (nodes, nodes_rx, nodes_task) = spawn_cache(
             &client,
             Kind::Node,
             1,
             revisions.clone(),
             (live.clone(), live::nodes),
         );
-        let (allocations, allocs_rx) = spawn_cache(
+        let (allocations, allocs_rx, allocs_task) = spawn_cache(
             &client,
             Kind::Allocation,
             2,
             revisions.clone(),
             (live.clone(), live::allocations),
         );
-        let (evaluations, evals_rx) = spawn_cache(
+        let (evaluations, evals_rx, evals_task) = spawn_cache(
             &client,
             Kind::Evaluation,
             3,
@@ -158,6 +175,12 @@ impl Caches {
                 evaluations,
                 live,
                 revisions,
+                _tasks: Arc::new(CacheTasks(vec![
+                    jobs_task,
+                    nodes_task,
+                    allocs_task,
+                    evals_task,
+                ])),
             },
             Feeds {
                 jobs: jobs_rx,

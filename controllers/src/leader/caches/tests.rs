@@ -234,3 +234,24 @@ async fn a_commit_is_complete_only_once_all_its_objects_arrived() {
         .expect("the whole commit arrives");
     assert!(has_alloc(&*snapshot, "web-1") && has_alloc(&*snapshot, "web-2"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_caches_stops_their_watches() {
+    let fake = FakeClient::new();
+    let (caches, feeds) = Caches::start(fake.clone());
+    let deadline = Instant::now() + DEADLINE;
+    while fake.open_watches() < 4 {
+        assert!(Instant::now() < deadline, "the caches never watched");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let snapshots = caches.snapshots();
+    drop((caches, feeds));
+    // A clone still in use keeps them.
+    assert_eq!(fake.open_watches(), 4);
+    drop(snapshots);
+    let deadline = Instant::now() + DEADLINE;
+    while fake.open_watches() > 0 {
+        assert!(Instant::now() < deadline, "the watches outlived the caches");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
