@@ -1,5 +1,6 @@
 //! Server membership requests: `GET /v1/agent/members`, `PUT /v1/agent/join`,
-//! `PUT /v1/agent/force-leave`, `GET /v1/operator/raft/configuration`.
+//! `PUT /v1/agent/force-leave`, `GET /v1/operator/raft/configuration`,
+//! `PUT /v1/operator/raft/transfer-leadership`.
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Method;
@@ -42,6 +43,17 @@ impl Client {
             format!("/v1/agent/force-leave?node={}", encode(name)),
         )
         .accept("application/json");
+        self.json(req).await
+    }
+
+    /// Hands leadership to the server `to` (a name or Raft id), or to any other voter:
+    /// `{"leader": {...}}` once it leads.
+    pub async fn raft_transfer_leadership(&self, to: Option<&str>) -> Result<Value> {
+        let path = match to {
+            Some(to) => format!("/v1/operator/raft/transfer-leadership?to={}", encode(to)),
+            None => "/v1/operator/raft/transfer-leadership".to_string(),
+        };
+        let req = Request::new(Method::PUT, path).accept("application/json");
         self.json(req).await
     }
 

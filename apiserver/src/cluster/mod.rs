@@ -14,6 +14,7 @@ pub mod gossip;
 pub mod membership;
 #[cfg(test)]
 mod tests;
+pub mod transfer;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

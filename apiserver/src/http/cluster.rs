@@ -5,7 +5,11 @@
 //! - `PUT /v1/agent/join?address=HOST:PORT[&address=…]`: gossip with those servers now;
 //! - `PUT /v1/agent/force-leave?node=NAME`: remove a (dead) server from the Raft membership
 //!   (the leader answers; followers forward it);
-//! - `GET /v1/operator/raft/configuration`: the Raft voters and learners.
+//! - `GET /v1/operator/raft/configuration`: the Raft voters and learners;
+//! - `PUT /v1/operator/raft/transfer-leadership[?to=NAME]`: hand leadership to another voter
+//!   (the leader answers; followers forward it);
+//! - `POST /internal/raft/campaign`: start an election on this server now (what the leader
+//!   asks of the target during a transfer; never forwarded).
 
 use std::sync::Arc;
 
@@ -27,6 +31,11 @@ pub fn routes() -> Router<Arc<ApiContext>> {
         .route("/v1/agent/join", post(join).put(join))
         .route("/v1/agent/force-leave", post(force_leave).put(force_leave))
         .route("/v1/operator/raft/configuration", get(raft_configuration))
+        .route(
+            "/v1/operator/raft/transfer-leadership",
+            post(transfer_leadership).put(transfer_leadership),
+        )
+        .route("/internal/raft/campaign", post(campaign))
 }
 
 fn cluster(ctx: &ApiContext) -> Result<&Cluster, ApiError> {
@@ -129,5 +138,32 @@ async fn raft_configuration(State(ctx): State<Arc<ApiContext>>) -> Response {
             Json(json!({"kind": "RaftConfiguration", "servers": c.peers().await})).into_response()
         }
         Err(e) => e.into_response(),
+    }
+}
+
+async fn transfer_leadership(
+    State(ctx): State<Arc<ApiContext>>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let result = async {
+        let cluster = cluster(&ctx)?;
+        let to = values(&query, "to").next();
+        let leader = cluster
+            .transfer_leadership(to.as_deref())
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("{e:#}")))?;
+        Ok::<_, ApiError>(Json(json!({"leader": leader})))
+    }
+    .await;
+    match result {
+        Ok(body) => body.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn campaign(State(ctx): State<Arc<ApiContext>>) -> Response {
+    match ctx.store.raft().trigger().elect().await {
+        Ok(()) => Json(json!({"campaigning": true})).into_response(),
+        Err(e) => ApiError::Unavailable(format!("cannot campaign: {e}")).into_response(),
     }
 }

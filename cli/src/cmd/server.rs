@@ -1,4 +1,5 @@
-//! `caravan server members|join|force-leave` and `caravan operator raft list-peers`, as
+//! `caravan server members|join|force-leave` and `caravan operator raft
+//! list-peers|transfer-leadership`, as
 //! `nomad server …` and `nomad operator raft …` show and change the servers.
 
 use clap::{Args, Subcommand};
@@ -49,6 +50,11 @@ pub enum OperatorCommand {
 pub enum RaftCommand {
     /// Show the Raft configuration: every voter and learner, and the leader.
     ListPeers,
+    /// Hand leadership to another voter (by name or Raft id; any other voter without --to).
+    TransferLeadership {
+        #[arg(long)]
+        to: Option<String>,
+    },
 }
 
 pub async fn run(ctx: &Context, args: ServerArgs) -> anyhow::Result<()> {
@@ -74,6 +80,17 @@ pub async fn run_operator(ctx: &Context, args: OperatorArgs) -> anyhow::Result<(
         OperatorCommand::Raft(RaftCommand::ListPeers) => {
             let config = ctx.client.raft_configuration().await?;
             print!("{}", peers_table(&config));
+        }
+        OperatorCommand::Raft(RaftCommand::TransferLeadership { to }) => {
+            let answer = ctx.client.raft_transfer_leadership(to.as_deref()).await?;
+            let leader = &answer["leader"];
+            let name = leader["name"]
+                .as_str()
+                .map_or_else(|| text(leader, "raftId"), str::to_owned);
+            println!(
+                "Leadership transferred to {name} ({})",
+                text(leader, "address")
+            );
         }
     }
     Ok(())

@@ -94,3 +94,31 @@ async fn a_server_started_later_joins_as_a_learner_then_a_voter() {
     }
     cluster.wait_holds(3, &["before-s4".to_string()]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_moves_to_the_named_voter() {
+    let cluster = start("transfer", &["s1", "s2", "s3"], |_| Vec::new());
+    let leader = cluster.agreed_leader(&[0, 1, 2]).await;
+    cluster
+        .create_namespace(leader, "before-transfer")
+        .await
+        .unwrap();
+    let target = (leader + 1) % 3;
+    // Asked through the third server, a follower: it forwards the request to the leader.
+    let asked = (leader + 2) % 3;
+    let name = format!("s{}", target + 1);
+    let out =
+        cluster.servers[asked].caravan(&["operator", "raft", "transfer-leadership", "--to", &name]);
+    out.assert_success();
+    assert!(out.stdout.contains(&name), "{}", out.stdout);
+    assert_eq!(cluster.agreed_leader(&[0, 1, 2]).await, target);
+    // Writes go on, through the old leader too.
+    cluster
+        .create_namespace(leader, "after-transfer")
+        .await
+        .unwrap();
+    let names = ["before-transfer".to_string(), "after-transfer".to_string()];
+    for i in 0..3 {
+        cluster.wait_holds(i, &names).await;
+    }
+}
