@@ -6,7 +6,7 @@
 //!   ─▶ wait until the target has every log entry
 //!   ─▶ stop sending heartbeats
 //!   ─▶ wait out the followers' leader lease (election_timeout_max)
-//!   ─▶ POST /internal/raft/campaign on the target: it starts an election at once
+//!   ─▶ POST /internal/raft/campaign on the target (raft/network.rs): it starts an election
 //!   ─▶ wait until the target leads ─▶ heartbeats back on (also on failure)
 //! ```
 //!
@@ -82,17 +82,7 @@ impl Cluster {
             bail!("the target did not catch up with the leader's log in time");
         }
         tokio::time::sleep(lease + Duration::from_millis(50)).await;
-        let url = format!("http://{}/internal/raft/campaign", target.address);
-        let answer = campaign_client()?
-            .post(&url)
-            .send()
-            .await
-            .with_context(|| format!("asking {url} to campaign"))?;
-        ensure!(
-            answer.status().is_success(),
-            "the target refused to campaign: HTTP {}",
-            answer.status()
-        );
+        crate::raft::request_campaign(&target.address).await?;
         let led = tokio::time::timeout(
             lease * 3 + Duration::from_secs(2),
             metrics.wait_for(|m| m.current_leader == Some(target.raft_id)),
@@ -107,15 +97,6 @@ impl Cluster {
         }
         Ok(())
     }
-}
-
-fn campaign_client() -> anyhow::Result<reqwest::Client> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(5))
-        .build()
-        .context("failed to build the HTTP client")
 }
 
 #[cfg(test)]

@@ -7,9 +7,8 @@
 //!   (the leader answers; followers forward it);
 //! - `GET /v1/operator/raft/configuration`: the Raft voters and learners;
 //! - `PUT /v1/operator/raft/transfer-leadership[?to=NAME]`: hand leadership to another voter
-//!   (the leader answers; followers forward it);
-//! - `POST /internal/raft/campaign`: start an election on this server now (what the leader
-//!   asks of the target during a transfer; never forwarded).
+//!   (the leader answers; followers forward it; the target is asked to campaign through
+//!   `raft/network.rs`).
 
 use std::sync::Arc;
 
@@ -35,7 +34,6 @@ pub fn routes() -> Router<Arc<ApiContext>> {
             "/v1/operator/raft/transfer-leadership",
             post(transfer_leadership).put(transfer_leadership),
         )
-        .route("/internal/raft/campaign", post(campaign))
 }
 
 fn cluster(ctx: &ApiContext) -> Result<&Cluster, ApiError> {
@@ -158,12 +156,5 @@ async fn transfer_leadership(
     match result {
         Ok(body) => body.into_response(),
         Err(e) => e.into_response(),
-    }
-}
-
-async fn campaign(State(ctx): State<Arc<ApiContext>>) -> Response {
-    match ctx.store.raft().trigger().elect().await {
-        Ok(()) => Json(json!({"campaigning": true})).into_response(),
-        Err(e) => ApiError::Unavailable(format!("cannot campaign: {e}")).into_response(),
     }
 }

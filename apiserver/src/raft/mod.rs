@@ -31,7 +31,7 @@ use anyhow::Context;
 use openraft::{BasicNode, Raft, ServerState, SnapshotPolicy};
 
 pub use log_store::{LogStore, LogStoreError};
-pub use network::{HttpConnection, HttpNetwork, RAFT_PATH};
+pub use network::{HttpConnection, HttpNetwork, RAFT_PATH, request_campaign};
 pub use proposer::Proposer;
 pub use snapshot::{SnapshotBuilder, SnapshotDir, SnapshotError};
 pub use state_machine::StateMachine;

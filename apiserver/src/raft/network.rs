@@ -1,4 +1,5 @@
-//! Server-to-server Raft transport: JSON over HTTP POST to `/internal/raft/{append,vote,snapshot}`.
+//! Server-to-server Raft transport: JSON over HTTP POST to `/internal/raft/{append,vote,snapshot}`,
+//! and `/internal/raft/campaign` (start an election now: a leadership transfer's last step).
 //!
 //! Both ends live here (the reqwest client and the axum routes) so that TLS, authentication
 //! and compression can be added in one place. Snapshots use openraft's chunked
@@ -139,8 +140,33 @@ pub fn router<S: Clone + Send + Sync + 'static>(raft: Raft<TypeConfig>) -> Route
         .route(&format!("{RAFT_PATH}/append"), post(append))
         .route(&format!("{RAFT_PATH}/vote"), post(vote))
         .route(&format!("{RAFT_PATH}/snapshot"), post(snapshot))
+        .route(&format!("{RAFT_PATH}/campaign"), post(campaign))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(raft)
+}
+
+/// Starts an election on this server at once (the target's side of a leadership transfer).
+async fn campaign(State(raft): State<Raft<TypeConfig>>) -> Json<Result<(), String>> {
+    Json(raft.trigger().elect().await.map_err(|e| e.to_string()))
+}
+
+/// Asks the server at `addr` to start an election at once (the leader's side of a leadership
+/// transfer).
+pub async fn request_campaign(addr: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let network = HttpNetwork::new().context("failed to build the HTTP client")?;
+    let url = format!("http://{addr}{RAFT_PATH}/campaign");
+    let answer: Result<(), String> = network
+        .client
+        .post(&url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .with_context(|| format!("asking {url} to campaign"))?
+        .json()
+        .await
+        .with_context(|| format!("reading {url}'s answer"))?;
+    answer.map_err(|e| anyhow::anyhow!("{addr} cannot campaign: {e}"))
 }
 
 async fn append(
