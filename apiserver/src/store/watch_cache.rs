@@ -80,7 +80,7 @@ struct Rings {
     values: ValueRings,
 }
 
-/// The recent events of one kind.
+/// Recent events, oldest first, of one kind or of one indexed value.
 #[derive(Debug)]
 struct Ring {
     events: VecDeque<Arc<WatchEvent>>,
@@ -89,21 +89,32 @@ struct Ring {
 }
 
 impl Ring {
+    fn new(window_start: u64) -> Ring {
+        Ring {
+            events: VecDeque::new(),
+            window_start,
+        }
+    }
+
+    /// Events with a resourceVersion greater than `after`, oldest first, at most `max`;
     /// `Err(TooOld)` when events after `after` may have been dropped from the window.
-    fn check(&self, after: u64) -> Result<(), TooOld> {
+    fn events_after(&self, after: u64, max: usize) -> Result<Vec<Arc<WatchEvent>>, TooOld> {
         if after < self.window_start {
             return Err(TooOld {
                 requested: after,
                 oldest: self.window_start,
             });
         }
-        Ok(())
+        let first = self
+            .events
+            .partition_point(|event| event.resource_version() <= after);
+        Ok(self.events.range(first..).take(max).cloned().collect())
     }
 
-    fn new(window_start: u64) -> Ring {
-        Ring {
-            events: VecDeque::new(),
-            window_start,
+    /// Drops the oldest event; the window then starts at it.
+    fn pop_oldest(&mut self) {
+        if let Some(dropped) = self.events.pop_front() {
+            self.window_start = self.window_start.max(dropped.resource_version());
         }
     }
 }
@@ -138,10 +149,7 @@ impl WatchCache {
                 let ring = kinds.entry(event.kind()).or_insert_with(|| Ring::new(0));
                 ring.events.push_back(event.clone());
                 while ring.events.len() > self.capacity {
-                    let Some(dropped) = ring.events.pop_front() else {
-                        break;
-                    };
-                    ring.window_start = ring.window_start.max(dropped.resource_version());
+                    ring.pop_oldest();
                 }
                 for (field, value) in values.push(event) {
                     touched.push((field, value, event.resource_version()));
@@ -182,14 +190,10 @@ impl WatchCache {
         max: usize,
     ) -> Result<Vec<Arc<WatchEvent>>, TooOld> {
         let rings = self.rings.read().unwrap_or_else(PoisonError::into_inner);
-        let Some(ring) = rings.kinds.get(&kind) else {
-            return Ok(Vec::new());
-        };
-        ring.check(after)?;
-        let first = ring
-            .events
-            .partition_point(|event| event.resource_version() <= after);
-        Ok(ring.events.range(first..).take(max).cloned().collect())
+        match rings.kinds.get(&kind) {
+            Some(ring) => ring.events_after(after, max),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Events with resourceVersion > `after` whose object has, or had before the change, `value`

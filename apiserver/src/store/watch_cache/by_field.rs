@@ -14,13 +14,13 @@
 //! each keeps its own window: a watch of a quiet value stays valid (no 410 `Expired`) however
 //! far the kind's window moved, as long as nothing of its value was dropped.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use caravan_schemas::Kind;
 use tokio::sync::watch;
 
-use super::{TooOld, WatchEvent};
+use super::{Ring, TooOld, WatchEvent};
 use crate::store::state::INDEXED_FIELDS;
 
 /// An indexed field of a kind, as in [`INDEXED_FIELDS`].
@@ -39,19 +39,12 @@ pub(super) struct ValueRings {
 /// The rings of one field's values.
 #[derive(Debug)]
 struct FieldRings {
-    values: HashMap<String, ValueRing>,
+    /// Each value's recent events, with its own window: a quiet value's watch stays valid
+    /// however far the kind's window moved, since nothing of its value was dropped.
+    values: HashMap<String, Ring>,
     /// The newest event dropped with a forgotten ring: a value without a ring may have had
     /// events up to here.
     floor: u64,
-}
-
-/// The recent events of one value, and its own window: a quiet value's watch stays valid
-/// however far the kind's window moved, since nothing of its value was dropped.
-#[derive(Debug)]
-struct ValueRing {
-    events: VecDeque<Arc<WatchEvent>>,
-    /// Every event of this value newer than this is still in `events`.
-    window_start: u64,
 }
 
 /// The values of `field` the event's object has now or had before it.
@@ -96,10 +89,8 @@ impl ValueRings {
                 match rings.values.get_mut(value) {
                     Some(ring) => ring.events.push_back(event.clone()),
                     None => {
-                        let ring = ValueRing {
-                            events: VecDeque::from([event.clone()]),
-                            window_start: rings.floor,
-                        };
+                        let mut ring = Ring::new(rings.floor);
+                        ring.events.push_back(event.clone());
                         rings.values.insert(value.to_owned(), ring);
                     }
                 }
@@ -122,11 +113,12 @@ impl ValueRings {
         *pushed = 0;
         for (_, rings) in self.fields.iter_mut().filter(|((k, _), _)| *k == kind) {
             for ring in rings.values.values_mut() {
-                while let Some(front) = ring.events.front()
-                    && front.resource_version() <= window_start
+                while ring
+                    .events
+                    .front()
+                    .is_some_and(|e| e.resource_version() <= window_start)
                 {
-                    ring.window_start = ring.window_start.max(front.resource_version());
-                    ring.events.pop_front();
+                    ring.pop_oldest();
                 }
             }
             if rings.values.len() > capacity {
@@ -155,16 +147,13 @@ impl ValueRings {
         after: u64,
     ) -> Result<Vec<Arc<WatchEvent>>, TooOld> {
         let Some(rings) = self.fields.get(&field) else {
-            return check(self.initial_floor, after).map(|()| Vec::new());
+            return Ring::new(self.initial_floor).events_after(after, usize::MAX);
         };
-        let Some(ring) = rings.values.get(value) else {
-            return check(rings.floor, after).map(|()| Vec::new());
-        };
-        check(ring.window_start, after)?;
-        let first = ring
-            .events
-            .partition_point(|e| e.resource_version() <= after);
-        Ok(ring.events.range(first..).cloned().collect())
+        match rings.values.get(value) {
+            Some(ring) => ring.events_after(after, usize::MAX),
+            // A value without a ring may have had events up to the field's floor.
+            None => Ring::new(rings.floor).events_after(after, usize::MAX),
+        }
     }
 
     /// The resourceVersion of the newest event of `value` (0 when none is kept).
@@ -175,16 +164,6 @@ impl ValueRings {
             .and_then(|ring| ring.events.back())
             .map_or(0, |e| e.resource_version())
     }
-}
-
-fn check(window_start: u64, after: u64) -> Result<(), TooOld> {
-    if after < window_start {
-        return Err(TooOld {
-            requested: after,
-            oldest: window_start,
-        });
-    }
-    Ok(())
 }
 
 /// The notifiers of the watches waiting on one value: the newest resourceVersion of its events.
