@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use caravan_schemas::Kind;
 use futures::{StreamExt, stream};
 use serde_json::Value;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::client::{Client, ClientError, EventStream, ListQuery, ObjectList, WatchEvent};
 use crate::runtime::ObjectRef;
@@ -86,6 +86,8 @@ struct FakeState {
     plans: Vec<Plan>,
     failures: HashMap<Verb, VecDeque<ClientError>>,
     calls: HashMap<Verb, usize>,
+    /// Per kind, how many events each watch may deliver (see `hold_watch_events`).
+    held: HashMap<Kind, watch::Receiver<usize>>,
 }
 
 impl Default for FakeClient {
@@ -125,6 +127,7 @@ impl FakeClient {
                     plans: Vec::new(),
                     failures: HashMap::new(),
                     calls: HashMap::new(),
+                    held: HashMap::new(),
                 }),
                 signals,
             }),
@@ -179,6 +182,14 @@ impl FakeClient {
             .entry(verb)
             .or_default()
             .push_back(error);
+    }
+
+    /// From now on each watch of `kind` delivers only as many events as the returned sender
+    /// says (0 at first, `usize::MAX` for all) and holds back the rest: a watch that lags.
+    pub fn hold_watch_events(&self, kind: Kind) -> watch::Sender<usize> {
+        let (allowed, receiver) = watch::channel(0);
+        self.lock().held.insert(kind, receiver);
+        allowed
     }
 
     /// Watch streams currently open.
@@ -256,10 +267,19 @@ impl FakeClient {
         // Subscribed under the lock: every later change reaches the stream exactly once.
         let receiver = self.shared.signals.subscribe();
         let after = resource_version.max(state.revision);
+        let held = state.held.get(&kind).cloned();
         drop(state);
-        Ok(Box::pin(
-            stream::iter(backlog).chain(live(receiver, filter, after)),
-        ))
+        let events = stream::iter(backlog).chain(live(receiver, filter, after));
+        let Some(allowed) = held else {
+            return Ok(Box::pin(events));
+        };
+        Ok(Box::pin(events.enumerate().then(move |(n, event)| {
+            let mut allowed = allowed.clone();
+            async move {
+                let _ = allowed.wait_for(|allowed| n < *allowed).await;
+                event
+            }
+        })))
     }
 }
 
@@ -407,6 +427,20 @@ impl Client for FakeClient {
     async fn submit_plan(&self, plan: Plan) -> Result<PlanResult, ClientError> {
         let mut state = self.begin(Verb::SubmitPlan)?;
         write::apply_plan(&mut state, &self.shared.signals, plan)
+    }
+}
+
+/// Polls `cond` every 10 ms until it holds, failing the test after 30 s: how tests against the
+/// fake wait for what background tasks do.
+#[cfg(test)]
+pub(crate) async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
 

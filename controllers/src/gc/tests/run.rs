@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::client::{Client, ClientError};
-use crate::fake::{FakeClient, Verb};
+use crate::fake::{FakeClient, Verb, wait_for};
 use crate::gc::decide::JobGarbage;
 use crate::gc::reap::{ReapedJobs, reap};
 use crate::gc::{GcConfig, GcError, GcTrigger, run};
@@ -29,15 +29,6 @@ fn target(value: &Value) -> Target {
         namespace: meta["namespace"].as_str().unwrap_or_default().to_string(),
         name: meta["name"].as_str().unwrap().to_string(),
         resource_version: meta["resourceVersion"].as_str().map(str::to_string),
-    }
-}
-
-/// Polls `cond` until it holds, failing after [`DEADLINE`].
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

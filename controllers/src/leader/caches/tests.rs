@@ -1,89 +1,14 @@
 //! Snapshots are complete up to their index, even when one kind's watch lags the others.
 
-use std::time::Instant;
-
 use caravan_schemas::mock;
-use futures::StreamExt;
-use serde_json::Value;
 use tokio::sync::watch as gate;
 
 use super::*;
-use crate::client::{EventStream, ObjectList};
-use crate::fake::FakeClient;
-use crate::scheduler::{Plan, PlanResult};
+use crate::fake::{FakeClient, wait_for};
+use crate::scheduler::Plan;
 use crate::worker::Snapshots;
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-/// The fake, with the events of allocation watches held back beyond the number the gate
-/// allows (`usize::MAX`: all of them).
-#[derive(Clone)]
-struct Gated {
-    fake: FakeClient,
-    allowed: gate::Receiver<usize>,
-}
-
-impl Client for Gated {
-    async fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<Value, ClientError> {
-        self.fake.get(kind, namespace, name).await
-    }
-
-    async fn list(
-        &self,
-        kind: Kind,
-        namespace: Option<&str>,
-        query: &ListQuery,
-    ) -> Result<ObjectList, ClientError> {
-        self.fake.list(kind, namespace, query).await
-    }
-
-    async fn watch(
-        &self,
-        kind: Kind,
-        namespace: Option<&str>,
-        query: &ListQuery,
-        resource_version: u64,
-    ) -> Result<EventStream, ClientError> {
-        let events = self
-            .fake
-            .watch(kind, namespace, query, resource_version)
-            .await?;
-        if kind != Kind::Allocation {
-            return Ok(events);
-        }
-        let allowed = self.allowed.clone();
-        Ok(Box::pin(events.enumerate().then(move |(n, event)| {
-            let mut allowed = allowed.clone();
-            async move {
-                let _ = allowed.wait_for(|allowed| n < *allowed).await;
-                event
-            }
-        })))
-    }
-
-    async fn create(&self, kind: Kind, object: Value) -> Result<Value, ClientError> {
-        self.fake.create(kind, object).await
-    }
-
-    async fn patch(
-        &self,
-        kind: Kind,
-        namespace: &str,
-        name: &str,
-        patch: Value,
-        status: bool,
-    ) -> Result<Value, ClientError> {
-        self.fake.patch(kind, namespace, name, patch, status).await
-    }
-
-    async fn delete(&self, kind: Kind, namespace: &str, name: &str) -> Result<(), ClientError> {
-        self.fake.delete(kind, namespace, name).await
-    }
-
-    async fn submit_plan(&self, plan: Plan) -> Result<PlanResult, ClientError> {
-        self.fake.submit_plan(plan).await
-    }
-}
 
 fn has_alloc(state: &dyn State, name: &str) -> bool {
     state
@@ -108,11 +33,8 @@ async fn setup() -> Setup {
     let node = mock::node("n1");
     fake.seed(Kind::Job, serde_json::to_value(&job).unwrap());
     fake.seed(Kind::Node, serde_json::to_value(&node).unwrap());
-    let (opener, allowed) = gate::channel(0);
-    let (caches, _feeds) = Caches::start(Gated {
-        fake: fake.clone(),
-        allowed,
-    });
+    let opener = fake.hold_watch_events(Kind::Allocation);
+    let (caches, _feeds) = Caches::start(fake.clone());
     caches.wait_until_ready().await;
     Setup {
         fake,
@@ -149,15 +71,13 @@ async fn a_snapshot_waits_for_the_kinds_that_lag() {
         .unwrap();
     let later = resource_version_of(&later).expect("a resourceVersion");
     assert!(later > placed);
-    let deadline = Instant::now() + DEADLINE;
-    while caches
-        .jobs
-        .get("default", "web")
-        .is_none_or(|j| !j.metadata.labels.contains_key("touched"))
-    {
-        assert!(Instant::now() < deadline, "the job cache never moved");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for("the job cache has the change", || {
+        caches
+            .jobs
+            .get("default", "web")
+            .is_some_and(|j| j.metadata.labels.contains_key("touched"))
+    })
+    .await;
 
     // The jobs are cached past the allocation's revision, the allocations are not: no snapshot
     // may claim to be at that revision without the allocation.
@@ -208,14 +128,10 @@ async fn a_commit_is_complete_only_once_all_its_objects_arrived() {
     fake.submit_plan(plan).await.unwrap();
     let committed = fake.revision();
     opener.send_replace(1);
-    let deadline = Instant::now() + DEADLINE;
-    while caches.allocations.state().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the first allocation never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for("the first allocation arrives", || {
+        !caches.allocations.state().is_empty()
+    })
+    .await;
 
     let snapshots = caches.snapshots();
     let early = snapshots
@@ -239,19 +155,14 @@ async fn a_commit_is_complete_only_once_all_its_objects_arrived() {
 async fn dropping_the_caches_stops_their_watches() {
     let fake = FakeClient::new();
     let (caches, feeds) = Caches::start(fake.clone());
-    let deadline = Instant::now() + DEADLINE;
-    while fake.open_watches() < 4 {
-        assert!(Instant::now() < deadline, "the caches never watched");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for("the caches watch", || fake.open_watches() == 4).await;
     let snapshots = caches.snapshots();
     drop((caches, feeds));
     // A clone still in use keeps them.
     assert_eq!(fake.open_watches(), 4);
     drop(snapshots);
-    let deadline = Instant::now() + DEADLINE;
-    while fake.open_watches() > 0 {
-        assert!(Instant::now() < deadline, "the watches outlived the caches");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for("the watches end with the caches", || {
+        fake.open_watches() == 0
+    })
+    .await;
 }
