@@ -144,21 +144,21 @@ impl Caches {
             Kind::Job,
             0,
             revisions.clone(),
-            (live.clone(), live::jobs),
+            (live.clone(), live::apply::<Job>),
         );
         let (nodes, nodes_rx, nodes_task) = spawn_cache(
             &client,
             Kind::Node,
             1,
             revisions.clone(),
-            (live.clone(), live::nodes),
+            (live.clone(), live::apply::<Node>),
         );
         let (allocations, allocs_rx, allocs_task) = spawn_cache(
             &client,
             Kind::Allocation,
             2,
             revisions.clone(),
-            (live.clone(), live::allocations),
+            (live.clone(), live::apply::<Allocation>),
         );
         let (evaluations, evals_rx, evals_task) = spawn_cache(
             &client,

@@ -7,8 +7,9 @@
 //! holds at least everything up to them.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
-use caravan_schemas::{Allocation, Job, Node};
+use caravan_schemas::{Allocation, Job, Node, ObjectMeta};
 use serde_json::Value;
 
 use crate::runtime::object_ref::{name_of, namespace_of};
@@ -22,121 +23,106 @@ pub(super) const TRACKED_VERSIONS: usize = 6;
 /// How one kind's cache events change the live state.
 pub(super) type Apply<T> = fn(&mut MemState, &Store<T>, &Event);
 
-/// The store key and the scheduler's namespace of an event's object.
-fn keys(object: &Value) -> Option<(&str, &str)> {
+/// A kind the live state holds.
+pub(super) trait LiveKind: Sized {
+    fn meta(&self) -> &ObjectMeta;
+    /// Every object of the kind the state holds.
+    fn held(state: &MemState) -> Vec<Arc<Self>>;
+    fn upsert(state: &mut MemState, object: Arc<Self>);
+    /// Removes `namespace/name` (the namespace as the scheduler has it: `default` when absent).
+    fn delete(state: &mut MemState, namespace: &str, name: &str);
+}
+
+impl LiveKind for Node {
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn held(state: &MemState) -> Vec<Arc<Self>> {
+        state.nodes()
+    }
+    fn upsert(state: &mut MemState, node: Arc<Self>) {
+        state.upsert_node(node);
+    }
+    fn delete(state: &mut MemState, _namespace: &str, name: &str) {
+        state.delete_node(name);
+    }
+}
+
+impl LiveKind for Job {
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn held(state: &MemState) -> Vec<Arc<Self>> {
+        state.jobs()
+    }
+    fn upsert(state: &mut MemState, job: Arc<Self>) {
+        let (ns, job_name) = (
+            namespace(&job.metadata).to_owned(),
+            name(&job.metadata).to_owned(),
+        );
+        state.upsert_job(job);
+        state.trim_job_versions(&ns, &job_name, TRACKED_VERSIONS);
+    }
+    fn delete(state: &mut MemState, namespace: &str, name: &str) {
+        state.delete_job(namespace, name);
+    }
+}
+
+impl LiveKind for Allocation {
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn held(state: &MemState) -> Vec<Arc<Self>> {
+        state.allocs()
+    }
+    fn upsert(state: &mut MemState, alloc: Arc<Self>) {
+        state.upsert_alloc(alloc);
+    }
+    fn delete(state: &mut MemState, namespace: &str, name: &str) {
+        state.delete_alloc(namespace, name);
+    }
+}
+
+/// The store key of an event's object.
+fn store_key(object: &Value) -> Option<(&str, &str)> {
     Some((namespace_of(object), name_of(object)?))
 }
 
-/// The scheduler's namespace for a store namespace (`default` when absent).
-fn scheduler_namespace(store_namespace: &str) -> &str {
-    if store_namespace.is_empty() {
-        "default"
-    } else {
-        store_namespace
-    }
+/// The scheduler's key of an object: (namespace, `default` when absent; name).
+fn scheduler_key<T: LiveKind>(object: &T) -> (String, String) {
+    (
+        namespace(object.meta()).to_owned(),
+        name(object.meta()).to_owned(),
+    )
 }
 
-pub(super) fn nodes(state: &mut MemState, store: &Store<Node>, event: &Event) {
+/// Applies one cache event of kind `T`: upserts what was applied (as the store now holds it),
+/// removes what was deleted, and after a (re-)list replaces the kind with what was listed.
+pub(super) fn apply<T: LiveKind>(state: &mut MemState, store: &Store<T>, event: &Event) {
     match event {
         Event::Apply(object) => {
-            if let Some(node) = keys(object).and_then(|(ns, name)| store.get(ns, name)) {
-                state.upsert_node(node);
+            if let Some(object) = store_key(object).and_then(|(ns, name)| store.get(ns, name)) {
+                T::upsert(state, object);
             }
         }
         Event::Delete(object) => {
-            if let Some(name) = name_of(object) {
-                state.delete_node(name);
+            if let Some((ns, name)) = store_key(object) {
+                let ns = if ns.is_empty() { "default" } else { ns };
+                T::delete(state, ns, name);
             }
         }
         Event::InitDone => {
             let listed = store.state();
-            let names: HashSet<String> = listed.iter().map(|n| name(&n.metadata).into()).collect();
-            for gone in state.nodes() {
-                if !names.contains(name(&gone.metadata)) {
-                    state.delete_node(name(&gone.metadata));
-                }
-            }
-            for node in listed {
-                state.upsert_node(node);
-            }
-        }
-        Event::Init | Event::InitApply(_) | Event::Progress(_) => {}
-    }
-}
-
-fn upsert_job(state: &mut MemState, job: std::sync::Arc<Job>) {
-    let (ns, job_name) = (
-        namespace(&job.metadata).to_owned(),
-        name(&job.metadata).to_owned(),
-    );
-    state.upsert_job(job);
-    state.trim_job_versions(&ns, &job_name, TRACKED_VERSIONS);
-}
-
-pub(super) fn jobs(state: &mut MemState, store: &Store<Job>, event: &Event) {
-    match event {
-        Event::Apply(object) => {
-            if let Some(job) = keys(object).and_then(|(ns, name)| store.get(ns, name)) {
-                upsert_job(state, job);
-            }
-        }
-        Event::Delete(object) => {
-            if let Some((ns, name)) = keys(object) {
-                state.delete_job(scheduler_namespace(ns), name);
-            }
-        }
-        Event::InitDone => {
-            let listed = store.state();
-            let keys: HashSet<(String, String)> = listed
-                .iter()
-                .map(|j| (namespace(&j.metadata).into(), name(&j.metadata).into()))
-                .collect();
-            for gone in state.jobs() {
-                let key = (
-                    namespace(&gone.metadata).to_owned(),
-                    name(&gone.metadata).to_owned(),
-                );
+            let keys: HashSet<(String, String)> =
+                listed.iter().map(|o| scheduler_key(o.as_ref())).collect();
+            for gone in T::held(state) {
+                let key = scheduler_key(gone.as_ref());
                 if !keys.contains(&key) {
-                    state.delete_job(&key.0, &key.1);
+                    T::delete(state, &key.0, &key.1);
                 }
             }
-            for job in listed {
-                upsert_job(state, job);
-            }
-        }
-        Event::Init | Event::InitApply(_) | Event::Progress(_) => {}
-    }
-}
-
-pub(super) fn allocations(state: &mut MemState, store: &Store<Allocation>, event: &Event) {
-    match event {
-        Event::Apply(object) => {
-            if let Some(alloc) = keys(object).and_then(|(ns, name)| store.get(ns, name)) {
-                state.upsert_alloc(alloc);
-            }
-        }
-        Event::Delete(object) => {
-            if let Some((ns, name)) = keys(object) {
-                state.delete_alloc(scheduler_namespace(ns), name);
-            }
-        }
-        Event::InitDone => {
-            let listed = store.state();
-            let keys: HashSet<(String, String)> = listed
-                .iter()
-                .map(|a| (namespace(&a.metadata).into(), name(&a.metadata).into()))
-                .collect();
-            for gone in state.allocs() {
-                let key = (
-                    namespace(&gone.metadata).to_owned(),
-                    name(&gone.metadata).to_owned(),
-                );
-                if !keys.contains(&key) {
-                    state.delete_alloc(&key.0, &key.1);
-                }
-            }
-            for alloc in listed {
-                state.upsert_alloc(alloc);
+            for object in listed {
+                T::upsert(state, object);
             }
         }
         Event::Init | Event::InitApply(_) | Event::Progress(_) => {}
@@ -182,13 +168,17 @@ mod tests {
         let mut state = MemState::new();
         let mut events = vec![Event::Init, Event::InitDone];
         events.extend((0..10).map(|v| Event::Apply(value(&job_version(v)))));
-        feed(&mut state, jobs, &events);
+        feed(&mut state, apply::<Job>, &events);
         let current = state.job("default", "web").expect("the job");
         assert_eq!(crate::scheduler::util::job_version(&current), 9);
         assert!(state.job_by_version("default", "web", 4).is_some());
         assert!(state.job_by_version("default", "web", 3).is_none());
 
-        feed(&mut state, jobs, &[Event::Delete(value(&job_version(9)))]);
+        feed(
+            &mut state,
+            apply::<Job>,
+            &[Event::Delete(value(&job_version(9)))],
+        );
         assert!(state.job("default", "web").is_none());
         assert!(state.job_by_version("default", "web", 9).is_none());
     }
@@ -205,7 +195,7 @@ mod tests {
         let (reader, mut writer) = store::<Allocation>();
         let mut apply = |event: Event| {
             writer.apply_event(&event);
-            allocations(&mut state, &reader, &event);
+            apply::<Allocation>(&mut state, &reader, &event);
         };
         apply(Event::Init);
         apply(Event::InitApply(value(&a1)));
