@@ -19,6 +19,21 @@ pub fn object_path(namespace: &str, plural: &str, name: &str) -> String {
 }
 
 /// A reqwest client for plain-HTTP loopback use.
+/// POSTs `body` to the collection at `url` and returns the created object; panics with the
+/// server's answer unless it is 201 Created.
+pub async fn create(client: &reqwest::Client, url: &str, body: &Value) -> Value {
+    let resp = client
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let code = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    assert_eq!(code, 201, "POST {url}: {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
 pub fn client() -> reqwest::Client {
     static PROVIDER: Once = Once::new();
     // reqwest is built without a default TLS crypto provider; install one once per process.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use caravan_e2e::Sandbox;
 use caravan_e2e::command::run;
-use caravan_e2e::http::{self, collection_path};
+use caravan_e2e::http::{self, collection_path, create};
 use caravan_e2e::paths::caravan_bin;
 use caravan_e2e::wait::wait_until_async;
 use serde_json::{Value, json};
@@ -99,18 +99,12 @@ async fn simulated_nodes_register_and_run_mock_tasks_like_agents() {
             "tasks": [{"name": "t", "driver": "mock", "config": {"runFor": "200ms"},
                        "resources": {"cpu": 100, "memoryMB": 64}}]}]}
     });
-    let resp = client
-        .post(sandbox.url(&collection_path("default", "jobs")))
-        .json(&job)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        resp.status().as_u16(),
-        201,
-        "{}",
-        resp.text().await.unwrap()
-    );
+    create(
+        &client,
+        &sandbox.url(&collection_path("default", "jobs")),
+        &job,
+    )
+    .await;
     let allocs_path = format!(
         "{}?fieldSelector=spec.jobName%3Dsim-batch",
         collection_path("default", "allocations")

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use caravan_e2e::cluster::{Cluster, DEADLINE};
-use caravan_e2e::http::{self, collection_path, object_path};
+use caravan_e2e::http::{self, collection_path, create, object_path};
 use caravan_e2e::{ClientAgent, Output};
 use serde_json::{Value, json};
 
@@ -160,19 +160,7 @@ fn batch_job(name: &str) -> Value {
 async fn system_gc_deletes_a_finished_batch_job_with_its_evaluations_and_allocations() {
     let cluster = Cluster::start_dev("gc-job", &["--job-gc-threshold", "2s"]);
     let jobs = cluster.server.url(&collection_path("default", "jobs"));
-    let resp = cluster
-        .http
-        .post(&jobs)
-        .json(&batch_job("report"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        resp.status().as_u16(),
-        201,
-        "{}",
-        resp.text().await.unwrap()
-    );
+    create(&cluster.http, &jobs, &batch_job("report")).await;
 
     let job_path = object_path("default", "jobs", "report");
     let deadline = Instant::now() + DEADLINE;

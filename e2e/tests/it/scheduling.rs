@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use caravan_e2e::Sandbox;
-use caravan_e2e::http::{self, collection_path};
+use caravan_e2e::http::{self, collection_path, create};
 use caravan_e2e::wait::wait_until_async;
 use serde_json::{Value, json};
 
@@ -38,19 +38,12 @@ impl Cluster {
             spec["nodeClass"] = json!(class);
         }
         let node = json!({"apiVersion": "caravan.dev/v1", "kind": "Node", "metadata": {"name": name}, "spec": spec});
-        let resp = self
-            .client
-            .post(self.sandbox.url("/apis/caravan.dev/v1/nodes"))
-            .json(&node)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            resp.status().as_u16(),
-            201,
-            "{}",
-            resp.text().await.unwrap()
-        );
+        create(
+            &self.client,
+            &self.sandbox.url("/apis/caravan.dev/v1/nodes"),
+            &node,
+        )
+        .await;
         let status = json!({"status": {
             "status": "ready",
             "attributes": {"kernel.name": kernel, "cpu.arch": "amd64"},

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use caravan_e2e::Sandbox;
-use caravan_e2e::http;
+use caravan_e2e::http::{self, create};
 use caravan_e2e::sandbox::free_port;
 use serde_json::{Value, json};
 
@@ -293,19 +293,8 @@ async fn followers_schedule_evaluations_from_the_leaders_broker() {
                 "resources": {"cpu": 10, "memoryMB": 8}
             }]}]}
         });
-        let resp = cluster
-            .http
-            .post(cluster.servers[i % 3].url("/apis/caravan.dev/v1/namespaces/default/jobs"))
-            .json(&job)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            resp.status().as_u16(),
-            201,
-            "{}",
-            resp.text().await.unwrap()
-        );
+        let jobs = cluster.servers[i % 3].url("/apis/caravan.dev/v1/namespaces/default/jobs");
+        create(&cluster.http, &jobs, &job).await;
     }
     let deadline = Instant::now() + DEADLINE;
     loop {
