@@ -161,42 +161,28 @@ mod tests {
     fn latency_runs_from_pending_to_a_final_status() {
         let mut t = Tracker::default();
         let t0 = Instant::now();
-        t.observe(
-            &WatchEvent::Added(eval("e1", "c1m-x-1", "pending")),
-            "c1m-x-",
-            t0,
-        );
-        t.observe(
-            &WatchEvent::Added(eval("e2", "other", "pending")),
-            "c1m-x-",
-            t0,
-        );
-        t.observe(
-            &WatchEvent::Added(eval("e3", "c1m-x-2", "pending")),
-            "c1m-x-",
-            t0,
-        );
         let later = t0 + Duration::from_millis(40);
-        t.observe(
-            &WatchEvent::Modified(eval("e1", "c1m-x-1", "pending")),
-            "c1m-x-",
-            later,
-        );
-        t.observe(
-            &WatchEvent::Modified(eval("e1", "c1m-x-1", "complete")),
-            "c1m-x-",
-            later,
-        );
-        t.observe(
-            &WatchEvent::Modified(eval("e3", "c1m-x-2", "blocked")),
-            "c1m-x-",
-            later,
-        );
-        t.observe(
-            &WatchEvent::Modified(eval("e2", "other", "complete")),
-            "c1m-x-",
-            later,
-        );
+        let events = [
+            (WatchEvent::Added(eval("e1", "c1m-x-1", "pending")), t0),
+            (WatchEvent::Added(eval("e2", "other", "pending")), t0),
+            (WatchEvent::Added(eval("e3", "c1m-x-2", "pending")), t0),
+            (
+                WatchEvent::Modified(eval("e1", "c1m-x-1", "pending")),
+                later,
+            ),
+            (
+                WatchEvent::Modified(eval("e1", "c1m-x-1", "complete")),
+                later,
+            ),
+            (
+                WatchEvent::Modified(eval("e3", "c1m-x-2", "blocked")),
+                later,
+            ),
+            (WatchEvent::Modified(eval("e2", "other", "complete")), later),
+        ];
+        for (event, at) in &events {
+            t.observe(event, "c1m-x-", *at);
+        }
         assert_eq!(
             (t.stats.finished, t.stats.blocked, t.stats.failed),
             (2, 1, 0)
