@@ -34,6 +34,18 @@ pub async fn create(client: &reqwest::Client, url: &str, body: &Value) -> Value 
     serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
+/// GETs `url` and parses the answer as JSON; panics when the request or the parse fails.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    client
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
 pub fn client() -> reqwest::Client {
     static PROVIDER: Once = Once::new();
     // reqwest is built without a default TLS crypto provider; install one once per process.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use caravan_e2e::Sandbox;
 use caravan_e2e::command::run;
-use caravan_e2e::http::{self, collection_path, create};
+use caravan_e2e::http::{self, collection_path, create, get_json};
 use caravan_e2e::paths::caravan_bin;
 use caravan_e2e::wait::wait_until_async;
 use serde_json::{Value, json};
@@ -45,14 +45,7 @@ fn a_tiny_c1m_places_and_runs_every_allocation_exactly_once() {
 
 /// The items of a list at `path`.
 async fn items(client: &reqwest::Client, sandbox: &Sandbox, path: &str) -> Vec<Value> {
-    let list: Value = client
-        .get(sandbox.url(path))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = get_json(client, &sandbox.url(path)).await;
     list["items"].as_array().cloned().unwrap_or_default()
 }
 

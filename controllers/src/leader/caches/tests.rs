@@ -17,6 +17,19 @@ fn has_alloc(state: &dyn State, name: &str) -> bool {
         .any(|a| a.metadata.name.as_deref() == Some(name))
 }
 
+/// No snapshot claims `index` while the allocation `missing` committed at or before it has not
+/// reached the caches: waiting for it times out.
+async fn assert_no_snapshot_at(snapshots: &CacheSnapshots, index: u64, missing: &str) {
+    let early = snapshots
+        .wait_for_index(index, Duration::from_millis(200))
+        .await;
+    assert!(
+        matches!(early, Err(WorkerError::SnapshotTimeout { .. })),
+        "a snapshot at {index} without {missing}: {:?}",
+        early.map(|s| (s.index(), has_alloc(&*s, missing)))
+    );
+}
+
 struct Setup {
     fake: FakeClient,
     job: caravan_schemas::Job,
@@ -82,14 +95,7 @@ async fn a_snapshot_waits_for_the_kinds_that_lag() {
     // The jobs are cached past the allocation's revision, the allocations are not: no snapshot
     // may claim to be at that revision without the allocation.
     let snapshots = caches.snapshots();
-    let early = snapshots
-        .wait_for_index(placed, Duration::from_millis(200))
-        .await;
-    assert!(
-        matches!(early, Err(WorkerError::SnapshotTimeout { .. })),
-        "a snapshot at {placed} before the allocation arrived: {:?}",
-        early.map(|s| (s.index(), has_alloc(&*s, "web-1")))
-    );
+    assert_no_snapshot_at(&snapshots, placed, "web-1").await;
     let snapshot = caches.snapshot();
     assert!(
         snapshot.index() < placed,
@@ -134,14 +140,7 @@ async fn a_commit_is_complete_only_once_all_its_objects_arrived() {
     .await;
 
     let snapshots = caches.snapshots();
-    let early = snapshots
-        .wait_for_index(committed, Duration::from_millis(200))
-        .await;
-    assert!(
-        matches!(early, Err(WorkerError::SnapshotTimeout { .. })),
-        "a snapshot at {committed} with half its commit: {:?}",
-        early.map(|s| (s.index(), has_alloc(&*s, "web-2")))
-    );
+    assert_no_snapshot_at(&snapshots, committed, "web-2").await;
 
     opener.send_replace(usize::MAX);
     let snapshot = snapshots

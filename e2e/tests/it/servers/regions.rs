@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use caravan_e2e::Sandbox;
-use caravan_e2e::http;
+use caravan_e2e::http::{self, get_json};
 use caravan_e2e::sandbox::free_port;
 use serde_json::{Value, json};
 
@@ -92,14 +92,11 @@ async fn a_job_submitted_through_another_region_runs_in_its_own() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Nothing is replicated between regions: west holds no such job, but answers for east.
-    let west_jobs: Value = client
-        .get(west.url("/apis/caravan.dev/v1/namespaces/default/jobs?resourceVersion=0"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let west_jobs = get_json(
+        &client,
+        &west.url("/apis/caravan.dev/v1/namespaces/default/jobs?resourceVersion=0"),
+    )
+    .await;
     assert_eq!(west_jobs["items"].as_array().map(Vec::len), Some(0));
     let through_west = west.caravan(&["--region", "east", "get", "jobs"]);
     through_west.assert_success();
