@@ -6,6 +6,7 @@ pub mod agent;
 pub mod args;
 pub mod bench;
 pub mod cmd;
+pub mod limits;
 pub mod manifest;
 pub mod merge_patch;
 pub mod nodesim;

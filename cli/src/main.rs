@@ -32,6 +32,9 @@ async fn run(cli: Cli) -> ExitCode {
             caravan::agent::run(*args).await
         }
         command => {
+            if matches!(command, Command::Bench(_) | Command::Nodesim(_)) {
+                caravan::limits::raise_open_files();
+            }
             init_client_logging();
             caravan::cmd::run(cli.global, command).await
         }

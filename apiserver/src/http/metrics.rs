@@ -10,6 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use super::process_metrics::ProcessCollector;
 use crate::raft::Store;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -48,7 +49,9 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("caravan");
+        // No registry prefix: the process collector's metrics keep their standard names.
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(ProcessCollector));
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<LatencyLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.0001, 2.0, 18))
@@ -57,23 +60,27 @@ impl Metrics {
         let objects = Family::<KindLabels, Gauge>::default();
         let revision = Gauge::default();
         registry.register(
-            "apiserver_requests",
+            "caravan_apiserver_requests",
             "API requests by verb, resource and code",
             requests.clone(),
         );
         registry.register(
-            "apiserver_request_duration_seconds",
+            "caravan_apiserver_request_duration_seconds",
             "API request latency (watches: until the stream starts)",
             latency.clone(),
         );
-        registry.register("apiserver_watchers", "Open watch streams", watchers.clone());
         registry.register(
-            "store_objects",
+            "caravan_apiserver_watchers",
+            "Open watch streams",
+            watchers.clone(),
+        );
+        registry.register(
+            "caravan_store_objects",
             "Objects in the store by kind",
             objects.clone(),
         );
         registry.register(
-            "store_revision",
+            "caravan_store_revision",
             "Last applied Raft log index",
             revision.clone(),
         );

@@ -35,6 +35,7 @@ mod outcome;
 pub mod path;
 mod plan;
 mod prepare;
+mod process_metrics;
 mod query;
 mod read;
 mod respond;

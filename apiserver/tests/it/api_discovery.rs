@@ -96,4 +96,17 @@ async fn health_and_metrics_are_served() {
         text.contains("caravan_store_objects{kind=\"Job\"} 1"),
         "{text}"
     );
+    // The standard process metrics, under the names dashboards (and etcd) use.
+    let rss = text
+        .lines()
+        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no resident memory in {text}"));
+    assert!(rss > 1024 * 1024, "{rss}");
+    assert!(
+        text.contains("# TYPE process_cpu_seconds counter"),
+        "{text}"
+    );
+    assert!(text.contains("process_cpu_seconds_total "), "{text}");
+    assert!(text.contains("process_open_fds "), "{text}");
 }

@@ -72,6 +72,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     if settings.client && !settings.server && args.servers.is_empty() {
         anyhow::bail!("caravan agent --client needs --servers ADDR[,ADDR]");
     }
+    if !settings.client {
+        crate::limits::raise_open_files();
+    }
     // A dev agent without --data-dir keeps its state in a directory removed at exit.
     let (data_dir, temp) = match &args.data_dir {
         Some(dir) => (dir.clone(), None),

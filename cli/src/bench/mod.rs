@@ -13,6 +13,7 @@ mod placement;
 mod report;
 pub mod scheduler;
 mod startup;
+mod target;
 mod watch;
 
 use std::time::Duration;
@@ -28,9 +29,11 @@ pub struct BenchArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Create Jobs from many concurrent clients and report throughput and latency.
+    /// Create, update, get and list Jobs from many concurrent clients and report throughput
+    /// and latency per operation (or drive etcd's JSON gateway the same way with `--etcd`).
     Api(ApiBenchArgs),
-    /// Open many watches, write Jobs, and report the delivery latency to every watcher.
+    /// Open many watches, write Jobs, and report the delivery latency to every watcher and the
+    /// server's memory per watcher (or the same against etcd with `--etcd`).
     Watch(WatchBenchArgs),
     /// Run the service scheduler on an in-memory cluster (no server) and report placements/s.
     Scheduler(SchedulerBenchArgs),
@@ -63,6 +66,19 @@ pub struct ApiBenchArgs {
     /// send time); unlimited when absent.
     #[arg(long)]
     pub rate: Option<f64>,
+    /// The operations to measure, one phase of `--duration` each, in this order. Updates and
+    /// gets use the objects the clients created (a few are created first when there are none).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "create,update,get,list"
+    )]
+    pub ops: Vec<api::Op>,
+    /// Drive the etcd member at this URL (its v3 JSON gateway, e.g. http://127.0.0.1:2379)
+    /// instead of Caravan, with the same documents and clients.
+    #[arg(long, value_name = "URL")]
+    pub etcd: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -79,6 +95,9 @@ pub struct WatchBenchArgs {
     /// Approximate size of each Job as JSON.
     #[arg(long, default_value = "1KiB", value_parser = payload::parse_size)]
     pub size: usize,
+    /// Watch the etcd member at this URL (its v3 JSON gateway) instead of Caravan.
+    #[arg(long, value_name = "URL")]
+    pub etcd: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -81,30 +81,6 @@ fn uuid_suffix() -> String {
     format!("{:x}", nanos & 0xff_ffff_ffff)
 }
 
-/// Counts the objects of a namespace's Jobs through paginated lists.
-pub async fn count_jobs(http: &reqwest::Client, base: &str, ns: &str) -> anyhow::Result<usize> {
-    let mut total = 0;
-    let mut token: Option<String> = None;
-    loop {
-        let mut url = format!("{base}/apis/caravan.dev/v1/namespaces/{ns}/jobs?limit=5000");
-        if let Some(t) = &token {
-            url.push_str(&format!("&continue={t}"));
-        }
-        let list: Value = http
-            .get(url)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        total += list["items"].as_array().map_or(0, Vec::len);
-        token = list["metadata"]["continue"].as_str().map(str::to_string);
-        if token.is_none() {
-            return Ok(total);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

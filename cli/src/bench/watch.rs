@@ -1,18 +1,20 @@
-//! `caravan bench watch`: many watch streams, a steady writer, and the latency from each write
-//! to its arrival at every watcher.
+//! `caravan bench watch`: many watch streams, a steady writer, the latency from each write to
+//! its arrival at every watcher, and the server's memory per open watch, against Caravan or,
+//! with `--etcd`, against etcd's JSON gateway.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use futures::StreamExt;
 use serde_json::json;
 
 use super::WatchBenchArgs;
-use super::payload::{create_namespace, job};
 use super::report::{histogram, summary};
+use super::target::{Target, created_in, server_rss};
 
 const SENT_AT: &str = "bench.caravan.dev/sent-at";
+/// Watches being opened at once (10,000 at once would overflow the listen backlog).
+const OPENING: usize = 256;
 
 fn unix_micros() -> u64 {
     SystemTime::now()
@@ -21,20 +23,25 @@ fn unix_micros() -> u64 {
         .as_micros() as u64
 }
 
-/// Finds the send time stamped in an event line without parsing the whole object.
-fn sent_at(line: &[u8]) -> Option<u64> {
+/// Finds the send time stamped in an event's document without parsing the whole object.
+fn sent_at(doc: &[u8]) -> Option<u64> {
     let marker = format!("\"{SENT_AT}\":\"");
-    let pos = line
+    let pos = doc
         .windows(marker.len())
         .position(|w| w == marker.as_bytes())?;
-    let rest = &line[pos + marker.len()..];
+    let rest = &doc[pos + marker.len()..];
     let end = rest.iter().position(|b| *b == b'"')?;
     std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
 }
 
 struct WatcherResult {
     added: usize,
+    error: Option<String>,
     latency: hdrhistogram::Histogram<u64>,
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
 }
 
 pub async fn run(base: &str, args: WatchBenchArgs) -> anyhow::Result<()> {
@@ -42,107 +49,146 @@ pub async fn run(base: &str, args: WatchBenchArgs) -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.watchers + 16)
         .tcp_nodelay(true)
         .build()?;
-    let ns = create_namespace(&http, base, "bench-watch").await?;
-    let url = format!("{base}/apis/caravan.dev/v1/namespaces/{ns}/jobs");
-    let list: serde_json::Value = http
-        .get(&url)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let rv = list["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap_or("0")
-        .to_string();
+    let target = Arc::new(Target::prepare(&http, base, args.etcd.as_deref(), "bench-watch").await?);
+    let from = target.watch_start(&http).await?;
     println!(
-        "bench watch: {} watchers on namespace {ns}, {} writes at {}/s",
-        args.watchers, args.events, args.rate
+        "bench watch: {} watchers, {} writes at {}/s; {}",
+        args.watchers,
+        args.events,
+        args.rate,
+        target.describe()
     );
+    let rss_before = server_rss(&http, &target).await?;
     let ready = Arc::new(tokio::sync::Barrier::new(args.watchers + 1));
+    let opening = Arc::new(tokio::sync::Semaphore::new(OPENING));
+    let opened_at = Instant::now();
     let mut watchers = Vec::with_capacity(args.watchers);
     for _ in 0..args.watchers {
-        let (http, ready) = (http.clone(), ready.clone());
-        let watch_url = format!("{url}?watch=true&resourceVersion={rv}&timeoutSeconds=600");
+        let (http, ready, opening, target, from) = (
+            http.clone(),
+            ready.clone(),
+            opening.clone(),
+            target.clone(),
+            from.clone(),
+        );
         let expected = args.events;
         watchers.push(tokio::spawn(async move {
             let mut r = WatcherResult {
                 added: 0,
+                error: None,
                 latency: histogram(),
             };
-            let resp = http.get(&watch_url).send().await;
+            let permit = opening.acquire().await;
+            let stream = target.watch(&http, &from).await;
+            drop(permit);
+            // Every watcher reaches the barrier, opened or not, so the run never hangs.
             ready.wait().await;
-            let Ok(resp) = resp else { return r };
-            let mut stream = resp.bytes_stream();
-            let mut buf: Vec<u8> = Vec::new();
-            while let Some(Ok(chunk)) = stream.next().await {
-                let now = unix_micros();
-                buf.extend_from_slice(&chunk);
-                while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=nl).collect();
-                    if line.starts_with(b"{\"type\":\"ADDED\"") {
-                        r.added += 1;
-                        if let Some(sent) = sent_at(&line) {
-                            let _ = r.latency.record(now.saturating_sub(sent).max(1));
-                        }
-                    }
+            let mut stream = match stream {
+                Ok(s) => s,
+                Err(e) => {
+                    r.error = Some(format!("{e:#}"));
+                    return r;
                 }
-                if r.added >= expected {
-                    break;
+            };
+            while r.added < expected {
+                let line = match stream.next_line().await {
+                    Ok(Some(line)) => line,
+                    Ok(None) => break,
+                    Err(e) => {
+                        r.error = Some(format!("{e:#}"));
+                        break;
+                    }
+                };
+                let now = unix_micros();
+                for doc in created_in(stream.format, &line) {
+                    r.added += 1;
+                    if let Some(sent) = sent_at(&doc) {
+                        let _ = r.latency.record(now.saturating_sub(sent).max(1));
+                    }
                 }
             }
             r
         }));
     }
     ready.wait().await;
+    let open_secs = opened_at.elapsed().as_secs_f64();
+    // Let the server settle the streams' buffers before reading its memory.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_open = server_rss(&http, &target).await?;
     let interval = Duration::from_secs_f64(1.0 / args.rate.max(0.001));
     let start = Instant::now();
     let mut acked = 0usize;
     for i in 0..args.events {
         tokio::time::sleep_until((start + interval.mul_f64(i as f64)).into()).await;
-        let body = job(
-            &ns,
-            &format!("w-{i}"),
+        let name = format!("w-{i}");
+        let doc = target.document(
+            &name,
             args.size,
             json!({ SENT_AT: unix_micros().to_string() }),
         );
+        let req = target.create(&name, doc);
         let resp = http
-            .post(&url)
-            .json(&body)
+            .request(req.method, &req.url)
+            .header("content-type", req.content_type)
+            .body(req.body.unwrap_or_default())
             .send()
             .await
             .context("write failed")?;
-        if resp.status().as_u16() == 201 {
+        if resp.status().as_u16() == target.created_code() {
             acked += 1;
         }
+        let _ = resp.bytes().await;
     }
+    let write_secs = start.elapsed().as_secs_f64();
     let mut latency = histogram();
-    let mut short = 0usize;
-    let deadline = Duration::from_secs(60);
+    let (mut short, mut first_error) = (0usize, None);
+    let deadline = Instant::now() + Duration::from_secs(60);
     for w in watchers {
-        let r = tokio::time::timeout(deadline, w)
+        let r = tokio::time::timeout_at(deadline.into(), w)
             .await
-            .context("a watcher did not receive every event within 60 s")??;
+            .context("a watcher did not receive every event within 60 s of the last write")??;
         if r.added != acked {
             short += 1;
         }
+        first_error = first_error.or(r.error);
         latency.add(&r.latency)?;
     }
-    println!(
-        "writes: {acked} acknowledged in {:.2} s",
-        start.elapsed().as_secs_f64()
-    );
+    let rss_end = server_rss(&http, &target).await?;
+    let per_watcher =
+        |rss: u64| rss.saturating_sub(rss_before) as f64 / args.watchers as f64 / 1024.0;
+    println!("watches: {} open in {open_secs:.2} s", args.watchers);
+    println!("writes: {acked} acknowledged in {write_secs:.2} s");
     println!(
         "delivery to {} watchers ({} deliveries): {}",
         args.watchers,
         latency.len(),
         summary(&latency)
     );
+    println!(
+        "server RSS: {:.1} MiB before the watches, {:.1} MiB with them open ({:.1} KiB per \
+         watcher), {:.1} MiB after the writes ({:.1} KiB per watcher)",
+        mib(rss_before),
+        mib(rss_open),
+        per_watcher(rss_open),
+        mib(rss_end),
+        per_watcher(rss_end),
+    );
+    if let Some(e) = first_error {
+        println!("first watch error: {e}");
+    }
     anyhow::ensure!(
         short == 0,
-        "{short} watchers did not see exactly {acked} ADDED events"
+        "{short} watchers did not see exactly {acked} created objects"
     );
-    println!("check: every watcher saw exactly {acked} ADDED events");
+    println!("check: every watcher saw exactly {acked} created objects");
+    let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "summary op=watch watchers={} p50_ms={:.2} p99_ms={:.2} rss_per_watcher_kib={:.1}",
+        args.watchers,
+        ms(0.5),
+        ms(0.99),
+        per_watcher(rss_open)
+    );
     Ok(())
 }
 

@@ -1,0 +1,576 @@
+//! What `bench api` and `bench watch` drive: Caravan's API (Jobs in a fresh namespace) or
+//! etcd's v3 JSON gateway (keys under a fresh prefix). Both get the same documents (a Job of
+//! the chosen size, stored as the etcd value), so one load generator measures both.
+//!
+//! | operation | Caravan | etcd |
+//! | --- | --- | --- |
+//! | create | `POST …/jobs` | `POST /v3/kv/put` of a new key |
+//! | update | `PUT …/jobs/NAME` with the last `resourceVersion` | `POST /v3/kv/put` of the key |
+//! | get | `GET …/jobs/NAME` | `POST /v3/kv/range` of the key |
+//! | list | `GET …/jobs?limit=50` | `POST /v3/kv/range` of the prefix, `limit: 50` |
+//! | watch | `GET …/jobs?watch=true` | `POST /v3/watch` of the prefix |
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::payload::{create_namespace, job};
+
+/// The annotation counting a document's acknowledged updates.
+pub const UPDATES: &str = "bench.caravan.dev/updates";
+/// Objects of one list request.
+pub const LIST_LIMIT: usize = 50;
+/// The placeholders of a document template.
+pub const NAME: &str = "NAME_PLACEHOLDER";
+pub const UPDATES_PLACEHOLDER: &str = "UPDATES_PLACEHOLDER";
+pub const RV: &str = "RV_PLACEHOLDER";
+
+/// A Caravan API server or an etcd member, and the namespace or key prefix of this run.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Caravan { base: String, ns: String },
+    Etcd { endpoint: String, prefix: String },
+}
+
+/// One request of an operation, ready to send.
+pub struct Request {
+    pub method: reqwest::Method,
+    pub url: String,
+    pub content_type: &'static str,
+    pub body: Option<String>,
+}
+
+impl Target {
+    /// Caravan at `base`, or etcd at `etcd` when given; a fresh namespace or prefix for the run.
+    pub async fn prepare(
+        http: &reqwest::Client,
+        base: &str,
+        etcd: Option<&str>,
+        run: &str,
+    ) -> anyhow::Result<Target> {
+        match etcd {
+            Some(endpoint) => {
+                let endpoint = endpoint.trim_end_matches('/').to_string();
+                // The member answers before the run starts, or the run does not start.
+                http.get(format!("{endpoint}/version"))
+                    .send()
+                    .await
+                    .and_then(reqwest::Response::error_for_status)
+                    .with_context(|| format!("failed to reach etcd at {endpoint}"))?;
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos();
+                let prefix = format!("/bench/{run}-{:x}/", nanos & 0xff_ffff_ffff);
+                Ok(Target::Etcd { endpoint, prefix })
+            }
+            None => Ok(Target::Caravan {
+                base: base.to_string(),
+                ns: create_namespace(http, base, run).await?,
+            }),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Caravan { base, ns } => format!("Caravan at {base}, namespace {ns}"),
+            Target::Etcd { endpoint, prefix } => format!("etcd at {endpoint}, prefix {prefix}"),
+        }
+    }
+
+    /// The Prometheus endpoint of the server (both export `process_resident_memory_bytes`).
+    pub fn metrics_url(&self) -> String {
+        match self {
+            Target::Caravan { base, .. } => format!("{base}/metrics"),
+            Target::Etcd { endpoint, .. } => format!("{endpoint}/metrics"),
+        }
+    }
+
+    fn jobs_url(&self) -> String {
+        match self {
+            Target::Caravan { base, ns } => {
+                format!("{base}/apis/caravan.dev/v1/namespaces/{ns}/jobs")
+            }
+            Target::Etcd { endpoint, .. } => endpoint.clone(),
+        }
+    }
+
+    fn namespace(&self) -> &str {
+        match self {
+            Target::Caravan { ns, .. } => ns,
+            Target::Etcd { prefix, .. } => prefix.trim_matches('/'),
+        }
+    }
+
+    /// The documents a run writes, as JSON templates with `NAME_PLACEHOLDER` and
+    /// `UPDATES_PLACEHOLDER` (the `UPDATES` annotation) to fill in: one to create, one to
+    /// update (which for Caravan also carries `RV_PLACEHOLDER` as its `resourceVersion`).
+    pub fn templates(&self, size: usize) -> (String, String) {
+        let doc = job(
+            self.namespace(),
+            NAME,
+            size,
+            json!({ UPDATES: UPDATES_PLACEHOLDER }),
+        );
+        let create = doc.to_string();
+        let update = match self {
+            Target::Caravan { .. } => {
+                let mut doc = doc;
+                doc["metadata"]["resourceVersion"] = Value::String(RV.into());
+                doc.to_string()
+            }
+            Target::Etcd { .. } => create.clone(),
+        };
+        (create, update)
+    }
+
+    /// The JSON of a document named `name` of about `size` bytes with these annotations.
+    pub fn document(&self, name: &str, size: usize, annotations: Value) -> String {
+        job(self.namespace(), name, size, annotations).to_string()
+    }
+
+    /// Creates `name` from its document (JSON).
+    pub fn create(&self, name: &str, doc: String) -> Request {
+        match self {
+            Target::Caravan { .. } => Request {
+                method: reqwest::Method::POST,
+                url: self.jobs_url(),
+                content_type: "application/json",
+                body: Some(doc),
+            },
+            Target::Etcd { .. } => self.put(name, &doc),
+        }
+    }
+
+    /// Replaces `name` with its next document (for Caravan, one carrying the object's last
+    /// `resourceVersion`).
+    pub fn update(&self, name: &str, doc: String) -> Request {
+        match self {
+            Target::Caravan { .. } => Request {
+                method: reqwest::Method::PUT,
+                url: format!("{}/{name}", self.jobs_url()),
+                content_type: "application/json",
+                body: Some(doc),
+            },
+            Target::Etcd { .. } => self.put(name, &doc),
+        }
+    }
+
+    /// The status code of a successful create.
+    pub fn created_code(&self) -> u16 {
+        match self {
+            Target::Caravan { .. } => 201,
+            Target::Etcd { .. } => 200,
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Request {
+        match self {
+            Target::Caravan { .. } => Request {
+                method: reqwest::Method::GET,
+                url: format!("{}/{name}", self.jobs_url()),
+                content_type: "application/json",
+                body: None,
+            },
+            Target::Etcd { endpoint, prefix } => Request {
+                method: reqwest::Method::POST,
+                url: format!("{endpoint}/v3/kv/range"),
+                content_type: "application/json",
+                body: Some(json!({"key": B64.encode(format!("{prefix}{name}"))}).to_string()),
+            },
+        }
+    }
+
+    /// The first page of `LIST_LIMIT` objects.
+    pub fn list(&self) -> Request {
+        match self {
+            Target::Caravan { .. } => Request {
+                method: reqwest::Method::GET,
+                url: format!("{}?limit={LIST_LIMIT}", self.jobs_url()),
+                content_type: "application/json",
+                body: None,
+            },
+            Target::Etcd { .. } => self.range_page(None, LIST_LIMIT),
+        }
+    }
+
+    fn put(&self, name: &str, doc: &str) -> Request {
+        let Target::Etcd { endpoint, prefix } = self else {
+            unreachable!("puts are etcd requests")
+        };
+        Request {
+            method: reqwest::Method::POST,
+            url: format!("{endpoint}/v3/kv/put"),
+            content_type: "application/json",
+            body: Some(
+                json!({
+                    "key": B64.encode(format!("{prefix}{name}")),
+                    "value": B64.encode(doc),
+                })
+                .to_string(),
+            ),
+        }
+    }
+
+    /// A range over the run's prefix, from `after` (exclusive) when given.
+    fn range_page(&self, after: Option<&[u8]>, limit: usize) -> Request {
+        let Target::Etcd { endpoint, prefix } = self else {
+            unreachable!("ranges are etcd requests")
+        };
+        let start = match after {
+            Some(key) => [key, b"\0"].concat(),
+            None => prefix.as_bytes().to_vec(),
+        };
+        Request {
+            method: reqwest::Method::POST,
+            url: format!("{endpoint}/v3/kv/range"),
+            content_type: "application/json",
+            body: Some(
+                json!({
+                    "key": B64.encode(start),
+                    "range_end": B64.encode(prefix_end(prefix)),
+                    "limit": limit,
+                })
+                .to_string(),
+            ),
+        }
+    }
+
+    /// Whether a successful answer to a get or list request holds what it should: the object,
+    /// or a page of objects.
+    pub fn found(&self, body: &[u8]) -> bool {
+        match self {
+            Target::Caravan { .. } => !body.is_empty(),
+            // etcd answers a range of a missing key with 200 and no `kvs`.
+            Target::Etcd { .. } => memchr(body, b"\"kvs\""),
+        }
+    }
+
+    /// Every stored document of the run, read page by page.
+    pub async fn scan(&self, http: &reqwest::Client) -> anyhow::Result<Vec<Value>> {
+        let mut docs = Vec::new();
+        match self {
+            Target::Caravan { .. } => {
+                let mut token: Option<String> = None;
+                loop {
+                    let mut url = format!("{}?limit=5000", self.jobs_url());
+                    if let Some(t) = &token {
+                        url.push_str(&format!("&continue={t}"));
+                    }
+                    let mut list: Value = http
+                        .get(url)
+                        .send()
+                        .await?
+                        .error_for_status()?
+                        .json()
+                        .await?;
+                    if let Some(items) = list["items"].as_array_mut() {
+                        docs.append(items);
+                    }
+                    token = list["metadata"]["continue"].as_str().map(str::to_string);
+                    if token.is_none() {
+                        return Ok(docs);
+                    }
+                }
+            }
+            Target::Etcd { .. } => {
+                let mut after: Option<Vec<u8>> = None;
+                loop {
+                    let r = self.range_page(after.as_deref(), 1000);
+                    let page: RangeResponse = http
+                        .post(&r.url)
+                        .body(r.body.unwrap_or_default())
+                        .send()
+                        .await?
+                        .error_for_status()?
+                        .json()
+                        .await?;
+                    for kv in &page.kvs {
+                        docs.push(serde_json::from_slice(&B64.decode(&kv.value)?)?);
+                    }
+                    match page.kvs.last() {
+                        Some(last) if page.more => after = Some(B64.decode(&last.key)?),
+                        _ => return Ok(docs),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Where watches start: the revision of an empty list for Caravan (the run's namespace is
+    /// new), nothing for etcd (its watches start after the current revision).
+    pub async fn watch_start(&self, http: &reqwest::Client) -> anyhow::Result<String> {
+        match self {
+            Target::Caravan { .. } => {
+                let list: Value = http
+                    .get(self.jobs_url())
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json()
+                    .await?;
+                Ok(list["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or("0")
+                    .to_string())
+            }
+            Target::Etcd { .. } => Ok(String::new()),
+        }
+    }
+
+    /// Opens a watch on every object of the run from `start`; for etcd, waits until it is
+    /// created.
+    pub async fn watch(&self, http: &reqwest::Client, start: &str) -> anyhow::Result<WatchStream> {
+        match self {
+            Target::Caravan { .. } => {
+                let url = format!(
+                    "{}?watch=true&resourceVersion={start}&timeoutSeconds=600",
+                    self.jobs_url()
+                );
+                let resp = http.get(url).send().await?.error_for_status()?;
+                Ok(WatchStream::new(resp, WatchFormat::Kubernetes, Vec::new()))
+            }
+            Target::Etcd { endpoint, prefix } => {
+                let body = json!({"create_request": {
+                    "key": B64.encode(prefix),
+                    "range_end": B64.encode(prefix_end(prefix)),
+                }});
+                let resp = http
+                    .post(format!("{endpoint}/v3/watch"))
+                    .body(body.to_string())
+                    .send()
+                    .await?
+                    .error_for_status()?;
+                let mut stream = WatchStream::new(resp, WatchFormat::Etcd, Vec::new());
+                let first = stream
+                    .next_line()
+                    .await?
+                    .context("the watch closed before it was created")?;
+                anyhow::ensure!(
+                    memchr(&first, b"\"created\":true"),
+                    "unexpected first watch response: {}",
+                    String::from_utf8_lossy(&first)
+                );
+                Ok(stream)
+            }
+        }
+    }
+}
+
+/// The end of etcd's range of keys starting with `prefix`: the prefix with its last byte
+/// incremented (as `clientv3.WithPrefix` computes it).
+pub fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+fn memchr(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The `resourceVersion` of an object in a response body, found without parsing it.
+pub fn resource_version(body: &[u8]) -> Option<String> {
+    let marker = b"\"resourceVersion\":\"";
+    let pos = body.windows(marker.len()).position(|w| w == marker)?;
+    let rest = &body[pos + marker.len()..];
+    let end = rest.iter().position(|b| *b == b'"')?;
+    Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+}
+
+/// The value of the `UPDATES` annotation of a stored document (0 when absent).
+pub fn updates_of(doc: &Value) -> u64 {
+    doc["metadata"]["annotations"][UPDATES]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[derive(Deserialize)]
+struct RangeResponse {
+    #[serde(default)]
+    kvs: Vec<Kv>,
+    #[serde(default)]
+    more: bool,
+}
+
+#[derive(Deserialize)]
+struct Kv {
+    key: String,
+    #[serde(default)]
+    value: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchFormat {
+    Kubernetes,
+    Etcd,
+}
+
+/// The newline-delimited lines of a watch response.
+pub struct WatchStream {
+    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buf: Vec<u8>,
+    pub format: WatchFormat,
+}
+
+impl WatchStream {
+    fn new(resp: reqwest::Response, format: WatchFormat, buf: Vec<u8>) -> WatchStream {
+        use futures::StreamExt;
+        WatchStream {
+            body: resp.bytes_stream().boxed(),
+            buf,
+            format,
+        }
+    }
+
+    /// The next complete line, `None` at the end of the stream.
+    pub async fn next_line(&mut self) -> anyhow::Result<Option<Vec<u8>>> {
+        use futures::StreamExt;
+        loop {
+            if let Some(nl) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=nl).collect();
+                return Ok(Some(line));
+            }
+            match self.body.next().await {
+                Some(chunk) => self.buf.extend_from_slice(&chunk?),
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+/// The created objects one watch line carries, each as the raw JSON of its document: a
+/// Kubernetes ADDED event holds one; an etcd watch response holds every event of a batch
+/// (creates only: a key's first version).
+pub fn created_in(format: WatchFormat, line: &[u8]) -> Vec<Vec<u8>> {
+    match format {
+        WatchFormat::Kubernetes => {
+            if line.starts_with(b"{\"type\":\"ADDED\"") {
+                vec![line.to_vec()]
+            } else {
+                Vec::new()
+            }
+        }
+        WatchFormat::Etcd => {
+            #[derive(Deserialize)]
+            struct Line {
+                result: Option<Batch>,
+            }
+            #[derive(Deserialize)]
+            struct Batch {
+                #[serde(default)]
+                events: Vec<Event>,
+            }
+            #[derive(Deserialize)]
+            struct Event {
+                #[serde(rename = "type")]
+                kind: Option<String>,
+                kv: EventKv,
+            }
+            #[derive(Deserialize)]
+            struct EventKv {
+                #[serde(default)]
+                value: String,
+                version: Option<String>,
+            }
+            let Ok(Line {
+                result: Some(batch),
+            }) = serde_json::from_slice::<Line>(line)
+            else {
+                return Vec::new();
+            };
+            batch
+                .events
+                .into_iter()
+                .filter(|e| e.kind.is_none() && e.kv.version.as_deref() == Some("1"))
+                .filter_map(|e| B64.decode(e.kv.value).ok())
+                .collect()
+        }
+    }
+}
+
+/// `process_resident_memory_bytes` of a Prometheus text exposition.
+pub fn resident_bytes(metrics: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+}
+
+/// The server's resident memory now, from its `/metrics`.
+pub async fn server_rss(http: &reqwest::Client, target: &Target) -> anyhow::Result<u64> {
+    let text = http
+        .get(target.metrics_url())
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    resident_bytes(&text).context("the server's /metrics has no process_resident_memory_bytes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_increments_the_last_byte() {
+        assert_eq!(prefix_end("/bench/a/"), b"/bench/a0".to_vec());
+        assert_eq!(prefix_end("a\u{7f}"), b"a\x80".to_vec());
+    }
+
+    #[test]
+    fn resource_versions_are_found_in_bodies() {
+        let body = br#"{"kind":"Job","metadata":{"name":"a","resourceVersion":"42"}}"#;
+        assert_eq!(resource_version(body), Some("42".into()));
+        assert_eq!(resource_version(b"{}"), None);
+    }
+
+    #[test]
+    fn resident_memory_is_read_in_either_number_format() {
+        let etcd = "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 2.5726976e+07\n";
+        assert_eq!(resident_bytes(etcd), Some(25_726_976));
+        let caravan = "process_resident_memory_bytes 1048576\nprocess_open_fds 9\n";
+        assert_eq!(resident_bytes(caravan), Some(1_048_576));
+        assert_eq!(resident_bytes("process_open_fds 9\n"), None);
+    }
+
+    #[test]
+    fn etcd_watch_batches_yield_their_created_documents() {
+        let v1 = B64.encode(r#"{"a":1}"#);
+        let v2 = B64.encode(r#"{"a":2}"#);
+        let line = format!(
+            r#"{{"result":{{"header":{{}},"events":[{{"kv":{{"key":"eA==","version":"1","value":"{v1}"}}}},{{"kv":{{"key":"eA==","version":"2","value":"{v2}"}}}},{{"type":"DELETE","kv":{{"key":"eQ==","version":"1"}}}}]}}}}"#
+        );
+        assert_eq!(
+            created_in(WatchFormat::Etcd, line.as_bytes()),
+            vec![br#"{"a":1}"#.to_vec()]
+        );
+        let created = br#"{"result":{"header":{},"created":true}}"#;
+        assert!(created_in(WatchFormat::Etcd, created).is_empty());
+    }
+
+    #[test]
+    fn kubernetes_watch_lines_yield_added_objects_only() {
+        let added = br#"{"type":"ADDED","object":{}}"#;
+        let bookmark = br#"{"type":"BOOKMARK","object":{}}"#;
+        assert_eq!(created_in(WatchFormat::Kubernetes, added).len(), 1);
+        assert!(created_in(WatchFormat::Kubernetes, bookmark).is_empty());
+    }
+
+    #[test]
+    fn updates_are_read_from_the_annotation() {
+        let doc = json!({"metadata": {"annotations": {UPDATES: "7"}}});
+        assert_eq!(updates_of(&doc), 7);
+        assert_eq!(updates_of(&json!({})), 0);
+    }
+}
