@@ -4,6 +4,7 @@ pub mod cluster;
 pub mod heartbeat;
 pub mod http;
 pub mod plan;
+pub mod procfs;
 pub mod raft;
 pub mod server;
 pub mod store;

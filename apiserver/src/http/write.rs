@@ -144,9 +144,10 @@ pub async fn replace(
     if cur.resource_version != rv {
         return Err(ApiError::conflict(kind, &key.name));
     }
-    let (next, warnings) =
-        prepare_update(kind, &cur.to_value(), desired, path.status, strict(query))?;
-    let outcome = commit_update(ctx, &key, &cur, next, query.dry_run).await?;
+    // The stored object is decoded once for the whole update.
+    let current = cur.to_value();
+    let (next, warnings) = prepare_update(kind, &current, desired, path.status, strict(query))?;
+    let outcome = commit_update(ctx, &key, &cur, &current, next, query.dry_run).await?;
     Ok(outcome.with_warnings(warnings))
 }
 
@@ -156,6 +157,7 @@ async fn commit_update(
     ctx: &ApiContext,
     key: &ObjectKey,
     cur: &Arc<StoredObject>,
+    current: &Value,
     mut next: Value,
     dry_run: bool,
 ) -> Result<Outcome, ApiError> {
@@ -166,7 +168,7 @@ async fn commit_update(
             Value::String(cur.resource_version.to_string()),
         );
     }
-    if next == cur.to_value() {
+    if next == *current {
         return Ok(Outcome::stored(200, cur.clone()));
     }
     if dry_run {
@@ -260,7 +262,8 @@ pub async fn patch_with(
         if precondition.is_some_and(|rv| rv != cur.resource_version) {
             return Err(ApiError::conflict(kind, &key.name));
         }
-        let mut patched = cur.to_value();
+        let current = cur.to_value();
+        let mut patched = current.clone();
         match &patch {
             PatchKind::Merge(p) | PatchKind::Apply(p) => json_patch::merge(&mut patched, p),
             PatchKind::Json(p) => {
@@ -280,9 +283,8 @@ pub async fn patch_with(
                 "the patch does not leave an object".into(),
             ));
         }
-        let (next, warnings) =
-            prepare_update(kind, &cur.to_value(), patched, path.status, strict(query))?;
-        match commit_update(ctx, &key, &cur, next, query.dry_run).await {
+        let (next, warnings) = prepare_update(kind, &current, patched, path.status, strict(query))?;
+        match commit_update(ctx, &key, &cur, &current, next, query.dry_run).await {
             Err(ApiError::Conflict { .. }) if precondition.is_none() => continue,
             other => return other.map(|o| o.with_warnings(warnings)),
         }

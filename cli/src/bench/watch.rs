@@ -10,7 +10,9 @@ use serde_json::json;
 
 use super::WatchBenchArgs;
 use super::report::{histogram, summary};
-use super::target::{Target, created_in, server_rss};
+use caravan_apiserver::procfs;
+
+use super::target::{Target, created_in, server_usage};
 
 const SENT_AT: &str = "bench.caravan.dev/sent-at";
 /// Watches being opened at once (10,000 at once would overflow the listen backlog).
@@ -58,7 +60,7 @@ pub async fn run(base: &str, args: WatchBenchArgs) -> anyhow::Result<()> {
         args.rate,
         target.describe()
     );
-    let rss_before = server_rss(&http, &target).await?;
+    let rss_before = server_usage(&http, &target).await?.rss_bytes;
     let ready = Arc::new(tokio::sync::Barrier::new(args.watchers + 1));
     let opening = Arc::new(tokio::sync::Semaphore::new(OPENING));
     let opened_at = Instant::now();
@@ -114,7 +116,9 @@ pub async fn run(base: &str, args: WatchBenchArgs) -> anyhow::Result<()> {
     let open_secs = opened_at.elapsed().as_secs_f64();
     // Let the server settle the streams' buffers before reading its memory.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_open = server_rss(&http, &target).await?;
+    let open = server_usage(&http, &target).await?;
+    let rss_open = open.rss_bytes;
+    let self_start = procfs::sample(None);
     let interval = Duration::from_secs_f64(1.0 / args.rate.max(0.001));
     let start = Instant::now();
     let mut acked = 0usize;
@@ -153,7 +157,14 @@ pub async fn run(base: &str, args: WatchBenchArgs) -> anyhow::Result<()> {
         first_error = first_error.or(r.error);
         latency.add(&r.latency)?;
     }
-    let rss_end = server_rss(&http, &target).await?;
+    let end = server_usage(&http, &target).await?;
+    let rss_end = end.rss_bytes;
+    let self_cpu = match (self_start, procfs::sample(None)) {
+        (Some(a), Some(b)) => (b.cpu - a.cpu).as_secs_f64(),
+        _ => 0.0,
+    };
+    let server_cpu = end.cpu_seconds - open.cpu_seconds;
+    let deliveries = latency.len().max(1) as f64;
     let per_watcher =
         |rss: u64| rss.saturating_sub(rss_before) as f64 / args.watchers as f64 / 1024.0;
     println!("watches: {} open in {open_secs:.2} s", args.watchers);
@@ -172,6 +183,12 @@ pub async fn run(base: &str, args: WatchBenchArgs) -> anyhow::Result<()> {
         per_watcher(rss_open),
         mib(rss_end),
         per_watcher(rss_end),
+    );
+    println!(
+        "CPU from the first write to the last delivery: server {server_cpu:.1} s ({:.1} µs per \
+         delivery), this load generator {self_cpu:.1} s ({:.1} µs per delivery)",
+        server_cpu * 1e6 / deliveries,
+        self_cpu * 1e6 / deliveries,
     );
     if let Some(e) = first_error {
         println!("first watch error: {e}");

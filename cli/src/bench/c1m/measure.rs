@@ -13,10 +13,10 @@ use serde::de::IgnoredAny;
 use super::check;
 use super::evals::EvalWatch;
 use super::jobs::{self, JobShape, NAMESPACE};
-use super::procfs::{self, gib};
 use super::server::LocalServer;
 use crate::bench::report::summary;
 use crate::nodesim::Simulator;
+use caravan_apiserver::procfs::{self, gib};
 
 /// How often the counts are read.
 const POLL: Duration = Duration::from_millis(250);

@@ -17,7 +17,6 @@ mod check;
 mod evals;
 mod jobs;
 mod measure;
-mod procfs;
 mod server;
 
 use std::time::{Duration, Instant};
@@ -29,10 +28,10 @@ use clap::Args;
 use self::evals::EvalWatch;
 use self::jobs::{JobShape, RUN_LABEL};
 use self::measure::{Sources, Timeline};
-use self::procfs::gib;
 use self::server::LocalServer;
 use super::report::summary;
 use crate::nodesim::{NodesimArgs, Simulator};
+use caravan_apiserver::procfs::{self, gib};
 
 #[derive(Debug, Clone, Args)]
 pub struct C1mBenchArgs {

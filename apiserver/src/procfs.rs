@@ -1,4 +1,5 @@
-//! Memory and CPU time of a local process, from `/proc/<pid>/status` and `/proc/<pid>/stat`.
+//! Memory and CPU time of a local process, from `/proc/<pid>/status` and `/proc/<pid>/stat`:
+//! for the server's own `process_*` metrics and for the benchmarks that watch a server.
 
 use std::time::Duration;
 
@@ -12,12 +13,14 @@ pub struct Sample {
     pub rss_bytes: u64,
     /// Peak resident set size (`VmHWM`).
     pub peak_rss_bytes: u64,
+    /// Virtual memory size (`VmSize`).
+    pub virtual_bytes: u64,
     /// User plus system CPU time so far.
     pub cpu: Duration,
 }
 
-/// `VmRSS` and `VmHWM` of a `/proc/<pid>/status` text, in bytes.
-pub fn parse_status(text: &str) -> (u64, u64) {
+/// `VmRSS`, `VmHWM` and `VmSize` of a `/proc/<pid>/status` text, in bytes.
+pub fn parse_status(text: &str) -> (u64, u64, u64) {
     let kib = |key: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(key))
@@ -25,7 +28,7 @@ pub fn parse_status(text: &str) -> (u64, u64) {
             .and_then(|n| n.parse::<u64>().ok())
             .map_or(0, |n| n * 1024)
     };
-    (kib("VmRSS:"), kib("VmHWM:"))
+    (kib("VmRSS:"), kib("VmHWM:"), kib("VmSize:"))
 }
 
 /// `utime + stime` of a `/proc/<pid>/stat` line.
@@ -45,10 +48,11 @@ pub fn sample(pid: Option<u32>) -> Option<Sample> {
     let dir = pid.map_or_else(|| "/proc/self".to_string(), |p| format!("/proc/{p}"));
     let status = std::fs::read_to_string(format!("{dir}/status")).ok()?;
     let stat = std::fs::read_to_string(format!("{dir}/stat")).ok()?;
-    let (rss_bytes, peak_rss_bytes) = parse_status(&status);
+    let (rss_bytes, peak_rss_bytes, virtual_bytes) = parse_status(&status);
     Some(Sample {
         rss_bytes,
         peak_rss_bytes,
+        virtual_bytes,
         cpu: parse_stat_cpu(&stat)?,
     })
 }
@@ -64,9 +68,9 @@ mod tests {
 
     #[test]
     fn status_gives_rss_and_peak() {
-        let text = "Name:\tcaravan\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\nThreads:\t4\n";
-        assert_eq!(parse_status(text), (100 << 20, 200 << 20));
-        assert_eq!(parse_status("Name: x\n"), (0, 0));
+        let text = "Name:\tcaravan\nVmSize:\t 1048576 kB\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\nThreads:\t4\n";
+        assert_eq!(parse_status(text), (100 << 20, 200 << 20, 1 << 30));
+        assert_eq!(parse_status("Name: x\n"), (0, 0, 0));
         assert_eq!(gib(3 << 29), "1.50 GiB");
     }
 
