@@ -6,6 +6,7 @@ use crate::Kind;
 use crate::admission::checks::Checks;
 use crate::admission::kinds::Admissible;
 use crate::admission::validation::{remove_field, strip_nulls, validate};
+use crate::meta::ObjectMeta;
 
 pub(crate) mod checks;
 mod kinds;
@@ -70,6 +71,62 @@ pub struct Admitted {
 /// `strict`, unknown fields are errors; otherwise they are dropped with a warning. Every failing
 /// field is reported, not just the first.
 pub fn admit(kind: Kind, object: Value, strict: bool) -> Result<Admitted, Vec<FieldError>> {
+    let (object, errors, warnings) = validated(kind, object, strict)?;
+    finish(kind, object, errors, warnings)
+}
+
+/// [`admit`] for an update of `previous`, an object that passed admission before. When
+/// everything but `metadata` is unchanged (an update of labels, annotations or finalizers),
+/// the typed pass over spec and status would give back what it is given (admission is
+/// idempotent), so only the schema and the metadata are checked.
+pub fn admit_update(
+    kind: Kind,
+    object: Value,
+    previous: &Value,
+    strict: bool,
+) -> Result<Admitted, Vec<FieldError>> {
+    let (object, mut errors, warnings) = validated(kind, object, strict)?;
+    if !same_but_metadata(&object, previous) {
+        return finish(kind, object, errors, warnings);
+    }
+    let meta = object.get("metadata").cloned().unwrap_or(Value::Null);
+    let Ok(meta) = serde_json::from_value::<ObjectMeta>(meta) else {
+        // The typed pass reports what is wrong with it.
+        return finish(kind, object, errors, warnings);
+    };
+    let mut checks = Checks::default();
+    checks.metadata(&meta, name_is_label(kind));
+    merge(&mut errors, checks.errors);
+    if errors.is_empty() {
+        Ok(Admitted { object, warnings })
+    } else {
+        Err(errors)
+    }
+}
+
+/// Whether two objects differ at most in their `metadata`.
+fn same_but_metadata(a: &Value, b: &Value) -> bool {
+    match (a.as_object(), b.as_object()) {
+        (Some(a), Some(b)) => {
+            let body = |m: &serde_json::Map<String, Value>| {
+                m.iter().filter(|(k, _)| *k != "metadata").count()
+            };
+            body(a) == body(b)
+                && a.iter()
+                    .filter(|(k, _)| *k != "metadata")
+                    .all(|(k, v)| b.get(k) == Some(v))
+        }
+        _ => false,
+    }
+}
+
+/// The steps every admission starts with: nulls dropped, the JSON Schema checked, unknown
+/// fields reported (strict) or dropped with a warning.
+fn validated(
+    kind: Kind,
+    object: Value,
+    strict: bool,
+) -> Result<(Value, Vec<FieldError>, Vec<String>), Vec<FieldError>> {
     let mut object = object;
     strip_nulls(&mut object);
     if !object.is_object() {
@@ -94,7 +151,16 @@ pub fn admit(kind: Kind, object: Value, strict: bool) -> Result<Admitted, Vec<Fi
             warnings.push(format!("unknown field {:?}", field.field));
         }
     }
+    Ok((object, errors, warnings))
+}
 
+/// The typed pass (semantic checks and defaults) after [`validated`].
+fn finish(
+    kind: Kind,
+    object: Value,
+    mut errors: Vec<FieldError>,
+    warnings: Vec<String>,
+) -> Result<Admitted, Vec<FieldError>> {
     let typed = match kind {
         Kind::Namespace => typed::<crate::Namespace>(object),
         Kind::Node => typed::<crate::Node>(object),
@@ -105,12 +171,7 @@ pub fn admit(kind: Kind, object: Value, strict: bool) -> Result<Admitted, Vec<Fi
     };
     match typed {
         Ok((object, semantic)) => {
-            // A field the schema already rejected is not reported twice.
-            for error in semantic {
-                if !errors.iter().any(|e| e.field == error.field) {
-                    errors.push(error);
-                }
-            }
+            merge(&mut errors, semantic);
             if errors.is_empty() {
                 Ok(Admitted { object, warnings })
             } else {
@@ -123,6 +184,27 @@ pub fn admit(kind: Kind, object: Value, strict: bool) -> Result<Admitted, Vec<Fi
             message,
         }]),
         Err(_) => Err(errors),
+    }
+}
+
+/// Adds the semantic errors; a field the schema already rejected is not reported twice.
+fn merge(errors: &mut Vec<FieldError>, semantic: Vec<FieldError>) {
+    for error in semantic {
+        if !errors.iter().any(|e| e.field == error.field) {
+            errors.push(error);
+        }
+    }
+}
+
+/// Whether `kind`'s names must be DNS-1123 labels rather than subdomains.
+fn name_is_label(kind: Kind) -> bool {
+    match kind {
+        Kind::Namespace => <crate::Namespace as Admissible>::NAME_IS_LABEL,
+        Kind::Node => <crate::Node as Admissible>::NAME_IS_LABEL,
+        Kind::Job => <crate::Job as Admissible>::NAME_IS_LABEL,
+        Kind::Evaluation => <crate::Evaluation as Admissible>::NAME_IS_LABEL,
+        Kind::Allocation => <crate::Allocation as Admissible>::NAME_IS_LABEL,
+        Kind::Deployment => <crate::Deployment as Admissible>::NAME_IS_LABEL,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use caravan_schemas::{API_VERSION, FieldError, FieldErrorKind, Kind, admit};
+use caravan_schemas::{API_VERSION, FieldError, FieldErrorKind, Kind, admit, admit_update};
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
@@ -253,7 +253,12 @@ pub fn prepare_update(
             });
         }
     }
-    let (mut admitted, warnings) = admit_object(kind, std::mem::take(&mut next), strict)?;
+    // Stored objects passed admission: an update that changes only metadata is not defaulted
+    // again.
+    let name = name_of(&next).to_string();
+    let (mut admitted, warnings) = admit_update(kind, std::mem::take(&mut next), current, strict)
+        .map(|a| (a.object, a.warnings))
+        .map_err(|causes| ApiError::Invalid { kind, name, causes })?;
     if !status_subresource && admitted.get("spec") != current.get("spec") {
         let generation = current
             .pointer("/metadata/generation")

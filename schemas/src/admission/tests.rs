@@ -393,3 +393,43 @@ fn mock_objects_admit() {
     let bench = serde_json::to_string(&mock::job_value("bench")).expect("json");
     assert!((800..1600).contains(&bench.len()), "{}", bench.len());
 }
+
+#[test]
+fn an_update_of_metadata_only_skips_the_typed_pass_with_the_same_result() {
+    let stored = admitted(Kind::Job, example("web.yaml"));
+    let mut update = stored.clone();
+    update["metadata"]["annotations"] = json!({"owner": "team-a"});
+    let fast = admit_update(Kind::Job, update.clone(), &stored, true).expect("admitted");
+    let full = admitted(Kind::Job, update);
+    assert_eq!(fast.object, full);
+}
+
+#[test]
+fn an_update_of_metadata_only_still_checks_the_metadata_and_the_schema() {
+    let stored = admitted(Kind::Job, example("web.yaml"));
+    let mut bad_label = stored.clone();
+    bad_label["metadata"]["labels"] = json!({"-not a key-": "x"});
+    let errors = admit_update(Kind::Job, bad_label.clone(), &stored, true).unwrap_err();
+    assert_eq!(errors, rejected(Kind::Job, bad_label, true));
+    let mut unknown = stored.clone();
+    unknown["metadata"]["surprise"] = json!(1);
+    let errors = admit_update(Kind::Job, unknown.clone(), &stored, true).unwrap_err();
+    assert_eq!(errors, rejected(Kind::Job, unknown, true));
+}
+
+#[test]
+fn an_update_of_the_spec_takes_the_typed_pass() {
+    let stored = admitted(Kind::Job, example("web.yaml"));
+    let mut update = stored.clone();
+    // A group without its restart policy: the typed pass fills it in.
+    update["spec"]["groups"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("restart");
+    let fast = admit_update(Kind::Job, update.clone(), &stored, true).expect("admitted");
+    assert!(fast.object["spec"]["groups"][0]["restart"]["mode"].is_string());
+    assert_eq!(fast.object, admitted(Kind::Job, update));
+    let mut invalid = stored.clone();
+    invalid["spec"]["groups"][0]["count"] = json!(-1);
+    assert!(admit_update(Kind::Job, invalid, &stored, true).is_err());
+}
