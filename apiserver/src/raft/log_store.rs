@@ -209,12 +209,19 @@ impl LogStore {
         &self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, LogStoreError> {
-        if let Some((start, end)) = bounded(&range)
-            && let Some(entries) = self.tail().get(start, end, self.takes)
-        {
+        let Some((start, end)) = bounded(&range) else {
+            return self.read_database(range);
+        };
+        if let Some(entries) = self.tail().get(start, end, self.takes) {
             return Ok(entries);
         }
-        self.read_database(range)
+        let entries = self.read_database(range)?;
+        if self.takes {
+            // Part of the range was dropped from the tail: the rest is read now, not kept.
+            self.tail()
+                .remove((Bound::Included(start), Bound::Excluded(end)));
+        }
+        Ok(entries)
     }
 
     fn read_database<RB: RangeBounds<u64>>(
