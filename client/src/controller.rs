@@ -183,6 +183,24 @@ impl contract::Client for Client {
             .map_err(client_error)
     }
 
+    async fn delete_at(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        resource_version: &str,
+    ) -> Result<(), ClientError> {
+        let params = DeleteParams {
+            resource_version: Some(resource_version.to_string()),
+            ..DeleteParams::default()
+        };
+        self.api(kind, Some(namespace))
+            .delete(name, &params)
+            .await
+            .map(drop)
+            .map_err(client_error)
+    }
+
     async fn submit_plan(&self, plan: Plan) -> Result<PlanResult, ClientError> {
         let path = plan_path(&plan.namespace, &plan.eval_name);
         let body = serde_json::to_value(&plan).map_err(|e| ClientError::Invalid(e.to_string()))?;

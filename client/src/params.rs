@@ -188,6 +188,8 @@ pub struct DeleteParams {
     /// `Background`, `Foreground` or `Orphan`.
     pub propagation_policy: Option<String>,
     pub grace_period_seconds: Option<u32>,
+    /// Delete only while the object has this `resourceVersion` (409 Conflict otherwise).
+    pub resource_version: Option<String>,
 }
 
 impl DeleteParams {
@@ -202,12 +204,17 @@ impl DeleteParams {
 
     /// The `DeleteOptions` body, when anything needs one.
     pub(crate) fn body(&self) -> Option<serde_json::Value> {
-        let policy = self.propagation_policy.as_deref()?;
-        Some(serde_json::json!({
-            "kind": "DeleteOptions",
-            "apiVersion": "v1",
-            "propagationPolicy": policy,
-        }))
+        if self.propagation_policy.is_none() && self.resource_version.is_none() {
+            return None;
+        }
+        let mut body = serde_json::json!({"kind": "DeleteOptions", "apiVersion": "v1"});
+        if let Some(policy) = &self.propagation_policy {
+            body["propagationPolicy"] = policy.as_str().into();
+        }
+        if let Some(rv) = &self.resource_version {
+            body["preconditions"] = serde_json::json!({ "resourceVersion": rv });
+        }
+        Some(body)
     }
 }
 
@@ -234,6 +241,25 @@ impl IncludeObject {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delete_options_carry_the_policy_and_the_precondition() {
+        assert_eq!(DeleteParams::default().body(), None);
+        let params = DeleteParams {
+            propagation_policy: Some("Background".into()),
+            resource_version: Some("42".into()),
+            ..DeleteParams::default()
+        };
+        assert_eq!(
+            params.body(),
+            Some(serde_json::json!({
+                "kind": "DeleteOptions",
+                "apiVersion": "v1",
+                "propagationPolicy": "Background",
+                "preconditions": {"resourceVersion": "42"},
+            }))
+        );
+    }
 
     #[test]
     fn query_escapes_selectors_and_skips_empty_values() {

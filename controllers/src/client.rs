@@ -115,6 +115,16 @@ pub trait Client: Clone + Send + Sync + 'static {
         name: &str,
     ) -> impl Future<Output = Result<(), ClientError>> + Send;
 
+    /// Deletes the object only while its `resourceVersion` is `resource_version` (a
+    /// `DeleteOptions` precondition): [`ClientError::Conflict`] when it changed since.
+    fn delete_at(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        resource_version: &str,
+    ) -> impl Future<Output = Result<(), ClientError>> + Send;
+
     /// Submits a scheduler plan to the plan applier: the feasible part is committed atomically,
     /// the rest rejected (then `PlanResult::refresh_index` is non-zero).
     fn submit_plan(

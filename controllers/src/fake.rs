@@ -421,7 +421,24 @@ impl Client for FakeClient {
     async fn delete(&self, kind: Kind, namespace: &str, name: &str) -> Result<(), ClientError> {
         let mut state = self.begin(Verb::Delete)?;
         let key = ObjectRef::new(kind, namespace, name);
-        write::delete(&mut state, &self.shared.signals, key)
+        write::delete(&mut state, &self.shared.signals, key, None)
+    }
+
+    async fn delete_at(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        resource_version: &str,
+    ) -> Result<(), ClientError> {
+        let mut state = self.begin(Verb::Delete)?;
+        let key = ObjectRef::new(kind, namespace, name);
+        write::delete(
+            &mut state,
+            &self.shared.signals,
+            key,
+            Some(resource_version),
+        )
     }
 
     async fn submit_plan(&self, plan: Plan) -> Result<PlanResult, ClientError> {

@@ -211,6 +211,25 @@ impl Client for LocalClient {
         }
     }
 
+    fn delete_at(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        resource_version: &str,
+    ) -> impl Future<Output = Result<(), ClientError>> + Send {
+        let ctx = self.ctx.clone();
+        let p = path(kind, Some(namespace), Some(name), false);
+        let options = serde_json::json!({"preconditions": {"resourceVersion": resource_version}});
+        async move {
+            let body = bytes::Bytes::from(options.to_string());
+            write::delete(&ctx, &p, &Query::default(), &body)
+                .await
+                .map(|_| ())
+                .map_err(client_error)
+        }
+    }
+
     fn submit_plan(
         &self,
         plan: Plan,

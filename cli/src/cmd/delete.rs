@@ -22,7 +22,7 @@ pub async fn run(ctx: &Context, args: DeleteArgs) -> anyhow::Result<()> {
     let params = DeleteParams {
         dry_run,
         propagation_policy: Some("Background".into()),
-        grace_period_seconds: None,
+        ..DeleteParams::default()
     };
     let suffix = if dry_run { " (server dry run)" } else { "" };
     let mut failures = 0;

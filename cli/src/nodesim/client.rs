@@ -163,6 +163,18 @@ impl Client for SimClient {
         self.http.delete(kind, namespace, name).await
     }
 
+    async fn delete_at(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        resource_version: &str,
+    ) -> Result<(), ClientError> {
+        self.http
+            .delete_at(kind, namespace, name, resource_version)
+            .await
+    }
+
     async fn submit_plan(&self, plan: Plan) -> Result<PlanResult, ClientError> {
         self.http.submit_plan(plan).await
     }

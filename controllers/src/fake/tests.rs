@@ -251,3 +251,29 @@ async fn a_plan_applies_stops_and_allocations_at_one_revision() {
     assert_eq!(rv(&placed), rv(&stopped));
     assert_eq!(placed["apiVersion"], "caravan.dev/v1");
 }
+
+#[tokio::test]
+async fn a_delete_with_a_stale_resource_version_is_a_conflict_and_keeps_the_object() {
+    let fake = FakeClient::new();
+    let a = fake.seed(Kind::Job, job("a"));
+    let current = rv(&a).to_string();
+    fake.patch(
+        Kind::Job,
+        "default",
+        "a",
+        json!({"metadata": {"labels": {"x": "y"}}}),
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        fake.delete_at(Kind::Job, "default", "a", &current).await,
+        Err(ClientError::Conflict(_))
+    ));
+    assert!(fake.object(Kind::Job, "default", "a").is_some());
+    let now = fake.object(Kind::Job, "default", "a").unwrap();
+    fake.delete_at(Kind::Job, "default", "a", &rv(&now).to_string())
+        .await
+        .unwrap();
+    assert!(fake.object(Kind::Job, "default", "a").is_none());
+}

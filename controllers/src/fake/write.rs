@@ -214,9 +214,20 @@ pub(super) fn delete(
     state: &mut FakeState,
     signals: &Signals,
     key: ObjectRef,
+    expected: Option<&str>,
 ) -> Result<(), ClientError> {
-    if !state.objects.contains_key(&key) {
+    let Some(current) = state.objects.get(&key) else {
         return Err(ClientError::NotFound);
+    };
+    let actual = current
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str);
+    if let Some(expected) = expected
+        && Some(expected) != actual
+    {
+        return Err(ClientError::Conflict(format!(
+            "{key} was modified: resourceVersion {expected} is stale"
+        )));
     }
     state.commit(signals, vec![(key, None)]);
     Ok(())

@@ -1,7 +1,7 @@
-//! Carrying out a [`Garbage`] decision through the [`Client`]. Each object is read again and
-//! deleted only while it still has the `resourceVersion` the decision saw (the `Client` trait
-//! has no delete precondition, so this narrows the race rather than closing it); objects
-//! already gone are skipped. A job goes first and its evaluations and allocations only after
+//! Carrying out a [`Garbage`] decision through the [`Client`]. Each object is deleted only
+//! while it still has the `resourceVersion` the decision saw (a delete precondition, checked
+//! by the store when it applies the delete); objects already gone or changed since are
+//! skipped. A job goes first and its evaluations and allocations only after
 //! it: the job's status is computed from them.
 
 use std::collections::HashSet;
@@ -72,21 +72,28 @@ async fn unchanged<C: Client>(
 }
 
 async fn delete<C: Client>(client: &C, kind: Kind, target: &Target) -> Result<Reaped, ClientError> {
-    match client.delete(kind, &target.namespace, &target.name).await {
+    let deleted = match &target.resource_version {
+        Some(rv) => {
+            client
+                .delete_at(kind, &target.namespace, &target.name, rv)
+                .await
+        }
+        None => client.delete(kind, &target.namespace, &target.name).await,
+    };
+    match deleted {
         Ok(()) => Ok(Reaped::Deleted),
-        Err(ClientError::NotFound) => Ok(Reaped::Skipped),
+        Err(ClientError::NotFound | ClientError::Conflict(_)) => Ok(Reaped::Skipped),
         Err(e) => Err(e),
     }
 }
 
+/// Deletes one object unless it changed since the decision (no read first: the delete's
+/// precondition is the check).
 async fn reap_one<C: Client>(
     client: &C,
     kind: Kind,
     target: &Target,
 ) -> Result<Reaped, ClientError> {
-    if unchanged(client, kind, target).await?.is_none() {
-        return Ok(Reaped::Skipped);
-    }
     delete(client, kind, target).await
 }
 

@@ -182,7 +182,6 @@ async fn deletions_skip_changed_and_missing_objects_and_report_failures() {
         name: "gone".into(),
         ..target(&a1)
     };
-    client.fail_next(Verb::Delete, ClientError::Unavailable("disk full".into()));
     let garbage = Garbage {
         // The job changed: neither it nor its evaluation goes.
         jobs: vec![JobGarbage {
@@ -190,9 +189,18 @@ async fn deletions_skip_changed_and_missing_objects_and_report_failures() {
             evaluations: vec![target(&e1)],
             allocations: vec![],
         }],
+        // a2 changed since the decision: the delete's precondition keeps it.
         allocations: vec![stale, missing],
         evaluations: vec![],
+        nodes: vec![],
+    };
+    let summary = reap(&client, garbage, &ReapedJobs::default()).await;
+    assert_eq!(summary.total(), 0, "{summary:?}");
+    assert!(summary.errors.is_empty(), "{summary:?}");
+    client.fail_next(Verb::Delete, ClientError::Unavailable("disk full".into()));
+    let garbage = Garbage {
         nodes: vec![target(&node)],
+        ..Garbage::default()
     };
     let summary = reap(&client, garbage, &ReapedJobs::default()).await;
     assert_eq!(summary.total(), 0, "{summary:?}");
