@@ -168,16 +168,7 @@ pub(super) fn patch(
         .get("metadata")
         .and_then(|m| m.get("resourceVersion"))
         .and_then(Value::as_str);
-    let actual = current
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str);
-    if let Some(expected) = expected
-        && Some(expected) != actual
-    {
-        return Err(ClientError::Conflict(format!(
-            "{key} was modified: resourceVersion {expected} is stale"
-        )));
-    }
+    precondition(&key, &current, expected)?;
     let effective = if status {
         match patch.remove("status") {
             Some(s) => json!({ "status": s }),
@@ -219,18 +210,27 @@ pub(super) fn delete(
     let Some(current) = state.objects.get(&key) else {
         return Err(ClientError::NotFound);
     };
+    precondition(&key, current, expected)?;
+    state.commit(signals, vec![(key, None)]);
+    Ok(())
+}
+
+/// A write's `resourceVersion` precondition, as the API server checks it: a conflict when the
+/// object moved on.
+fn precondition(
+    key: &ObjectRef,
+    current: &Value,
+    expected: Option<&str>,
+) -> Result<(), ClientError> {
     let actual = current
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str);
-    if let Some(expected) = expected
-        && Some(expected) != actual
-    {
-        return Err(ClientError::Conflict(format!(
+    match expected {
+        Some(expected) if Some(expected) != actual => Err(ClientError::Conflict(format!(
             "{key} was modified: resourceVersion {expected} is stale"
-        )));
+        ))),
+        _ => Ok(()),
     }
-    state.commit(signals, vec![(key, None)]);
-    Ok(())
 }
 
 /// Applies every stop and allocation of `plan` at one revision, without any fit check: stops
