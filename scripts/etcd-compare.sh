@@ -123,31 +123,22 @@ record() { # system members log
   grep '^summary ' "$3" | sed "s/^summary /system=$1 members=$2 /" >>"$RESULTS"
 }
 
-run_api() { # members
-  local n="$1" url
+# One bench (api or watch) against etcd, then against Caravan, with the same arguments.
+run() { # bench members
+  local bench="$1" n="$2" url args
+  case "$bench" in
+    api) args=(--clients "$CLIENTS" --size "$SIZE" --duration "$DURATION" --ops "$OPS") ;;
+    watch) args=(--watchers "$WATCHERS" --events "$EVENTS" --rate "$RATE" --size "$SIZE") ;;
+  esac
   url="$(start_etcd "$n")"
-  echo "== etcd, $n member(s), leader $url"
-  "$CARAVAN" bench api --etcd "$url" --clients "$CLIENTS" --size "$SIZE" --duration "$DURATION" --ops "$OPS" | tee "$DIR/api-etcd-$n.out"
-  record etcd "$n" "$DIR/api-etcd-$n.out"
+  echo "== etcd $bench, $n member(s), leader $url"
+  "$CARAVAN" bench "$bench" --etcd "$url" "${args[@]}" | tee "$DIR/$bench-etcd-$n.out"
+  record etcd "$n" "$DIR/$bench-etcd-$n.out"
   kill_all
   url="$(start_caravan "$n")"
-  echo "== Caravan, $n server(s), leader $url"
-  "$CARAVAN" --address "$url" bench api --clients "$CLIENTS" --size "$SIZE" --duration "$DURATION" --ops "$OPS" | tee "$DIR/api-caravan-$n.out"
-  record caravan "$n" "$DIR/api-caravan-$n.out"
-  kill_all
-}
-
-run_watch() { # members
-  local n="$1" url
-  url="$(start_etcd "$n")"
-  echo "== etcd watch, $n member(s), leader $url"
-  "$CARAVAN" bench watch --etcd "$url" --watchers "$WATCHERS" --events "$EVENTS" --rate "$RATE" --size "$SIZE" | tee "$DIR/watch-etcd-$n.out"
-  record etcd "$n" "$DIR/watch-etcd-$n.out"
-  kill_all
-  url="$(start_caravan "$n")"
-  echo "== Caravan watch, $n server(s), leader $url"
-  "$CARAVAN" --address "$url" bench watch --watchers "$WATCHERS" --events "$EVENTS" --rate "$RATE" --size "$SIZE" | tee "$DIR/watch-caravan-$n.out"
-  record caravan "$n" "$DIR/watch-caravan-$n.out"
+  echo "== Caravan $bench, $n server(s), leader $url"
+  "$CARAVAN" --address "$url" bench "$bench" "${args[@]}" | tee "$DIR/$bench-caravan-$n.out"
+  record caravan "$n" "$DIR/$bench-caravan-$n.out"
   kill_all
 }
 
@@ -159,9 +150,8 @@ case "$MEMBERS" in
 esac
 for n in $sizes; do
   case "$WHAT" in
-    api) run_api "$n" ;;
-    watch) run_watch "$n" ;;
-    all) run_api "$n"; run_watch "$n" ;;
+    api | watch) run "$WHAT" "$n" ;;
+    all) run api "$n"; run watch "$n" ;;
     *) echo "usage: $0 [api|watch|all] [1|3|both]" >&2; exit 2 ;;
   esac
 done

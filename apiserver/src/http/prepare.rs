@@ -102,12 +102,21 @@ pub fn reconcile_namespace(
     }
 }
 
-/// Admits a full object, mapping field errors to a 422.
-pub fn admit_object(kind: Kind, v: Value, strict: bool) -> Result<(Value, Vec<String>), ApiError> {
+/// Admits a full object, mapping field errors to a 422. `previous` is the stored object an
+/// update replaces: an update that changes only metadata is not defaulted again.
+pub fn admit_object(
+    kind: Kind,
+    v: Value,
+    previous: Option<&Value>,
+    strict: bool,
+) -> Result<(Value, Vec<String>), ApiError> {
     let name = name_of(&v).to_string();
-    admit(kind, v, strict)
-        .map(|a| (a.object, a.warnings))
-        .map_err(|causes| ApiError::Invalid { kind, name, causes })
+    match previous {
+        Some(previous) => admit_update(kind, v, previous, strict),
+        None => admit(kind, v, strict),
+    }
+    .map(|a| (a.object, a.warnings))
+    .map_err(|causes| ApiError::Invalid { kind, name, causes })
 }
 
 /// Prepares a new object: namespace, name (or generateName), server fields, no status,
@@ -175,7 +184,7 @@ pub fn prepare_create(
     {
         obj.remove("status");
     }
-    let (mut v, warnings) = admit_object(kind, v, strict)?;
+    let (mut v, warnings) = admit_object(kind, v, None, strict)?;
     let meta = metadata_mut(&mut v);
     meta.insert("uid".into(), Value::String(uid.to_string()));
     meta.insert("creationTimestamp".into(), Value::String(timestamp(now)));
@@ -253,12 +262,8 @@ pub fn prepare_update(
             });
         }
     }
-    // Stored objects passed admission: an update that changes only metadata is not defaulted
-    // again.
-    let name = name_of(&next).to_string();
-    let (mut admitted, warnings) = admit_update(kind, std::mem::take(&mut next), current, strict)
-        .map(|a| (a.object, a.warnings))
-        .map_err(|causes| ApiError::Invalid { kind, name, causes })?;
+    let (mut admitted, warnings) =
+        admit_object(kind, std::mem::take(&mut next), Some(current), strict)?;
     if !status_subresource && admitted.get("spec") != current.get("spec") {
         let generation = current
             .pointer("/metadata/generation")

@@ -21,38 +21,49 @@ impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         if let Some(s) = procfs::sample(None) {
             let rss = ConstGauge::new(s.rss_bytes as i64);
-            rss.encode(encoder.encode_descriptor(
+            encode(
+                &mut encoder,
                 "process_resident_memory_bytes",
                 "Resident memory size in bytes",
-                None,
-                rss.metric_type(),
-            )?)?;
+                &rss,
+            )?;
             let virt = ConstGauge::new(s.virtual_bytes as i64);
-            virt.encode(encoder.encode_descriptor(
+            encode(
+                &mut encoder,
                 "process_virtual_memory_bytes",
                 "Virtual memory size in bytes",
-                None,
-                virt.metric_type(),
-            )?)?;
+                &virt,
+            )?;
+            // A counter: the exposition adds the `_total` suffix.
             let cpu = ConstCounter::new(s.cpu.as_secs_f64());
-            cpu.encode(encoder.encode_descriptor(
+            encode(
+                &mut encoder,
                 "process_cpu_seconds",
                 "Total user and system CPU time spent in seconds",
-                None,
-                cpu.metric_type(),
-            )?)?;
+                &cpu,
+            )?;
         }
         if let Some(fds) = open_fds() {
             let fds = ConstGauge::new(fds as i64);
-            fds.encode(encoder.encode_descriptor(
+            encode(
+                &mut encoder,
                 "process_open_fds",
                 "Number of open file descriptors",
-                None,
-                fds.metric_type(),
-            )?)?;
+                &fds,
+            )?;
         }
         Ok(())
     }
+}
+
+/// Writes one unlabelled metric with its descriptor.
+fn encode(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric: &impl EncodeMetric,
+) -> Result<(), std::fmt::Error> {
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
 #[cfg(test)]

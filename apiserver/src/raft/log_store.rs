@@ -5,8 +5,8 @@
 //! acknowledged write is on disk. Writes run on the blocking pool; reads are short and run
 //! inline.
 //!
-//! Appended entries also stay in memory, decoded, until the state machine applies them (see
-//! [`Tail`]): applying an entry then costs no database read and no JSON decoding.
+//! Appended entries also stay in memory, decoded, until the state machine applies them (the
+//! `Tail`): applying an entry then costs no database read and no JSON decoding.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -73,7 +73,7 @@ const TAIL_BYTES: usize = 32 * 1024 * 1024;
 /// that were a tenth of a busy server's CPU. Every entry in the tail is also in the database
 /// (or being written to it by the same `append`), so dropping any of them is always safe.
 #[derive(Default)]
-pub struct Tail {
+struct Tail {
     entries: BTreeMap<u64, (Entry<TypeConfig>, usize)>,
     bytes: usize,
 }

@@ -244,7 +244,7 @@ impl Target {
         match self {
             Target::Caravan { .. } => !body.is_empty(),
             // etcd answers a range of a missing key with 200 and no `kvs`.
-            Target::Etcd { .. } => memchr(body, b"\"kvs\""),
+            Target::Etcd { .. } => contains(body, b"\"kvs\""),
         }
     }
 
@@ -349,7 +349,7 @@ impl Target {
                     .await?
                     .context("the watch closed before it was created")?;
                 anyhow::ensure!(
-                    memchr(&first, b"\"created\":true"),
+                    contains(&first, b"\"created\":true"),
                     "unexpected first watch response: {}",
                     String::from_utf8_lossy(&first)
                 );
@@ -372,17 +372,25 @@ pub fn prefix_end(prefix: &str) -> Vec<u8> {
     vec![0]
 }
 
-fn memchr(haystack: &[u8], needle: &[u8]) -> bool {
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// The `resourceVersion` of an object in a response body, found without parsing it.
-pub fn resource_version(body: &[u8]) -> Option<String> {
-    let marker = b"\"resourceVersion\":\"";
-    let pos = body.windows(marker.len()).position(|w| w == marker)?;
+/// The first string value of `key` in a JSON body, found without parsing it (the bench's
+/// documents hold no escaped quotes in these values).
+pub fn string_field<'a>(body: &'a [u8], key: &str) -> Option<&'a str> {
+    let marker = format!("\"{key}\":\"");
+    let pos = body
+        .windows(marker.len())
+        .position(|w| w == marker.as_bytes())?;
     let rest = &body[pos + marker.len()..];
     let end = rest.iter().position(|b| *b == b'"')?;
-    Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+    std::str::from_utf8(&rest[..end]).ok()
+}
+
+/// The `resourceVersion` of an object in a response body.
+pub fn resource_version(body: &[u8]) -> Option<String> {
+    string_field(body, "resourceVersion").map(str::to_string)
 }
 
 /// The value of the `UPDATES` annotation of a stored document (0 when absent).

@@ -12,7 +12,7 @@ use super::WatchBenchArgs;
 use super::report::{histogram, summary};
 use caravan_apiserver::procfs;
 
-use super::target::{Target, created_in, server_usage};
+use super::target::{Target, created_in, server_usage, string_field};
 
 const SENT_AT: &str = "bench.caravan.dev/sent-at";
 /// Watches being opened at once (10,000 at once would overflow the listen backlog).
@@ -25,15 +25,9 @@ fn unix_micros() -> u64 {
         .as_micros() as u64
 }
 
-/// Finds the send time stamped in an event's document without parsing the whole object.
+/// The send time stamped in an event's document.
 fn sent_at(doc: &[u8]) -> Option<u64> {
-    let marker = format!("\"{SENT_AT}\":\"");
-    let pos = doc
-        .windows(marker.len())
-        .position(|w| w == marker.as_bytes())?;
-    let rest = &doc[pos + marker.len()..];
-    let end = rest.iter().position(|b| *b == b'"')?;
-    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+    string_field(doc, SENT_AT)?.parse().ok()
 }
 
 struct WatcherResult {
