@@ -12,6 +12,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Agent(args) = &cli.command
+        && caravan::agent::client_only(args)
+    {
+        caravan::limits::exec_with_lean_allocator();
+    }
     // The executor forks containers (libcontainer's clone3) and must stay small: it runs
     // before, and without, any tokio runtime, on this single thread.
     if let Command::Executor(args) = cli.command {

@@ -47,6 +47,19 @@ fn parse_meta(entries: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
         .collect()
 }
 
+/// Whether these arguments (with their config file) run a client and no server. A config
+/// file that cannot be read answers no here and fails in [`run`].
+pub fn client_only(args: &AgentArgs) -> bool {
+    let args = match &args.config {
+        Some(path) => match file::read(path) {
+            Ok(config) => file::merge(args.clone(), config),
+            Err(_) => return false,
+        },
+        None => args.clone(),
+    };
+    args.client && !args.server && !args.dev
+}
+
 /// Runs the agent until SIGINT or SIGTERM.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let args = match &args.config {
@@ -352,5 +365,42 @@ fn shutdown_mode(args: &AgentArgs, signal: Signal) -> Shutdown {
         Shutdown::Leave
     } else {
         Shutdown::Stop
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_client_without_a_server_counts_as_client_only() {
+        let client = AgentArgs {
+            client: true,
+            ..Default::default()
+        };
+        assert!(client_only(&client));
+        for not in [
+            AgentArgs {
+                dev: true,
+                ..Default::default()
+            },
+            AgentArgs {
+                client: true,
+                server: true,
+                ..Default::default()
+            },
+            AgentArgs::default(),
+        ] {
+            assert!(!client_only(&not), "{not:?}");
+        }
+        // A config file can enable the server.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.yaml");
+        std::fs::write(&path, "server:\n  enabled: true\n").unwrap();
+        let with_file = AgentArgs {
+            config: Some(path),
+            ..client
+        };
+        assert!(!client_only(&with_file));
     }
 }

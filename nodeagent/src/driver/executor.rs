@@ -14,10 +14,11 @@ use caravan_schemas::node::DriverInfo;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::OnceCell;
 use tracing::{debug, warn};
 
-use super::{Driver, DriverError, ExitResult, TaskHandle, TaskSpec};
+use super::{Driver, DriverError, ExitResult, TaskHandle, TaskSpec, pidfd};
 use crate::executor::DriverKind;
 use crate::executor::client;
 use crate::executor::procfs;
@@ -111,9 +112,6 @@ impl ExecutorDriver {
             .append(true)
             .open(files.log())
             .map_err(|e| DriverError::Start(format!("open {:?}: {e}", files.log())))?;
-        let log_out = log
-            .try_clone()
-            .map_err(|e| DriverError::Start(format!("dup executor log: {e}")))?;
         let log_start = log.metadata().map(|m| m.len()).unwrap_or_default();
         let mut command = tokio::process::Command::new(&self.executor_command[0]);
         command
@@ -121,7 +119,9 @@ impl ExecutorDriver {
             .arg("--task-dir")
             .arg(&files.dir)
             .stdin(Stdio::null())
-            .stdout(log_out)
+            // A pipe on which the executor says that its state file is written; afterwards
+            // its stdout is its log, as its stderr is.
+            .stdout(Stdio::piped())
             .stderr(log)
             // Its own process group: a Ctrl-C or SIGTERM to the agent's group does not reach
             // it, and it outlives the agent.
@@ -133,42 +133,68 @@ impl ExecutorDriver {
         let mut child = command
             .spawn()
             .map_err(|e| DriverError::Start(format!("failed to spawn the executor: {e}")))?;
-        let executor_pid = child.id();
-        let deadline = Instant::now() + self.settings.start_timeout;
-        let outcome = loop {
-            if let Some(state) = files.read_state() {
-                break match state.error {
-                    Some(error) => Err(DriverError::Start(error)),
-                    None => Ok(state),
-                };
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                if files.read_state().is_some() {
-                    continue; // written just before it exited: read above
-                }
-                break Err(DriverError::Start(format!(
-                    "the executor exited ({status}) before the task started: {}",
-                    log_tail(&files.log(), log_start)
-                )));
-            }
-            if Instant::now() > deadline {
-                if let Some(pid) = executor_pid {
-                    kill_group(pid as i32, nix::sys::signal::Signal::SIGKILL);
-                }
-                break Err(DriverError::Start(format!(
-                    "the executor did not start the task within {:?}: {}",
-                    self.settings.start_timeout,
-                    log_tail(&files.log(), log_start)
-                )));
-            }
-            tokio::time::sleep(POLL).await;
-        };
+        let outcome = self.wait_started(&files, &mut child, log_start).await;
         // Reap the executor whenever it exits (it stays in the agent's children).
         tokio::spawn(async move {
             let _ = child.wait().await;
         });
         let state = outcome?;
         Ok(Box::new(ExecutorHandle::new(self.kind, files, state, None)))
+    }
+
+    /// Waits until the executor wrote its state file (it says so on its stdout), exited, or
+    /// overran the start timeout (then it is killed).
+    async fn wait_started(
+        &self,
+        files: &TaskFiles,
+        child: &mut tokio::process::Child,
+        log_start: u64,
+    ) -> Result<ExecutorState, DriverError> {
+        let deadline = tokio::time::Instant::now() + self.settings.start_timeout;
+        let mut said = child.stdout.take().map(BufReader::new);
+        loop {
+            if let Some(state) = files.read_state() {
+                return match state.error {
+                    Some(error) => Err(DriverError::Start(error)),
+                    None => Ok(state),
+                };
+            }
+            let mut line = String::new();
+            let next_line = async {
+                match said.as_mut() {
+                    Some(reader) => reader.read_line(&mut line).await.unwrap_or(0),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                read = next_line => {
+                    if read == 0 {
+                        // Closed without a word: only its exit or the timeout is left.
+                        said = None;
+                    }
+                }
+                status = child.wait() => {
+                    if files.read_state().is_some() {
+                        continue; // written just before it exited: read above
+                    }
+                    let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+                    return Err(DriverError::Start(format!(
+                        "the executor exited ({status}) before the task started: {}",
+                        log_tail(&files.log(), log_start)
+                    )));
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    if let Some(pid) = child.id() {
+                        kill_group(pid as i32, nix::sys::signal::Signal::SIGKILL);
+                    }
+                    return Err(DriverError::Start(format!(
+                        "the executor did not start the task within {:?}: {}",
+                        self.settings.start_timeout,
+                        log_tail(&files.log(), log_start)
+                    )));
+                }
+            }
+        }
     }
 
     async fn recover_task(&self, state: Value) -> Result<Box<dyn TaskHandle>, DriverError> {
@@ -426,10 +452,10 @@ impl ExecutorHandle {
 
     async fn destroy_files(&self) {
         let exited = self.result.initialized() || self.files.read_exit().is_some();
-        // Let an exiting executor finish (it removes its socket last).
-        let deadline = Instant::now() + EXECUTOR_EXIT_GRACE;
-        while exited && self.executor_alive() && Instant::now() < deadline {
-            tokio::time::sleep(POLL).await;
+        if exited {
+            // Let the exiting executor finish (it removes its socket last).
+            let ticks = Some(self.state.executor_start_ticks).filter(|t| *t != 0);
+            pidfd::wait_gone(self.state.executor_pid, ticks, EXECUTOR_EXIT_GRACE).await;
         }
         if self.executor_alive() {
             warn!(

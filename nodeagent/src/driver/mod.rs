@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 pub mod executor;
 pub mod mock;
+mod pidfd;
 
 /// Everything a driver needs to start one task. Built by the task runner from the job's task,
 /// the allocation and the agent's configuration.

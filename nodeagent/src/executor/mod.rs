@@ -7,7 +7,8 @@
 //! agent (driver::executor)                     executor (this module: std threads, no runtime)
 //!   write DIR/executor.json ─────────────────▶ read spec, bind DIR/executor.sock
 //!   spawn `caravan executor` (own pgrp)        task::start (still single-threaded: clone3)
-//!   poll DIR/executor.state.json ◀──────────── write state (pids, start time) or the error
+//!   read DIR/executor.state.json ◀──────────── write state (pids, start time) or the error,
+//!     when stdout (a pipe) says so               then a line on stdout
 //!                                              threads: stdout/stderr → RotatingWriter,
 //!   {"signal": 2} / {"wait": true} ──────────▶ socket server
 //!                                              waitid → kill leftovers → reap → OOM, delete
@@ -69,6 +70,7 @@ pub fn run(args: ExecutorArgs) -> i32 {
                 log(&format!("cannot write {:?}: {e}", files.state()));
             }
             let _ = std::fs::remove_file(files.socket());
+            report_state_written();
             1
         }
     }
@@ -118,6 +120,7 @@ fn execute(files: &TaskFiles) -> Result<(), String> {
         let _ = task::delete_container(&started.target, &mut result);
         return Err(format!("write {:?}: {e}", files.state()));
     }
+    report_state_written();
     log(&format!("task {} started, pid {pid}", task.task_name));
 
     shield_from_signals();
@@ -177,6 +180,21 @@ fn execute(files: &TaskFiles) -> Result<(), String> {
     shared.publish(result, ANSWER_GRACE);
     let _ = std::fs::remove_file(&socket);
     Ok(())
+}
+
+/// Tells the agent that `executor.state.json` is written, so that it need not poll for it: a
+/// line on stdout, a pipe the agent reads while it waits. Then stdout becomes the executor's
+/// log, as stderr is, which closes the pipe.
+fn report_state_written() {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(b"state written\n")
+        .and_then(|()| stdout.flush());
+    drop(stdout);
+    if let Err(e) = nix::unistd::dup2(2, 1) {
+        log(&format!("cannot point stdout at the log: {e}"));
+    }
 }
 
 /// Rust programs start with SIGPIPE ignored, and an ignored signal stays ignored across

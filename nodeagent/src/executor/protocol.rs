@@ -134,7 +134,10 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
 }
 
 /// Writes `value` as JSON to `path` through a temporary file and a rename, so readers see the
-/// old file or the whole new one.
+/// old file or the whole new one. Not synced to disk: these files hand a task over between
+/// the agent and its executor, which matters only while the machine is up; a reboot ends
+/// every executor and task, and the agent then reports the tasks it cannot re-attach to as
+/// lost (as Nomad's client does).
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
     let bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
     let name = path
@@ -147,7 +150,6 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> io::Result<()>
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(&bytes)?;
     file.write_all(b"\n")?;
-    file.sync_all()?;
     drop(file);
     std::fs::rename(&tmp, path)
 }
