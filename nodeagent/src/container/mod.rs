@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 use crate::driver::TaskResources;
 
 pub mod cgroup;
+mod delete;
 mod orphans;
 mod run;
 pub mod spec;
 
+pub use delete::PreparedDelete;
 pub use run::host_facts;
 
 /// What to run in a container.
@@ -100,6 +102,16 @@ pub fn oom_killed(cgroups_path: &str) -> bool {
 /// what still runs in it. An absent container is Ok. Only the cgroup leaf is removed.
 pub fn delete(state_root: &Path, id: &str) -> Result<(), String> {
     run::delete(state_root, id)
+}
+
+/// Prepares deleting the container `id` once its init has exited: builds its cgroup manager
+/// now (a few milliseconds on cgroup v1), so that [`PreparedDelete::delete`] only removes.
+pub fn prepare_delete(
+    state_root: &Path,
+    id: &str,
+    cgroups_path: &str,
+) -> Result<PreparedDelete, String> {
+    PreparedDelete::new(state_root, id, cgroups_path)
 }
 
 /// Deletes every container under `state_root` whose id is not in `keep` (left over by an

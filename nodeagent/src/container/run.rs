@@ -204,10 +204,16 @@ fn remove_stopped_leftover(state_root: &Path, id: &str) -> Result<(), String> {
     }
 }
 
-pub fn delete(state_root: &Path, id: &str) -> Result<(), String> {
+/// A container id that names one directory under the state root.
+pub fn valid_id(id: &str) -> Result<(), String> {
     if id.is_empty() || id.contains('/') || id == "." || id == ".." {
         return Err(format!("invalid container id {id:?}"));
     }
+    Ok(())
+}
+
+pub fn delete(state_root: &Path, id: &str) -> Result<(), String> {
+    valid_id(id)?;
     let dir: PathBuf = state_root.join(id);
     match dir.symlink_metadata() {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),

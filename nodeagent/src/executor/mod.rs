@@ -117,13 +117,14 @@ fn execute(files: &TaskFiles) -> Result<(), String> {
         task::wait_exit(pid);
         let _ = task::kill_group(pid, &started.target);
         let mut result = task::reap(pid);
-        let _ = task::delete_container(&started.target, &mut result);
+        let _ = task::delete_container(&started.target, task::Cleanup::default(), &mut result);
         return Err(format!("write {:?}: {e}", files.state()));
     }
     report_state_written();
     log(&format!("task {} started, pid {pid}", task.task_name));
 
     shield_from_signals();
+    let cleanup = task::prepare_cleanup(&started.target, server::THREAD_STACK);
     let shared = server::Shared::new(pid, started.target.clone());
     let server_shared = shared.clone();
     spawn("server", move || server::serve(listener, server_shared));
@@ -170,7 +171,7 @@ fn execute(files: &TaskFiles) -> Result<(), String> {
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
-    if let Some(e) = task::delete_container(&started.target, &mut result) {
+    if let Some(e) = task::delete_container(&started.target, cleanup, &mut result) {
         log(&e);
     }
     log(&format!("task {} exited: {result:?}", task.task_name));

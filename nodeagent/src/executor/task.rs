@@ -246,8 +246,36 @@ pub fn kill_group(pid: Pid, target: &Target) -> Option<String> {
     }
 }
 
-/// After the container's init was reaped: records an OOM kill and deletes the container.
-pub fn delete_container(target: &Target, result: &mut ExitResult) -> Option<String> {
+/// The container's deletion, prepared in a thread while the task runs (see
+/// [`container::prepare_delete`]); nothing for a process group.
+#[derive(Debug, Default)]
+pub struct Cleanup(Option<std::thread::JoinHandle<Result<container::PreparedDelete, String>>>);
+
+/// Starts preparing the deletion of a container task. Call after the task started (the
+/// executor may have threads from then on).
+pub fn prepare_cleanup(target: &Target, stack_size: usize) -> Cleanup {
+    let Target::Container {
+        state_root,
+        id,
+        cgroups_path,
+    } = target.clone()
+    else {
+        return Cleanup(None);
+    };
+    let prepared = std::thread::Builder::new()
+        .name("cleanup".into())
+        .stack_size(stack_size)
+        .spawn(move || container::prepare_delete(&state_root, &id, &cgroups_path));
+    Cleanup(prepared.ok())
+}
+
+/// After the container's init was reaped: records an OOM kill and deletes the container,
+/// through the prepared deletion when there is one, else through libcontainer's.
+pub fn delete_container(
+    target: &Target,
+    cleanup: Cleanup,
+    result: &mut ExitResult,
+) -> Option<String> {
     let Target::Container {
         state_root,
         id,
@@ -257,7 +285,12 @@ pub fn delete_container(target: &Target, result: &mut ExitResult) -> Option<Stri
         return None;
     };
     result.oom_killed = container::oom_killed(cgroups_path);
-    container::delete(state_root, id)
+    let prepared = cleanup.0.and_then(|thread| thread.join().ok());
+    let deleted = match prepared {
+        Some(Ok(prepared)) => prepared.delete(),
+        Some(Err(_)) | None => container::delete(state_root, id),
+    };
+    deleted
         .err()
         .map(|e| format!("failed to delete container {id}: {e}"))
 }
