@@ -8,8 +8,10 @@
 # It runs a server, then a client-only agent under valgrind's callgrind (following the
 # executors it spawns) while the agent registers, heartbeats and runs one raw_exec batch job,
 # and lists the functions of the `caravan` binary that ran: the agent's first, then the
-# executor's. Rerun it after large changes to the node agent or after dependency upgrades
-# (symbol names carry hashes; names that no longer exist are ignored by the linker).
+# executor's. Rerun it after large changes to the node agent, after dependency upgrades and
+# after a toolchain upgrade: symbol names carry hashes of the crate, its dependencies and the
+# build profile (not of the checkout's path), and names that no longer exist are ignored by
+# the linker. Debug builds have other hashes, so the order applies to release builds.
 #
 #   scripts/link-order.sh            # needs valgrind and a release build
 #
