@@ -74,6 +74,9 @@ pub(crate) struct Feeds {
     pub nodes: broadcast::Receiver<Event>,
     pub allocations: broadcast::Receiver<Event>,
     pub evaluations: broadcast::Receiver<Event>,
+    /// The job controller's own receivers of the allocation and evaluation events (it
+    /// reconciles the job of each), subscribed before the caches start so none is missed.
+    pub job_triggers: [broadcast::Receiver<Event>; 2],
 }
 
 fn spawn_cache<C: Client, T>(
@@ -84,7 +87,7 @@ fn spawn_cache<C: Client, T>(
     (live, apply): (LiveState, live::Apply<T>),
 ) -> (
     Store<T>,
-    broadcast::Receiver<Event>,
+    [broadcast::Receiver<Event>; 2],
     tokio::task::AbortHandle,
 )
 where
@@ -92,6 +95,7 @@ where
 {
     let (reader, writer) = store::<T>();
     let (tx, rx) = broadcast::channel(65_536);
+    let receivers = [rx, tx.subscribe()];
     let query = ListQuery {
         progress: true,
         ..ListQuery::default()
@@ -132,7 +136,12 @@ where
             }
         }
     });
-    (reader, rx, task.abort_handle())
+    (reader, receivers, task.abort_handle())
+}
+
+/// The first of a cache's receivers (the second, unused, is dropped).
+fn first([rx, _]: [broadcast::Receiver<Event>; 2]) -> broadcast::Receiver<Event> {
+    rx
 }
 
 impl Caches {
@@ -153,14 +162,14 @@ impl Caches {
             revisions.clone(),
             (live.clone(), live::apply::<Node>),
         );
-        let (allocations, allocs_rx, allocs_task) = spawn_cache(
+        let (allocations, [allocs_rx, allocs_trigger], allocs_task) = spawn_cache(
             &client,
             Kind::Allocation,
             2,
             revisions.clone(),
             (live.clone(), live::apply::<Allocation>),
         );
-        let (evaluations, evals_rx, evals_task) = spawn_cache(
+        let (evaluations, [evals_rx, evals_trigger], evals_task) = spawn_cache(
             &client,
             Kind::Evaluation,
             3,
@@ -183,10 +192,11 @@ impl Caches {
                 ])),
             },
             Feeds {
-                jobs: jobs_rx,
-                nodes: nodes_rx,
+                jobs: first(jobs_rx),
+                nodes: first(nodes_rx),
                 allocations: allocs_rx,
                 evaluations: evals_rx,
+                job_triggers: [allocs_trigger, evals_trigger],
             },
         )
     }

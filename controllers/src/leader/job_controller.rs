@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use caravan_schemas::{Job, Kind};
 use futures::Stream;
+use tokio::sync::broadcast;
 
 use super::Shared;
 use super::evals::create;
@@ -12,29 +13,76 @@ use crate::client::{Client, ClientError, ListQuery};
 use crate::evaluator::job_needs_eval;
 use crate::job_status::{status_patch, summarize};
 use crate::runtime::object_ref::{name_of, namespace_of};
+use crate::runtime::watcher::Event;
 use crate::runtime::{Action, Controller, ControllerError, ObjectRef};
 use crate::scheduler::util::{job_version, namespace};
 
-/// The running controller, as a stream of reconcile results.
+/// The running controller, as a stream of reconcile results. It reconciles a job when the job
+/// changes (its own watch) and when one of its allocations or evaluations does: those come
+/// from the caches' feeds (`triggers`: allocations, evaluations), which already decode every
+/// such event, instead of two more watches.
 pub(crate) fn controller<C: Client>(
     shared: Arc<Shared<C>>,
+    [allocations, evaluations]: [broadcast::Receiver<Event>; 2],
 ) -> impl Stream<Item = Result<(ObjectRef, Action), ControllerError<ClientError>>> + Send {
-    let by_job = |kind: Kind| {
-        move |value: &serde_json::Value| {
-            value
-                .pointer("/spec/jobName")
-                .and_then(serde_json::Value::as_str)
-                .map(|job| vec![ObjectRef::new(Kind::Job, namespace_of(value), job)])
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|_| name_of(value).is_some() && kind != Kind::Job)
-                .collect()
-        }
-    };
+    let allocations = jobs_of(allocations, shared.clone(), "job controller allocations");
+    let evaluations = jobs_of(evaluations, shared.clone(), "job controller evaluations");
     Controller::<Job, C>::new(shared.client.clone(), Kind::Job, None, ListQuery::default())
-        .watches(Kind::Allocation, by_job(Kind::Allocation))
-        .watches(Kind::Evaluation, by_job(Kind::Evaluation))
+        .triggered_by(Kind::Job, allocations)
+        .triggered_by(Kind::Job, evaluations)
         .run(reconcile, error_policy, shared)
+}
+
+/// The job each event of a feed of allocations or evaluations belongs to. A feed that lagged
+/// lost events: every cached job is reconciled then.
+fn jobs_of<C: Client>(
+    feed: broadcast::Receiver<Event>,
+    shared: Arc<Shared<C>>,
+    what: &'static str,
+) -> impl Stream<Item = Vec<ObjectRef>> + Send + 'static {
+    futures::stream::unfold(feed, move |mut feed| {
+        let shared = shared.clone();
+        async move {
+            let refs = match feed.recv().await {
+                Ok(event) => event.object().map(job_of).unwrap_or_default(),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(
+                        missed,
+                        feed = what,
+                        "event feed lagged; reconciling every job"
+                    );
+                    shared
+                        .caches
+                        .jobs
+                        .state()
+                        .iter()
+                        .map(|job| {
+                            ObjectRef::new(Kind::Job, namespace(&job.metadata), name_of_job(job))
+                        })
+                        .collect()
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((refs, feed))
+        }
+    })
+}
+
+/// The job an allocation or evaluation (`spec.jobName`) belongs to.
+fn job_of(value: &serde_json::Value) -> Vec<ObjectRef> {
+    match value
+        .pointer("/spec/jobName")
+        .and_then(serde_json::Value::as_str)
+    {
+        Some(job) if name_of(value).is_some() => {
+            vec![ObjectRef::new(Kind::Job, namespace_of(value), job)]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn name_of_job(job: &Job) -> &str {
+    job.metadata.name.as_deref().unwrap_or_default()
 }
 
 async fn reconcile<C: Client>(

@@ -97,7 +97,7 @@ pub async fn run_with_broker<C: Client>(client: C, config: LeaderConfig, broker:
         shared.reaped_jobs.clone(),
     ));
     tasks.spawn(crate::drain::run(shared.clone()));
-    let controller = job_controller::controller(shared.clone());
+    let controller = job_controller::controller(shared.clone(), feeds.job_triggers);
     tasks.spawn(async move {
         let mut results = std::pin::pin!(controller);
         while let Some(result) = results.next().await {

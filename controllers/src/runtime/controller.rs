@@ -162,6 +162,18 @@ where
         self
     }
 
+    /// Reconciles the objects each item of `refs` names: for triggers that come from somewhere
+    /// other than a watch of the controller's own (e.g. the feed of a cache another part of
+    /// the program already keeps), so the same objects are not watched and decoded twice.
+    pub fn triggered_by<S>(mut self, kind: Kind, refs: S) -> Self
+    where
+        S: Stream<Item = Vec<ObjectRef>> + Send + 'static,
+    {
+        self.inputs
+            .push(refs.map(move |refs| Input::Related(kind, Ok(refs))).boxed());
+        self
+    }
+
     /// At most `n` reconciles at once (at least 1).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.concurrency = n.max(1);

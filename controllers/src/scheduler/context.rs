@@ -150,8 +150,15 @@ impl<'s> EvalContext<'s> {
     pub fn usage(&mut self, node: &Node) -> &NodeUsage {
         let name = util::name(&node.metadata);
         if !self.usage.contains_key(name) {
-            let existing = self.state.allocs_by_node(name);
-            let usage = fit::proposed_usage(node, &existing, &self.plan);
+            let usage = match self.state.held_on_node(name) {
+                Some(held) => fit::proposed_usage_from(node, held, &self.plan, |alloc| {
+                    self.state.alloc_on_node(name, &self.plan.namespace, alloc)
+                }),
+                None => {
+                    let existing = self.state.allocs_by_node(name);
+                    fit::proposed_usage(node, &existing, &self.plan)
+                }
+            };
             self.usage.insert(name.to_string(), usage);
         }
         // Inserted just above when missing.

@@ -124,6 +124,45 @@ pub fn mhz_per_core(node: &Node) -> u64 {
         .map_or(0, |r| r.cpu / u64::from(r.cores))
 }
 
+/// What allocations hold on a node: their resources and the cores they pinned.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Held {
+    pub used: Comparable,
+    pub core_ids: Vec<u32>,
+}
+
+impl Held {
+    /// What `alloc` holds, from its `allocatedResources`.
+    pub fn of(alloc: &Allocation) -> Held {
+        Held {
+            used: alloc_usage(alloc),
+            core_ids: alloc
+                .spec
+                .allocated_resources
+                .iter()
+                .flat_map(|r| r.tasks.values())
+                .flat_map(|task| task.cores.iter().copied())
+                .collect(),
+        }
+    }
+
+    /// Adds what another allocation holds.
+    pub fn add(&mut self, other: &Held) {
+        self.used.add(&other.used);
+        self.core_ids.extend(&other.core_ids);
+    }
+
+    /// Takes back what [`Held::add`] added.
+    pub fn remove(&mut self, other: &Held) {
+        self.used.subtract(&other.used);
+        for id in &other.core_ids {
+            if let Some(at) = self.core_ids.iter().position(|held| held == id) {
+                self.core_ids.swap_remove(at);
+            }
+        }
+    }
+}
+
 /// What an allocation holds on its node, from its `allocatedResources`.
 pub fn alloc_usage(alloc: &Allocation) -> Comparable {
     let mut used = Comparable::default();

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use caravan_schemas::{Allocation, Evaluation, Job, Node};
 
+use super::resources::Held;
 use super::structs::{Plan, PlanResult, SchedError};
 
 mod mem;
@@ -38,6 +39,21 @@ pub trait State: Send + Sync {
 
     /// Every allocation placed on a node, of any job and namespace, terminal ones included.
     fn allocs_by_node(&self, node: &str) -> Vec<Arc<Allocation>>;
+
+    /// What the live (non-terminal) allocations of a node hold together, for states that keep
+    /// that sum as allocations change. `None`, the default, makes the scheduler add it up from
+    /// [`State::allocs_by_node`] for every evaluation.
+    fn held_on_node(&self, _node: &str) -> Option<Held> {
+        None
+    }
+
+    /// The allocation `namespace`/`name` when it is placed on `node`.
+    fn alloc_on_node(&self, node: &str, namespace: &str, name: &str) -> Option<Arc<Allocation>> {
+        self.allocs_by_node(node).into_iter().find(|alloc| {
+            alloc.metadata.name.as_deref() == Some(name)
+                && alloc.metadata.namespace.as_deref().unwrap_or("default") == namespace
+        })
+    }
 }
 
 /// Where a scheduler's decisions go: the plan applier and the evaluation store.

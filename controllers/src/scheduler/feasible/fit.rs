@@ -6,7 +6,7 @@ use std::sync::Arc;
 use caravan_schemas::{Allocation, Node};
 
 use crate::scheduler::context::NodeUsage;
-use crate::scheduler::resources::{self, Comparable};
+use crate::scheduler::resources::{self, Comparable, Held};
 use crate::scheduler::structs::Plan;
 use crate::scheduler::util;
 
@@ -49,6 +49,51 @@ pub fn proposed_usage(node: &Node, existing: &[Arc<Allocation>], plan: &Plan) ->
         }
     }
     usage
+}
+
+/// [`proposed_usage`] for a state that keeps what each node's live allocations hold together
+/// (`held`): only the existing allocations the plan stops or replaces are looked up
+/// (`existing`, by name in the plan's namespace), instead of every allocation of the node.
+pub fn proposed_usage_from(
+    node: &Node,
+    mut held: Held,
+    plan: &Plan,
+    existing: impl Fn(&str) -> Option<Arc<Allocation>>,
+) -> NodeUsage {
+    let name = util::name(&node.metadata);
+    let placed = plan.node_allocation.get(name);
+    let stopped = plan
+        .node_update
+        .get(name)
+        .into_iter()
+        .flatten()
+        .map(|stop| stop.alloc_name.as_str());
+    let replaced = placed
+        .into_iter()
+        .flatten()
+        .map(|alloc| util::name(&alloc.metadata));
+    let mut seen: Vec<&str> = Vec::new();
+    for alloc_name in stopped.chain(replaced) {
+        if seen.contains(&alloc_name) {
+            continue;
+        }
+        seen.push(alloc_name);
+        if let Some(alloc) = existing(alloc_name)
+            && !util::is_terminal(&alloc)
+        {
+            held.remove(&Held::of(&alloc));
+        }
+    }
+    for alloc in placed.into_iter().flatten() {
+        if !util::is_terminal(alloc) {
+            held.add(&Held::of(alloc));
+        }
+    }
+    NodeUsage {
+        capacity: resources::node_capacity(node),
+        used: held.used,
+        core_ids: held.core_ids,
+    }
 }
 
 /// Checks that `ask` fits on a node with `usage`; the exhausted dimension otherwise. On
@@ -94,6 +139,67 @@ mod tests {
         let usage = proposed_usage(&node, &existing, &plan);
         assert_eq!(usage.used.cpu, 1500);
         assert_eq!(usage.used.memory_mb, 3 * 256);
+    }
+
+    #[test]
+    fn the_kept_sum_gives_the_same_usage_as_adding_up_the_node() {
+        use crate::scheduler::state::{MemState, State};
+        let job = mock::job("web");
+        let node = mock::node("n1");
+        let other = mock::node("n2");
+        let mut state = MemState::new();
+        let mut pinned = mock::allocation("a", &job, &node);
+        if let Some(task) = pinned
+            .spec
+            .allocated_resources
+            .as_mut()
+            .and_then(|r| r.tasks.values_mut().next())
+        {
+            task.cores = vec![0, 1];
+        }
+        let mut done = mock::allocation("c", &job, &node);
+        done.spec.desired_status = Some(DesiredStatus::Stop);
+        for alloc in [
+            pinned,
+            mock::allocation("b", &job, &node),
+            done,
+            mock::allocation("elsewhere", &job, &other),
+        ] {
+            state.upsert_alloc(alloc);
+        }
+        let compare = |state: &MemState, plan: &Plan| {
+            let summed = proposed_usage(&node, &state.allocs_by_node("n1"), plan);
+            let kept = proposed_usage_from(&node, state.held_on_node("n1").unwrap(), plan, |n| {
+                state.alloc_on_node("n1", &plan.namespace, n)
+            });
+            let sorted = |mut ids: Vec<u32>| {
+                ids.sort_unstable();
+                ids
+            };
+            assert_eq!(kept.used, summed.used);
+            assert_eq!(kept.capacity, summed.capacity);
+            assert_eq!(sorted(kept.core_ids), sorted(summed.core_ids));
+            summed.used.cpu
+        };
+        let mut plan = Plan {
+            namespace: "default".into(),
+            ..Plan::default()
+        };
+        assert_eq!(compare(&state, &plan), 1000);
+        // A stop, a replacement of an existing allocation, a new one, and a stop of the
+        // replaced one too: each existing allocation is taken out once.
+        plan.append_stop("n1", "a", DesiredStatus::Stop, "test");
+        plan.append_stop("n1", "b", DesiredStatus::Stop, "test");
+        plan.append_alloc(mock::allocation("b", &job, &node));
+        plan.append_alloc(mock::allocation("d", &job, &node));
+        assert_eq!(compare(&state, &plan), 1000);
+        // Allocations that end or go away leave the sum.
+        let mut ended = mock::allocation("b", &job, &node);
+        ended.spec.desired_status = Some(DesiredStatus::Stop);
+        state.upsert_alloc(ended);
+        state.delete_alloc("default", "a");
+        compare(&state, &Plan::default());
+        assert_eq!(state.held_on_node("n1").unwrap(), Held::default());
     }
 
     #[test]

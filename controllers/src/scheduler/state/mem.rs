@@ -28,6 +28,8 @@ pub struct MemState {
     by_node: HashMap<String, BTreeMap<AllocKey, Arc<Allocation>>>,
     /// namespace → job → allocation name → allocation.
     by_job: HashMap<String, HashMap<String, BTreeMap<String, Arc<Allocation>>>>,
+    /// node → what its live (non-terminal) allocations hold together.
+    held: HashMap<String, Held>,
 }
 
 fn name_of(meta: &caravan_schemas::ObjectMeta) -> String {
@@ -40,7 +42,8 @@ fn namespace_of(meta: &caravan_schemas::ObjectMeta) -> String {
         .unwrap_or_else(|| "default".to_string())
 }
 
-use crate::scheduler::util::job_version;
+use crate::scheduler::resources::Held;
+use crate::scheduler::util::{is_terminal, job_version};
 
 impl MemState {
     /// An empty state at index 0.
@@ -100,6 +103,12 @@ impl MemState {
         let namespace = namespace_of(&alloc.metadata);
         let name = name_of(&alloc.metadata);
         self.delete_alloc(&namespace, &name);
+        if !is_terminal(&alloc) {
+            self.held
+                .entry(alloc.spec.node_name.clone())
+                .or_default()
+                .add(&Held::of(&alloc));
+        }
         self.by_node
             .entry(alloc.spec.node_name.clone())
             .or_default()
@@ -119,6 +128,11 @@ impl MemState {
     /// Removes an allocation.
     pub fn delete_alloc(&mut self, namespace: &str, name: &str) -> Option<Arc<Allocation>> {
         let old = self.allocs.get_mut(namespace)?.remove(name)?;
+        if !is_terminal(&old)
+            && let Some(held) = self.held.get_mut(&old.spec.node_name)
+        {
+            held.remove(&Held::of(&old));
+        }
         if let Some(on_node) = self.by_node.get_mut(&old.spec.node_name) {
             on_node.remove(&(namespace.to_string(), name.to_string()));
         }
@@ -195,6 +209,17 @@ impl State for MemState {
             .get(node)
             .map(|allocs| allocs.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    fn held_on_node(&self, node: &str) -> Option<Held> {
+        Some(self.held.get(node).cloned().unwrap_or_default())
+    }
+
+    fn alloc_on_node(&self, node: &str, namespace: &str, name: &str) -> Option<Arc<Allocation>> {
+        self.by_node
+            .get(node)?
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
     }
 }
 
