@@ -15,7 +15,7 @@ use crate::job_status::{status_patch, summarize};
 use crate::runtime::object_ref::{name_of, namespace_of};
 use crate::runtime::watcher::Event;
 use crate::runtime::{Action, Controller, ControllerError, ObjectRef};
-use crate::scheduler::util::{job_version, namespace};
+use crate::scheduler::util::{self, job_version, namespace};
 
 /// The running controller, as a stream of reconcile results. It reconciles a job when the job
 /// changes (its own watch) and when one of its allocations or evaluations does: those come
@@ -28,8 +28,8 @@ pub(crate) fn controller<C: Client>(
     let allocations = jobs_of(allocations, shared.clone(), "job controller allocations");
     let evaluations = jobs_of(evaluations, shared.clone(), "job controller evaluations");
     Controller::<Job, C>::new(shared.client.clone(), Kind::Job, None, ListQuery::default())
-        .triggered_by(Kind::Job, allocations)
-        .triggered_by(Kind::Job, evaluations)
+        .triggered_by(Kind::Allocation, allocations)
+        .triggered_by(Kind::Evaluation, evaluations)
         .run(reconcile, error_policy, shared)
 }
 
@@ -57,7 +57,11 @@ fn jobs_of<C: Client>(
                         .state()
                         .iter()
                         .map(|job| {
-                            ObjectRef::new(Kind::Job, namespace(&job.metadata), name_of_job(job))
+                            ObjectRef::new(
+                                Kind::Job,
+                                namespace(&job.metadata),
+                                util::name(&job.metadata),
+                            )
                         })
                         .collect()
                 }
@@ -79,10 +83,6 @@ fn job_of(value: &serde_json::Value) -> Vec<ObjectRef> {
         }
         _ => Vec::new(),
     }
-}
-
-fn name_of_job(job: &Job) -> &str {
-    job.metadata.name.as_deref().unwrap_or_default()
 }
 
 async fn reconcile<C: Client>(

@@ -162,9 +162,10 @@ where
         self
     }
 
-    /// Reconciles the objects each item of `refs` names: for triggers that come from somewhere
-    /// other than a watch of the controller's own (e.g. the feed of a cache another part of
-    /// the program already keeps), so the same objects are not watched and decoded twice.
+    /// Reconciles the objects each item of `refs` names, triggered by changes of `kind`
+    /// objects that come from somewhere other than a watch of the controller's own (e.g. the
+    /// feed of a cache another part of the program already keeps), so the same objects are not
+    /// watched and decoded twice.
     pub fn triggered_by<S>(mut self, kind: Kind, refs: S) -> Self
     where
         S: Stream<Item = Vec<ObjectRef>> + Send + 'static,

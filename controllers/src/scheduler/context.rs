@@ -10,7 +10,7 @@ use caravan_schemas::{Allocation, Node};
 
 use super::feasible::fit;
 use super::metrics::MetricsRecorder;
-use super::resources::{self, Comparable};
+use super::resources::{self, Comparable, Held};
 use super::state::State;
 use super::structs::Plan;
 use super::util;
@@ -20,16 +20,15 @@ use super::util;
 pub struct NodeUsage {
     /// What the node offers allocations (total minus reserved).
     pub capacity: Comparable,
-    /// What existing allocations (minus the plan's stops) and the plan's placements use.
-    pub used: Comparable,
-    /// Core ids held by those allocations.
-    pub core_ids: Vec<u32>,
+    /// What existing allocations (minus the plan's stops) and the plan's placements use, and
+    /// the core ids they pinned.
+    pub held: Held,
 }
 
 impl NodeUsage {
     /// The lowest core ids not in use.
     pub fn free_cores(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..).filter(|id| !self.core_ids.contains(id))
+        (0..).filter(|id| !self.held.core_ids.contains(id))
     }
 }
 
@@ -168,15 +167,8 @@ impl<'s> EvalContext<'s> {
     /// Adds a new allocation to the plan, holding `used` on its node.
     pub fn place(&mut self, alloc: Allocation, used: &Comparable) {
         if let Some(usage) = self.usage.get_mut(&alloc.spec.node_name) {
-            usage.used.add(used);
-            for task in alloc
-                .spec
-                .allocated_resources
-                .iter()
-                .flat_map(|r| r.tasks.values())
-            {
-                usage.core_ids.extend(task.cores.iter().copied());
-            }
+            usage.held.used.add(used);
+            usage.held.core_ids.extend(resources::pinned_cores(&alloc));
         }
         self.job_allocs
             .record(&alloc.spec.node_name, &alloc.spec.group, 1);
@@ -197,15 +189,7 @@ impl<'s> EvalContext<'s> {
             return;
         }
         if let Some(usage) = self.usage.get_mut(node) {
-            usage.used.subtract(&resources::alloc_usage(alloc));
-            for task in alloc
-                .spec
-                .allocated_resources
-                .iter()
-                .flat_map(|r| r.tasks.values())
-            {
-                usage.core_ids.retain(|id| !task.cores.contains(id));
-            }
+            usage.held.remove(&Held::of(alloc));
         }
         self.job_allocs.record(node, &alloc.spec.group, -1);
     }
@@ -218,15 +202,7 @@ impl<'s> EvalContext<'s> {
             return;
         }
         if let Some(usage) = self.usage.get_mut(node) {
-            usage.used.add(&resources::alloc_usage(alloc));
-            for task in alloc
-                .spec
-                .allocated_resources
-                .iter()
-                .flat_map(|r| r.tasks.values())
-            {
-                usage.core_ids.extend(task.cores.iter().copied());
-            }
+            usage.held.add(&Held::of(alloc));
         }
         self.job_allocs.record(node, &alloc.spec.group, 1);
     }

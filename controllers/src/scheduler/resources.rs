@@ -136,13 +136,7 @@ impl Held {
     pub fn of(alloc: &Allocation) -> Held {
         Held {
             used: alloc_usage(alloc),
-            core_ids: alloc
-                .spec
-                .allocated_resources
-                .iter()
-                .flat_map(|r| r.tasks.values())
-                .flat_map(|task| task.cores.iter().copied())
-                .collect(),
+            core_ids: pinned_cores(alloc).collect(),
         }
     }
 
@@ -161,6 +155,16 @@ impl Held {
             }
         }
     }
+}
+
+/// The core ids an allocation's tasks pinned.
+pub fn pinned_cores(alloc: &Allocation) -> impl Iterator<Item = u32> + '_ {
+    alloc
+        .spec
+        .allocated_resources
+        .iter()
+        .flat_map(|r| r.tasks.values())
+        .flat_map(|task| task.cores.iter().copied())
 }
 
 /// What an allocation holds on its node, from its `allocatedResources`.

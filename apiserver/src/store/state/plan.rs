@@ -23,7 +23,7 @@ use std::sync::Arc;
 use caravan_controllers::scheduler::context::NodeUsage;
 use caravan_controllers::scheduler::feasible::NodeStatusChecker;
 use caravan_controllers::scheduler::feasible::fit;
-use caravan_controllers::scheduler::resources;
+use caravan_controllers::scheduler::resources::{self, Held};
 use caravan_controllers::scheduler::util;
 use caravan_controllers::scheduler::{AllocStop, PlanResult};
 use caravan_schemas::node::NodeState;
@@ -177,8 +177,10 @@ impl State {
         }
         fit::usage_fits(&NodeUsage {
             capacity: resources::node_capacity(&node),
-            used,
-            core_ids: Vec::new(),
+            held: Held {
+                used,
+                core_ids: Vec::new(),
+            },
         })
         .map(|()| values)
     }

@@ -16,21 +16,7 @@ pub fn proposed_usage(node: &Node, existing: &[Arc<Allocation>], plan: &Plan) ->
     let name = util::name(&node.metadata);
     let stops = plan.node_update.get(name);
     let placed = plan.node_allocation.get(name);
-    let mut usage = NodeUsage {
-        capacity: resources::node_capacity(node),
-        ..NodeUsage::default()
-    };
-    let hold = |alloc: &Allocation, usage: &mut NodeUsage| {
-        usage.used.add(&resources::alloc_usage(alloc));
-        for task in alloc
-            .spec
-            .allocated_resources
-            .iter()
-            .flat_map(|r| r.tasks.values())
-        {
-            usage.core_ids.extend(task.cores.iter().copied());
-        }
-    };
+    let mut held = Held::default();
     for alloc in existing {
         if util::is_terminal(alloc) {
             continue;
@@ -40,15 +26,10 @@ pub fn proposed_usage(node: &Node, existing: &[Arc<Allocation>], plan: &Plan) ->
         let replaced =
             placed.is_some_and(|p| p.iter().any(|a| util::name(&a.metadata) == alloc_name));
         if !stopped && !replaced {
-            hold(alloc, &mut usage);
+            held.add(&Held::of(alloc));
         }
     }
-    for alloc in placed.into_iter().flatten() {
-        if !util::is_terminal(alloc) {
-            hold(alloc, &mut usage);
-        }
-    }
-    usage
+    with_placements(node, held, plan)
 }
 
 /// [`proposed_usage`] for a state that keeps what each node's live allocations hold together
@@ -84,6 +65,13 @@ pub fn proposed_usage_from(
             held.remove(&Held::of(&alloc));
         }
     }
+    with_placements(node, held, plan)
+}
+
+/// The node's usage: `held` by the existing allocations the plan keeps, plus the plan's
+/// placements on it.
+fn with_placements(node: &Node, mut held: Held, plan: &Plan) -> NodeUsage {
+    let placed = plan.node_allocation.get(util::name(&node.metadata));
     for alloc in placed.into_iter().flatten() {
         if !util::is_terminal(alloc) {
             held.add(&Held::of(alloc));
@@ -91,15 +79,14 @@ pub fn proposed_usage_from(
     }
     NodeUsage {
         capacity: resources::node_capacity(node),
-        used: held.used,
-        core_ids: held.core_ids,
+        held,
     }
 }
 
 /// Checks that `ask` fits on a node with `usage`; the exhausted dimension otherwise. On
 /// success returns the utilization after placing `ask`.
 pub fn fits(usage: &NodeUsage, ask: &Comparable) -> Result<Comparable, &'static str> {
-    let mut after = usage.used.clone();
+    let mut after = usage.held.used.clone();
     after.add(ask);
     match usage.capacity.exceeded_by(&after) {
         Some(dimension) => Err(dimension),
@@ -109,7 +96,10 @@ pub fn fits(usage: &NodeUsage, ask: &Comparable) -> Result<Comparable, &'static 
 
 /// Whether the node's proposed usage fits its capacity (the plan applier's check).
 pub fn usage_fits(usage: &NodeUsage) -> Result<(), &'static str> {
-    usage.capacity.exceeded_by(&usage.used).map_or(Ok(()), Err)
+    usage
+        .capacity
+        .exceeded_by(&usage.held.used)
+        .map_or(Ok(()), Err)
 }
 
 #[cfg(test)]
@@ -131,14 +121,14 @@ mod tests {
 
         let mut plan = Plan::default();
         let usage = proposed_usage(&node, &existing, &plan);
-        assert_eq!(usage.used.cpu, 1000);
+        assert_eq!(usage.held.used.cpu, 1000);
 
         plan.append_stop("n1", "b", DesiredStatus::Stop, "test");
         plan.append_alloc(mock::allocation("d", &job, &node));
         plan.append_alloc(mock::allocation("e", &job, &node));
         let usage = proposed_usage(&node, &existing, &plan);
-        assert_eq!(usage.used.cpu, 1500);
-        assert_eq!(usage.used.memory_mb, 3 * 256);
+        assert_eq!(usage.held.used.cpu, 1500);
+        assert_eq!(usage.held.used.memory_mb, 3 * 256);
     }
 
     #[test]
@@ -176,10 +166,10 @@ mod tests {
                 ids.sort_unstable();
                 ids
             };
-            assert_eq!(kept.used, summed.used);
+            assert_eq!(kept.held.used, summed.held.used);
             assert_eq!(kept.capacity, summed.capacity);
-            assert_eq!(sorted(kept.core_ids), sorted(summed.core_ids));
-            summed.used.cpu
+            assert_eq!(sorted(kept.held.core_ids), sorted(summed.held.core_ids));
+            summed.held.used.cpu
         };
         let mut plan = Plan {
             namespace: "default".into(),
@@ -211,11 +201,13 @@ mod tests {
                 disk_mb: 1000,
                 ..Comparable::default()
             },
-            used: Comparable {
-                cpu: 900,
-                ..Comparable::default()
+            held: Held {
+                used: Comparable {
+                    cpu: 900,
+                    ..Comparable::default()
+                },
+                core_ids: Vec::new(),
             },
-            core_ids: Vec::new(),
         };
         let ask = Comparable {
             cpu: 200,
