@@ -102,6 +102,8 @@ fn execute(files: &TaskFiles) -> Result<(), String> {
     // No thread may exist before this call: libcontainer forks with clone3.
     let started = task::start(&spec.launch)?;
     let pid = started.pid;
+    // Before the agent hears of the task: from then on it may be signalled with the agent.
+    shield_from_signals();
     let me = std::process::id();
     let state = ExecutorState {
         executor_pid: me,
@@ -123,7 +125,6 @@ fn execute(files: &TaskFiles) -> Result<(), String> {
     report_state_written();
     log(&format!("task {} started, pid {pid}", task.task_name));
 
-    shield_from_signals();
     let cleanup = task::prepare_cleanup(&started.target, server::THREAD_STACK);
     let shared = server::Shared::new(pid, started.target.clone());
     let server_shared = shared.clone();
