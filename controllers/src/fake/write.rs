@@ -285,12 +285,12 @@ pub(super) fn apply_plan(
                     meta.insert("generation".into(), 1.into());
                 }
             }
-            changes.push((key, Some(object)));
             result
                 .node_allocation
                 .entry(node.clone())
                 .or_default()
-                .push(alloc.clone());
+                .push(key.name.clone());
+            changes.push((key, Some(object)));
         }
     }
     result.alloc_index = if changes.is_empty() {

@@ -9,11 +9,12 @@ use super::testing::{Harness, cluster, eval_for, service_job};
 use super::{Scheduler, util};
 
 /// Builds an in-memory cluster of `nodes` nodes, registers one service job of `count`
-/// allocations (100 MHz, 64 MB each) and runs the service scheduler once through a [`Harness`].
+/// allocations (100 MHz, 64 MB each) and runs the service scheduler once through a [`Harness`]
+/// that applies the plan to its state without keeping a copy.
 /// Returns the time spent inside `process` (plan submission to the harness included) and the
 /// number of allocations placed.
 pub fn bench_service_placement(nodes: usize, count: usize) -> (Duration, usize) {
-    let mut harness = Harness::new(cluster(nodes, &["dc1"]));
+    let mut harness = Harness::without_records(cluster(nodes, &["dc1"]));
     let job = service_job("bench", u32::try_from(count).unwrap_or(u32::MAX), 100, 64);
     harness.state.upsert_job(job.clone());
     let eval = eval_for("bench-eval", &job);

@@ -2,13 +2,13 @@
 //! (Nomad's `EvalContext` and `ProposedAllocs`): per-node usage, the job's allocations per node,
 //! and the metrics of the current selection.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use caravan_schemas::allocation::DesiredStatus;
 use caravan_schemas::{Allocation, Node};
 
 use super::feasible::fit;
+use super::hash::FastMap;
 use super::metrics::MetricsRecorder;
 use super::resources::{self, Comparable, Held};
 use super::state::State;
@@ -46,7 +46,7 @@ pub struct AllocChange {
 /// Proposed allocations of the job being scheduled, counted per node and group.
 #[derive(Clone, Debug, Default)]
 pub struct JobAllocs {
-    per_node: HashMap<String, Vec<(String, u32)>>,
+    per_node: FastMap<String, Vec<(String, u32)>>,
     /// Every change since the context was built; property sets replay it.
     pub changes: Vec<AllocChange>,
 }
@@ -99,8 +99,8 @@ pub struct EvalContext<'s> {
     state: &'s dyn State,
     /// The plan being built.
     pub plan: Plan,
-    usage: HashMap<String, NodeUsage>,
-    nodes: HashMap<String, Option<Arc<Node>>>,
+    usage: FastMap<String, NodeUsage>,
+    nodes: FastMap<String, Option<Arc<Node>>>,
     /// The job's proposed allocations.
     pub job_allocs: JobAllocs,
     /// Metrics of the current selection.
@@ -123,8 +123,8 @@ impl<'s> EvalContext<'s> {
         Self {
             state,
             plan,
-            usage: HashMap::new(),
-            nodes: HashMap::new(),
+            usage: FastMap::default(),
+            nodes: FastMap::default(),
             job_allocs: allocs,
             metrics: MetricsRecorder::default(),
         }

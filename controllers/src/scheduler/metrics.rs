@@ -165,13 +165,19 @@ impl MetricsRecorder {
         let scores = self
             .top
             .iter()
-            .map(|(node, card)| NodeScore {
-                node_name: util::name(&node.metadata).to_string(),
-                scores: Scorer::ALL
-                    .iter()
-                    .filter_map(|s| card.get(*s).map(|v| (s.name().to_string(), v)))
-                    .collect(),
-                norm_score: card.normalized,
+            .map(|(node, card)| {
+                // One or two scores each: inserting beats collecting (which sorts a buffer).
+                let mut scores = BTreeMap::new();
+                for scorer in Scorer::ALL {
+                    if let Some(score) = card.get(scorer) {
+                        scores.insert(scorer.name().to_string(), score);
+                    }
+                }
+                NodeScore {
+                    node_name: util::name(&node.metadata).to_string(),
+                    scores,
+                    norm_score: card.normalized,
+                }
             })
             .collect();
         AllocMetrics {

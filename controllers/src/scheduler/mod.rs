@@ -27,6 +27,7 @@ pub mod config;
 pub mod context;
 pub mod feasible;
 pub mod generic;
+pub mod hash;
 pub mod metrics;
 pub mod naming;
 pub mod rank;

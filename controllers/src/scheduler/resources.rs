@@ -2,6 +2,7 @@
 //! allocations use, and what a task group asks, in the dimensions the scheduler packs.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use caravan_schemas::allocation::{AllocatedResources, AllocatedTaskResources};
 use caravan_schemas::job::{TaskGroup, defaults};
@@ -105,10 +106,13 @@ pub fn node_capacity(node: &Node) -> Comparable {
             ..Comparable::default()
         });
     }
-    for (key, value) in &status.attributes {
-        if let Some(device) = key.strip_prefix(DEVICE_ATTRIBUTE_PREFIX)
-            && let Ok(count) = value.parse::<u32>()
-        {
+    // Attributes are ordered: the device ones sit together from the prefix on.
+    let devices = status
+        .attributes
+        .range::<str, _>((Bound::Included(DEVICE_ATTRIBUTE_PREFIX), Bound::Unbounded))
+        .map_while(|(key, value)| Some((key.strip_prefix(DEVICE_ATTRIBUTE_PREFIX)?, value)));
+    for (device, value) in devices {
+        if let Ok(count) = value.parse::<u32>() {
             capacity.devices.push((device.to_string(), count));
         }
     }

@@ -138,6 +138,20 @@ impl Plan {
         )
     }
 
+    /// Names of the allocations the plan creates or updates, per node: what a full commit's
+    /// [`PlanResult::node_allocation`] holds.
+    pub fn allocation_names(&self) -> BTreeMap<String, Vec<String>> {
+        self.node_allocation
+            .iter()
+            .map(|(node, allocs)| {
+                let names = allocs
+                    .iter()
+                    .map(|a| a.metadata.name.clone().unwrap_or_default());
+                (node.clone(), names.collect())
+            })
+            .collect()
+    }
+
     /// Number of allocations the plan creates or updates.
     pub fn placed_count(&self) -> usize {
         self.node_allocation.values().map(Vec::len).sum()
@@ -150,8 +164,9 @@ impl Plan {
 pub struct PlanResult {
     /// Stops committed, per node.
     pub node_update: BTreeMap<String, Vec<AllocStop>>,
-    /// Allocations committed, per node.
-    pub node_allocation: BTreeMap<String, Vec<Allocation>>,
+    /// Names of the allocations committed, per node (the objects themselves reach every
+    /// watcher at `alloc_index`).
+    pub node_allocation: BTreeMap<String, Vec<String>>,
     /// Non-zero when part of the plan was rejected: the scheduler must refresh its snapshot to at
     /// least this index and retry the rest.
     pub refresh_index: u64,

@@ -9,7 +9,7 @@ use caravan_schemas::allocation::DesiredStatus;
 use caravan_schemas::evaluation::EvaluationType;
 use caravan_schemas::job::{JobType, Resources, defaults};
 use caravan_schemas::node::NodeState;
-use caravan_schemas::{Evaluation, Job, Node, mock};
+use caravan_schemas::{Allocation, Evaluation, Job, Node, mock};
 
 use super::config::SchedulerConfig;
 use super::feasible::NodeStatusChecker;
@@ -19,7 +19,7 @@ use super::structs::{Plan, PlanResult, SchedError};
 use super::{new_scheduler, util};
 
 /// Records plans and evaluations, and applies plans to its state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Harness {
     /// The cluster, updated by every committed plan.
     pub state: MemState,
@@ -33,6 +33,8 @@ pub struct Harness {
     pub created_evals: Vec<Evaluation>,
     /// Scheduler settings used by [`Harness::process`].
     pub config: SchedulerConfig,
+    /// Whether `plans` and `results` are kept (true unless [`Harness::without_records`]).
+    records: bool,
 }
 
 impl Harness {
@@ -40,7 +42,22 @@ impl Harness {
     pub fn new(state: MemState) -> Self {
         Self {
             state,
-            ..Self::default()
+            plans: Vec::new(),
+            results: Vec::new(),
+            updated_evals: Vec::new(),
+            created_evals: Vec::new(),
+            config: SchedulerConfig::default(),
+            records: true,
+        }
+    }
+
+    /// A harness that applies plans to its state without keeping them in `plans` and
+    /// `results`: committed allocations move into the state instead of being copied, as the
+    /// plan applier stores what it is sent. For measurements.
+    pub fn without_records(state: MemState) -> Self {
+        Self {
+            records: false,
+            ..Self::new(state)
         }
     }
 
@@ -133,7 +150,7 @@ impl Harness {
 impl Planner for Harness {
     fn submit_plan(
         &mut self,
-        plan: Plan,
+        mut plan: Plan,
     ) -> Result<(PlanResult, Option<Arc<dyn State>>), SchedError> {
         let index = self.state.index() + 1;
         self.state.set_index(index);
@@ -155,27 +172,38 @@ impl Planner for Harness {
                 continue;
             }
             if let Some(stops) = plan.node_update.get(name) {
+                for stop in stops {
+                    if let Some(alloc) = self.state.alloc(&plan.namespace, &stop.alloc_name) {
+                        let mut alloc = (*alloc).clone();
+                        alloc.spec.desired_status = Some(stop.desired_status);
+                        alloc.spec.desired_description = Some(stop.description.clone());
+                        alloc.metadata.resource_version = Some(index.to_string());
+                        self.state.upsert_alloc(alloc);
+                    }
+                }
                 result.node_update.insert(name.clone(), stops.clone());
             }
             if let Some(allocs) = plan.node_allocation.get(name) {
-                result.node_allocation.insert(name.clone(), allocs.clone());
+                let names = allocs.iter().map(|a| util::name(&a.metadata).to_string());
+                result.node_allocation.insert(name.clone(), names.collect());
             }
         }
-        for stop in result.node_update.values().flatten() {
-            if let Some(alloc) = self.state.alloc(&plan.namespace, &stop.alloc_name) {
-                let mut alloc = (*alloc).clone();
-                alloc.spec.desired_status = Some(stop.desired_status);
-                alloc.spec.desired_description = Some(stop.description.clone());
-                alloc.metadata.resource_version = Some(index.to_string());
-                self.state.upsert_alloc(alloc);
-            }
-        }
-        for alloc in result.node_allocation.values_mut().flatten() {
+        let records = self.records;
+        let placed: &mut dyn Iterator<Item = Allocation> = if records {
+            &mut plan.node_allocation.values().flatten().cloned()
+        } else {
+            &mut std::mem::take(&mut plan.node_allocation)
+                .into_values()
+                .flatten()
+        };
+        for mut alloc in placed.filter(|a| result.node_allocation.contains_key(&a.spec.node_name)) {
             alloc.metadata.resource_version = Some(index.to_string());
-            self.state.upsert_alloc(alloc.clone());
+            self.state.upsert_alloc(alloc);
         }
-        self.results.push(result.clone());
-        self.plans.push(plan);
+        if records {
+            self.results.push(result.clone());
+            self.plans.push(plan);
+        }
         let refreshed = (result.refresh_index != 0).then(|| self.snapshot());
         Ok((result, refreshed))
     }

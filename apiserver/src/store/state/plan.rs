@@ -94,9 +94,7 @@ impl State {
             let mut committed = Vec::with_capacity(values.len());
             for value in values {
                 let event = self.commit_alloc(index, namespace, value);
-                if let Ok(alloc) = serde_json::from_slice::<Allocation>(&event.object.json) {
-                    committed.push(alloc);
-                }
+                committed.push(event.object.key.name.clone());
                 events.push(Arc::new(event));
             }
             if !stops.is_empty() {

@@ -66,7 +66,7 @@ impl Planner for RecordingPlanner {
     ) -> Result<(PlanResult, Option<Arc<dyn State>>), SchedError> {
         let result = PlanResult {
             node_update: plan.node_update.clone(),
-            node_allocation: plan.node_allocation.clone(),
+            node_allocation: plan.allocation_names(),
             refresh_index: 0,
             alloc_index: self.index + 1,
         };

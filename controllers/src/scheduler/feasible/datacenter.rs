@@ -40,18 +40,14 @@ impl FeasibilityChecker for DatacenterChecker {
 
 /// Matches `value` against `pattern`, where `*` matches any run of characters.
 pub fn glob_match(pattern: &str, value: &str) -> bool {
-    if !pattern.contains('*') {
+    let Some((first, rest)) = pattern.split_once('*') else {
         return pattern == value;
-    }
-    let parts: Vec<&str> = pattern.split('*').collect();
-    let (first, rest) = parts.split_first().unwrap_or((&"", &[]));
+    };
     let Some(mut remaining) = value.strip_prefix(first) else {
         return false;
     };
-    let Some((last, middle)) = rest.split_last() else {
-        return true;
-    };
-    for part in middle {
+    let (middle, last) = rest.rsplit_once('*').unwrap_or(("", rest));
+    for part in middle.split('*') {
         match remaining.find(part) {
             Some(at) => remaining = &remaining[at + part.len()..],
             None => return false,

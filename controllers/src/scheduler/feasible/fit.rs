@@ -29,7 +29,7 @@ pub fn proposed_usage(node: &Node, existing: &[Arc<Allocation>], plan: &Plan) ->
             held.add(&Held::of(alloc));
         }
     }
-    with_placements(node, held, plan)
+    with_placements(node, held, placed)
 }
 
 /// [`proposed_usage`] for a state that keeps what each node's live allocations hold together
@@ -65,13 +65,12 @@ pub fn proposed_usage_from(
             held.remove(&Held::of(&alloc));
         }
     }
-    with_placements(node, held, plan)
+    with_placements(node, held, placed)
 }
 
 /// The node's usage: `held` by the existing allocations the plan keeps, plus the plan's
 /// placements on it.
-fn with_placements(node: &Node, mut held: Held, plan: &Plan) -> NodeUsage {
-    let placed = plan.node_allocation.get(util::name(&node.metadata));
+fn with_placements(node: &Node, mut held: Held, placed: Option<&Vec<Allocation>>) -> NodeUsage {
     for alloc in placed.into_iter().flatten() {
         if !util::is_terminal(alloc) {
             held.add(&Held::of(alloc));

@@ -1,7 +1,6 @@
 //! [`GenericStack`]: placement for service and batch jobs. Nodes are shuffled once per plan and
 //! visited round-robin across selections; at most `limit` feasible nodes are scored each time.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use caravan_schemas::job::TaskGroup;
@@ -12,6 +11,7 @@ use super::{GroupStack, SelectOptions};
 use crate::scheduler::config::SchedulerConfig;
 use crate::scheduler::context::EvalContext;
 use crate::scheduler::feasible::ConstraintChecker;
+use crate::scheduler::hash::FastMap;
 use crate::scheduler::rank::select::{affinity_limit, base_limit, max_score};
 use crate::scheduler::rank::{BinPackIterator, LimitIterator, RankedNode};
 use crate::scheduler::util;
@@ -26,7 +26,7 @@ pub struct GenericStack {
     binpack: BinPackIterator,
     job: Arc<Job>,
     job_constraints: ConstraintChecker,
-    groups: HashMap<String, GroupStack>,
+    groups: FastMap<String, GroupStack>,
 }
 
 impl GenericStack {
@@ -49,7 +49,7 @@ impl GenericStack {
             binpack: BinPackIterator::new(config.algorithm),
             job_constraints: ConstraintChecker::new(&job.spec.constraints),
             job,
-            groups: HashMap::new(),
+            groups: FastMap::default(),
         }
     }
 

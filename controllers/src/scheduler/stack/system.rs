@@ -1,7 +1,6 @@
 //! [`SystemStack`]: placement for system and sysbatch jobs, one given node at a time with no
 //! limit and only feasibility, distinct property and bin packing (Nomad's `SystemStack`).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use caravan_schemas::job::TaskGroup;
@@ -12,6 +11,7 @@ use super::group::Scoring;
 use crate::scheduler::config::SchedulerConfig;
 use crate::scheduler::context::EvalContext;
 use crate::scheduler::feasible::ConstraintChecker;
+use crate::scheduler::hash::FastMap;
 use crate::scheduler::rank::{BinPackIterator, RankedNode, ReschedulePenalty};
 
 /// The stack of the system and sysbatch schedulers.
@@ -20,7 +20,7 @@ pub struct SystemStack {
     binpack: BinPackIterator,
     job: Arc<Job>,
     job_constraints: ConstraintChecker,
-    groups: HashMap<String, GroupStack>,
+    groups: FastMap<String, GroupStack>,
 }
 
 impl SystemStack {
@@ -30,7 +30,7 @@ impl SystemStack {
             binpack: BinPackIterator::new(config.algorithm),
             job_constraints: ConstraintChecker::new(&job.spec.constraints),
             job,
-            groups: HashMap::new(),
+            groups: FastMap::default(),
         }
     }
 

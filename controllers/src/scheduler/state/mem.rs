@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use imbl::{HashMap, OrdMap as BTreeMap};
+use imbl::OrdMap as BTreeMap;
+
+use crate::scheduler::hash::PersistentMap as HashMap;
 
 use caravan_schemas::{Allocation, Job, Node};
 

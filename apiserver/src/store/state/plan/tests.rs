@@ -140,7 +140,7 @@ fn a_plan_that_fits_commits_every_allocation_with_events() {
     assert_eq!(a.metadata.resource_version.as_deref(), Some("5"));
     assert_eq!(a.metadata.uid.as_deref(), Some("uid-a"));
     assert_eq!(a.metadata.generation, Some(1));
-    assert_eq!(result.node_allocation["n1"][0], a);
+    assert_eq!(result.node_allocation["n1"], ["a", "b"]);
     assert_eq!(
         (used_cpu(&state, "n1"), used_cpu(&state, "n2")),
         (1000, 1000)
