@@ -8,11 +8,12 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use std::time::Duration;
 
+use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 
 use crate::client::{Client, ClientError, ListQuery};
 use crate::runtime::object_ref::resource_version_of;
-use crate::runtime::{Event, Store, reflector, store, watcher};
+use crate::runtime::{Event, Store, modify, reflector, store, watcher};
 use crate::scheduler::{MemState, State};
 use crate::worker::{Snapshots, WorkerError};
 
@@ -79,9 +80,21 @@ pub(crate) struct Feeds {
     pub job_triggers: [broadcast::Receiver<Event>; 2],
 }
 
+/// Drops what no leader controller reads from an Allocation before the caches decode and
+/// keep it: its placement metrics, about half of a decoded Allocation's memory (they stay in
+/// the stored object for `caravan alloc status` and the API).
+fn without_metrics(object: &mut Value) {
+    if let Some(status) = object.get_mut("status").and_then(Value::as_object_mut) {
+        status.remove("metrics");
+    }
+}
+
+/// Keeps the object as it is.
+fn whole(_: &mut Value) {}
+
 fn spawn_cache<C: Client, T>(
     client: &C,
-    kind: Kind,
+    (kind, trim): (Kind, fn(&mut Value)),
     slot: usize,
     revisions: watch::Sender<Revisions>,
     (live, apply): (LiveState, live::Apply<T>),
@@ -100,8 +113,11 @@ where
         progress: true,
         ..ListQuery::default()
     };
-    let stream: BoxStream<'static, Result<Event, ClientError>> =
-        reflector(writer, watcher(client.clone(), kind, None, query)).boxed();
+    let stream: BoxStream<'static, Result<Event, ClientError>> = reflector(
+        writer,
+        modify(watcher(client.clone(), kind, None, query), trim),
+    )
+    .boxed();
     let typed = reader.clone();
     let task = tokio::spawn(async move {
         let mut stream = stream;
@@ -150,28 +166,28 @@ impl Caches {
         let live = LiveState::default();
         let (jobs, jobs_rx, jobs_task) = spawn_cache(
             &client,
-            Kind::Job,
+            (Kind::Job, whole),
             0,
             revisions.clone(),
             (live.clone(), live::apply::<Job>),
         );
         let (nodes, nodes_rx, nodes_task) = spawn_cache(
             &client,
-            Kind::Node,
+            (Kind::Node, whole),
             1,
             revisions.clone(),
             (live.clone(), live::apply::<Node>),
         );
         let (allocations, [allocs_rx, allocs_trigger], allocs_task) = spawn_cache(
             &client,
-            Kind::Allocation,
+            (Kind::Allocation, without_metrics),
             2,
             revisions.clone(),
             (live.clone(), live::apply::<Allocation>),
         );
         let (evaluations, [evals_rx, evals_trigger], evals_task) = spawn_cache(
             &client,
-            Kind::Evaluation,
+            (Kind::Evaluation, whole),
             3,
             revisions.clone(),
             (live.clone(), live::ignore),

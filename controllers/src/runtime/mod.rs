@@ -32,4 +32,4 @@ pub mod watcher;
 pub use controller::{Action, Controller, ControllerError};
 pub use object_ref::ObjectRef;
 pub use reflector::{Store, Writer, WriterDropped, reflector, store};
-pub use watcher::{Event, watcher};
+pub use watcher::{Event, modify, watcher};

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use caravan_schemas::Kind;
-use futures::{Stream, StreamExt, stream};
+use futures::{Stream, StreamExt, TryStreamExt, stream};
 use serde_json::Value;
 
 use crate::client::{Client, ClientError, EventStream, ListQuery, WatchEvent};
@@ -44,6 +44,32 @@ impl Event {
             Event::Init | Event::InitDone | Event::Progress(_) => None,
         }
     }
+
+    /// The event's object, mutably, if it carries one.
+    pub fn object_mut(&mut self) -> Option<&mut Value> {
+        match self {
+            Event::InitApply(o) | Event::Apply(o) | Event::Delete(o) => Some(o),
+            Event::Init | Event::InitDone | Event::Progress(_) => None,
+        }
+    }
+}
+
+/// Applies `f` to the object of every event of `stream` (kube-runtime's
+/// `WatchStreamExt::modify`): a cache can drop fields it never reads, such as an
+/// Allocation's placement metrics, before they are decoded and kept.
+pub fn modify<S, E>(
+    stream: S,
+    mut f: impl FnMut(&mut Value),
+) -> impl Stream<Item = Result<Event, E>>
+where
+    S: Stream<Item = Result<Event, E>>,
+{
+    stream.map_ok(move |mut event| {
+        if let Some(object) = event.object_mut() {
+            f(object);
+        }
+        event
+    })
 }
 
 /// Where the watcher is.

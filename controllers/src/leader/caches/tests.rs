@@ -165,3 +165,35 @@ async fn dropping_the_caches_stops_their_watches() {
     })
     .await;
 }
+
+/// The caches keep allocations without their placement metrics, and everything else of them.
+#[tokio::test]
+async fn cached_allocations_leave_their_placement_metrics_behind() {
+    let fake = FakeClient::new();
+    let job = mock::job("web");
+    let node = mock::node("n1");
+    let mut alloc = mock::allocation("web-1", &job, &node);
+    let status = alloc.status.get_or_insert_default();
+    status.metrics = Some(caravan_schemas::allocation::AllocMetrics {
+        nodes_evaluated: 13,
+        ..Default::default()
+    });
+    status.client_status = caravan_schemas::allocation::ClientStatus::Running;
+    fake.seed(Kind::Allocation, serde_json::to_value(&alloc).unwrap());
+    let (caches, _feeds) = Caches::start(fake.clone());
+    caches.wait_until_ready().await;
+
+    let cached = caches.allocations.get("default", "web-1").expect("cached");
+    let status = cached.status.as_ref().expect("a status");
+    assert_eq!(status.metrics, None);
+    assert_eq!(
+        status.client_status,
+        caravan_schemas::allocation::ClientStatus::Running
+    );
+    assert_eq!(cached.spec, alloc.spec);
+    let stored = fake
+        .get(Kind::Allocation, "default", "web-1")
+        .await
+        .unwrap();
+    assert_eq!(stored["status"]["metrics"]["nodesEvaluated"], 13);
+}

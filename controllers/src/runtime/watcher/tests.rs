@@ -203,3 +203,36 @@ fn backoff_doubles_and_is_capped() {
     assert_eq!(backoff(5), Duration::from_millis(8000));
     assert_eq!(backoff(50), Duration::from_secs(30));
 }
+
+#[tokio::test]
+async fn modify_changes_every_object_and_passes_the_rest_through() {
+    let events = futures::stream::iter([
+        Ok::<_, ClientError>(Event::Init),
+        Ok(Event::InitApply(
+            json!({"metadata": {"name": "a"}, "status": {"x": 1}}),
+        )),
+        Ok(Event::InitDone),
+        Ok(Event::Apply(
+            json!({"metadata": {"name": "a"}, "status": {"x": 2}}),
+        )),
+        Err(ClientError::Gone("expired".into())),
+        Ok(Event::Delete(
+            json!({"metadata": {"name": "a"}, "status": {"x": 3}}),
+        )),
+        Ok(Event::Progress(9)),
+    ]);
+    let out: Vec<_> = modify(events, |o| {
+        o["status"].as_object_mut().unwrap().remove("x");
+    })
+    .collect()
+    .await;
+    let objects: Vec<_> = out
+        .iter()
+        .filter_map(|e| e.as_ref().ok().and_then(Event::object))
+        .collect();
+    assert_eq!(objects.len(), 3);
+    assert!(objects.iter().all(|o| o["status"] == json!({})));
+    assert_eq!(out.len(), 7);
+    assert!(matches!(out[4], Err(ClientError::Gone(_))));
+    assert!(matches!(out[6], Ok(Event::Progress(9))));
+}
