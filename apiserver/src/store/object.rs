@@ -42,8 +42,7 @@ impl StoredObject {
     /// `resource_version` in the JSON.
     pub fn from_value(kind: Kind, mut value: Value, resource_version: u64) -> StoredObject {
         set_resource_version(&mut value, resource_version);
-        let json = serde_json::to_vec(&value).expect("a JSON value always serializes");
-        StoredObject::extract(kind, &value, resource_version, Bytes::from(json))
+        StoredObject::extract(kind, &value, resource_version, serialize(&value))
     }
 
     /// Rebuilds a stored object from JSON it served before (a snapshot): the resourceVersion is
@@ -65,10 +64,9 @@ impl StoredObject {
     pub(crate) fn restamped(&self, resource_version: u64) -> StoredObject {
         let mut value = self.to_value();
         set_resource_version(&mut value, resource_version);
-        let json = serde_json::to_vec(&value).expect("a JSON value always serializes");
         StoredObject {
             resource_version,
-            json: Bytes::from(json),
+            json: serialize(&value),
             ..self.clone()
         }
     }
@@ -135,6 +133,15 @@ impl StoredObject {
 }
 
 /// Sets `metadata.resourceVersion` (creating `metadata` when missing or not an object).
+/// `value` as JSON in a buffer of exactly its size: the serializer's buffer grows by doubling,
+/// and a stored object keeps its bytes for as long as it lives (about 40 % of an Allocation's
+/// bytes were spare capacity). Copied rather than shrunk: mimalloc leaves a block that would
+/// stay at least half full where it is.
+fn serialize(value: &Value) -> Bytes {
+    let json = serde_json::to_vec(value).expect("a JSON value always serializes");
+    Bytes::copy_from_slice(&json)
+}
+
 fn set_resource_version(value: &mut Value, resource_version: u64) {
     let Some(object) = value.as_object_mut() else {
         return;
