@@ -1,6 +1,17 @@
 //! Process-wide settings: the limits a server or a load generator needs raised, and the
 //! allocator setting that keeps a node agent small.
 
+/// A server keeps transparent huge pages off. mimalloc asks for them on its arenas, and the
+/// kernel then zeroes 2 MiB at every first touch: with a server's churn of short-lived
+/// buffers (decoded watch events, plans) that was 13 % of the server's CPU while it placed
+/// 100,000 allocations, and 9 % more memory at the end (docs/benchmarks.md). Tasks do not
+/// inherit the setting: the executor gives them the machine's default back.
+pub fn disable_transparent_huge_pages() {
+    if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
+        eprintln!("warning: transparent huge pages stay on: {e}");
+    }
+}
+
 /// A server holds a connection per watch and per node agent, and `caravan bench watch` or
 /// `caravan nodesim` one per watcher or node: lift the soft limit on open files to the hard one
 /// (Debian's default soft limit is 1,024), as Go programs such as etcd do. Not for a node

@@ -12,10 +12,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Agent(args) = &cli.command
-        && caravan::agent::client_only(args)
-    {
-        caravan::limits::exec_with_lean_allocator();
+    if let Command::Agent(args) = &cli.command {
+        if caravan::agent::client_only(args) {
+            caravan::limits::exec_with_lean_allocator();
+        } else {
+            caravan::limits::disable_transparent_huge_pages();
+        }
     }
     // The executor forks containers (libcontainer's clone3) and must stay small: it runs
     // before, and without, any tokio runtime, on this single thread.

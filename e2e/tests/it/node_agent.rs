@@ -397,7 +397,7 @@ async fn raw_exec_and_exec_jobs_run_with_their_environment() {
         json!({
             "name": "env",
             "driver": "raw_exec",
-            "config": {"command": "/bin/sh", "args": ["-c", "env | grep ^CARAVAN_ | sort"]},
+            "config": {"command": "/bin/sh", "args": ["-c", "env | grep ^CARAVAN_ | sort; grep ^THP_enabled /proc/self/status || true"]},
             "env": {"CARAVAN_EXTRA": "yes"},
             "resources": {"cpu": 50, "memoryMB": 16}
         }),
@@ -428,6 +428,10 @@ async fn raw_exec_and_exec_jobs_run_with_their_environment() {
     }
     assert!(out.stdout.contains("CARAVAN_ALLOC_DIR=/"), "{}", out.stdout);
     assert!(out.stdout.contains("CARAVAN_TASK_DIR=/"), "{}", out.stdout);
+    // The agent keeps transparent huge pages off for itself; its tasks get them back.
+    if out.stdout.contains("THP_enabled") {
+        assert!(out.stdout.contains("THP_enabled:\t1"), "{}", out.stdout);
+    }
 
     if !is_root() {
         eprintln!("skipped the exec part: it needs root");

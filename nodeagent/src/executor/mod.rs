@@ -99,6 +99,9 @@ fn execute(files: &TaskFiles) -> Result<(), String> {
     let _ = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600));
 
     restore_default_sigpipe_for_children()?;
+    // A server agent turns transparent huge pages off for itself, and the flag is inherited:
+    // the task gets the machine's default.
+    let _ = nix::sys::prctl::set_thp_disable(false);
     // No thread may exist before this call: libcontainer forks with clone3.
     let started = task::start(&spec.launch)?;
     let pid = started.pid;
