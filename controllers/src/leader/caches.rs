@@ -81,11 +81,18 @@ pub(crate) struct Feeds {
 }
 
 /// Drops what no leader controller reads from an Allocation before the caches decode and
-/// keep it: its placement metrics, about half of a decoded Allocation's memory (they stay in
-/// the stored object for `caravan alloc status` and the API).
-fn without_metrics(object: &mut Value) {
-    if let Some(status) = object.get_mut("status").and_then(Value::as_object_mut) {
-        status.remove("metrics");
+/// keep it: its placement metrics (about half of a decoded Allocation's memory) and its tasks'
+/// event lists (their states, restarts and times stay). Both stay in the stored object, for
+/// `caravan alloc status` and the API.
+fn lean_allocation(object: &mut Value) {
+    let Some(status) = object.get_mut("status").and_then(Value::as_object_mut) else {
+        return;
+    };
+    status.remove("metrics");
+    if let Some(tasks) = status.get_mut("taskStates").and_then(Value::as_object_mut) {
+        for task in tasks.values_mut().filter_map(Value::as_object_mut) {
+            task.remove("events");
+        }
     }
 }
 
@@ -180,7 +187,7 @@ impl Caches {
         );
         let (allocations, [allocs_rx, allocs_trigger], allocs_task) = spawn_cache(
             &client,
-            (Kind::Allocation, without_metrics),
+            (Kind::Allocation, lean_allocation),
             2,
             revisions.clone(),
             (live.clone(), live::apply::<Allocation>),

@@ -166,9 +166,10 @@ async fn dropping_the_caches_stops_their_watches() {
     .await;
 }
 
-/// The caches keep allocations without their placement metrics, and everything else of them.
+/// The caches keep allocations without their placement metrics and task events, and
+/// everything else of them.
 #[tokio::test]
-async fn cached_allocations_leave_their_placement_metrics_behind() {
+async fn cached_allocations_leave_their_placement_metrics_and_task_events_behind() {
     let fake = FakeClient::new();
     let job = mock::job("web");
     let node = mock::node("n1");
@@ -179,6 +180,18 @@ async fn cached_allocations_leave_their_placement_metrics_behind() {
         ..Default::default()
     });
     status.client_status = caravan_schemas::allocation::ClientStatus::Running;
+    status.task_states.insert(
+        "web".into(),
+        caravan_schemas::allocation::TaskState {
+            state: caravan_schemas::allocation::TaskLifecycleState::Running,
+            restarts: 2,
+            events: vec![caravan_schemas::allocation::TaskEvent {
+                r#type: "Started".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
     fake.seed(Kind::Allocation, serde_json::to_value(&alloc).unwrap());
     let (caches, _feeds) = Caches::start(fake.clone());
     caches.wait_until_ready().await;
@@ -186,6 +199,13 @@ async fn cached_allocations_leave_their_placement_metrics_behind() {
     let cached = caches.allocations.get("default", "web-1").expect("cached");
     let status = cached.status.as_ref().expect("a status");
     assert_eq!(status.metrics, None);
+    let task = &status.task_states["web"];
+    assert!(task.events.is_empty());
+    assert_eq!(task.restarts, 2);
+    assert_eq!(
+        task.state,
+        caravan_schemas::allocation::TaskLifecycleState::Running
+    );
     assert_eq!(
         status.client_status,
         caravan_schemas::allocation::ClientStatus::Running
@@ -196,4 +216,8 @@ async fn cached_allocations_leave_their_placement_metrics_behind() {
         .await
         .unwrap();
     assert_eq!(stored["status"]["metrics"]["nodesEvaluated"], 13);
+    assert_eq!(
+        stored["status"]["taskStates"]["web"]["events"][0]["type"],
+        "Started"
+    );
 }
