@@ -14,7 +14,7 @@ use crate::cluster::{Cluster, GossipConfig, Identity};
 use crate::heartbeat::HeartbeatTracker;
 use crate::http::{self, ApiConfig, ApiContext};
 use crate::raft::{Store, StoreConfig, WriteError};
-use crate::store::{Op, OpError, Precondition};
+use crate::store::{ObjectJson, Op, OpError, Precondition};
 
 /// Everything needed to run a server.
 #[derive(Clone, Debug)]
@@ -152,7 +152,7 @@ pub async fn ensure_default_namespace(store: &Store) -> anyhow::Result<()> {
     match store
         .write(Op::Put {
             kind: Kind::Namespace,
-            object,
+            object: ObjectJson::from_value(object),
             expect: Precondition::Absent,
         })
         .await

@@ -1,6 +1,7 @@
 //! Admission of a written object: JSON Schema validation, Nomad's defaults, semantic checks.
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::Kind;
 use crate::admission::checks::Checks;
@@ -73,6 +74,36 @@ pub struct Admitted {
 pub fn admit(kind: Kind, object: Value, strict: bool) -> Result<Admitted, Vec<FieldError>> {
     let (object, errors, warnings) = validated(kind, object, strict)?;
     finish(kind, object, errors, warnings)
+}
+
+/// A new object that passed admission, serialized once.
+#[derive(Debug)]
+pub struct AdmittedJson {
+    pub json: Box<RawValue>,
+    /// Unknown fields dropped in non-strict mode, as Kubernetes `Warning` texts.
+    pub warnings: Vec<String>,
+}
+
+/// [`admit`] for a new object, without a JSON value on the way out: `stamp` sets the
+/// server's metadata (uid, creation time, generation) on the admitted typed object, which is
+/// serialized straight to JSON. Metadata is written from its type, so empty `labels`,
+/// `annotations` and `finalizers` are left out, as Kubernetes leaves them out.
+pub fn admit_new(
+    kind: Kind,
+    object: Value,
+    strict: bool,
+    stamp: &dyn Fn(&mut ObjectMeta),
+) -> Result<AdmittedJson, Vec<FieldError>> {
+    let (object, errors, warnings) = validated(kind, object, strict)?;
+    let typed = match kind {
+        Kind::Namespace => typed_json::<crate::Namespace>(object, stamp),
+        Kind::Node => typed_json::<crate::Node>(object, stamp),
+        Kind::Job => typed_json::<crate::Job>(object, stamp),
+        Kind::Evaluation => typed_json::<crate::Evaluation>(object, stamp),
+        Kind::Allocation => typed_json::<crate::Allocation>(object, stamp),
+        Kind::Deployment => typed_json::<crate::Deployment>(object, stamp),
+    };
+    conclude(typed, errors).map(|json| AdmittedJson { json, warnings })
 }
 
 /// [`admit`] for an update of `previous`, an object that passed admission before. When
@@ -158,7 +189,7 @@ fn validated(
 fn finish(
     kind: Kind,
     object: Value,
-    mut errors: Vec<FieldError>,
+    errors: Vec<FieldError>,
     warnings: Vec<String>,
 ) -> Result<Admitted, Vec<FieldError>> {
     let typed = match kind {
@@ -169,11 +200,20 @@ fn finish(
         Kind::Allocation => typed::<crate::Allocation>(object),
         Kind::Deployment => typed::<crate::Deployment>(object),
     };
+    conclude(typed, errors).map(|object| Admitted { object, warnings })
+}
+
+/// The typed pass's object when neither it nor the schema found a problem; every error
+/// otherwise.
+fn conclude<O>(
+    typed: Result<(O, Vec<FieldError>), String>,
+    mut errors: Vec<FieldError>,
+) -> Result<O, Vec<FieldError>> {
     match typed {
         Ok((object, semantic)) => {
             merge(&mut errors, semantic);
             if errors.is_empty() {
-                Ok(Admitted { object, warnings })
+                Ok(object)
             } else {
                 Err(errors)
             }
@@ -212,16 +252,34 @@ fn name_is_label(kind: Kind) -> bool {
 /// `metadata` is passed through as written.
 fn typed<T: Admissible>(object: Value) -> Result<(Value, Vec<FieldError>), String> {
     let metadata = object.get("metadata").cloned();
+    let (typed, errors) = checked::<T>(object)?;
+    let mut value = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
+    if let (Some(metadata), Some(map)) = (metadata, value.as_object_mut()) {
+        map.insert("metadata".into(), metadata);
+    }
+    Ok((value, errors))
+}
+
+/// [`typed`] for a new object: `stamp` sets the server's metadata on the typed object, which
+/// is then serialized once, straight to JSON.
+fn typed_json<T: Admissible>(
+    object: Value,
+    stamp: &dyn Fn(&mut ObjectMeta),
+) -> Result<(Box<RawValue>, Vec<FieldError>), String> {
+    let (mut typed, errors) = checked::<T>(object)?;
+    stamp(typed.metadata_mut());
+    let json = serde_json::value::to_raw_value(&typed).map_err(|e| e.to_string())?;
+    Ok((json, errors))
+}
+
+/// Deserializes, checks and defaults an object.
+fn checked<T: Admissible>(object: Value) -> Result<(T, Vec<FieldError>), String> {
     let mut typed: T = serde_json::from_value(object).map_err(|e| e.to_string())?;
     let mut checks = Checks::default();
     checks.metadata(typed.metadata(), T::NAME_IS_LABEL);
     typed.check(&mut checks);
     typed.apply_defaults();
-    let mut value = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
-    if let (Some(metadata), Some(map)) = (metadata, value.as_object_mut()) {
-        map.insert("metadata".into(), metadata);
-    }
-    Ok((value, checks.errors))
+    Ok((typed, checks.errors))
 }
 
 #[cfg(test)]

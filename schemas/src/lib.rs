@@ -19,7 +19,9 @@ pub mod node;
 mod openapi;
 pub mod schema;
 
-pub use admission::{Admitted, FieldError, FieldErrorKind, admit, admit_update};
+pub use admission::{
+    Admitted, AdmittedJson, FieldError, FieldErrorKind, admit, admit_new, admit_update,
+};
 pub use allocation::{AllocMetrics, Allocation, AllocationSpec, AllocationStatus};
 pub use condition::Condition;
 pub use deployment::{Deployment, DeploymentSpec, DeploymentStatus};

@@ -3,10 +3,13 @@
 
 use std::time::SystemTime;
 
-use caravan_schemas::{API_VERSION, FieldError, FieldErrorKind, Kind, admit, admit_update};
+use caravan_schemas::{
+    API_VERSION, FieldError, FieldErrorKind, Kind, ObjectMeta, admit, admit_new, admit_update,
+};
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
+use crate::store::ObjectJson;
 
 /// Metadata fields only the server writes.
 const SERVER_FIELDS: [&str; 6] = [
@@ -120,7 +123,7 @@ pub fn admit_object(
 }
 
 /// Prepares a new object: namespace, name (or generateName), server fields, no status,
-/// admission with defaults.
+/// admission with defaults, serialized once.
 pub fn prepare_create(
     kind: Kind,
     mut v: Value,
@@ -128,7 +131,7 @@ pub fn prepare_create(
     strict: bool,
     uid: &str,
     now: SystemTime,
-) -> Result<(Value, Vec<String>), ApiError> {
+) -> Result<Prepared, ApiError> {
     check_type_meta(kind, &v)?;
     reconcile_namespace(kind, &mut v, path_ns)?;
     let meta = metadata_mut(&mut v);
@@ -184,12 +187,30 @@ pub fn prepare_create(
     {
         obj.remove("status");
     }
-    let (mut v, warnings) = admit_object(kind, v, None, strict)?;
-    let meta = metadata_mut(&mut v);
-    meta.insert("uid".into(), Value::String(uid.to_string()));
-    meta.insert("creationTimestamp".into(), Value::String(timestamp(now)));
-    meta.insert("generation".into(), Value::from(1));
-    Ok((v, warnings))
+    let name = name_of(&v).to_string();
+    let created = timestamp(now);
+    let stamp = |meta: &mut ObjectMeta| {
+        meta.uid = Some(uid.to_string());
+        meta.creation_timestamp = Some(created.clone());
+        meta.generation = Some(1);
+    };
+    match admit_new(kind, v, strict, &stamp) {
+        Ok(admitted) => Ok(Prepared {
+            json: ObjectJson::from(admitted.json),
+            name,
+            warnings: admitted.warnings,
+        }),
+        Err(causes) => Err(ApiError::Invalid { kind, name, causes }),
+    }
+}
+
+/// A new object, ready to store: admitted, with its server fields, serialized once.
+#[derive(Debug)]
+pub struct Prepared {
+    pub json: ObjectJson,
+    pub name: String,
+    /// Unknown fields dropped in non-strict mode.
+    pub warnings: Vec<String>,
 }
 
 /// Kubernetes' generateName alphabet, five characters derived from the new uid.

@@ -15,7 +15,7 @@ use super::path::ResourcePath;
 use super::prepare::{self, mark_deleting, prepare_create, prepare_update, ready_to_remove};
 use super::query::{FieldValidation, Query};
 use crate::raft::WriteError;
-use crate::store::{ObjectKey, Op, OpError, Precondition, StoredObject};
+use crate::store::{ObjectJson, ObjectKey, Op, OpError, Precondition, StoredObject};
 
 /// How many times a read-modify-write retries after losing a race.
 const MAX_ATTEMPTS: usize = 8;
@@ -70,9 +70,8 @@ pub async fn create_value(
     value: Value,
 ) -> Result<Outcome, ApiError> {
     let uid = uuid::Uuid::new_v4().to_string();
-    let (object, warnings) =
-        prepare_create(kind, value, ns, strict(query), &uid, SystemTime::now())?;
-    let name = prepare::name_of(&object).to_string();
+    let prepared = prepare_create(kind, value, ns, strict(query), &uid, SystemTime::now())?;
+    let (name, warnings) = (prepared.name, prepared.warnings);
     if query.dry_run {
         let key = ObjectKey {
             kind,
@@ -82,13 +81,14 @@ pub async fn create_value(
         if current(ctx, &key).is_some() {
             return Err(ApiError::AlreadyExists { kind, name });
         }
+        let object = serde_json::from_str(prepared.json.get()).expect("an ObjectJson is JSON");
         return Ok(Outcome::value(201, object).with_warnings(warnings));
     }
     let stored = ctx
         .store
         .write(Op::Put {
             kind,
-            object,
+            object: prepared.json,
             expect: Precondition::Absent,
         })
         .await
@@ -182,7 +182,7 @@ async fn commit_update(
     } else {
         Op::Put {
             kind,
-            object: next,
+            object: ObjectJson::from_value(next),
             expect: Precondition::ResourceVersion(cur.resource_version),
         }
     };
@@ -369,7 +369,7 @@ pub async fn delete(
         let op = if holds {
             Op::Put {
                 kind,
-                object: mark_deleting(value.clone(), SystemTime::now()),
+                object: ObjectJson::from_value(mark_deleting(value.clone(), SystemTime::now())),
                 expect: Precondition::ResourceVersion(cur.resource_version),
             }
         } else {

@@ -9,11 +9,13 @@
 //!      WatchCache ◀──events── State::apply(index, ops) ◀── RaftStateMachine::apply
 //! ```
 
+pub mod json;
 pub mod object;
 pub mod state;
 pub mod usage;
 pub mod watch_cache;
 
+pub use json::ObjectJson;
 pub use object::{ObjectKey, Op, OpError, OpOutcome, PlanOp, Precondition, StoredObject};
 pub use state::{Applied, State};
 pub use watch_cache::{EventType, TooOld, WatchCache, WatchEvent};

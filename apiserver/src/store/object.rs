@@ -9,6 +9,7 @@ use caravan_schemas::Kind;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::json::{Indexed, ObjectJson, readable};
 use super::usage::AllocUsage;
 
 /// Identifies an object: kind, namespace (empty for cluster-scoped kinds) and name.
@@ -43,6 +44,44 @@ impl StoredObject {
     pub fn from_value(kind: Kind, mut value: Value, resource_version: u64) -> StoredObject {
         set_resource_version(&mut value, resource_version);
         StoredObject::extract(kind, &value, resource_version, serialize(&value))
+    }
+
+    /// Builds a stored object from the JSON of a put, stamped with `resource_version`. The
+    /// bytes are spliced, not re-serialized, when the JSON allows it (see [`Indexed::read`]);
+    /// otherwise this is [`StoredObject::from_value`] of the parsed JSON.
+    pub fn from_put(kind: Kind, json: &ObjectJson, resource_version: u64) -> StoredObject {
+        let text = json.get();
+        let Some(indexed) = Indexed::read(text).filter(|_| readable(kind)) else {
+            let value = serde_json::from_str(text).expect("an ObjectJson is valid JSON");
+            return StoredObject::from_value(kind, value, resource_version);
+        };
+        let json = Bytes::from(indexed.stamp(text, resource_version));
+        let cow = |v: &Option<std::borrow::Cow<'_, str>>| v.as_deref().unwrap_or("").to_owned();
+        let fields = kind
+            .selectable_fields()
+            .iter()
+            .filter_map(|path| Some((*path, indexed.field(path)?.to_owned())))
+            .collect();
+        StoredObject {
+            key: ObjectKey {
+                kind,
+                namespace: if kind.namespaced() {
+                    cow(&indexed.namespace)
+                } else {
+                    String::new()
+                },
+                name: cow(&indexed.name),
+            },
+            uid: cow(&indexed.uid),
+            resource_version,
+            labels: indexed.labels,
+            fields,
+            usage: match kind {
+                Kind::Allocation => AllocUsage::of_json(&json),
+                _ => None,
+            },
+            json,
+        }
     }
 
     /// Rebuilds a stored object from JSON it served before (a snapshot): the resourceVersion is
@@ -182,10 +221,11 @@ pub enum Precondition {
 /// deterministic: every timestamp and uid is already in the object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {
-    /// Store `object` (a whole object; its resourceVersion is replaced by the log index).
+    /// Store `object` (a whole object, serialized once; stamped with the log index as its
+    /// resourceVersion).
     Put {
         kind: Kind,
-        object: Value,
+        object: ObjectJson,
         expect: Precondition,
     },
     /// Remove the object.

@@ -64,7 +64,7 @@ impl State {
                     kind,
                     object,
                     expect,
-                } => self.put(StoredObject::from_value(kind, object, index), &expect),
+                } => self.put(StoredObject::from_put(kind, &object, index), &expect),
                 Op::Delete { key, expect } => self.delete(&key, &expect, index),
                 Op::Plan(plan) => {
                     let result = self

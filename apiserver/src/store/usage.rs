@@ -47,35 +47,18 @@ impl AllocUsage {
         })
     }
 
-    /// The usage of an Allocation object as JSON, reading only the fields that matter;
+    /// The usage of an Allocation object as a value, reading only the fields that matter;
     /// `None` when terminal, without a node, or not readable.
     pub fn of_value(value: &Value) -> Option<AllocUsage> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Partial {
-            #[serde(default)]
-            spec: PartialSpec,
-            #[serde(default)]
-            status: Option<PartialStatus>,
-        }
-        #[derive(Default, Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct PartialSpec {
-            #[serde(default)]
-            node_name: String,
-            #[serde(default)]
-            desired_status: Option<DesiredStatus>,
-            #[serde(default)]
-            allocated_resources: Option<AllocatedResources>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct PartialStatus {
-            #[serde(default)]
-            client_status: ClientStatus,
-        }
+        AllocUsage::of_partial(Partial::deserialize(value).ok()?)
+    }
 
-        let partial = Partial::deserialize(value).ok()?;
+    /// [`AllocUsage::of_value`] of an Allocation as JSON text.
+    pub fn of_json(json: &[u8]) -> Option<AllocUsage> {
+        AllocUsage::of_partial(serde_json::from_slice(json).ok()?)
+    }
+
+    fn of_partial(partial: Partial) -> Option<AllocUsage> {
         let alloc = Allocation {
             spec: AllocationSpec {
                 node_name: partial.spec.node_name,
@@ -91,6 +74,32 @@ impl AllocUsage {
         };
         AllocUsage::of_alloc(&alloc)
     }
+}
+
+/// The fields of an Allocation its usage depends on.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Partial {
+    #[serde(default)]
+    spec: PartialSpec,
+    #[serde(default)]
+    status: Option<PartialStatus>,
+}
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PartialSpec {
+    #[serde(default)]
+    node_name: String,
+    #[serde(default)]
+    desired_status: Option<DesiredStatus>,
+    #[serde(default)]
+    allocated_resources: Option<AllocatedResources>,
+}
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PartialStatus {
+    #[serde(default)]
+    client_status: ClientStatus,
 }
 
 /// The live allocations of one node and what they hold together.

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use caravan_apiserver::raft::{Store, StoreConfig, WriteError};
-use caravan_apiserver::store::{ObjectKey, Op, Precondition};
+use caravan_apiserver::store::{ObjectJson, ObjectKey, Op, Precondition};
 use caravan_schemas::Kind;
 use openraft::BasicNode;
 use serde_json::json;
@@ -14,7 +14,9 @@ use tokio::net::TcpListener;
 fn namespace(name: &str) -> Op {
     Op::Put {
         kind: Kind::Namespace,
-        object: json!({"apiVersion": "caravan.dev/v1", "kind": "Namespace", "metadata": {"name": name}}),
+        object: ObjectJson::from_value(
+            json!({"apiVersion": "caravan.dev/v1", "kind": "Namespace", "metadata": {"name": name}}),
+        ),
         expect: Precondition::Absent,
     }
 }

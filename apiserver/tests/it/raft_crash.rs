@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use caravan_apiserver::raft::{Store, StoreConfig};
-use caravan_apiserver::store::{ObjectKey, Op, Precondition};
+use caravan_apiserver::store::{ObjectJson, ObjectKey, Op, Precondition};
 use caravan_schemas::Kind;
 use serde_json::json;
 use tempfile::TempDir;
@@ -34,7 +34,9 @@ fn put(kind: Kind, name: &str) -> Op {
     };
     Op::Put {
         kind,
-        object: json!({"apiVersion": "caravan.dev/v1", "kind": kind.name(), "metadata": metadata}),
+        object: ObjectJson::from_value(
+            json!({"apiVersion": "caravan.dev/v1", "kind": kind.name(), "metadata": metadata}),
+        ),
         expect: Precondition::Absent,
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use caravan_apiserver::raft::{Store, StoreConfig, WriteError};
-use caravan_apiserver::store::{ObjectKey, Op, OpError, Precondition, StoredObject};
+use caravan_apiserver::store::{ObjectJson, ObjectKey, Op, OpError, Precondition, StoredObject};
 use caravan_schemas::Kind;
 use futures::future::join_all;
 use serde_json::json;
@@ -19,11 +19,11 @@ fn config(dir: &Path) -> StoreConfig {
 fn namespace(name: &str) -> Op {
     Op::Put {
         kind: Kind::Namespace,
-        object: json!({
+        object: ObjectJson::from_value(json!({
             "apiVersion": "caravan.dev/v1",
             "kind": "Namespace",
             "metadata": {"name": name, "uid": format!("uid-ns-{name}")},
-        }),
+        })),
         expect: Precondition::Absent,
     }
 }
@@ -31,12 +31,12 @@ fn namespace(name: &str) -> Op {
 fn job(name: &str, expect: Precondition) -> Op {
     Op::Put {
         kind: Kind::Job,
-        object: json!({
+        object: ObjectJson::from_value(json!({
             "apiVersion": "caravan.dev/v1",
             "kind": "Job",
             "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}")},
             "spec": {"type": "service", "groups": []},
-        }),
+        })),
         expect,
     }
 }

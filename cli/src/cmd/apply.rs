@@ -146,11 +146,43 @@ async fn apply_one(ctx: &Context, args: &ApplyArgs, manifest: &Manifest) -> anyh
         force: false,
     };
     let updated = api.patch_merge(&name, &patch, &params).await?;
-    let version = |o: &Value| o.pointer("/metadata/resourceVersion").cloned();
-    let verb = if version(&updated) == version(&current) && !dry_run {
+    // A merge patch replaces lists whole, so it is rarely empty; the patch changed nothing when
+    // the object is the same apart from what others write meanwhile (status, resourceVersion).
+    let verb = if !dry_run && configuration(&updated) == configuration(&current) {
         "unchanged"
     } else {
         "configured"
     };
     Ok(format!("{prefix} {verb}{suffix}"))
+}
+
+/// What `apply` configures of an object: all of it but `status` and the resourceVersion.
+fn configuration(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+    }
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.remove("resourceVersion");
+    }
+    object
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::configuration;
+
+    #[test]
+    fn a_status_or_resource_version_written_meanwhile_is_not_a_configuration_change() {
+        let current =
+            json!({"metadata": {"name": "web", "resourceVersion": "4"}, "spec": {"count": 1}});
+        let mut updated = current.clone();
+        updated["metadata"]["resourceVersion"] = json!("5");
+        updated["status"] = json!({"status": "running"});
+        assert_eq!(configuration(&updated), configuration(&current));
+        updated["metadata"]["labels"] = json!({"tier": "a"});
+        assert_ne!(configuration(&updated), configuration(&current));
+    }
 }

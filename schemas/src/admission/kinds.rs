@@ -10,6 +10,8 @@ use crate::{Allocation, Deployment, Evaluation, Job, Namespace, Node};
 pub(crate) trait Admissible: serde::de::DeserializeOwned + serde::Serialize {
     /// The object's metadata.
     fn metadata(&self) -> &ObjectMeta;
+    /// The object's metadata, to stamp the server's fields on.
+    fn metadata_mut(&mut self) -> &mut ObjectMeta;
     /// Whether `metadata.name` must be a DNS-1123 label rather than a subdomain.
     const NAME_IS_LABEL: bool = false;
     /// Adds every semantic problem of the spec and status to `checks`.
@@ -21,6 +23,9 @@ pub(crate) trait Admissible: serde::de::DeserializeOwned + serde::Serialize {
 impl Admissible for Job {
     fn metadata(&self) -> &ObjectMeta {
         &self.metadata
+    }
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
     }
     fn check(&self, checks: &mut Checks) {
         validate::job_spec(checks, &self.spec);
@@ -34,6 +39,9 @@ impl Admissible for Node {
     const NAME_IS_LABEL: bool = true;
     fn metadata(&self) -> &ObjectMeta {
         &self.metadata
+    }
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
     }
     fn check(&self, checks: &mut Checks) {
         if let Some(drain) = &self.spec.drain {
@@ -61,6 +69,9 @@ impl Admissible for Evaluation {
     fn metadata(&self) -> &ObjectMeta {
         &self.metadata
     }
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
     fn check(&self, checks: &mut Checks) {
         checks.range("spec.priority", self.spec.priority.map(i64::from), 1, 100);
     }
@@ -73,6 +84,9 @@ impl Admissible for Evaluation {
 impl Admissible for Allocation {
     fn metadata(&self) -> &ObjectMeta {
         &self.metadata
+    }
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
     }
     fn check(&self, checks: &mut Checks) {
         if let Some(tracker) = &self.spec.reschedule_tracker {
@@ -90,6 +104,9 @@ impl Admissible for Allocation {
 impl Admissible for Deployment {
     fn metadata(&self) -> &ObjectMeta {
         &self.metadata
+    }
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
     }
     fn check(&self, checks: &mut Checks) {
         for (group, update) in &self.spec.groups {
@@ -116,6 +133,9 @@ impl Admissible for Namespace {
     const NAME_IS_LABEL: bool = true;
     fn metadata(&self) -> &ObjectMeta {
         &self.metadata
+    }
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
     }
     fn check(&self, _checks: &mut Checks) {}
     fn apply_defaults(&mut self) {}

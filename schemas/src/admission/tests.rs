@@ -433,3 +433,47 @@ fn an_update_of_the_spec_takes_the_typed_pass() {
     invalid["spec"]["groups"][0]["count"] = json!(-1);
     assert!(admit_update(Kind::Job, invalid, &stored, true).is_err());
 }
+
+#[test]
+fn a_new_object_admitted_to_json_is_what_admit_gives_stamped() {
+    let job = mock::job("web");
+    let node = mock::node("n1");
+    let objects = [
+        (Kind::Job, example("web.yaml")),
+        (Kind::Job, example("batch.yaml")),
+        (Kind::Job, serde_json::to_value(&job).unwrap()),
+        (Kind::Node, serde_json::to_value(&node).unwrap()),
+        (
+            Kind::Namespace,
+            serde_json::to_value(mock::namespace("ns")).unwrap(),
+        ),
+        (
+            Kind::Allocation,
+            serde_json::to_value(mock::allocation("web-0", &job, &node)).unwrap(),
+        ),
+        (
+            Kind::Evaluation,
+            serde_json::to_value(mock::evaluation("web-e", &job)).unwrap(),
+        ),
+    ];
+    let stamp = |meta: &mut ObjectMeta| {
+        meta.uid = Some("u-1".into());
+        meta.generation = Some(1);
+    };
+    for (kind, object) in objects {
+        let new = admit_new(kind, object.clone(), true, &stamp).expect("admitted");
+        let mut expected = admitted(kind, object);
+        expected["metadata"]["uid"] = json!("u-1");
+        expected["metadata"]["generation"] = json!(1);
+        let got: Value = serde_json::from_str(new.json.get()).unwrap();
+        assert_eq!(got, expected, "{kind:?}");
+    }
+
+    // Both report the same problems, and the same unknown fields.
+    let mut bad = minimal_job("nope");
+    bad["spec"]["foo"] = json!(1);
+    let errors = admit_new(Kind::Job, bad.clone(), true, &stamp).unwrap_err();
+    assert_eq!(errors, rejected(Kind::Job, bad.clone(), true));
+    let lenient = admit_new(Kind::Job, bad, false, &stamp);
+    assert!(lenient.is_err(), "an unknown job type is still invalid");
+}

@@ -18,7 +18,7 @@ fn create_sets_server_fields_and_drops_client_ones() {
     let mut body = job("team-a");
     body["metadata"]["uid"] = json!("client-chosen");
     body["metadata"]["generation"] = json!(7);
-    let (v, _) = prepare_create(
+    let prepared = prepare_create(
         Kind::Namespace,
         body,
         None,
@@ -27,6 +27,7 @@ fn create_sets_server_fields_and_drops_client_ones() {
         SystemTime::UNIX_EPOCH,
     )
     .unwrap();
+    let v: Value = serde_json::from_str(prepared.json.get()).unwrap();
     assert_eq!(v["metadata"]["uid"], "u-1");
     assert_eq!(v["metadata"]["generation"], 1);
     assert_eq!(v["metadata"]["creationTimestamp"], "1970-01-01T00:00:00Z");
@@ -49,7 +50,7 @@ fn create_refuses_a_resource_version_and_a_missing_name() {
 #[test]
 fn generate_name_makes_a_name() {
     let body = json!({"apiVersion": "caravan.dev/v1", "kind": "Namespace", "metadata": {"generateName": "tmp-"}});
-    let (v, _) = prepare_create(
+    let prepared = prepare_create(
         Kind::Namespace,
         body,
         None,
@@ -58,7 +59,9 @@ fn generate_name_makes_a_name() {
         SystemTime::now(),
     )
     .unwrap();
+    let v: Value = serde_json::from_str(prepared.json.get()).unwrap();
     let name = name_of(&v);
+    assert_eq!(name, prepared.name);
     assert!(name.starts_with("tmp-") && name.len() == 9, "{name}");
 }
 

@@ -31,6 +31,7 @@ use caravan_schemas::{Allocation, Kind, Node};
 use serde_json::{Map, Value};
 
 use super::State;
+use crate::store::json::ObjectJson;
 use crate::store::object::{ObjectKey, OpError, PlanOp, StoredObject};
 use crate::store::watch_cache::{EventType, WatchEvent};
 
@@ -92,8 +93,8 @@ impl State {
                 }
             }
             let mut committed = Vec::with_capacity(values.len());
-            for value in values {
-                let event = self.commit_alloc(index, namespace, value);
+            for (alloc, json) in placed.iter().zip(values) {
+                let event = self.commit_alloc(index, namespace, alloc, json);
                 committed.push(event.object.key.name.clone());
                 events.push(Arc::new(event));
             }
@@ -108,14 +109,14 @@ impl State {
     }
 
     /// Whether `node` takes the plan's part for it, checked against the current state; the
-    /// placements as JSON values, ready to store, when it does.
+    /// placements as JSON, ready to store, when it does.
     fn check_node(
         &self,
         namespace: &str,
         node_name: &str,
         stops: &[AllocStop],
         placed: &[Allocation],
-    ) -> Result<Vec<Value>, Rejection> {
+    ) -> Result<Vec<ObjectJson>, Rejection> {
         if placed.is_empty() {
             // Stopping only frees capacity: always accepted.
             return Ok(Vec::new());
@@ -171,7 +172,7 @@ impl State {
             if !util::is_terminal(alloc) {
                 used.add(&resources::alloc_usage(alloc));
             }
-            values.push(serde_json::to_value(alloc).map_err(|_| "allocation is unserializable")?);
+            values.push(ObjectJson::serialize(alloc).map_err(|_| "allocation is unserializable")?);
         }
         fit::usage_fits(&NodeUsage {
             capacity: resources::node_capacity(&node),
@@ -227,20 +228,31 @@ impl State {
     }
 
     /// Creates the allocation, or updates it in place when one of the same name exists: the
-    /// stored uid, creationTimestamp and status (the node's report) are kept.
-    fn commit_alloc(&mut self, index: u64, namespace: &str, mut value: Value) -> WatchEvent {
-        if let Some(metadata) = map_at(&mut value, "metadata") {
-            metadata.insert("namespace".to_owned(), Value::String(namespace.to_owned()));
-        }
+    /// stored uid, creationTimestamp and status (the node's report) are kept. `json` is
+    /// `alloc` serialized: a new allocation that names its namespace and generation, as the
+    /// scheduler's do, is stored from it as it is.
+    fn commit_alloc(
+        &mut self,
+        index: u64,
+        namespace: &str,
+        alloc: &Allocation,
+        json: ObjectJson,
+    ) -> WatchEvent {
         let key = ObjectKey {
             kind: Kind::Allocation,
             namespace: namespace.to_owned(),
-            name: value
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
+            name: util::name(&alloc.metadata).to_owned(),
         };
+        if alloc.metadata.namespace.as_deref() == Some(namespace)
+            && alloc.metadata.generation.is_some()
+            && self.lookup(&key).is_none()
+        {
+            return self.store(StoredObject::from_put(Kind::Allocation, &json, index));
+        }
+        let mut value: Value = serde_json::from_str(json.get()).expect("an ObjectJson is JSON");
+        if let Some(metadata) = map_at(&mut value, "metadata") {
+            metadata.insert("namespace".to_owned(), Value::String(namespace.to_owned()));
+        }
         if let Some(current) = self.lookup(&key) {
             let stored = current.to_value();
             if let Some(metadata) = map_at(&mut value, "metadata") {

@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::store::ObjectJson;
 
 fn namespace(name: &str) -> Value {
     json!({"apiVersion": "caravan.dev/v1", "kind": "Namespace", "metadata": {"name": name, "uid": format!("ns-{name}")}})
@@ -31,7 +32,7 @@ fn eval(ns: &str, name: &str, job: &str) -> Value {
 fn create(kind: Kind, object: Value) -> Op {
     Op::Put {
         kind,
-        object,
+        object: ObjectJson::from_value(object),
         expect: Precondition::Absent,
     }
 }
@@ -39,7 +40,7 @@ fn create(kind: Kind, object: Value) -> Op {
 fn put(kind: Kind, object: Value, expect: Precondition) -> Op {
     Op::Put {
         kind,
-        object,
+        object: ObjectJson::from_value(object),
         expect,
     }
 }

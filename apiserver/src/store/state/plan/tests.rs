@@ -9,6 +9,7 @@ use caravan_schemas::node::NodeState;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::store::ObjectJson;
 use crate::store::object::{Op, OpOutcome, Precondition};
 
 /// Nodes of 1000 MHz and 1000 MB, nothing reserved.
@@ -49,7 +50,7 @@ fn alloc(name: &str, node: &str, cpu: u64) -> Allocation {
 fn create(kind: Kind, object: Value) -> Op {
     Op::Put {
         kind,
-        object,
+        object: ObjectJson::from_value(object),
         expect: Precondition::Absent,
     }
 }
@@ -330,7 +331,7 @@ fn the_usage_index_follows_creates_stops_status_writes_deletes_and_snapshots() {
         3,
         vec![Op::Put {
             kind: Kind::Allocation,
-            object: alloc_value(&done),
+            object: ObjectJson::from_value(alloc_value(&done)),
             expect: Precondition::ResourceVersion(2),
         }],
     );
