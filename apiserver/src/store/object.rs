@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::json::{Indexed, ObjectJson, readable};
-use super::usage::AllocUsage;
+use super::usage::{AllocUsage, NodeFit};
 
 /// Identifies an object: kind, namespace (empty for cluster-scoped kinds) and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -36,6 +36,8 @@ pub struct StoredObject {
     /// For a live (non-terminal) Allocation with a node: what it holds there, for the per-node
     /// usage index. `None` for other kinds and terminal allocations.
     pub usage: Option<AllocUsage>,
+    /// For a Node: what the plan applier checks placements against.
+    pub node: Option<Arc<NodeFit>>,
 }
 
 impl StoredObject {
@@ -80,6 +82,7 @@ impl StoredObject {
                 Kind::Allocation => AllocUsage::of_json(&json),
                 _ => None,
             },
+            node: node_fit(kind, &json),
             json,
         }
     }
@@ -144,11 +147,12 @@ impl StoredObject {
             resource_version,
             labels,
             fields,
-            json,
             usage: match kind {
                 Kind::Allocation => AllocUsage::of_value(value),
                 _ => None,
             },
+            node: node_fit(kind, &json),
+            json,
         }
     }
 
@@ -168,6 +172,14 @@ impl StoredObject {
                 .find(|(p, _)| *p == path)
                 .map(|(_, v)| v.as_str()),
         }
+    }
+}
+
+/// The [`NodeFit`] of a Node's JSON; `None` for other kinds.
+fn node_fit(kind: Kind, json: &[u8]) -> Option<Arc<NodeFit>> {
+    match kind {
+        Kind::Node => NodeFit::of_json(json).map(Arc::new),
+        _ => None,
     }
 }
 

@@ -15,7 +15,10 @@ use super::object::{ObjectKey, Op, OpError, OpOutcome, Precondition, StoredObjec
 use super::usage::UsageIndex;
 use super::watch_cache::{EventType, WatchEvent};
 
+mod key;
 mod plan;
+
+use key::{NsName, ns_name};
 
 /// The `(kind, field)` pairs kept in a secondary index.
 pub(crate) const INDEXED_FIELDS: [(Kind, &str); 3] = [
@@ -157,7 +160,7 @@ impl State {
         let found = index
             .range(start..)
             .take_while(|(v, ns, _)| v == value && namespace.is_none_or(|want| want == ns))
-            .filter_map(|(_, ns, name)| objects.get(&(ns.clone(), name.clone())).cloned())
+            .filter_map(|(_, ns, name)| objects.get(&ns_name(ns, name) as &dyn NsName).cloned())
             .collect();
         Some(found)
     }
@@ -231,15 +234,11 @@ impl State {
     /// Stores `object` if the current one matches `expect`; the event it produces.
     fn put(&mut self, object: StoredObject, expect: &Precondition) -> Result<WatchEvent, OpError> {
         let key = &object.key;
-        if *expect == Precondition::Absent && key.kind.namespaced() {
-            let namespace = ObjectKey {
-                kind: Kind::Namespace,
-                namespace: String::new(),
-                name: key.namespace.clone(),
-            };
-            if self.lookup(&namespace).is_none() {
-                return Err(OpError::NamespaceNotFound(key.namespace.clone()));
-            }
+        if *expect == Precondition::Absent
+            && key.kind.namespaced()
+            && self.find(Kind::Namespace, "", &key.namespace).is_none()
+        {
+            return Err(OpError::NamespaceNotFound(key.namespace.clone()));
         }
         check(self.lookup(key), expect)?;
         let object = Arc::new(object);
@@ -272,9 +271,14 @@ impl State {
     }
 
     fn lookup(&self, key: &ObjectKey) -> Option<&Arc<StoredObject>> {
+        self.find(key.kind, &key.namespace, &key.name)
+    }
+
+    /// The object of `kind` at `namespace`/`name` (namespace empty for cluster-scoped kinds).
+    fn find(&self, kind: Kind, namespace: &str, name: &str) -> Option<&Arc<StoredObject>> {
         self.objects
-            .get(&key.kind)?
-            .get(&(key.namespace.clone(), key.name.clone()))
+            .get(&kind)?
+            .get(&ns_name(namespace, name) as &dyn NsName)
     }
 
     /// Stores `object`, keeping the indexes in step; the object it replaced.
@@ -295,7 +299,7 @@ impl State {
     /// Removes the object at `key`, keeping the indexes in step.
     fn remove(&mut self, key: &ObjectKey) -> Option<Arc<StoredObject>> {
         let objects = self.objects.get_mut(&key.kind)?;
-        let removed = objects.remove(&(key.namespace.clone(), key.name.clone()))?;
+        let removed = objects.remove(&ns_name(&key.namespace, &key.name) as &dyn NsName)?;
         if objects.is_empty() {
             // Keep the maps canonical, so a state equals its snapshot round trip.
             self.objects.remove(&key.kind);

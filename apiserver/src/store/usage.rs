@@ -16,12 +16,14 @@
 
 use std::collections::BTreeMap;
 
+use caravan_controllers::scheduler::feasible::NodeStatusChecker;
 use caravan_controllers::scheduler::resources::{self, Comparable};
 use caravan_controllers::scheduler::util;
-use caravan_schemas::Allocation;
 use caravan_schemas::allocation::{
     AllocatedResources, AllocationSpec, AllocationStatus, ClientStatus, DesiredStatus,
 };
+use caravan_schemas::node::NodeState;
+use caravan_schemas::{Allocation, Node};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -73,6 +75,30 @@ impl AllocUsage {
             ..Allocation::default()
         };
         AllocUsage::of_alloc(&alloc)
+    }
+}
+
+/// What the plan applier needs of a Node, read once when the node is stored rather than
+/// decoded again for every plan that places on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeFit {
+    /// Whether the node is `ready`.
+    pub ready: bool,
+    /// Why the node takes no new allocations (not ready, ineligible, draining), if so.
+    pub closed: Option<&'static str>,
+    /// What the node offers (`resources::node_capacity`).
+    pub capacity: Comparable,
+}
+
+impl NodeFit {
+    /// The fit of a Node object as JSON; `None` when it does not decode as a Node.
+    pub fn of_json(json: &[u8]) -> Option<NodeFit> {
+        let node: Node = serde_json::from_slice(json).ok()?;
+        Some(NodeFit {
+            ready: node.status.as_ref().map(|s| s.status) == Some(NodeState::Ready),
+            closed: NodeStatusChecker::reason(&node),
+            capacity: resources::node_capacity(&node),
+        })
     }
 }
 

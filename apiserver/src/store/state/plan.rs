@@ -21,13 +21,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use caravan_controllers::scheduler::context::NodeUsage;
-use caravan_controllers::scheduler::feasible::NodeStatusChecker;
 use caravan_controllers::scheduler::feasible::fit;
 use caravan_controllers::scheduler::resources::{self, Held};
 use caravan_controllers::scheduler::util;
 use caravan_controllers::scheduler::{AllocStop, PlanResult};
-use caravan_schemas::node::NodeState;
-use caravan_schemas::{Allocation, Kind, Node};
+use caravan_schemas::{Allocation, Kind};
 use serde_json::{Map, Value};
 
 use super::State;
@@ -50,12 +48,7 @@ impl State {
     ) -> Result<PlanResult, OpError> {
         let plan = op.plan;
         let namespace = plan.namespace.as_str();
-        let namespace_key = ObjectKey {
-            kind: Kind::Namespace,
-            namespace: String::new(),
-            name: namespace.to_owned(),
-        };
-        if self.lookup(&namespace_key).is_none() {
+        if self.find(Kind::Namespace, "", namespace).is_none() {
             return Err(OpError::NamespaceNotFound(namespace.to_owned()));
         }
         let mut result = PlanResult {
@@ -121,26 +114,19 @@ impl State {
             // Stopping only frees capacity: always accepted.
             return Ok(Vec::new());
         }
-        let node_key = ObjectKey {
-            kind: Kind::Node,
-            namespace: String::new(),
-            name: node_name.to_owned(),
-        };
-        let stored = self.lookup(&node_key).ok_or("node does not exist")?;
-        let node: Node = serde_json::from_slice(&stored.json).map_err(|_| "node is unreadable")?;
-        if node.status.as_ref().map(|s| s.status) != Some(NodeState::Ready) {
+        let stored = self
+            .find(Kind::Node, "", node_name)
+            .ok_or("node does not exist")?;
+        let node = stored.node.as_deref().ok_or("node is unreadable")?;
+        if !node.ready {
             return Err("node is not ready for placements");
         }
-        let alloc_key = |name: &str| ObjectKey {
-            kind: Kind::Allocation,
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        };
+        let alloc = |name: &str| self.find(Kind::Allocation, namespace, name);
         // Only new allocations need an eligible, undrained node; in-place updates stay.
         let places_new = placed
             .iter()
-            .any(|a| self.lookup(&alloc_key(util::name(&a.metadata))).is_none());
-        if places_new && let Some(reason) = NodeStatusChecker::reason(&node) {
+            .any(|a| alloc(util::name(&a.metadata)).is_none());
+        if places_new && let Some(reason) = node.closed {
             return Err(reason);
         }
 
@@ -154,7 +140,7 @@ impl State {
             if !released.insert(name) {
                 continue;
             }
-            if let Some(current) = self.lookup(&alloc_key(name))
+            if let Some(current) = alloc(name)
                 && let Some(usage) = &current.usage
                 && usage.node == node_name
             {
@@ -175,7 +161,7 @@ impl State {
             values.push(ObjectJson::serialize(alloc).map_err(|_| "allocation is unserializable")?);
         }
         fit::usage_fits(&NodeUsage {
-            capacity: resources::node_capacity(&node),
+            capacity: node.capacity.clone(),
             held: Held {
                 used,
                 core_ids: Vec::new(),
