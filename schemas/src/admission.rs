@@ -11,7 +11,10 @@ use crate::meta::ObjectMeta;
 
 pub(crate) mod checks;
 mod kinds;
+mod replace;
 mod validation;
+
+pub use replace::{Replaced, Replacement, admit_replacement};
 
 /// What kind of problem a field has; maps to a Kubernetes `StatusCause.reason`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,7 +20,8 @@ mod openapi;
 pub mod schema;
 
 pub use admission::{
-    Admitted, AdmittedJson, FieldError, FieldErrorKind, admit, admit_new, admit_update,
+    Admitted, AdmittedJson, FieldError, FieldErrorKind, Replaced, Replacement, admit, admit_new,
+    admit_replacement, admit_update,
 };
 pub use allocation::{AllocMetrics, Allocation, AllocationSpec, AllocationStatus};
 pub use condition::Condition;

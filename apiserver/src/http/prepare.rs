@@ -4,7 +4,8 @@
 use std::time::SystemTime;
 
 use caravan_schemas::{
-    API_VERSION, FieldError, FieldErrorKind, Kind, ObjectMeta, admit, admit_new, admit_update,
+    API_VERSION, FieldError, FieldErrorKind, Kind, ObjectMeta, Replaced, Replacement, admit,
+    admit_new, admit_replacement, admit_update,
 };
 use serde_json::{Map, Value};
 
@@ -293,6 +294,24 @@ pub fn prepare_update(
         metadata_mut(&mut admitted).insert("generation".into(), Value::from(generation + 1));
     }
     Ok((admitted, warnings))
+}
+
+/// Prepares the replacement of the stored object `current` (its JSON) by `desired`, a PUT
+/// through the main resource: what [`prepare_update`] does, on typed objects, without decoding
+/// the stored object into a generic value or serializing the result twice. `Err(desired)`
+/// when the stored object does not decode as its kind; [`prepare_update`] then applies.
+pub fn prepare_replacement(
+    kind: Kind,
+    current: &str,
+    desired: Value,
+    strict: bool,
+) -> Result<Result<Replacement, ApiError>, Value> {
+    let name = name_of(&desired).to_string();
+    match admit_replacement(kind, desired, current, strict) {
+        Replaced::Admitted(replacement) => Ok(Ok(replacement)),
+        Replaced::Invalid(causes) => Ok(Err(ApiError::Invalid { kind, name, causes })),
+        Replaced::Undecodable(desired) => Err(desired),
+    }
 }
 
 /// The finalizers of an object.

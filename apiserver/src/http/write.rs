@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use caravan_schemas::Kind;
+use caravan_schemas::{Kind, Replacement};
 use serde_json::Value;
 
 use super::body::decode_object;
@@ -144,6 +144,20 @@ pub async fn replace(
     if cur.resource_version != rv {
         return Err(ApiError::conflict(kind, &key.name));
     }
+    if !path.status
+        && let Ok(text) = std::str::from_utf8(&cur.json)
+    {
+        match prepare::prepare_replacement(kind, text, desired, strict(query)) {
+            Ok(replacement) => {
+                let mut replacement = replacement?;
+                let warnings = std::mem::take(&mut replacement.warnings);
+                let outcome =
+                    commit_replacement(ctx, &key, &cur, replacement, query.dry_run).await?;
+                return Ok(outcome.with_warnings(warnings));
+            }
+            Err(undecodable) => desired = undecodable,
+        }
+    }
     // The stored object is decoded once for the whole update.
     let current = cur.to_value();
     let (next, warnings) = prepare_update(kind, &current, desired, path.status, strict(query))?;
@@ -161,7 +175,6 @@ async fn commit_update(
     mut next: Value,
     dry_run: bool,
 ) -> Result<Outcome, ApiError> {
-    let kind = key.kind;
     if let Some(meta) = next.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert(
             "resourceVersion".into(),
@@ -174,16 +187,51 @@ async fn commit_update(
     if dry_run {
         return Ok(Outcome::value(200, next));
     }
-    let op = if ready_to_remove(&next) {
+    let removed = ready_to_remove(&next);
+    write_over(ctx, key, cur, ObjectJson::from_value(next), removed).await
+}
+
+/// Writes an admitted replacement of `cur` unless nothing changed; removes the object when its
+/// last finalizer went while it was being deleted.
+async fn commit_replacement(
+    ctx: &ApiContext,
+    key: &ObjectKey,
+    cur: &Arc<StoredObject>,
+    replacement: Replacement,
+    dry_run: bool,
+) -> Result<Outcome, ApiError> {
+    if replacement.unchanged {
+        return Ok(Outcome::stored(200, cur.clone()));
+    }
+    let object = ObjectJson::from(replacement.json);
+    if dry_run {
+        let stored = StoredObject::from_put(key.kind, &object, cur.resource_version);
+        return Ok(Outcome::value(200, stored.to_value()));
+    }
+    write_over(ctx, key, cur, object, replacement.removed).await
+}
+
+/// Writes `object` in place of `cur`, or removes the object when `removed`, on the condition
+/// that `cur` is still the stored version.
+async fn write_over(
+    ctx: &ApiContext,
+    key: &ObjectKey,
+    cur: &StoredObject,
+    object: ObjectJson,
+    removed: bool,
+) -> Result<Outcome, ApiError> {
+    let kind = key.kind;
+    let expect = Precondition::ResourceVersion(cur.resource_version);
+    let op = if removed {
         Op::Delete {
             key: key.clone(),
-            expect: Precondition::ResourceVersion(cur.resource_version),
+            expect,
         }
     } else {
         Op::Put {
             kind,
-            object: ObjectJson::from_value(next),
-            expect: Precondition::ResourceVersion(cur.resource_version),
+            object,
+            expect,
         }
     };
     let stored = ctx

@@ -7,7 +7,9 @@ use crate::node::SchedulingEligibility;
 use crate::{Allocation, Deployment, Evaluation, Job, Namespace, Node};
 
 /// A kind's typed admission steps: semantic checks on what the user wrote, then defaults.
-pub(crate) trait Admissible: serde::de::DeserializeOwned + serde::Serialize {
+pub(crate) trait Admissible:
+    serde::de::DeserializeOwned + serde::Serialize + PartialEq
+{
     /// The object's metadata.
     fn metadata(&self) -> &ObjectMeta;
     /// The object's metadata, to stamp the server's fields on.
@@ -18,9 +20,27 @@ pub(crate) trait Admissible: serde::de::DeserializeOwned + serde::Serialize {
     fn check(&self, checks: &mut Checks);
     /// Fills in the defaults.
     fn apply_defaults(&mut self);
+    /// Whether `self` and `other` have the same spec (a change bumps `generation`).
+    fn same_spec(&self, other: &Self) -> bool;
+    /// Copies the status of `from`: a replacement through the main resource keeps it.
+    fn keep_status(&mut self, from: &Self);
+}
+
+/// [`Admissible::same_spec`] and [`Admissible::keep_status`] of a kind with a spec and an
+/// optional status.
+macro_rules! spec_and_status {
+    () => {
+        fn same_spec(&self, other: &Self) -> bool {
+            self.spec == other.spec
+        }
+        fn keep_status(&mut self, from: &Self) {
+            self.status.clone_from(&from.status);
+        }
+    };
 }
 
 impl Admissible for Job {
+    spec_and_status!();
     fn metadata(&self) -> &ObjectMeta {
         &self.metadata
     }
@@ -36,6 +56,7 @@ impl Admissible for Job {
 }
 
 impl Admissible for Node {
+    spec_and_status!();
     const NAME_IS_LABEL: bool = true;
     fn metadata(&self) -> &ObjectMeta {
         &self.metadata
@@ -66,6 +87,7 @@ impl Admissible for Node {
 }
 
 impl Admissible for Evaluation {
+    spec_and_status!();
     fn metadata(&self) -> &ObjectMeta {
         &self.metadata
     }
@@ -82,6 +104,7 @@ impl Admissible for Evaluation {
 }
 
 impl Admissible for Allocation {
+    spec_and_status!();
     fn metadata(&self) -> &ObjectMeta {
         &self.metadata
     }
@@ -102,6 +125,7 @@ impl Admissible for Allocation {
 }
 
 impl Admissible for Deployment {
+    spec_and_status!();
     fn metadata(&self) -> &ObjectMeta {
         &self.metadata
     }
@@ -139,4 +163,8 @@ impl Admissible for Namespace {
     }
     fn check(&self, _checks: &mut Checks) {}
     fn apply_defaults(&mut self) {}
+    fn same_spec(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+    fn keep_status(&mut self, _from: &Self) {}
 }
