@@ -7,6 +7,11 @@
 //!
 //! Appended entries also stay in memory, decoded, until the state machine applies them (the
 //! `Tail`): applying an entry then costs no database read and no JSON decoding.
+//!
+//! A purge (after each snapshot) records the purged log id durably and hides the entries at
+//! or below it at once; deleting them from the database (ten thousand entries take tens of
+//! milliseconds, during which no append could run) is spread over the following appends,
+//! [`PURGE_CHUNK`] entries in each append's transaction.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -57,6 +62,9 @@ pub enum LogStoreError {
 pub struct LogStore {
     db: Arc<Database>,
     tail: Arc<Mutex<Tail>>,
+    /// Entries at or below this index are purged: never read, and deleted from the database a
+    /// chunk per append.
+    purged: Arc<Mutex<Option<u64>>>,
     /// Whether reads take entries out of the tail: true for the store Raft applies from,
     /// false for the log readers replication uses (they read entries before they are applied).
     takes: bool,
@@ -64,6 +72,8 @@ pub struct LogStore {
 
 /// Page cache of the log database.
 const LOG_CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// Purged entries an append deletes from the database at most.
+const PURGE_CHUNK: u64 = 64;
 /// Encoded size of the entries the tail keeps at most; beyond it the oldest are dropped (and
 /// read from the database when needed).
 const TAIL_BYTES: usize = 32 * 1024 * 1024;
@@ -153,11 +163,20 @@ impl LogStore {
         txn.open_table(LOGS)?;
         txn.open_table(META)?;
         txn.commit()?;
-        Ok(LogStore {
+        let store = LogStore {
             db: Arc::new(db),
             tail: Arc::default(),
+            purged: Arc::default(),
             takes: true,
-        })
+        };
+        // Entries a purge hid before a restart may still be in the database.
+        let last_purged = store.read_meta::<Option<LogId<NodeId>>>(LAST_PURGED)?;
+        *store.purged() = last_purged.flatten().map(|id| id.index);
+        Ok(store)
+    }
+
+    fn purged(&self) -> std::sync::MutexGuard<'_, Option<u64>> {
+        self.purged.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn tail(&self) -> std::sync::MutexGuard<'_, Tail> {
@@ -228,12 +247,30 @@ impl LogStore {
         &self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, LogStoreError> {
+        let mut start = range.start_bound().cloned();
+        if let Some(purged) = *self.purged() {
+            let visible = Bound::Excluded(purged);
+            let hidden = match start {
+                Bound::Unbounded => true,
+                Bound::Included(i) => i <= purged,
+                Bound::Excluded(i) => i < purged,
+            };
+            if hidden {
+                start = visible;
+            }
+            let ends_hidden = match range.end_bound() {
+                Bound::Unbounded => false,
+                Bound::Included(&i) => i <= purged,
+                Bound::Excluded(&i) => i <= purged.saturating_add(1),
+            };
+            if ends_hidden {
+                return Ok(Vec::new());
+            }
+        }
         let txn = self.db.begin_read()?;
         let table = txn.open_table(LOGS)?;
         let mut entries = Vec::new();
-        for item in
-            table.range::<u64>((range.start_bound().cloned(), range.end_bound().cloned()))?
-        {
+        for item in table.range::<u64>((start, range.end_bound().cloned()))? {
             let (_, v) = item?;
             entries.push(serde_json::from_slice(v.value())?);
         }
@@ -261,6 +298,22 @@ impl LogStore {
     }
 }
 
+/// Deletes the oldest [`PURGE_CHUNK`] entries at or below `purged`, if there are any left.
+fn delete_purged_chunk(
+    table: &mut redb::Table<'_, u64, &[u8]>,
+    purged: Option<u64>,
+) -> Result<(), LogStoreError> {
+    let Some(upto) = purged else {
+        return Ok(());
+    };
+    let first = table.first()?.map(|(index, _)| index.value());
+    if let Some(first) = first.filter(|first| *first <= upto) {
+        let last = upto.min(first.saturating_add(PURGE_CHUNK - 1));
+        table.retain_in::<u64, _>(first..=last, |_, _| false)?;
+    }
+    Ok(())
+}
+
 fn read_err(e: LogStoreError) -> StorageError<NodeId> {
     StorageIOError::read_logs(&e).into()
 }
@@ -283,7 +336,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
         let last_purged: Option<LogId<NodeId>> = self.read_meta(LAST_PURGED).map_err(read_err)?;
-        let last = self.last_entry().map_err(read_err)?.map(|e| e.log_id);
+        let last = self
+            .last_entry()
+            .map_err(read_err)?
+            .map(|e| e.log_id)
+            .filter(|id| last_purged.is_none_or(|purged| id.index > purged.index));
         Ok(LogState {
             last_purged_log_id: last_purged,
             last_log_id: last.or(last_purged),
@@ -358,13 +415,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             Bound::Included(encoded.first().map_or(0, |(i, _)| *i)),
             Bound::Included(encoded.last().map_or(0, |(i, _)| *i)),
         );
+        let purged = *self.purged();
         let result = self
             .write_blocking(Durability::Immediate, move |txn| {
                 let mut table = txn.open_table(LOGS)?;
                 for (index, bytes) in &encoded {
                     table.insert(*index, bytes.as_slice())?;
                 }
-                Ok(())
+                delete_purged_chunk(&mut table, purged)
             })
             .await;
         let took = started.elapsed();
@@ -403,18 +461,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.write_blocking(Durability::Immediate, move |txn| {
             txn.open_table(META)?
                 .insert(LAST_PURGED, bytes.as_slice())?;
-            txn.open_table(LOGS)?
-                .retain_in::<u64, _>(..=upto, |_, _| false)?;
-            Ok(())
+            delete_purged_chunk(&mut txn.open_table(LOGS)?, Some(upto))
         })
         .await
-        .map_err(write_err)
+        .map_err(write_err)?;
+        // Hidden from reads from now on; the following appends delete the rest.
+        *self.purged() = Some(upto);
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use openraft::{CommittedLeaderId, EntryPayload};
+    use redb::ReadableTableMetadata;
 
     use super::*;
 
@@ -427,6 +487,90 @@ mod tests {
 
     fn indexes(entries: &[Entry<TypeConfig>]) -> Vec<u64> {
         entries.iter().map(|e| e.log_id.index).collect()
+    }
+
+    /// Writes entries `0..n` straight into the database, as appends would have.
+    fn fill(store: &LogStore, n: u64) {
+        let txn = store.db.begin_write().expect("txn");
+        {
+            let mut table = txn.open_table(LOGS).expect("table");
+            for i in 0..n {
+                let bytes = serde_json::to_vec(&entry(i)).expect("encode");
+                table.insert(i, bytes.as_slice()).expect("insert");
+            }
+        }
+        txn.commit().expect("commit");
+    }
+
+    fn stored(store: &LogStore) -> (u64, Option<u64>) {
+        let txn = store.db.begin_read().expect("txn");
+        let table = txn.open_table(LOGS).expect("table");
+        let first = table.first().expect("first").map(|(k, _)| k.value());
+        (table.len().expect("len"), first)
+    }
+
+    #[tokio::test]
+    async fn a_purge_hides_entries_at_once_and_deletes_them_a_chunk_per_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("raft.redb");
+        let mut store = LogStore::open(&path).expect("open");
+        fill(&store, 200);
+        store
+            .purge(LogId::new(CommittedLeaderId::new(1, 0), 150))
+            .await
+            .expect("purge");
+        let visible = store.try_get_log_entries(0..200).await.expect("read");
+        assert_eq!(indexes(&visible), (151..200).collect::<Vec<_>>());
+        assert!(
+            store
+                .try_get_log_entries(..=150)
+                .await
+                .expect("read")
+                .is_empty()
+        );
+        // The purge's own transaction deleted the first chunk only.
+        assert_eq!(stored(&store), (200 - PURGE_CHUNK, Some(PURGE_CHUNK)));
+
+        // Reopened, the purged entries stay hidden and are still deleted chunk by chunk.
+        drop(store);
+        let mut store = LogStore::open(&path).expect("reopen");
+        let state = store.get_log_state().await.expect("state");
+        assert_eq!(state.last_purged_log_id.map(|id| id.index), Some(150));
+        assert_eq!(state.last_log_id.map(|id| id.index), Some(199));
+        let visible = store.try_get_log_entries(100..160).await.expect("read");
+        assert_eq!(indexes(&visible), (151..160).collect::<Vec<_>>());
+        for _ in 0..3 {
+            let txn = store.db.begin_write().expect("txn");
+            delete_purged_chunk(&mut txn.open_table(LOGS).expect("table"), Some(150))
+                .expect("delete");
+            txn.commit().expect("commit");
+        }
+        assert_eq!(
+            stored(&store),
+            (49, Some(151)),
+            "entries above the purge are kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_purge_past_the_last_entry_leaves_the_purged_id_as_the_last() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = LogStore::open(&dir.path().join("raft.redb")).expect("open");
+        fill(&store, 10);
+        // A follower that installed a snapshot ahead of its log purges past its last entry.
+        store
+            .purge(LogId::new(CommittedLeaderId::new(1, 0), 500))
+            .await
+            .expect("purge");
+        let state = store.get_log_state().await.expect("state");
+        assert_eq!(state.last_log_id.map(|id| id.index), Some(500));
+        assert!(
+            store
+                .try_get_log_entries(0..600)
+                .await
+                .expect("read")
+                .is_empty()
+        );
     }
 
     #[test]

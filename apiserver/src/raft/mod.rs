@@ -6,9 +6,9 @@
 //! Store::write ─▶ proposer ─Request(ops)─▶ Raft ─append (1 fsync)─▶ log_store (redb)
 //!                    ▲                       │ commit
 //!                    └──── Response ◀─ state_machine ─▶ State + WatchCache
-//!                                            │ every snapshot_threshold entries
-//!                                            ▼
-//!                                      snapshots/<id>.snap
+//!                                            │ snapshot_policy: after snapshot_threshold
+//!                                            ▼ entries and half a snapshot's worth of writes
+//!                                      snapshots/<id>.snap (streamed, low CPU priority)
 //! ```
 //!
 //! Durability: a write is acknowledged only after its entry is applied, which happens after
@@ -19,6 +19,7 @@ mod log_store;
 mod network;
 mod proposer;
 mod snapshot;
+mod snapshot_policy;
 mod state_machine;
 mod type_config;
 
@@ -51,7 +52,8 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
     /// The HTTP address other servers reach this one at (`host:port`).
     pub advertise_addr: String,
-    /// Build a snapshot after this many log entries since the last one.
+    /// Build a snapshot after this many log entries since the last one, once the objects they
+    /// wrote add up to half the last snapshot's size (`snapshot_policy`).
     pub snapshot_threshold: u64,
     /// Events kept per kind in the watch cache.
     pub watch_cache_size: usize,
@@ -128,6 +130,7 @@ impl Store {
         .await??;
         let state = state_machine.state().clone();
         let cache = state_machine.cache().clone();
+        let gauge = state_machine.gauge().clone();
 
         let election_ms = u64::try_from(config.election_timeout.as_millis())
             .unwrap_or(u64::MAX)
@@ -137,7 +140,8 @@ impl Store {
             heartbeat_interval: (election_ms / 4).max(10),
             election_timeout_min: election_ms,
             election_timeout_max: election_ms * 2,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_threshold.max(1)),
+            // Triggered by `snapshot_policy` instead: entries and bytes written.
+            snapshot_policy: SnapshotPolicy::Never,
             // Logs kept after a snapshot, for followers that lag a little.
             max_in_snapshot_log_to_keep: config.snapshot_threshold.min(1000),
             purge_batch_size: config.snapshot_threshold.clamp(1, 256),
@@ -164,6 +168,7 @@ impl Store {
             }
             return Err(e);
         }
+        snapshot_policy::spawn(raft.clone(), gauge, config.snapshot_threshold);
         let node_id = config.node_id;
         let revision = state.read().map(|s| s.revision()).unwrap_or_default();
         tracing::info!(node_id, revision, "store open");

@@ -13,6 +13,7 @@ use openraft::{
 };
 
 use super::snapshot::{Meta, SnapshotBuilder, SnapshotDir, SnapshotError, storage_err};
+use super::snapshot_policy::SnapshotGauge;
 use super::type_config::{NodeId, OpResult, Request, Response, TypeConfig};
 use crate::store::{State, WatchCache};
 
@@ -23,6 +24,7 @@ pub struct StateMachine {
     last_applied: Option<LogId<NodeId>>,
     last_membership: StoredMembership<NodeId, BasicNode>,
     snapshots: SnapshotDir,
+    gauge: Arc<SnapshotGauge>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,8 +36,10 @@ impl StateMachine {
     /// cache of `cache_size` events per kind starting at the snapshot's revision.
     pub fn open(dir: std::path::PathBuf, cache_size: usize) -> Result<StateMachine, SnapshotError> {
         let snapshots = SnapshotDir::open(dir)?;
+        let mut snapshot_size = 0;
         let (state, last_applied, last_membership) = match snapshots.load_newest()? {
             Some((meta, data)) => {
+                snapshot_size = data.len();
                 let state = State::from_snapshot(&data).map_err(SnapshotError::StateInvalid)?;
                 tracing::info!(
                     last_log_id = ?meta.last_log_id,
@@ -53,6 +57,7 @@ impl StateMachine {
             last_applied,
             last_membership,
             snapshots,
+            gauge: SnapshotGauge::new(snapshot_size),
         })
     }
 
@@ -64,6 +69,11 @@ impl StateMachine {
         &self.cache
     }
 
+    /// What the snapshot policy reads: bytes written since the last snapshot, and its size.
+    pub fn gauge(&self) -> &Arc<SnapshotGauge> {
+        &self.gauge
+    }
+
     /// Applies one entry under the write lock; the watch cache is fed under the same lock so a
     /// reader never sees a revision whose events are not in the cache yet.
     fn apply_entry(&mut self, entry: Entry<TypeConfig>) -> Result<Response, Poisoned> {
@@ -73,6 +83,8 @@ impl StateMachine {
         let response = match entry.payload {
             EntryPayload::Normal(Request(ops)) => {
                 let applied = state.apply(index, ops);
+                self.gauge
+                    .written(applied.events.iter().map(|e| e.object.json.len()).sum());
                 self.cache.push(index, &applied.events);
                 Response(applied.results.into_iter().map(OpResult).collect())
             }
@@ -122,7 +134,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
         // Called between applies, so the copy, applied id and membership agree. The clone is
-        // cheap (objects are shared); serialization happens in the builder, outside the lock.
+        // cheap (persistent maps, objects shared); serialization happens in the builder,
+        // outside the lock.
+        self.gauge.snapshot_started();
         let state = match self.state.read() {
             Ok(state) => state.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -132,6 +146,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             last_applied: self.last_applied,
             last_membership: self.last_membership.clone(),
             dir: self.snapshots.clone(),
+            gauge: self.gauge.clone(),
         }
     }
 
@@ -147,6 +162,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
         let data = snapshot.into_inner();
+        self.gauge.installed(data.len());
         let dir = self.snapshots.clone();
         let saved_meta = meta.clone();
         let state = tokio::task::spawn_blocking(move || {

@@ -2,12 +2,14 @@
 //! indexes (node → allocations, job → allocations and evaluations, node → usage of its live
 //! allocations). Pure and deterministic. Plans are applied by [`plan`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::io::Write;
 use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use caravan_schemas::Kind;
+use imbl::{OrdMap, OrdSet};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -27,12 +29,13 @@ pub(crate) const INDEXED_FIELDS: [(Kind, &str); 3] = [
     (Kind::Evaluation, "spec.jobName"),
 ];
 
-/// Objects of one kind by (namespace, name).
-type Objects = BTreeMap<(String, String), Arc<StoredObject>>;
+/// Objects of one kind by (namespace, name). Persistent maps: cloning the state for a snapshot
+/// shares them instead of copying every key, so building one never stalls the writes behind it.
+type Objects = OrdMap<(String, String), Arc<StoredObject>>;
 
 /// A secondary index: (field value, namespace, name), so that one value's entries come out in
 /// (namespace, name) order.
-type FieldIndex = BTreeSet<(String, String, String)>;
+type FieldIndex = OrdSet<(String, String, String)>;
 
 /// The result of applying one batch of operations at one log index.
 #[derive(Debug, Default)]
@@ -124,7 +127,7 @@ impl State {
             },
         };
         let range = objects
-            .range::<(String, String), _>((start, Bound::Unbounded))
+            .range::<_, (String, String)>((start, Bound::Unbounded))
             .map(|(_, object)| object);
         match namespace {
             None => Box::new(range),
@@ -172,7 +175,7 @@ impl State {
 
     /// Number of objects of `kind`.
     pub fn count(&self, kind: Kind) -> usize {
-        self.objects.get(&kind).map_or(0, BTreeMap::len)
+        self.objects.get(&kind).map_or(0, OrdMap::len)
     }
 
     /// Serializes the whole state (revision included) for a Raft snapshot:
@@ -181,27 +184,34 @@ impl State {
         let size: usize = self
             .objects
             .values()
-            .flat_map(BTreeMap::values)
+            .flat_map(OrdMap::values)
             .map(|object| object.json.len() + 40)
             .sum();
         let mut out = Vec::with_capacity(size + 64);
-        out.extend_from_slice(format!("{{\"revision\":{},\"objects\":[", self.revision).as_bytes());
+        // Writing to a Vec cannot fail.
+        let _ = self.write_snapshot(&mut out);
+        out
+    }
+
+    /// Writes what [`State::to_snapshot`] returns to `out`, object by object (a snapshot file is
+    /// written this way, without holding a copy of the whole state in memory).
+    pub fn write_snapshot(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        out.write_all(format!("{{\"revision\":{},\"objects\":[", self.revision).as_bytes())?;
         let mut first = true;
         for (kind, objects) in &self.objects {
             for object in objects.values() {
                 if !first {
-                    out.push(b',');
+                    out.write_all(b",")?;
                 }
                 first = false;
-                out.extend_from_slice(b"{\"kind\":\"");
-                out.extend_from_slice(kind.name().as_bytes());
-                out.extend_from_slice(b"\",\"json\":");
-                out.extend_from_slice(&object.json);
-                out.push(b'}');
+                out.write_all(b"{\"kind\":\"")?;
+                out.write_all(kind.name().as_bytes())?;
+                out.write_all(b"\",\"json\":")?;
+                out.write_all(&object.json)?;
+                out.write_all(b"}")?;
             }
         }
-        out.extend_from_slice(b"]}");
-        out
+        out.write_all(b"]}")
     }
 
     /// Rebuilds a state from `to_snapshot` output.

@@ -37,7 +37,8 @@ pub struct AgentArgs {
     /// Log level: trace, debug, info, warn or error [default: info].
     #[arg(long)]
     pub log_level: Option<String>,
-    /// Build a Raft snapshot after this many log entries [default: 10000].
+    /// Build a Raft snapshot after this many log entries, once they wrote at least half the
+    /// last snapshot's size [default: 10000].
     #[arg(long)]
     pub snapshot_threshold: Option<u64>,
     /// Events kept per kind for watches to resume from [default: 20000].
