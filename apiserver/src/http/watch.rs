@@ -2,7 +2,8 @@
 //! WebSocket. Both read the same watch cache through one producer.
 //!
 //! ```text
-//! WatchCache ──events_after(rv)──▶ producer (filter, frame) ──mpsc──▶ chunked body | WebSocket
+//! WatchCache ──events_after(rv)──▶ frames (filter, frame) ──▶ chunked body
+//!                                          └──producer task ──mpsc──▶ WebSocket | local client
 //!      ▲ wait_for_kind(rv)              │ BOOKMARK timer, timeoutSeconds, 410 on a too-old rv
 //!
 //! A field selector pinning an indexed field (`spec.nodeName=n1`) reads and waits on that
@@ -28,6 +29,7 @@ use super::path::ResourcePath;
 use super::query::Query;
 use super::selector::Selectors;
 use super::table;
+use crate::store::WatchCache;
 use crate::store::state::INDEXED_FIELDS;
 use crate::store::watch_cache::Field;
 use crate::store::{EventType, StoredObject, WatchEvent};
@@ -105,10 +107,8 @@ type Frames = Vec<Bytes>;
 
 /// Serves a chunked watch response.
 pub fn chunked(ctx: Arc<ApiContext>, spec: WatchSpec) -> Response {
-    let (tx, rx) = mpsc::channel::<Frames>(16);
     let framer = JsonFramer::new(&spec);
-    tokio::spawn(produce(ctx, spec, framer, tx));
-    let stream = tokio_stream_from(rx).map(|frames| {
+    let stream = frames(ctx, spec, framer).map(|frames| {
         let mut buf = BytesMut::with_capacity(frames.iter().map(|f| f.len() + 1).sum());
         for f in frames {
             buf.put_slice(&f);
@@ -154,26 +154,155 @@ pub async fn websocket(ctx: Arc<ApiContext>, spec: WatchSpec, mut socket: WebSoc
     let _ = socket.send(Message::Close(None)).await;
 }
 
-fn tokio_stream_from(mut rx: mpsc::Receiver<Frames>) -> impl futures::Stream<Item = Frames> {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
-}
-
 /// Reads the cache from the requested revision and sends framed events until the timeout, a
 /// closed receiver, or a revision that fell out of the window (a 410 `ERROR` event).
 pub(crate) async fn produce<F: Framer>(
     ctx: Arc<ApiContext>,
     spec: WatchSpec,
-    mut framer: F,
+    framer: F,
     tx: mpsc::Sender<Vec<F::Frame>>,
 ) {
+    let frames = frames(ctx, spec, framer);
+    futures::pin_mut!(frames);
+    loop {
+        tokio::select! {
+            next = frames.next() => match next {
+                Some(batch) => if tx.send(batch).await.is_err() { return },
+                None => return,
+            },
+            _ = tx.closed() => return,
+        }
+    }
+}
+
+/// The framed events of a watch, batch by batch, until the timeout or a revision that fell
+/// out of the window (a 410 `ERROR` event ends it). A chunked response is this stream itself:
+/// no task and no channel per watcher between the cache and the connection.
+pub(crate) fn frames<F: Framer>(
+    ctx: Arc<ApiContext>,
+    spec: WatchSpec,
+    framer: F,
+) -> impl futures::Stream<Item = Vec<F::Frame>> + Send + 'static {
     ctx.metrics.watchers.inc();
-    let _guard = scopeguard(&ctx);
-    let deadline = tokio::time::Instant::now() + spec.timeout;
-    let cache = ctx.store.watch_cache().clone();
-    let mut cursor = spec.from;
-    if spec.initial_state {
+    let now = tokio::time::Instant::now();
+    let watch = Watch {
+        cache: ctx.store.watch_cache().clone(),
+        _guard: scopeguard(&ctx),
+        ctx,
+        cursor: spec.from,
+        told: spec.from,
+        deadline: now + spec.timeout,
+        next_bookmark: now + spec.bookmark_interval,
+        spec,
+        framer,
+        started: false,
+        done: false,
+    };
+    futures::stream::unfold(watch, |mut watch| async move {
+        let batch = watch.next_batch().await?;
+        Some((batch, watch))
+    })
+}
+
+/// The state of one watch between batches.
+struct Watch<F> {
+    ctx: Arc<ApiContext>,
+    cache: Arc<WatchCache>,
+    spec: WatchSpec,
+    framer: F,
+    cursor: u64,
+    /// The revision the watcher knows it is complete up to.
+    told: u64,
+    deadline: tokio::time::Instant,
+    next_bookmark: tokio::time::Instant,
+    started: bool,
+    done: bool,
+    _guard: WatcherGuard,
+}
+
+impl<F: Framer> Watch<F> {
+    /// The next non-empty batch of frames; `None` once the watch is over.
+    async fn next_batch(&mut self) -> Option<Vec<F::Frame>> {
+        if self.done {
+            return None;
+        }
+        if !self.started {
+            self.started = true;
+            if self.spec.initial_state {
+                let frames = self.initial_state();
+                if !frames.is_empty() {
+                    return Some(frames);
+                }
+            }
+        }
+        let (spec, cache) = (&self.spec, &self.cache);
+        loop {
+            let seen = cache.revision();
+            let events = match &spec.value {
+                Some((field, value)) => cache.events_after_value(*field, value, self.cursor),
+                None => cache.events_after(spec.kind, self.cursor, usize::MAX),
+            };
+            let events = match events {
+                Ok(events) => events,
+                Err(too_old) => {
+                    let status = Status::failure(
+                        410,
+                        "Expired",
+                        format!(
+                            "too old resource version: {} ({})",
+                            too_old.requested, too_old.oldest
+                        ),
+                    );
+                    self.done = true;
+                    return Some(vec![self.framer.expired(&status)]);
+                }
+            };
+            let mut frames: Vec<F::Frame> = events
+                .iter()
+                .filter_map(|e| translate(spec, e).map(|(t, o)| self.framer.event(t, o)))
+                .collect();
+            self.cursor = events
+                .last()
+                .map_or(self.cursor, |e| e.resource_version())
+                .max(self.cursor)
+                .max(seen);
+            if spec.progress && self.cursor > self.told {
+                frames.push(self.framer.bookmark(spec.kind, self.cursor, false));
+                self.told = self.cursor;
+            }
+            if !frames.is_empty() {
+                return Some(frames);
+            }
+            // With progress notification every commit wakes the watch; otherwise only its
+            // kind's.
+            let cursor = self.cursor;
+            let changed = async {
+                match &spec.value {
+                    _ if spec.progress => cache.wait_after(cursor).await,
+                    Some((field, value)) => cache.wait_for_value(*field, value, cursor).await,
+                    None => cache.wait_for_kind(spec.kind, cursor).await,
+                }
+            };
+            tokio::select! {
+                _ = changed => {}
+                _ = tokio::time::sleep_until(self.next_bookmark), if spec.bookmarks => {
+                    self.next_bookmark = tokio::time::Instant::now() + spec.bookmark_interval;
+                    return Some(vec![self.framer.bookmark(spec.kind, self.cursor, false)]);
+                }
+                _ = tokio::time::sleep_until(self.deadline) => {
+                    self.done = true;
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// ADDED for every object in scope now (and the initial-events-end BOOKMARK when asked);
+    /// the watch goes on from the state's revision.
+    fn initial_state(&mut self) -> Vec<F::Frame> {
+        let spec = &self.spec;
         let (revision, objects) = {
-            let state = ctx.store.state();
+            let state = self.ctx.store.state();
             let indexed = spec.value.as_ref().and_then(|((kind, field), value)| {
                 state.list_by_field(*kind, field, value, spec.namespace.as_deref())
             });
@@ -187,89 +316,30 @@ pub(crate) async fn produce<F: Framer>(
             };
             (state.revision(), objs)
         };
-        cursor = revision;
+        self.cursor = revision;
+        self.told = revision;
         let mut frames: Vec<F::Frame> = objects
             .iter()
-            .map(|o| framer.event(EventType::Added, o))
+            .map(|o| self.framer.event(EventType::Added, o))
             .collect();
         if spec.initial_events_end {
-            frames.push(framer.bookmark(spec.kind, cursor, true));
+            frames.push(self.framer.bookmark(spec.kind, revision, true));
         }
-        if !frames.is_empty() && tx.send(frames).await.is_err() {
-            return;
-        }
-    }
-    let mut next_bookmark = tokio::time::Instant::now() + spec.bookmark_interval;
-    // The revision the watcher knows it is complete up to.
-    let mut told = cursor;
-    loop {
-        let seen = cache.revision();
-        let events = match &spec.value {
-            Some((field, value)) => cache.events_after_value(*field, value, cursor),
-            None => cache.events_after(spec.kind, cursor, usize::MAX),
-        };
-        let events = match events {
-            Ok(events) => events,
-            Err(too_old) => {
-                let status = Status::failure(
-                    410,
-                    "Expired",
-                    format!(
-                        "too old resource version: {} ({})",
-                        too_old.requested, too_old.oldest
-                    ),
-                );
-                let _ = tx.send(vec![framer.expired(&status)]).await;
-                return;
-            }
-        };
-        let mut frames: Vec<F::Frame> = events
-            .iter()
-            .filter_map(|e| translate(&spec, e).map(|(t, o)| framer.event(t, o)))
-            .collect();
-        cursor = events
-            .last()
-            .map_or(cursor, |e| e.resource_version())
-            .max(cursor)
-            .max(seen);
-        if spec.progress && cursor > told {
-            frames.push(framer.bookmark(spec.kind, cursor, false));
-            told = cursor;
-        }
-        if !frames.is_empty() && tx.send(frames).await.is_err() {
-            return;
-        }
-        // With progress notification every commit wakes the watch; otherwise only its kind's.
-        let changed = async {
-            match &spec.value {
-                _ if spec.progress => cache.wait_after(cursor).await,
-                Some((field, value)) => cache.wait_for_value(*field, value, cursor).await,
-                None => cache.wait_for_kind(spec.kind, cursor).await,
-            }
-        };
-        tokio::select! {
-            _ = changed => {}
-            _ = tokio::time::sleep_until(next_bookmark), if spec.bookmarks => {
-                next_bookmark = tokio::time::Instant::now() + spec.bookmark_interval;
-                if tx.send(vec![framer.bookmark(spec.kind, cursor, false)]).await.is_err() {
-                    return;
-                }
-            }
-            _ = tokio::time::sleep_until(deadline) => return,
-            _ = tx.closed() => return,
-        }
+        frames
     }
 }
 
-/// Decrements the watcher gauge when the producer ends, however it ends.
-fn scopeguard(ctx: &Arc<ApiContext>) -> impl Drop + use<> {
-    struct Guard(Arc<ApiContext>);
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            self.0.metrics.watchers.dec();
-        }
+/// Decrements the watcher gauge when the watch ends, however it ends.
+struct WatcherGuard(Arc<ApiContext>);
+
+impl Drop for WatcherGuard {
+    fn drop(&mut self) {
+        self.0.metrics.watchers.dec();
     }
-    Guard(ctx.clone())
+}
+
+fn scopeguard(ctx: &Arc<ApiContext>) -> WatcherGuard {
+    WatcherGuard(ctx.clone())
 }
 
 /// What a watcher with selectors sees of an event: an object entering the selection is

@@ -214,3 +214,31 @@ async fn progress_notify_tells_a_quiet_watch_every_commit_at_once() {
         (Some("ADDED"), rv2)
     );
 }
+
+#[tokio::test]
+async fn watches_share_one_http2_connection() {
+    let s = start().await;
+    // Cleartext HTTP/2 with prior knowledge: every request below is a stream of one
+    // connection, as clients that multiplex their watches send them.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    let version = h2.get(s.url("/version")).send().await.expect("version");
+    assert_eq!(version.version(), reqwest::Version::HTTP_2);
+    let mut watches = Vec::new();
+    for _ in 0..3 {
+        let resp = h2
+            .get(format!("{}?watch=true", s.jobs()))
+            .send()
+            .await
+            .expect("watch");
+        assert_eq!(resp.status().as_u16(), 200);
+        assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+        watches.push(crate::support::EventReader::new(resp));
+    }
+    s.create_job("a").await;
+    for w in &mut watches {
+        assert_eq!(w.next_brief().await, ("ADDED".into(), "a".into()));
+    }
+}

@@ -127,6 +127,13 @@ impl TestServer {
     pub async fn watch(&self, url: &str) -> EventReader {
         let resp = self.http.get(url).send().await.expect("watch request");
         assert_eq!(resp.status().as_u16(), 200, "watch status");
+        EventReader::new(resp)
+    }
+}
+
+impl EventReader {
+    /// Reads the watch events of `resp`.
+    pub fn new(resp: reqwest::Response) -> EventReader {
         EventReader {
             stream: Box::pin(resp.bytes_stream()),
             buf: Vec::new(),

@@ -98,6 +98,11 @@ pub struct WatchBenchArgs {
     /// Watch the etcd member at this URL (its v3 JSON gateway) instead of Caravan.
     #[arg(long, value_name = "URL")]
     pub etcd: Option<String>,
+    /// Carry this many watches per connection as HTTP/2 streams (cleartext, prior knowledge),
+    /// as Kubernetes clients multiplex their watches; by default every watch has its own
+    /// HTTP/1.1 connection.
+    #[arg(long, value_name = "N")]
+    pub streams_per_connection: Option<usize>,
 }
 
 #[derive(Debug, Clone, Args)]

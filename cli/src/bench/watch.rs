@@ -58,10 +58,38 @@ pub async fn run(base: &str, args: WatchBenchArgs) -> anyhow::Result<()> {
     let ready = Arc::new(tokio::sync::Barrier::new(args.watchers + 1));
     let opening = Arc::new(tokio::sync::Semaphore::new(OPENING));
     let opened_at = Instant::now();
+    let connections = match args.streams_per_connection {
+        Some(per) => {
+            let per = per.max(1);
+            (0..args.watchers.div_ceil(per))
+                .map(|_| {
+                    reqwest::Client::builder()
+                        .http2_prior_knowledge()
+                        .tcp_nodelay(true)
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        None => vec![http.clone()],
+    };
+    println!(
+        "{}",
+        match args.streams_per_connection {
+            Some(per) => format!(
+                "watches: HTTP/2, {per} per connection, {} connections",
+                connections.len()
+            ),
+            None => "watches: HTTP/1.1, one connection each".to_string(),
+        }
+    );
     let mut watchers = Vec::with_capacity(args.watchers);
-    for _ in 0..args.watchers {
+    for i in 0..args.watchers {
+        let connection = match args.streams_per_connection {
+            Some(per) => &connections[i / per.max(1)],
+            None => &connections[0],
+        };
         let (http, ready, opening, target, from) = (
-            http.clone(),
+            connection.clone(),
             ready.clone(),
             opening.clone(),
             target.clone(),
