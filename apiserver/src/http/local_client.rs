@@ -11,14 +11,13 @@ use caravan_controllers::scheduler::{Plan, PlanResult};
 use caravan_schemas::{Kind, Status};
 use futures::StreamExt;
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use super::context::ApiContext;
 use super::error::ApiError;
 use super::path::ResourcePath;
 use super::query::Query;
 use super::read::list_page;
-use super::watch::{Framer, WatchSpec, produce};
+use super::watch::{Framer, WatchSpec, frames};
 use super::write::{self, PatchKind};
 use crate::store::{EventType, ObjectKey, StoredObject};
 
@@ -142,12 +141,9 @@ impl Client for LocalClient {
         let ctx = self.ctx.clone();
         async move {
             let spec = spec.map_err(client_error)?;
-            let (tx, rx) = mpsc::channel(16);
-            tokio::spawn(produce(ctx, spec, ValueFramer, tx));
-            let frames = futures::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|batch| (batch, rx))
-            });
-            let stream: EventStream = Box::pin(frames.flat_map(futures::stream::iter));
+            // Read by the watcher itself: no task or channel between it and the cache.
+            let batches = frames(ctx, spec, ValueFramer);
+            let stream: EventStream = Box::pin(batches.flat_map(futures::stream::iter));
             Ok(stream)
         }
     }

@@ -1,9 +1,10 @@
 //! Watch: newline-delimited JSON over a chunked response, or one message per event over a
-//! WebSocket. Both read the same watch cache through one producer.
+//! WebSocket. Both read the watch cache through the same stream of frames (`frames`).
 //!
 //! ```text
 //! WatchCache ──events_after(rv)──▶ frames (filter, frame) ──▶ chunked body
-//!                                          └──producer task ──mpsc──▶ WebSocket | local client
+//!                                          │               (and the in-process client)
+//!                                          └──producer task ──mpsc──▶ WebSocket
 //!      ▲ wait_for_kind(rv)              │ BOOKMARK timer, timeoutSeconds, 410 on a too-old rv
 //!
 //! A field selector pinning an indexed field (`spec.nodeName=n1`) reads and waits on that
@@ -156,7 +157,7 @@ pub async fn websocket(ctx: Arc<ApiContext>, spec: WatchSpec, mut socket: WebSoc
 
 /// Reads the cache from the requested revision and sends framed events until the timeout, a
 /// closed receiver, or a revision that fell out of the window (a 410 `ERROR` event).
-pub(crate) async fn produce<F: Framer>(
+async fn produce<F: Framer>(
     ctx: Arc<ApiContext>,
     spec: WatchSpec,
     framer: F,
