@@ -14,7 +14,7 @@ mod kinds;
 mod replace;
 mod validation;
 
-pub use replace::{Replaced, Replacement, admit_replacement};
+pub use replace::{Replaced, Replacement, admit_replacement, finalizers_added_while_deleting};
 
 /// What kind of problem a field has; maps to a Kubernetes `StatusCause.reason`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -21,7 +21,7 @@ pub mod schema;
 
 pub use admission::{
     Admitted, AdmittedJson, FieldError, FieldErrorKind, Replaced, Replacement, admit, admit_new,
-    admit_replacement, admit_update,
+    admit_replacement, admit_update, finalizers_added_while_deleting,
 };
 pub use allocation::{AllocMetrics, Allocation, AllocationSpec, AllocationStatus};
 pub use condition::Condition;

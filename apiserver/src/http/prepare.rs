@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use caravan_schemas::{
     API_VERSION, FieldError, FieldErrorKind, Kind, ObjectMeta, Replaced, Replacement, admit,
-    admit_new, admit_replacement, admit_update,
+    admit_new, admit_replacement, admit_update, finalizers_added_while_deleting,
 };
 use serde_json::{Map, Value};
 
@@ -266,21 +266,17 @@ pub fn prepare_update(
     // Deletion has begun: no finalizer may be added.
     if current.pointer("/metadata/deletionTimestamp").is_some() {
         let before = finalizers(current);
-        let added: Vec<String> = finalizers(&next)
-            .into_iter()
-            .filter(|f| !before.contains(f))
+        let after = finalizers(&next);
+        let added: Vec<&str> = after
+            .iter()
+            .map(String::as_str)
+            .filter(|f| !before.iter().any(|b| b == f))
             .collect();
         if !added.is_empty() {
             return Err(ApiError::Invalid {
                 kind,
                 name: name_of(current).to_string(),
-                causes: vec![FieldError {
-                    field: "metadata.finalizers".into(),
-                    kind: FieldErrorKind::Invalid,
-                    message: format!(
-                        "no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
-                    ),
-                }],
+                causes: vec![finalizers_added_while_deleting(&added)],
             });
         }
     }

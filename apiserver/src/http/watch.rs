@@ -1,10 +1,9 @@
 //! Watch: newline-delimited JSON over a chunked response, or one message per event over a
-//! WebSocket. Both read the watch cache through the same stream of frames (`frames`).
+//! WebSocket. Each watcher reads the watch cache through its own stream of frames (`frames`).
 //!
 //! ```text
-//! WatchCache ──events_after(rv)──▶ frames (filter, frame) ──▶ chunked body
-//!                                          │               (and the in-process client)
-//!                                          └──producer task ──mpsc──▶ WebSocket
+//! WatchCache ──events_after(rv)──▶ frames (filter, frame) ──▶ chunked body | WebSocket
+//!                                                                  | in-process client
 //!      ▲ wait_for_kind(rv)              │ BOOKMARK timer, timeoutSeconds, 410 on a too-old rv
 //!
 //! A field selector pinning an indexed field (`spec.nodeName=n1`) reads and waits on that
@@ -22,7 +21,6 @@ use bytes::{BufMut, Bytes, BytesMut};
 use caravan_schemas::{API_VERSION, Kind, Status};
 use futures::StreamExt;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 use super::context::ApiContext;
 use super::error::ApiError;
@@ -103,9 +101,6 @@ impl WatchSpec {
     }
 }
 
-/// Frames of one producer step: each is one event's JSON, without a newline.
-type Frames = Vec<Bytes>;
-
 /// Serves a chunked watch response.
 pub fn chunked(ctx: Arc<ApiContext>, spec: WatchSpec) -> Response {
     let framer = JsonFramer::new(&spec);
@@ -131,23 +126,22 @@ pub fn chunked(ctx: Arc<ApiContext>, spec: WatchSpec) -> Response {
 
 /// Serves a watch over an upgraded WebSocket: one text message per event.
 pub async fn websocket(ctx: Arc<ApiContext>, spec: WatchSpec, mut socket: WebSocket) {
-    let (tx, mut rx) = mpsc::channel::<Frames>(16);
     let framer = JsonFramer::new(&spec);
-    let producer = tokio::spawn(produce(ctx, spec, framer, tx));
+    let frames = frames(ctx, spec, framer);
+    futures::pin_mut!(frames);
     loop {
         tokio::select! {
-            frames = rx.recv() => {
-                let Some(frames) = frames else { break };
-                for f in frames {
+            batch = frames.next() => {
+                let Some(batch) = batch else { break };
+                for f in batch {
                     let text = String::from_utf8_lossy(&f).into_owned();
                     if socket.send(Message::Text(text.into())).await.is_err() {
-                        producer.abort();
                         return;
                     }
                 }
             }
             incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => { producer.abort(); return; }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 _ => {}
             }
         }
@@ -155,41 +149,18 @@ pub async fn websocket(ctx: Arc<ApiContext>, spec: WatchSpec, mut socket: WebSoc
     let _ = socket.send(Message::Close(None)).await;
 }
 
-/// Reads the cache from the requested revision and sends framed events until the timeout, a
-/// closed receiver, or a revision that fell out of the window (a 410 `ERROR` event).
-async fn produce<F: Framer>(
-    ctx: Arc<ApiContext>,
-    spec: WatchSpec,
-    framer: F,
-    tx: mpsc::Sender<Vec<F::Frame>>,
-) {
-    let frames = frames(ctx, spec, framer);
-    futures::pin_mut!(frames);
-    loop {
-        tokio::select! {
-            next = frames.next() => match next {
-                Some(batch) => if tx.send(batch).await.is_err() { return },
-                None => return,
-            },
-            _ = tx.closed() => return,
-        }
-    }
-}
-
 /// The framed events of a watch, batch by batch, until the timeout or a revision that fell
-/// out of the window (a 410 `ERROR` event ends it). A chunked response is this stream itself:
+/// out of the window (a 410 `ERROR` event ends it). Every watcher reads this stream itself:
 /// no task and no channel per watcher between the cache and the connection.
 pub(crate) fn frames<F: Framer>(
     ctx: Arc<ApiContext>,
     spec: WatchSpec,
     framer: F,
 ) -> impl futures::Stream<Item = Vec<F::Frame>> + Send + 'static {
-    ctx.metrics.watchers.inc();
     let now = tokio::time::Instant::now();
     let watch = Watch {
         cache: ctx.store.watch_cache().clone(),
-        _guard: scopeguard(&ctx),
-        ctx,
+        watcher: WatcherGuard::new(ctx),
         cursor: spec.from,
         told: spec.from,
         deadline: now + spec.timeout,
@@ -207,7 +178,8 @@ pub(crate) fn frames<F: Framer>(
 
 /// The state of one watch between batches.
 struct Watch<F> {
-    ctx: Arc<ApiContext>,
+    /// The server, counted as watched while the watch lasts.
+    watcher: WatcherGuard,
     cache: Arc<WatchCache>,
     spec: WatchSpec,
     framer: F,
@@ -218,7 +190,6 @@ struct Watch<F> {
     next_bookmark: tokio::time::Instant,
     started: bool,
     done: bool,
-    _guard: WatcherGuard,
 }
 
 impl<F: Framer> Watch<F> {
@@ -303,7 +274,7 @@ impl<F: Framer> Watch<F> {
     fn initial_state(&mut self) -> Vec<F::Frame> {
         let spec = &self.spec;
         let (revision, objects) = {
-            let state = self.ctx.store.state();
+            let state = self.watcher.0.store.state();
             let indexed = spec.value.as_ref().and_then(|((kind, field), value)| {
                 state.list_by_field(*kind, field, value, spec.namespace.as_deref())
             });
@@ -330,17 +301,20 @@ impl<F: Framer> Watch<F> {
     }
 }
 
-/// Decrements the watcher gauge when the watch ends, however it ends.
+/// Counts an open watch in the watcher gauge until the watch ends, however it ends.
 struct WatcherGuard(Arc<ApiContext>);
+
+impl WatcherGuard {
+    fn new(ctx: Arc<ApiContext>) -> WatcherGuard {
+        ctx.metrics.watchers.inc();
+        WatcherGuard(ctx)
+    }
+}
 
 impl Drop for WatcherGuard {
     fn drop(&mut self) {
         self.0.metrics.watchers.dec();
     }
-}
-
-fn scopeguard(ctx: &Arc<ApiContext>) -> WatcherGuard {
-    WatcherGuard(ctx.clone())
 }
 
 /// What a watcher with selectors sees of an event: an object entering the selection is

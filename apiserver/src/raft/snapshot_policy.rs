@@ -77,7 +77,7 @@ impl SnapshotGauge {
 
 /// Whether a snapshot is due, `entries_since` entries and `written` bytes of objects after a
 /// snapshot of `last_size` bytes.
-pub fn due(entries_since: u64, threshold: u64, written: u64, last_size: u64) -> bool {
+fn due(entries_since: u64, threshold: u64, written: u64, last_size: u64) -> bool {
     entries_since >= threshold.max(1) && written.saturating_mul(2) >= last_size
 }
 
@@ -86,6 +86,8 @@ pub fn spawn(raft: Raft<TypeConfig>, gauge: Arc<SnapshotGauge>, threshold: u64) 
     tokio::spawn(async move {
         let mut metrics = raft.metrics();
         loop {
+            // Checked as entries are applied (a few atomic loads), so a snapshot starts as soon
+            // as it is due; and at least every CHECK_EVERY.
             tokio::select! {
                 changed = metrics.changed() => if changed.is_err() { return },
                 () = tokio::time::sleep(CHECK_EVERY) => {}

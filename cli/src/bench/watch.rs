@@ -58,23 +58,21 @@ pub async fn run(base: &str, args: WatchBenchArgs) -> anyhow::Result<()> {
     let ready = Arc::new(tokio::sync::Barrier::new(args.watchers + 1));
     let opening = Arc::new(tokio::sync::Semaphore::new(OPENING));
     let opened_at = Instant::now();
-    let connections = match args.streams_per_connection {
-        Some(per) => {
-            let per = per.max(1);
-            (0..args.watchers.div_ceil(per))
-                .map(|_| {
-                    reqwest::Client::builder()
-                        .http2_prior_knowledge()
-                        .tcp_nodelay(true)
-                        .build()
-                })
-                .collect::<Result<Vec<_>, _>>()?
-        }
+    let per_connection = args.streams_per_connection.map(|n| n.max(1));
+    let connections = match per_connection {
+        Some(per) => (0..args.watchers.div_ceil(per))
+            .map(|_| {
+                reqwest::Client::builder()
+                    .http2_prior_knowledge()
+                    .tcp_nodelay(true)
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()?,
         None => vec![http.clone()],
     };
     println!(
         "{}",
-        match args.streams_per_connection {
+        match per_connection {
             Some(per) => format!(
                 "watches: HTTP/2, {per} per connection, {} connections",
                 connections.len()
@@ -84,10 +82,7 @@ pub async fn run(base: &str, args: WatchBenchArgs) -> anyhow::Result<()> {
     );
     let mut watchers = Vec::with_capacity(args.watchers);
     for i in 0..args.watchers {
-        let connection = match args.streams_per_connection {
-            Some(per) => &connections[i / per.max(1)],
-            None => &connections[0],
-        };
+        let connection = &connections[per_connection.map_or(0, |per| i / per)];
         let (http, ready, opening, target, from) = (
             connection.clone(),
             ready.clone(),

@@ -64,7 +64,7 @@ fn replace<T: Admissible>(kind: Kind, mut desired: Value, current: &str, strict:
     if kind.has_status() {
         object.remove("status");
     }
-    if let Some(error) = finalizer_added_while_deleting(object, current.metadata()) {
+    if let Some(error) = check_no_finalizer_added(object, current.metadata()) {
         return Replaced::Invalid(vec![error]);
     }
     let (object, errors, warnings) = match validated(kind, desired, strict) {
@@ -135,7 +135,7 @@ fn keep_server_fields(object: &mut Map<String, Value>, current: &ObjectMeta) {
 }
 
 /// Once deletion has begun no finalizer may be added.
-fn finalizer_added_while_deleting(
+fn check_no_finalizer_added(
     object: &Map<String, Value>,
     current: &ObjectMeta,
 ) -> Option<FieldError> {
@@ -149,11 +149,16 @@ fn finalizer_added_while_deleting(
         .filter_map(Value::as_str)
         .filter(|f| !current.finalizers.iter().any(|c| c == f))
         .collect();
-    (!added.is_empty()).then(|| FieldError {
+    (!added.is_empty()).then(|| finalizers_added_while_deleting(&added))
+}
+
+/// The error for `added` finalizers on an object whose deletion has begun.
+pub fn finalizers_added_while_deleting(added: &[&str]) -> FieldError {
+    FieldError {
         field: "metadata.finalizers".into(),
         kind: FieldErrorKind::Invalid,
         message: format!(
             "no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
         ),
-    })
+    }
 }
