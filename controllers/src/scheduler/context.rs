@@ -8,7 +8,7 @@ use caravan_schemas::allocation::DesiredStatus;
 use caravan_schemas::{Allocation, Node};
 
 use super::feasible::fit;
-use super::hash::FastMap;
+use super::hash::{FastMap, FastSet};
 use super::metrics::MetricsRecorder;
 use super::resources::{self, Comparable, Held};
 use super::state::State;
@@ -47,8 +47,10 @@ pub struct AllocChange {
 #[derive(Clone, Debug, Default)]
 pub struct JobAllocs {
     per_node: FastMap<String, Vec<(String, u32)>>,
-    /// Every change since the context was built; property sets replay it.
+    /// Every change since the first property set asked for them ([`JobAllocs::track_changes`]);
+    /// property sets replay them.
     pub changes: Vec<AllocChange>,
+    tracking: bool,
 }
 
 impl JobAllocs {
@@ -64,8 +66,17 @@ impl JobAllocs {
         }
     }
 
+    /// Starts recording changes in [`JobAllocs::changes`]; a property set counts what is
+    /// proposed when it is built and replays what changed since.
+    pub fn track_changes(&mut self) {
+        self.tracking = true;
+    }
+
     fn record(&mut self, node: &str, group: &str, delta: i64) {
         self.apply(node, group, delta);
+        if !self.tracking {
+            return;
+        }
         self.changes.push(AllocChange {
             node: node.to_string(),
             group: group.to_string(),
@@ -94,12 +105,22 @@ impl JobAllocs {
     }
 }
 
+/// Marks a stack slot whose node's usage is not computed yet.
+const NO_USAGE: u32 = u32::MAX;
+
 /// The state of one plan computation.
 pub struct EvalContext<'s> {
     state: &'s dyn State,
     /// The plan being built.
     pub plan: Plan,
-    usage: FastMap<String, NodeUsage>,
+    /// Usage of every node looked at so far, found by node name or by the node's slot in the
+    /// stack's node list (the hot path, no hashing).
+    usages: Vec<NodeUsage>,
+    usage_by_name: FastMap<String, u32>,
+    usage_by_slot: Vec<u32>,
+    /// Nodes the plan stops, updates or places allocations on: only their usage needs the
+    /// plan looked at.
+    planned: FastSet<String>,
     nodes: FastMap<String, Option<Arc<Node>>>,
     /// The job's proposed allocations.
     pub job_allocs: JobAllocs,
@@ -120,10 +141,19 @@ impl<'s> EvalContext<'s> {
             }
             allocs.apply(&alloc.spec.node_name, &alloc.spec.group, 1);
         }
+        let planned = plan
+            .node_update
+            .keys()
+            .chain(plan.node_allocation.keys())
+            .cloned()
+            .collect();
         Self {
             state,
             plan,
-            usage: FastMap::default(),
+            planned,
+            usages: Vec::new(),
+            usage_by_name: FastMap::default(),
+            usage_by_slot: Vec::new(),
             nodes: FastMap::default(),
             job_allocs: allocs,
             metrics: MetricsRecorder::default(),
@@ -145,28 +175,74 @@ impl<'s> EvalContext<'s> {
         node
     }
 
+    /// Prepares the slot index for a stack of `nodes` nodes (see [`EvalContext::usage_in`]).
+    pub fn index_slots(&mut self, nodes: usize) {
+        if self.usage_by_slot.len() != nodes {
+            self.usage_by_slot = vec![NO_USAGE; nodes];
+            self.usage_by_name
+                .reserve(nodes.saturating_sub(self.usage_by_name.len()));
+            self.usages.reserve(nodes.saturating_sub(self.usages.len()));
+        }
+    }
+
     /// Capacity and proposed usage of `node`, computed on first use.
     pub fn usage(&mut self, node: &Node) -> &NodeUsage {
-        let name = util::name(&node.metadata);
-        if !self.usage.contains_key(name) {
-            let usage = match self.state.held_on_node(name) {
-                Some(held) => fit::proposed_usage_from(node, held, &self.plan, |alloc| {
-                    self.state.alloc_on_node(name, &self.plan.namespace, alloc)
-                }),
-                None => {
-                    let existing = self.state.allocs_by_node(name);
-                    fit::proposed_usage(node, &existing, &self.plan)
-                }
-            };
-            self.usage.insert(name.to_string(), usage);
+        self.usage_in(None, node)
+    }
+
+    /// [`EvalContext::usage`] of the node at `slot` of the stack's node list (after
+    /// [`EvalContext::index_slots`]): found again without hashing its name.
+    pub fn usage_in(&mut self, slot: Option<usize>, node: &Node) -> &NodeUsage {
+        if let Some(&at) = slot.and_then(|s| self.usage_by_slot.get(s))
+            && at != NO_USAGE
+        {
+            return &self.usages[at as usize];
         }
-        // Inserted just above when missing.
-        &self.usage[name]
+        let name = util::name(&node.metadata);
+        let at = match self.usage_by_name.get(name) {
+            Some(&at) => at,
+            None => {
+                let usage = match self.state.held_on_node(name) {
+                    Some(held) if !self.planned.contains(name) => NodeUsage {
+                        capacity: self.state.node_capacity(node),
+                        held,
+                    },
+                    Some(held) => fit::proposed_usage_from(node, held, &self.plan, |alloc| {
+                        self.state.alloc_on_node(name, &self.plan.namespace, alloc)
+                    }),
+                    None => {
+                        let existing = self.state.allocs_by_node(name);
+                        fit::proposed_usage(node, &existing, &self.plan)
+                    }
+                };
+                let at = u32::try_from(self.usages.len()).unwrap_or(NO_USAGE - 1);
+                self.usages.push(usage);
+                self.usage_by_name.insert(name.to_string(), at);
+                at
+            }
+        };
+        if let Some(entry) = slot.and_then(|s| self.usage_by_slot.get_mut(s)) {
+            *entry = at;
+        }
+        &self.usages[at as usize]
+    }
+
+    fn mark_planned(&mut self, node: &str) {
+        if !self.planned.contains(node) {
+            self.planned.insert(node.to_string());
+        }
+    }
+
+    /// The usage of `node` when it was looked at already.
+    fn usage_mut(&mut self, node: &str) -> Option<&mut NodeUsage> {
+        let at = *self.usage_by_name.get(node)?;
+        self.usages.get_mut(at as usize)
     }
 
     /// Adds a new allocation to the plan, holding `used` on its node.
     pub fn place(&mut self, alloc: Allocation, used: &Comparable) {
-        if let Some(usage) = self.usage.get_mut(&alloc.spec.node_name) {
+        self.mark_planned(&alloc.spec.node_name);
+        if let Some(usage) = self.usage_mut(&alloc.spec.node_name) {
             usage.held.used.add(used);
             usage.held.core_ids.extend(resources::pinned_cores(&alloc));
         }
@@ -177,18 +253,20 @@ impl<'s> EvalContext<'s> {
 
     /// Adds an in-place update of an existing allocation (same node, same resources).
     pub fn update_in_place(&mut self, alloc: Allocation) {
+        self.mark_planned(&alloc.spec.node_name);
         self.plan.append_alloc(alloc);
     }
 
     /// Stops `alloc` in the plan, freeing its resources in the proposed view.
     pub fn stop(&mut self, alloc: &Allocation, status: DesiredStatus, description: &str) {
         let node = alloc.spec.node_name.as_str();
+        self.mark_planned(node);
         self.plan
             .append_stop(node, util::name(&alloc.metadata), status, description);
         if util::is_terminal(alloc) {
             return;
         }
-        if let Some(usage) = self.usage.get_mut(node) {
+        if let Some(usage) = self.usage_mut(node) {
             usage.held.remove(&Held::of(alloc));
         }
         self.job_allocs.record(node, &alloc.spec.group, -1);
@@ -201,7 +279,7 @@ impl<'s> EvalContext<'s> {
         if util::is_terminal(alloc) {
             return;
         }
-        if let Some(usage) = self.usage.get_mut(node) {
+        if let Some(usage) = self.usage_mut(node) {
             usage.held.add(&Held::of(alloc));
         }
         self.job_allocs.record(node, &alloc.spec.group, 1);
@@ -210,5 +288,77 @@ impl<'s> EvalContext<'s> {
     /// Gives the plan back.
     pub fn into_plan(self) -> Plan {
         self.plan
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use caravan_schemas::mock;
+
+    use super::*;
+    use crate::scheduler::state::MemState;
+
+    fn used(ctx: &mut EvalContext<'_>, slot: Option<usize>, node: &Node) -> u64 {
+        ctx.usage_in(slot, node).held.used.cpu
+    }
+
+    #[test]
+    fn usage_by_slot_and_by_name_is_one_view_of_the_plan() {
+        let job = mock::job("web");
+        let (a, b, c) = (mock::node("a"), mock::node("b"), mock::node("c"));
+        let mut state = MemState::new();
+        for node in [&a, &b, &c] {
+            state.upsert_node(node.clone());
+        }
+        let on_a = mock::allocation("on-a", &job, &a);
+        let on_b = mock::allocation("on-b", &job, &b);
+        let cpu = resources::alloc_usage(&on_a).cpu;
+        assert!(cpu > 0);
+        state.upsert_alloc(on_a.clone());
+        state.upsert_alloc(on_b.clone());
+
+        // The reconciler stopped the allocation on `a` before placement began.
+        let mut plan = Plan {
+            namespace: "default".into(),
+            ..Plan::default()
+        };
+        plan.append_stop("a", "on-a", DesiredStatus::Stop, "update");
+        let mut ctx = EvalContext::new(&state, plan, &[]);
+        ctx.index_slots(3);
+        assert_eq!(
+            used(&mut ctx, Some(0), &a),
+            0,
+            "a stop in the plan frees its share"
+        );
+        assert_eq!(used(&mut ctx, Some(1), &b), cpu);
+
+        // A stop through the context before the node was looked at counts too.
+        ctx.stop(&on_b, DesiredStatus::Stop, "update");
+        assert_eq!(used(&mut ctx, None, &b), 0);
+        assert_eq!(used(&mut ctx, Some(1), &b), 0);
+
+        // A placement is seen through the slot as well as through the name.
+        assert_eq!(used(&mut ctx, Some(2), &c), 0);
+        let placed = mock::allocation("placed", &job, &c);
+        ctx.place(placed.clone(), &resources::alloc_usage(&placed));
+        assert_eq!(used(&mut ctx, Some(2), &c), cpu);
+        assert_eq!(used(&mut ctx, None, &c), cpu);
+        assert_eq!(ctx.usage_in(Some(2), &c).capacity, state.node_capacity(&c));
+    }
+
+    #[test]
+    fn changes_are_recorded_once_a_property_set_asks() {
+        let state = MemState::new();
+        let mut ctx = EvalContext::new(&state, Plan::default(), &[]);
+        let job = mock::job("web");
+        let node = mock::node("a");
+        let first = mock::allocation("first", &job, &node);
+        ctx.place(first.clone(), &resources::alloc_usage(&first));
+        assert!(ctx.job_allocs.changes.is_empty());
+        ctx.job_allocs.track_changes();
+        let second = mock::allocation("second", &job, &node);
+        ctx.place(second.clone(), &resources::alloc_usage(&second));
+        assert_eq!(ctx.job_allocs.changes.len(), 1);
+        assert_eq!(ctx.job_allocs.count("a", &first.spec.group), 2);
     }
 }

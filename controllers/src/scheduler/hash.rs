@@ -8,3 +8,6 @@ pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomS
 /// A persistent (`imbl`) hash map with foldhash.
 pub type PersistentMap<K, V> =
     imbl::GenericHashMap<K, V, foldhash::fast::RandomState, imbl::shared_ptr::DefaultSharedPtr>;
+
+/// A std hash set with foldhash.
+pub type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;

@@ -2,7 +2,6 @@
 //! name `<job>-<group>-<index>-<8 hex>`, and the per-group index bookkeeping of the reconciler.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 
 use super::util::stable_hash;
 
@@ -11,27 +10,50 @@ const MAX_NAME: usize = 253;
 
 /// Lower-cases `part` and replaces every character outside `[a-z0-9-]` with `-`.
 fn push_dns_part(out: &mut String, part: &str) {
-    for c in part.chars() {
+    let dns = |c: char| {
         let c = c.to_ascii_lowercase();
-        out.push(
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' {
-                c
-            } else {
-                '-'
-            },
-        );
+        if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' {
+            c
+        } else {
+            '-'
+        }
+    };
+    if part.is_ascii() {
+        out.extend(part.bytes().map(|b| dns(char::from(b))));
+    } else {
+        out.extend(part.chars().map(dns));
     }
+}
+
+/// `n` in decimal, written into the end of `buf`.
+fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &str {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        // A digit: always below 10.
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buf[at..]).unwrap_or("0")
 }
 
 /// The object name of a new allocation: `<job>-<group>-<index>-<8 hex>`, where the hex is a
 /// stable hash of `salt` (eval name, previous allocation, node …) so that names are unique and
-/// deterministic. Always a valid DNS-1123 subdomain.
+/// deterministic. Always a valid DNS-1123 subdomain. Written without the formatting machinery:
+/// it runs once per placement.
 pub fn alloc_object_name(job: &str, group: &str, index: u32, salt: &[&str]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 10];
+    let index = decimal(index, &mut digits);
     let hash = stable_hash(
         [job, group]
             .into_iter()
             .chain(salt.iter().copied())
-            .chain(std::iter::once(index.to_string().as_str())),
+            .chain(std::iter::once(index)),
     );
     let mut prefix = String::with_capacity(job.len() + group.len() + 2);
     push_dns_part(&mut prefix, job);
@@ -45,8 +67,13 @@ pub fn alloc_object_name(job: &str, group: &str, index: u32, salt: &[&str]) -> S
     if name.is_empty() {
         name.push('a');
     }
-    // Writing to a String cannot fail.
-    let _ = write!(name, "-{index}-{:08x}", hash as u32);
+    name.push('-');
+    name.push_str(index);
+    name.push('-');
+    let hash = hash as u32;
+    for shift in (0..8).rev() {
+        name.push(char::from(HEX[((hash >> (shift * 4)) & 0xf) as usize]));
+    }
     name
 }
 
@@ -124,6 +151,12 @@ mod tests {
         assert_ne!(name, alloc_object_name("web", "Front_End", 12, &["eval-2"]));
         assert_eq!(parse_index("not-an-alloc"), None);
         assert_eq!(parse_index("a1"), None);
+        // The same name as the formatting machinery writes.
+        let hash = stable_hash(["web", "Front_End", "eval-1", "12"]) as u32;
+        assert_eq!(name, format!("web-front-end-12-{hash:08x}"));
+        assert!(alloc_object_name("j", "g", 0, &[]).starts_with("j-g-0-"));
+        assert!(alloc_object_name("j", "g", u32::MAX, &[]).starts_with("j-g-4294967295-"));
+        assert!(alloc_object_name("jöb", "g", 7, &[]).starts_with("j-b-g-7-"));
         let long = "x".repeat(400);
         assert!(alloc_object_name(&long, "g", 1, &[]).len() <= MAX_NAME);
     }

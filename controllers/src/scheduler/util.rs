@@ -87,10 +87,12 @@ pub fn stable_hash<'a>(parts: impl IntoIterator<Item = &'a str>) -> u64 {
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut hash = OFFSET;
     for part in parts {
-        for byte in part.bytes().chain(std::iter::once(0xff)) {
+        for byte in part.bytes() {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(PRIME);
         }
+        hash ^= 0xff;
+        hash = hash.wrapping_mul(PRIME);
     }
     hash
 }

@@ -5,26 +5,49 @@ use caravan_schemas::Node;
 use super::FeasibilityChecker;
 use crate::scheduler::util;
 
+/// One datacenter pattern, sorted by how it is matched (checked on every node of every
+/// evaluation).
+#[derive(Clone, Debug)]
+enum Pattern {
+    /// `*`: every datacenter.
+    Any,
+    /// No `*`: this datacenter.
+    Exact(String),
+    /// A glob.
+    Glob(String),
+}
+
 /// Keeps nodes whose datacenter matches one of the job's datacenter patterns.
 #[derive(Clone, Debug)]
 pub struct DatacenterChecker {
-    patterns: Vec<String>,
+    patterns: Vec<Pattern>,
 }
 
 impl DatacenterChecker {
     /// A checker for `patterns`; an empty list means every datacenter (`*`).
     pub fn new(patterns: &[String]) -> Self {
         let patterns = if patterns.is_empty() {
-            vec!["*".to_string()]
+            vec![Pattern::Any]
         } else {
-            patterns.to_vec()
+            patterns
+                .iter()
+                .map(|p| match p.as_str() {
+                    "*" => Pattern::Any,
+                    p if p.contains('*') => Pattern::Glob(p.to_string()),
+                    p => Pattern::Exact(p.to_string()),
+                })
+                .collect()
         };
         Self { patterns }
     }
 
     /// Whether `datacenter` matches one of the patterns.
     pub fn matches(&self, datacenter: &str) -> bool {
-        self.patterns.iter().any(|p| glob_match(p, datacenter))
+        self.patterns.iter().any(|p| match p {
+            Pattern::Any => true,
+            Pattern::Exact(name) => name == datacenter,
+            Pattern::Glob(glob) => glob_match(glob, datacenter),
+        })
     }
 }
 
@@ -79,6 +102,17 @@ mod tests {
         let node = mock::node("n1");
         assert!(DatacenterChecker::new(&["dc*".into()]).check(&node).is_ok());
         assert!(DatacenterChecker::new(&[]).check(&node).is_ok());
+        assert!(DatacenterChecker::new(&["*".into()]).check(&node).is_ok());
+        assert!(
+            DatacenterChecker::new(&["dc2".into(), "dc1".into()])
+                .check(&node)
+                .is_ok()
+        );
+        assert!(
+            DatacenterChecker::new(&["dc1*x".into()])
+                .check(&node)
+                .is_err()
+        );
         assert!(
             DatacenterChecker::new(&["dc2".into()])
                 .check(&node)

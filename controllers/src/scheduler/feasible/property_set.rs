@@ -21,6 +21,7 @@ impl PropertySet {
     /// Counts the proposed allocations of the job (of `group` only, when given) per value of
     /// `attribute` (e.g. `${node.datacenter}`).
     pub fn new(ctx: &mut EvalContext<'_>, attribute: &str, group: Option<&str>) -> Self {
+        ctx.job_allocs.track_changes();
         let mut set = Self {
             target: Target::parse(attribute),
             group: group.map(String::from),

@@ -20,10 +20,12 @@ pub struct LimitIterator {
 impl LimitIterator {
     /// A limit of `limit` (at least 1) nodes.
     pub fn new(limit: usize) -> Self {
+        let limit = limit.max(1);
         Self {
-            limit: limit.max(1),
-            accepted: Vec::new(),
-            skipped: Vec::new(),
+            limit,
+            // Bounded by the limit on the hot path; large limits (affinities, spreads) grow.
+            accepted: Vec::with_capacity(limit.min(64)),
+            skipped: Vec::with_capacity(MAX_SKIP),
         }
     }
 

@@ -71,6 +71,7 @@ impl GenericStack {
         options: &SelectOptions,
     ) -> Option<RankedNode> {
         ctx.metrics.reset();
+        ctx.index_slots(self.nodes.len());
         if !self.groups.contains_key(&group.name) {
             let compiled = GroupStack::new(
                 ctx,

@@ -205,7 +205,7 @@ impl GroupStack {
             ctx.metrics.filter_node(node, &rule.label);
             return None;
         }
-        let usage = ctx.usage(node);
+        let usage = ctx.usage_in(slot, node);
         let ask = match &self.simple_ask {
             Some(ask) => ask.clone(),
             None => match self.ask.on_node(node, &usage.capacity) {
