@@ -92,7 +92,7 @@ pub fn batch_job(name: &str) -> Job {
 }
 
 /// A ready Linux node in `dc1` with 4 cores (4000 MHz), 8 GiB of memory and the `mock` and
-/// `raw_exec` drivers.
+/// `raw_exec` drivers, carrying its computed class as the server stores it.
 pub fn node(name: &str) -> Node {
     let attributes = BTreeMap::from([
         ("kernel.name".to_string(), "linux".to_string()),
@@ -109,7 +109,7 @@ pub fn node(name: &str) -> Node {
         health_description: Some("healthy".into()),
         attributes: BTreeMap::new(),
     };
-    Node {
+    let mut node = Node {
         api_version: API_VERSION.into(),
         kind: Kind::Node.name().into(),
         metadata: metadata(name, None),
@@ -144,7 +144,9 @@ pub fn node(name: &str) -> Node {
             heartbeat_ttl: Some("10s".into()),
             ..NodeStatus::default()
         }),
-    }
+    };
+    node.compute_class();
+    node
 }
 
 /// A pending allocation of the first group of `job` on `node`, with the group's resources.

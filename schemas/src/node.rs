@@ -125,6 +125,89 @@ pub struct NodeStatus {
         rename = "heartbeatTTL"
     )]
     pub heartbeat_ttl: Option<String>,
+    /// Nomad's computed class, set by the server from everything constraints and driver
+    /// checks can see except what is unique to the node (`unique.` attributes and meta, its
+    /// name and uid): nodes of one computed class pass or fail a job's checks together, so the
+    /// scheduler checks one of them per class. `v1:` and 16 hex digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub computed_class: Option<String>,
+}
+
+/// Prefix of the attributes and meta keys that are unique to a node, left out of its
+/// [computed class](NodeStatus::computed_class).
+pub const UNIQUE_PREFIX: &str = "unique.";
+
+/// The [computed class](NodeStatus::computed_class) of a node with `spec` and `status`: a
+/// stable (FNV-1a) hash of its datacenter, pool, class, meta, attributes and drivers, unique
+/// keys left out.
+pub fn computed_class(spec: &NodeSpec, status: &NodeStatus) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hash = Fnv::default();
+    for part in [&spec.datacenter, &spec.node_pool, &spec.node_class] {
+        hash.part(part.as_deref().unwrap_or(""));
+    }
+    for (section, map) in [("meta", &spec.meta), ("attributes", &status.attributes)] {
+        hash.part(section);
+        for (key, value) in map.iter().filter(|(k, _)| !k.starts_with(UNIQUE_PREFIX)) {
+            hash.part(key);
+            hash.part(value);
+        }
+    }
+    hash.part("drivers");
+    for (name, driver) in &status.drivers {
+        hash.part(name);
+        hash.part(if driver.detected { "detected" } else { "-" });
+        hash.part(if driver.healthy { "healthy" } else { "-" });
+        for (key, value) in &driver.attributes {
+            hash.part(key);
+            hash.part(value);
+        }
+    }
+    let mut class = String::with_capacity(3 + 16);
+    class.push_str("v1:");
+    for shift in (0..16).rev() {
+        class.push(char::from(HEX[((hash.0 >> (shift * 4)) & 0xf) as usize]));
+    }
+    class
+}
+
+/// FNV-1a over parts, each followed by a separator byte no UTF-8 text contains.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn part(&mut self, text: &str) {
+        for byte in text.bytes().chain(std::iter::once(0xff)) {
+            self.0 ^= u64::from(byte);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+impl Node {
+    /// Sets [`NodeStatus::computed_class`] from the node as it is; a node without a status has
+    /// none.
+    pub fn compute_class(&mut self) {
+        if let Some(status) = self.status.as_mut() {
+            status.computed_class = None;
+            status.computed_class = Some(computed_class(&self.spec, status));
+        }
+    }
+
+    /// Whether [`NodeStatus::computed_class`] is what [`Node::compute_class`] would set.
+    pub fn class_is_current(&self) -> bool {
+        match &self.status {
+            Some(status) => {
+                status.computed_class.as_deref() == Some(&computed_class(&self.spec, status))
+            }
+            None => true,
+        }
+    }
 }
 
 /// Total resources of a node.

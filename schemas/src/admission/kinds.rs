@@ -56,8 +56,15 @@ impl Admissible for Job {
 }
 
 impl Admissible for Node {
-    spec_and_status!();
     const NAME_IS_LABEL: bool = true;
+    fn same_spec(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+    /// Keeps the status and works its computed class out again: it depends on the spec.
+    fn keep_status(&mut self, from: &Self) {
+        self.status.clone_from(&from.status);
+        self.compute_class();
+    }
     fn metadata(&self) -> &ObjectMeta {
         &self.metadata
     }
@@ -83,6 +90,7 @@ impl Admissible for Node {
             drain.ignore_system_jobs.get_or_insert(false);
             drain.force.get_or_insert(false);
         }
+        self.compute_class();
     }
 }
 

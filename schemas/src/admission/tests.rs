@@ -477,3 +477,70 @@ fn a_new_object_admitted_to_json_is_what_admit_gives_stamped() {
     let lenient = admit_new(Kind::Job, bad, false, &stamp);
     assert!(lenient.is_err(), "an unknown job type is still invalid");
 }
+
+#[test]
+fn nodes_get_their_computed_class_from_the_server() {
+    let mut node = mock::node("node-1");
+    let class = node.status.as_ref().and_then(|s| s.computed_class.clone());
+    let class = class.expect("a stored node carries its class");
+    assert!(class.starts_with("v1:") && class.len() == 19, "{class}");
+
+    // A class sent by the client is replaced by the server's.
+    node.status.as_mut().expect("status").computed_class = Some("v1:forged".into());
+    let admitted = admitted(Kind::Node, serde_json::to_value(&node).expect("json"));
+    assert_eq!(admitted["status"]["computedClass"], json!(class));
+
+    // Unique attributes and the name leave it alone; anything a constraint can see changes it.
+    let class_of = |edit: &dyn Fn(&mut crate::Node)| {
+        let mut node = mock::node("node-2");
+        edit(&mut node);
+        node.compute_class();
+        node.status.and_then(|s| s.computed_class).expect("class")
+    };
+    assert_eq!(class_of(&|_| {}), class);
+    assert_eq!(
+        class_of(&|n| {
+            let status = n.status.as_mut().expect("status");
+            status
+                .attributes
+                .insert("unique.network.ip-address".into(), "10.0.0.9".into());
+        }),
+        class
+    );
+    for edit in [
+        &(|n: &mut crate::Node| n.spec.datacenter = Some("dc2".into()))
+            as &dyn Fn(&mut crate::Node),
+        &|n| {
+            n.spec.meta.insert("rack".into(), "r1".into());
+        },
+        &|n| {
+            let status = n.status.as_mut().expect("status");
+            status
+                .attributes
+                .insert("kernel.name".into(), "darwin".into());
+        },
+        &|n| {
+            let status = n.status.as_mut().expect("status");
+            if let Some(driver) = status.drivers.get_mut("mock") {
+                driver.healthy = false;
+            }
+        },
+    ] {
+        assert_ne!(class_of(edit), class);
+    }
+}
+
+#[test]
+fn a_replaced_node_keeps_its_status_with_the_class_of_its_new_spec() {
+    use crate::admission::kinds::Admissible;
+    let stored = mock::node("node-1");
+    let mut replacement = stored.clone();
+    replacement.status = None;
+    replacement.spec.datacenter = Some("dc2".into());
+    replacement.keep_status(&stored);
+    assert!(replacement.class_is_current());
+    assert_ne!(
+        replacement.status.and_then(|s| s.computed_class),
+        stored.status.and_then(|s| s.computed_class)
+    );
+}

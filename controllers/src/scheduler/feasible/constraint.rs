@@ -59,6 +59,11 @@ impl CompiledConstraint {
         )
     }
 
+    /// Whether every node of one computed class satisfies it or not alike.
+    pub fn is_class_wide(&self) -> bool {
+        self.left.is_class_wide() && self.right.is_class_wide()
+    }
+
     /// The operator.
     pub fn operator(&self) -> Operator {
         self.operator
@@ -174,6 +179,13 @@ impl ConstraintChecker {
     /// Whether there is nothing to check.
     pub fn is_empty(&self) -> bool {
         self.constraints.is_empty()
+    }
+
+    /// Whether every node of one computed class passes or fails alike.
+    pub fn is_class_wide(&self) -> bool {
+        self.constraints
+            .iter()
+            .all(CompiledConstraint::is_class_wide)
     }
 }
 

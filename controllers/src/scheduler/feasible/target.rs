@@ -75,6 +75,22 @@ impl Target {
         }
     }
 
+    /// Whether every node of one computed class resolves it to the same value: false for the
+    /// node's name and uid and for `unique.` attributes and meta.
+    pub fn is_class_wide(&self) -> bool {
+        match self {
+            Target::NodeId | Target::NodeName => false,
+            Target::Attribute(key) | Target::Meta(key) => {
+                !key.starts_with(caravan_schemas::node::UNIQUE_PREFIX)
+            }
+            Target::Literal(_)
+            | Target::Datacenter
+            | Target::Class
+            | Target::Pool
+            | Target::Unknown(_) => true,
+        }
+    }
+
     /// Whether the value depends on the node (false for literals).
     pub fn is_interpolated(&self) -> bool {
         !matches!(self, Target::Literal(_))

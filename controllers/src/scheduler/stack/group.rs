@@ -11,6 +11,7 @@ use crate::scheduler::context::EvalContext;
 use crate::scheduler::feasible::distinct_hosts::{self, DistinctHosts};
 use crate::scheduler::feasible::distinct_property::DistinctProperty;
 use crate::scheduler::feasible::{ConstraintChecker, DriverChecker, FeasibilityChecker, fit};
+use crate::scheduler::hash::FastMap;
 use crate::scheduler::metrics::{ScoreCard, Scorer};
 use crate::scheduler::rank::normalize::normalize;
 use crate::scheduler::rank::{
@@ -56,6 +57,9 @@ pub struct GroupStack {
     pub spread: SpreadScorer,
     anti_affinity: JobAntiAffinity,
     cache: Vec<Cached>,
+    /// Outcomes per computed node class, when every check is class-wide (Nomad's class
+    /// memoization): one node of a class is checked, the others share its outcome.
+    by_class: Option<FastMap<String, Cached>>,
     reasons: Vec<String>,
     scoring: Scoring,
 }
@@ -112,11 +116,15 @@ impl GroupStack {
                 SpreadScorer::new(ctx, &[], &[], &group.name, count),
             )
         };
+        let constraints = ConstraintChecker::new(constraints);
+        let class_wide = constraints.is_class_wide()
+            && ConstraintChecker::new(&job.spec.constraints).is_class_wide();
         Self {
             name: group.name.clone(),
             count,
             drivers: DriverChecker::new(group.tasks.iter().map(|t| t.driver.clone())),
-            constraints: ConstraintChecker::new(constraints),
+            constraints,
+            by_class: class_wide.then(FastMap::default),
             ask,
             simple_ask,
             distinct_hosts,
@@ -154,13 +162,39 @@ impl GroupStack {
         {
             return cached;
         }
+        let class = node
+            .status
+            .as_ref()
+            .and_then(|s| s.computed_class.as_deref());
+        let shared = match (&self.by_class, class) {
+            (Some(classes), Some(class)) => classes.get(class).copied(),
+            _ => None,
+        };
+        let outcome = match shared {
+            Some(outcome) => outcome,
+            None => {
+                let outcome = self.check_node(job, node);
+                if let (Some(classes), Some(class)) = (&mut self.by_class, class) {
+                    classes.insert(class.to_string(), outcome);
+                }
+                outcome
+            }
+        };
+        if let Some(entry) = slot.and_then(|s| self.cache.get_mut(s)) {
+            *entry = outcome;
+        }
+        outcome
+    }
+
+    /// Runs the job's constraints, the drivers and the group's constraints on `node`.
+    fn check_node(&mut self, job: &ConstraintChecker, node: &Node) -> Cached {
         let failed = job
             .check(node)
             .and_then(|()| self.drivers.check(node))
             .and_then(|()| self.constraints.check(node))
             .err()
             .map(str::to_string);
-        let outcome = match failed {
+        match failed {
             None => Cached::Feasible,
             Some(reason) => match self.reasons.iter().position(|r| *r == reason) {
                 Some(i) => Cached::Filtered(i),
@@ -169,11 +203,7 @@ impl GroupStack {
                     Cached::Filtered(self.reasons.len() - 1)
                 }
             },
-        };
-        if let Some(entry) = slot.and_then(|s| self.cache.get_mut(s)) {
-            *entry = outcome;
         }
-        outcome
     }
 
     /// Runs `node` through the checks and scorers, recording metrics. `slot` is the node's
@@ -252,5 +282,71 @@ impl GroupStack {
     /// Convenience for [`SelectOptions`] penalties.
     pub fn penalty(options: &SelectOptions) -> ReschedulePenalty {
         ReschedulePenalty::new(options.penalty_nodes.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use caravan_schemas::job::{Constraint, Operator};
+    use caravan_schemas::mock;
+
+    use super::*;
+    use crate::scheduler::config::SchedulerAlgorithm;
+    use crate::scheduler::state::MemState;
+    use crate::scheduler::structs::Plan;
+
+    /// Whether `node` passes `job`'s checks, for a fresh stack that first saw `seen`.
+    fn feasible(job: &Job, seen: &Node, node: &Node) -> bool {
+        let state = MemState::new();
+        let mut ctx = EvalContext::new(&state, Plan::default(), &[]);
+        let mut stack = GroupStack::new(
+            &mut ctx,
+            job,
+            &job.spec.groups[0],
+            2,
+            Scoring { full: true },
+        );
+        let checker = ConstraintChecker::new(&job.spec.constraints);
+        let mut evaluate = |node: &Node, slot| {
+            stack
+                .evaluate(
+                    &mut ctx,
+                    &checker,
+                    BinPackIterator::new(SchedulerAlgorithm::Binpack),
+                    &ReschedulePenalty::default(),
+                    &Arc::new(node.clone()),
+                    Some(slot),
+                )
+                .is_some()
+        };
+        assert!(evaluate(seen, 0), "the first node passes");
+        evaluate(node, 1)
+    }
+
+    #[test]
+    fn nodes_of_one_computed_class_share_the_outcome_of_class_wide_checks() {
+        let linux = mock::node("linux");
+        // A node whose class says it is like `linux` (as the server would only say of an
+        // identical node), though its kernel differs: its checks are not run again.
+        let mut same_class = mock::node("other");
+        let status = same_class.status.as_mut().expect("status");
+        status
+            .attributes
+            .insert("kernel.name".into(), "windows".into());
+        let mut job = mock::job("web");
+        assert!(feasible(&job, &linux, &same_class));
+
+        // With its own class it is checked, and filtered.
+        let mut windows = same_class.clone();
+        windows.compute_class();
+        assert!(!feasible(&job, &linux, &windows));
+
+        // A constraint on what is unique to a node turns the sharing off.
+        job.spec.groups[0].constraints.push(Constraint {
+            attribute: "${node.unique.name}".into(),
+            operator: Some(Operator::NotEqual),
+            value: "nobody".into(),
+        });
+        assert!(!feasible(&job, &linux, &same_class));
     }
 }

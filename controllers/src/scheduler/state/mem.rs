@@ -60,9 +60,13 @@ impl MemState {
         self.index = index;
     }
 
-    /// Inserts or replaces a node.
+    /// Inserts or replaces a node, with its computed class worked out when it is missing or
+    /// stale (nodes written through the API carry it already).
     pub fn upsert_node(&mut self, node: impl Into<Arc<Node>>) {
-        let node = node.into();
+        let mut node = node.into();
+        if !node.class_is_current() {
+            Arc::make_mut(&mut node).compute_class();
+        }
         let name = name_of(&node.metadata);
         self.capacities
             .insert(name.clone(), resources::node_capacity(&node));
