@@ -350,6 +350,79 @@ pub struct AllocMetrics {
     pub coalesced_failures: u64,
 }
 
+/// The score of each scorer that rated a node, as Nomad names them. A fixed set of fields
+/// rather than a map: one is built for every node a placement keeps, with no allocation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ScorerScores {
+    /// Bin packing (or spread) fit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binpack: Option<f64>,
+    /// Penalty for allocations of the same job and group on the node.
+    #[serde(
+        default,
+        rename = "job-anti-affinity",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub job_anti_affinity: Option<f64>,
+    /// Penalty for the node a rescheduled allocation failed on.
+    #[serde(
+        default,
+        rename = "node-reschedule-penalty",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub node_reschedule_penalty: Option<f64>,
+    /// Node affinities.
+    #[serde(
+        default,
+        rename = "node-affinity",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub node_affinity: Option<f64>,
+    /// Spread targets.
+    #[serde(
+        default,
+        rename = "allocation-spread",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allocation_spread: Option<f64>,
+}
+
+impl ScorerScores {
+    /// Every scorer's name, in the order [`ScorerScores::iter`] lists them.
+    pub const NAMES: [&'static str; 5] = [
+        "binpack",
+        "job-anti-affinity",
+        "node-reschedule-penalty",
+        "node-affinity",
+        "allocation-spread",
+    ];
+
+    /// The scores that were set, with their scorer's name.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, f64)> {
+        let values = [
+            self.binpack,
+            self.job_anti_affinity,
+            self.node_reschedule_penalty,
+            self.node_affinity,
+            self.allocation_spread,
+        ];
+        Self::NAMES
+            .into_iter()
+            .zip(values)
+            .filter_map(|(name, value)| Some((name, value?)))
+    }
+
+    /// The score of the scorer called `name`.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// Whether no scorer rated the node.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+}
+
 /// The scores of one node for a placement.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -357,8 +430,8 @@ pub struct NodeScore {
     /// Node scored.
     pub node_name: String,
     /// Score per scorer, e.g. `binpack`, `job-anti-affinity`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub scores: BTreeMap<String, f64>,
+    #[serde(default, skip_serializing_if = "ScorerScores::is_empty")]
+    pub scores: ScorerScores,
     /// Final normalized score.
     #[serde(default)]
     pub norm_score: f64,

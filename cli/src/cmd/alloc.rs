@@ -176,7 +176,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use caravan_schemas::allocation::{
-        AllocationStatus, ClientStatus, NodeScore, TaskEvent, TaskLifecycleState,
+        AllocationStatus, ClientStatus, NodeScore, ScorerScores, TaskEvent, TaskLifecycleState,
     };
     use caravan_schemas::{AllocMetrics, mock};
 
@@ -218,7 +218,10 @@ mod tests {
                 constraint_filtered: BTreeMap::from([("${attr.kernel.name} = linux".into(), 1)]),
                 scores: vec![NodeScore {
                     node_name: "n1".into(),
-                    scores: BTreeMap::from([("binpack".into(), 0.25)]),
+                    scores: ScorerScores {
+                        binpack: Some(0.25),
+                        ..ScorerScores::default()
+                    },
                     norm_score: 0.25,
                 }],
                 ..AllocMetrics::default()

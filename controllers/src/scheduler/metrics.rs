@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use caravan_schemas::Node;
-use caravan_schemas::allocation::{AllocMetrics, NodeScore};
+use caravan_schemas::allocation::{AllocMetrics, NodeScore, ScorerScores};
 
 use super::util;
 
@@ -165,19 +165,16 @@ impl MetricsRecorder {
         let scores = self
             .top
             .iter()
-            .map(|(node, card)| {
-                // One or two scores each: inserting beats collecting (which sorts a buffer).
-                let mut scores = BTreeMap::new();
-                for scorer in Scorer::ALL {
-                    if let Some(score) = card.get(scorer) {
-                        scores.insert(scorer.name().to_string(), score);
-                    }
-                }
-                NodeScore {
-                    node_name: util::name(&node.metadata).to_string(),
-                    scores,
-                    norm_score: card.normalized,
-                }
+            .map(|(node, card)| NodeScore {
+                node_name: util::name(&node.metadata).to_string(),
+                scores: ScorerScores {
+                    binpack: card.get(Scorer::Binpack),
+                    job_anti_affinity: card.get(Scorer::JobAntiAffinity),
+                    node_reschedule_penalty: card.get(Scorer::ReschedulePenalty),
+                    node_affinity: card.get(Scorer::NodeAffinity),
+                    allocation_spread: card.get(Scorer::Spread),
+                },
+                norm_score: card.normalized,
             })
             .collect();
         AllocMetrics {
@@ -221,7 +218,7 @@ mod tests {
         assert_eq!(metrics.nodes_evaluated, 8);
         assert_eq!(metrics.scores.len(), MAX_RETAINED_SCORES);
         assert_eq!(metrics.scores[0].node_name, "n7");
-        assert_eq!(metrics.scores[0].scores.get("binpack"), Some(&0.7));
+        assert_eq!(metrics.scores[0].scores.get("binpack"), Some(0.7));
         assert_eq!(metrics.constraint_filtered.get("missing drivers"), Some(&1));
         assert_eq!(metrics.dimension_exhausted.get("memory"), Some(&1));
         assert_eq!(metrics.class_filtered.get("linux-medium-pci"), Some(&1));

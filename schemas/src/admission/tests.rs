@@ -544,3 +544,28 @@ fn a_replaced_node_keeps_its_status_with_the_class_of_its_new_spec() {
         stored.status.and_then(|s| s.computed_class)
     );
 }
+
+#[test]
+fn node_scores_keep_nomads_map_of_scorer_names() {
+    use crate::allocation::{NodeScore, ScorerScores};
+    let wire = json!({
+        "nodeName": "n1",
+        "scores": {"binpack": 0.5, "job-anti-affinity": -0.25},
+        "normScore": 0.125
+    });
+    let score: NodeScore = serde_json::from_value(wire.clone()).expect("score");
+    assert_eq!(
+        score.scores,
+        ScorerScores {
+            binpack: Some(0.5),
+            job_anti_affinity: Some(-0.25),
+            ..ScorerScores::default()
+        }
+    );
+    assert_eq!(serde_json::to_value(&score).expect("json"), wire);
+    assert_eq!(
+        score.scores.iter().collect::<Vec<_>>(),
+        [("binpack", 0.5), ("job-anti-affinity", -0.25)]
+    );
+    assert!(ScorerScores::default().is_empty());
+}

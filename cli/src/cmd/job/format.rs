@@ -5,6 +5,7 @@
 use std::time::SystemTime;
 
 use caravan_schemas::AllocMetrics;
+use caravan_schemas::allocation::ScorerScores;
 use serde_json::Value;
 
 use crate::output::age::age_of;
@@ -113,9 +114,10 @@ pub fn score_table(m: &AllocMetrics) -> Option<String> {
     if m.scores.is_empty() {
         return None;
     }
-    let mut scorers: Vec<&String> = m.scores.iter().flat_map(|s| s.scores.keys()).collect();
-    scorers.sort();
-    scorers.dedup();
+    let scorers: Vec<&str> = ScorerScores::NAMES
+        .into_iter()
+        .filter(|name| m.scores.iter().any(|s| s.scores.get(name).is_some()))
+        .collect();
     let mut header = vec!["Node".to_owned()];
     header.extend(scorers.iter().map(|s| s.to_string()));
     header.push("final score".into());
@@ -125,7 +127,7 @@ pub fn score_table(m: &AllocMetrics) -> Option<String> {
         row.extend(
             scorers
                 .iter()
-                .map(|s| score.scores.get(*s).map_or("0".into(), |v| number(*v))),
+                .map(|s| score.scores.get(s).map_or("0".into(), number)),
         );
         row.push(number(score.norm_score));
         rows.push(row);
@@ -236,14 +238,18 @@ mod tests {
         let m = AllocMetrics {
             scores: vec![NodeScore {
                 node_name: "n1".into(),
-                scores: BTreeMap::from([("binpack".into(), 0.3333), ("spread".into(), 0.5)]),
+                scores: ScorerScores {
+                    binpack: Some(0.3333),
+                    allocation_spread: Some(0.5),
+                    ..ScorerScores::default()
+                },
                 norm_score: 0.41665,
             }],
             ..AllocMetrics::default()
         };
         assert_eq!(
             score_table(&m).unwrap(),
-            "Node  binpack  spread  final score\nn1    0.333    0.5     0.417\n"
+            "Node  binpack  allocation-spread  final score\nn1    0.333    0.5                0.417\n"
         );
         assert_eq!(number(1.0), "1");
         assert_eq!(number(-0.0001), "0");

@@ -47,7 +47,7 @@ fn service_job_places_count_allocations() {
             .expect("metrics");
         assert!(metrics.nodes_evaluated >= 1);
         assert!(!metrics.scores.is_empty());
-        assert!(metrics.scores[0].scores.contains_key("binpack"));
+        assert!(metrics.scores[0].scores.binpack.is_some());
         let resources = alloc.spec.allocated_resources.as_ref().expect("resources");
         assert_eq!(resources.tasks["web"].cpu, 500);
     }
