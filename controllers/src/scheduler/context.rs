@@ -23,9 +23,20 @@ pub struct NodeUsage {
     /// What existing allocations (minus the plan's stops) and the plan's placements use, and
     /// the core ids they pinned.
     pub held: Held,
+    /// The job's proposed allocations on the node per group, as [`JobAllocs`] counts them:
+    /// kept here too so that scoring a node looked at before needs no lookup by name.
+    pub job: Vec<(String, u32)>,
 }
 
 impl NodeUsage {
+    /// The job's proposed allocations of `group` on the node.
+    pub fn job_count(&self, group: &str) -> u32 {
+        self.job
+            .iter()
+            .find(|(g, _)| g == group)
+            .map_or(0, |(_, c)| *c)
+    }
+
     /// The lowest core ids not in use.
     pub fn free_cores(&self) -> impl Iterator<Item = u32> + '_ {
         (0..).filter(|id| !self.held.core_ids.contains(id))
@@ -53,17 +64,27 @@ pub struct JobAllocs {
     tracking: bool,
 }
 
+/// Adds `delta` to the count of `group` in `groups`.
+fn count_in(groups: &mut Vec<(String, u32)>, group: &str, delta: i64) {
+    match groups.iter_mut().find(|(g, _)| g == group) {
+        Some((_, count)) => *count = count.saturating_add_signed(delta as i32),
+        None if delta > 0 => groups.push((group.to_string(), delta as u32)),
+        None => {}
+    }
+}
+
 impl JobAllocs {
     fn apply(&mut self, node: &str, group: &str, delta: i64) {
         let groups = match self.per_node.get_mut(node) {
             Some(groups) => groups,
             None => self.per_node.entry(node.to_string()).or_default(),
         };
-        match groups.iter_mut().find(|(g, _)| g == group) {
-            Some((_, count)) => *count = count.saturating_add_signed(delta as i32),
-            None if delta > 0 => groups.push((group.to_string(), delta as u32)),
-            None => {}
-        }
+        count_in(groups, group, delta);
+    }
+
+    /// The allocations per group on `node`.
+    fn groups_on(&self, node: &str) -> &[(String, u32)] {
+        self.per_node.get(node).map_or(&[], Vec::as_slice)
     }
 
     /// Starts recording changes in [`JobAllocs::changes`]; a property set counts what is
@@ -204,8 +225,9 @@ impl<'s> EvalContext<'s> {
             None => {
                 let usage = match self.state.held_on_node(name) {
                     Some(held) if !self.planned.contains(name) => NodeUsage {
-                        capacity: self.state.node_capacity(node),
+                        capacity: resources::node_capacity(node),
                         held,
+                        job: Vec::new(),
                     },
                     Some(held) => fit::proposed_usage_from(node, held, &self.plan, |alloc| {
                         self.state.alloc_on_node(name, &self.plan.namespace, alloc)
@@ -215,6 +237,8 @@ impl<'s> EvalContext<'s> {
                         fit::proposed_usage(node, &existing, &self.plan)
                     }
                 };
+                let mut usage = usage;
+                usage.job = self.job_allocs.groups_on(name).to_vec();
                 let at = u32::try_from(self.usages.len()).unwrap_or(NO_USAGE - 1);
                 self.usages.push(usage);
                 self.usage_by_name.insert(name.to_string(), at);
@@ -245,6 +269,7 @@ impl<'s> EvalContext<'s> {
         if let Some(usage) = self.usage_mut(&alloc.spec.node_name) {
             usage.held.used.add(used);
             usage.held.core_ids.extend(resources::pinned_cores(&alloc));
+            count_in(&mut usage.job, &alloc.spec.group, 1);
         }
         self.job_allocs
             .record(&alloc.spec.node_name, &alloc.spec.group, 1);
@@ -268,6 +293,7 @@ impl<'s> EvalContext<'s> {
         }
         if let Some(usage) = self.usage_mut(node) {
             usage.held.remove(&Held::of(alloc));
+            count_in(&mut usage.job, &alloc.spec.group, -1);
         }
         self.job_allocs.record(node, &alloc.spec.group, -1);
     }
@@ -281,6 +307,7 @@ impl<'s> EvalContext<'s> {
         }
         if let Some(usage) = self.usage_mut(node) {
             usage.held.add(&Held::of(alloc));
+            count_in(&mut usage.job, &alloc.spec.group, 1);
         }
         self.job_allocs.record(node, &alloc.spec.group, 1);
     }
@@ -323,7 +350,8 @@ mod tests {
             ..Plan::default()
         };
         plan.append_stop("a", "on-a", DesiredStatus::Stop, "update");
-        let mut ctx = EvalContext::new(&state, plan, &[]);
+        let live = [Arc::new(on_a.clone()), Arc::new(on_b.clone())];
+        let mut ctx = EvalContext::new(&state, plan, &live);
         ctx.index_slots(3);
         assert_eq!(
             used(&mut ctx, Some(0), &a),
@@ -333,9 +361,17 @@ mod tests {
         assert_eq!(used(&mut ctx, Some(1), &b), cpu);
 
         // A stop through the context before the node was looked at counts too.
+        let group = on_b.spec.group.clone();
+        assert_eq!(ctx.usage_in(Some(1), &b).job_count(&group), 1);
         ctx.stop(&on_b, DesiredStatus::Stop, "update");
         assert_eq!(used(&mut ctx, None, &b), 0);
         assert_eq!(used(&mut ctx, Some(1), &b), 0);
+        assert_eq!(ctx.usage_in(Some(1), &b).job_count(&group), 0);
+        assert_eq!(ctx.usage_in(Some(0), &a).job_count(&group), 0, "stopped by the plan");
+        ctx.unstop(&on_b);
+        assert_eq!(ctx.usage_in(Some(1), &b).job_count(&group), 1);
+        assert_eq!(ctx.job_allocs.count("b", &group), 1);
+        ctx.stop(&on_b, DesiredStatus::Stop, "update");
 
         // A placement is seen through the slot as well as through the name.
         assert_eq!(used(&mut ctx, Some(2), &c), 0);
@@ -343,7 +379,12 @@ mod tests {
         ctx.place(placed.clone(), &resources::alloc_usage(&placed));
         assert_eq!(used(&mut ctx, Some(2), &c), cpu);
         assert_eq!(used(&mut ctx, None, &c), cpu);
-        assert_eq!(ctx.usage_in(Some(2), &c).capacity, state.node_capacity(&c));
+        assert_eq!(ctx.usage_in(Some(2), &c).job_count(&group), 1);
+        assert_eq!(ctx.job_allocs.count("c", &group), 1);
+        assert_eq!(
+            ctx.usage_in(Some(2), &c).capacity,
+            resources::node_capacity(&c)
+        );
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! allocations use, and what a task group asks, in the dimensions the scheduler packs.
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 
 use caravan_schemas::allocation::{AllocatedResources, AllocatedTaskResources};
 use caravan_schemas::job::{TaskGroup, defaults};
@@ -106,10 +105,13 @@ pub fn node_capacity(node: &Node) -> Comparable {
             ..Comparable::default()
         });
     }
-    // Attributes are ordered: the device ones sit together from the prefix on.
+    // Attributes are ordered: the device ones sit together from the prefix on. Walking from
+    // the first key beats a range search here (this runs for every node an evaluation looks
+    // at): few keys sort before `devices.`, and most of those are passed on their first byte.
     let devices = status
         .attributes
-        .range::<str, _>((Bound::Included(DEVICE_ATTRIBUTE_PREFIX), Bound::Unbounded))
+        .iter()
+        .skip_while(|(key, _)| sorts_before_devices(key))
         .map_while(|(key, value)| Some((key.strip_prefix(DEVICE_ATTRIBUTE_PREFIX)?, value)));
     for (device, value) in devices {
         if let Ok(count) = value.parse::<u32>() {
@@ -117,6 +119,14 @@ pub fn node_capacity(node: &Node) -> Comparable {
         }
     }
     capacity
+}
+
+/// Whether `key` sorts before every device attribute.
+fn sorts_before_devices(key: &str) -> bool {
+    match key.as_bytes().first() {
+        Some(&first) if first != b'd' => first < b'd',
+        _ => key < DEVICE_ATTRIBUTE_PREFIX,
+    }
 }
 
 /// MHz of one core of `node` (total MHz / cores), 0 when unknown.
@@ -349,6 +359,32 @@ mod tests {
         let capacity = node_capacity(&mock::node("n1"));
         assert_eq!(capacity.cpu, 3900);
         assert_eq!(capacity.memory_mb, 8192 - 256);
+    }
+
+    #[test]
+    fn node_capacity_counts_the_device_attributes() {
+        let mut node = mock::node("n1");
+        let attributes = &mut node.status.as_mut().expect("status").attributes;
+        for (key, value) in [
+            ("a.first", "1"),
+            ("devices", "9"),
+            ("devices-x", "9"),
+            ("devices.nvidia/gpu/t4", "2"),
+            ("devices.xilinx/fpga/u250", "1"),
+            ("devices.broken", "many"),
+            ("dz", "9"),
+        ] {
+            attributes.insert(key.into(), value.into());
+        }
+        let capacity = node_capacity(&node);
+        assert_eq!(
+            capacity.devices,
+            [
+                ("nvidia/gpu/t4".to_string(), 2),
+                ("xilinx/fpga/u250".to_string(), 1)
+            ]
+        );
+        assert!(node_capacity(&mock::node("n2")).devices.is_empty());
     }
 
     #[test]

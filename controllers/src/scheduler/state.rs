@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use caravan_schemas::{Allocation, Evaluation, Job, Node};
 
-use super::resources::{self, Comparable, Held};
+use super::resources::Held;
 use super::structs::{Plan, PlanResult, SchedError};
 
 mod mem;
@@ -45,12 +45,6 @@ pub trait State: Send + Sync {
     /// [`State::allocs_by_node`] for every evaluation.
     fn held_on_node(&self, _node: &str) -> Option<Held> {
         None
-    }
-
-    /// What `node` offers allocations: its resources minus what it reserves. States that keep
-    /// it per node as nodes change return their copy; the default works it out from `node`.
-    fn node_capacity(&self, node: &Node) -> Comparable {
-        resources::node_capacity(node)
     }
 
     /// The allocation `namespace`/`name` when it is placed on `node`.

@@ -166,6 +166,7 @@ impl State {
                 used,
                 core_ids: Vec::new(),
             },
+            job: Vec::new(),
         })
         .map(|()| values)
     }

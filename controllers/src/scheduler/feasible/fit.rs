@@ -79,6 +79,7 @@ fn with_placements(node: &Node, mut held: Held, placed: Option<&Vec<Allocation>>
     NodeUsage {
         capacity: resources::node_capacity(node),
         held,
+        job: Vec::new(),
     }
 }
 
@@ -207,6 +208,7 @@ mod tests {
                 },
                 core_ids: Vec::new(),
             },
+            job: Vec::new(),
         };
         let ask = Comparable {
             cpu: 200,

@@ -236,6 +236,7 @@ impl GroupStack {
             return None;
         }
         let usage = ctx.usage_in(slot, node);
+        let collisions = usage.job_count(&self.name);
         let ask = match &self.simple_ask {
             Some(ask) => ask.clone(),
             None => match self.ask.on_node(node, &usage.capacity) {
@@ -256,7 +257,6 @@ impl GroupStack {
         let mut card = ScoreCard::default();
         card.set(Scorer::Binpack, binpack.score(&usage.capacity, &util));
         if self.scoring.full {
-            let collisions = ctx.job_allocs.count(name, &self.name);
             if let Some(score) = self.anti_affinity.score(collisions) {
                 card.set(Scorer::JobAntiAffinity, score);
             }

@@ -32,8 +32,6 @@ pub struct MemState {
     by_job: HashMap<String, HashMap<String, BTreeMap<String, Arc<Allocation>>>>,
     /// node → what its live (non-terminal) allocations hold together.
     held: HashMap<String, Held>,
-    /// node → what it offers allocations, worked out when the node is stored.
-    capacities: HashMap<String, Comparable>,
 }
 
 fn name_of(meta: &caravan_schemas::ObjectMeta) -> String {
@@ -46,7 +44,7 @@ fn namespace_of(meta: &caravan_schemas::ObjectMeta) -> String {
         .unwrap_or_else(|| "default".to_string())
 }
 
-use crate::scheduler::resources::{self, Comparable, Held};
+use crate::scheduler::resources::Held;
 use crate::scheduler::util::{is_terminal, job_version};
 
 impl MemState {
@@ -67,15 +65,11 @@ impl MemState {
         if !node.class_is_current() {
             Arc::make_mut(&mut node).compute_class();
         }
-        let name = name_of(&node.metadata);
-        self.capacities
-            .insert(name.clone(), resources::node_capacity(&node));
-        self.nodes.insert(name, node);
+        self.nodes.insert(name_of(&node.metadata), node);
     }
 
     /// Removes a node; its allocations stay, as in the real store.
     pub fn delete_node(&mut self, name: &str) -> Option<Arc<Node>> {
-        self.capacities.remove(name);
         self.nodes.remove(name)
     }
 
@@ -227,16 +221,6 @@ impl State for MemState {
         Some(self.held.get(node).cloned().unwrap_or_default())
     }
 
-    fn node_capacity(&self, node: &Node) -> Comparable {
-        match self
-            .capacities
-            .get(crate::scheduler::util::name(&node.metadata))
-        {
-            Some(capacity) => capacity.clone(),
-            None => resources::node_capacity(node),
-        }
-    }
-
     fn alloc_on_node(&self, node: &str, namespace: &str, name: &str) -> Option<Arc<Allocation>> {
         self.by_node
             .get(node)?
@@ -261,10 +245,6 @@ mod tests {
         state.upsert_alloc(mock::allocation("a1", &job, &node));
         assert_eq!(state.allocs_by_node("n1").len(), 1);
         assert_eq!(state.allocs_by_job("default", "web").len(), 1);
-        assert_eq!(
-            State::node_capacity(&state, &node),
-            resources::node_capacity(&node)
-        );
 
         let mut moved = mock::allocation("a1", &job, &node);
         moved.spec.node_name = "n2".into();
