@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 use caravan_controllers::scheduler::{Plan, PlanResult};
 use caravan_schemas::allocation::DesiredStatus;
-use caravan_schemas::{Allocation, FieldError, FieldErrorKind, Kind, admit};
+use caravan_schemas::{FieldError, FieldErrorKind, Kind, admit_allocation};
 
 use crate::http::ApiError;
 use crate::raft::Store;
@@ -123,8 +123,8 @@ pub fn prepare_plan(
             meta.creation_timestamp
                 .get_or_insert_with(|| timestamp.clone());
             meta.generation.get_or_insert(1);
-            match admit_alloc(alloc) {
-                Ok(admitted) => *alloc = admitted,
+            match admit_allocation(alloc) {
+                Ok(()) => {}
                 Err(errors) => causes.extend(errors.into_iter().map(|e| FieldError {
                     field: format!("{at}.{}", e.field),
                     ..e
@@ -149,20 +149,6 @@ fn cause(field: String, kind: FieldErrorKind, message: &str) -> FieldError {
         kind,
         message: message.to_owned(),
     }
-}
-
-/// Admits one allocation with the Allocation schema and its defaults.
-fn admit_alloc(alloc: &Allocation) -> Result<Allocation, Vec<FieldError>> {
-    let internal = |message: String| {
-        vec![FieldError {
-            field: String::new(),
-            kind: FieldErrorKind::Invalid,
-            message,
-        }]
-    };
-    let value = serde_json::to_value(alloc).map_err(|e| internal(e.to_string()))?;
-    let admitted = admit(Kind::Allocation, value, false)?;
-    serde_json::from_value(admitted.object).map_err(|e| internal(e.to_string()))
 }
 
 /// Submits `plan` (its namespace and evaluation set) and waits until it is applied: what was

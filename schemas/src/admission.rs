@@ -138,6 +138,37 @@ pub fn admit_update(
     }
 }
 
+/// Admission of an allocation the server built itself (a scheduler's placement), already
+/// typed: the metadata checks, the kind's semantic checks and its defaults, as [`admit`]
+/// runs them, without the JSON Schema pass. A typed value holds nothing its own derived
+/// schema rejects (its enums, unsigned numbers and required fields are its types) except
+/// `apiVersion` and `kind`, which are checked here. Runs once per placement.
+pub fn admit_allocation(alloc: &mut crate::Allocation) -> Result<(), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    for (field, value, expected) in [
+        ("apiVersion", alloc.api_version.as_str(), crate::API_VERSION),
+        ("kind", alloc.kind.as_str(), Kind::Allocation.name()),
+    ] {
+        if value != expected {
+            errors.push(FieldError {
+                field: field.to_string(),
+                kind: FieldErrorKind::NotSupported,
+                message: format!("must be {expected:?}"),
+            });
+        }
+    }
+    let mut checks = Checks::default();
+    checks.metadata(alloc.metadata(), name_is_label(Kind::Allocation));
+    alloc.check(&mut checks);
+    alloc.apply_defaults();
+    merge(&mut errors, checks.errors);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
 /// Whether two objects differ at most in their `metadata`.
 fn same_but_metadata(a: &Value, b: &Value) -> bool {
     match (a.as_object(), b.as_object()) {

@@ -20,8 +20,8 @@ mod openapi;
 pub mod schema;
 
 pub use admission::{
-    Admitted, AdmittedJson, FieldError, FieldErrorKind, Replaced, Replacement, admit, admit_new,
-    admit_replacement, admit_update, finalizers_added_while_deleting,
+    Admitted, AdmittedJson, FieldError, FieldErrorKind, Replaced, Replacement, admit,
+    admit_allocation, admit_new, admit_replacement, admit_update, finalizers_added_while_deleting,
 };
 pub use allocation::{AllocMetrics, Allocation, AllocationSpec, AllocationStatus};
 pub use condition::Condition;

@@ -367,7 +367,11 @@ mod tests {
         assert_eq!(used(&mut ctx, None, &b), 0);
         assert_eq!(used(&mut ctx, Some(1), &b), 0);
         assert_eq!(ctx.usage_in(Some(1), &b).job_count(&group), 0);
-        assert_eq!(ctx.usage_in(Some(0), &a).job_count(&group), 0, "stopped by the plan");
+        assert_eq!(
+            ctx.usage_in(Some(0), &a).job_count(&group),
+            0,
+            "stopped by the plan"
+        );
         ctx.unstop(&on_b);
         assert_eq!(ctx.usage_in(Some(1), &b).job_count(&group), 1);
         assert_eq!(ctx.job_allocs.count("b", &group), 1);

@@ -569,3 +569,48 @@ fn node_scores_keep_nomads_map_of_scorer_names() {
     );
     assert!(ScorerScores::default().is_empty());
 }
+
+#[test]
+fn typed_allocation_admission_agrees_with_the_full_path() {
+    let job = mock::job("web");
+    let node = mock::node("n1");
+    let mut defaults_missing = mock::allocation("a2", &job, &node);
+    defaults_missing.spec.desired_status = None;
+    let mut bad_name = mock::allocation("A_2", &job, &node);
+    bad_name.spec.desired_status = None;
+    let mut bad_delay = mock::allocation("a3", &job, &node);
+    bad_delay.spec.reschedule_tracker = Some(crate::allocation::RescheduleTracker {
+        events: vec![crate::allocation::RescheduleEvent {
+            delay: Some("soon".into()),
+            ..Default::default()
+        }],
+    });
+    for alloc in [
+        mock::allocation("a1", &job, &node),
+        defaults_missing,
+        bad_name,
+        bad_delay,
+    ] {
+        let full = admit(
+            Kind::Allocation,
+            serde_json::to_value(&alloc).expect("json"),
+            false,
+        )
+        .map(|a| a.object);
+        let mut typed = alloc.clone();
+        let fields = |errors: Vec<FieldError>| -> Vec<String> {
+            errors.into_iter().map(|e| e.field).collect()
+        };
+        match (full, admit_allocation(&mut typed)) {
+            (Ok(object), Ok(())) => {
+                assert_eq!(serde_json::to_value(&typed).expect("json"), object)
+            }
+            (Err(full), Err(typed)) => assert_eq!(fields(full), fields(typed)),
+            (full, typed) => panic!("the paths disagree: {full:?} against {typed:?}"),
+        }
+    }
+    let mut wrong_kind = mock::allocation("a4", &job, &node);
+    wrong_kind.kind = "Job".into();
+    let errors = admit_allocation(&mut wrong_kind).expect_err("wrong kind");
+    assert_eq!(errors[0].field, "kind");
+}
