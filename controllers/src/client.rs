@@ -49,7 +49,14 @@ pub struct ListQuery {
     /// Watches only: ask for a BOOKMARK after every commit that changed nothing the watch sees
     /// (Caravan's `progressNotify`), so the watcher always knows how far it is complete.
     pub progress: bool,
+    /// Watches only: fields the caller drops from every object, as key paths from the top
+    /// (`*` for any key). A client may leave them out while decoding an event (the in-process
+    /// one does, which saves building them); the caller trims them anyway.
+    pub omit: Omit,
 }
+
+/// Key paths of fields to leave out of watched objects (see [`ListQuery::omit`]).
+pub type Omit = &'static [&'static [&'static str]];
 
 /// One change seen by a watch.
 #[derive(Clone, Debug, PartialEq)]

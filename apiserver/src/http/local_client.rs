@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use caravan_controllers::client::{
-    Client, ClientError, EventStream, ListQuery, ObjectList, WatchEvent,
+    Client, ClientError, EventStream, ListQuery, ObjectList, Omit, WatchEvent,
 };
 use caravan_controllers::scheduler::{Plan, PlanResult};
 use caravan_schemas::{Kind, Status};
@@ -57,13 +57,16 @@ fn client_error(e: ApiError) -> ClientError {
 }
 
 /// Frames for in-process watchers: decoded events.
-struct ValueFramer;
+/// Frames watch events as values, leaving out the fields the watcher drops anyway.
+struct ValueFramer {
+    omit: Omit,
+}
 
 impl Framer for ValueFramer {
     type Frame = Result<WatchEvent, ClientError>;
 
     fn event(&mut self, t: EventType, obj: &Arc<StoredObject>) -> Self::Frame {
-        let v = obj.to_value();
+        let v = obj.to_value_without(self.omit);
         Ok(match t {
             EventType::Added => WatchEvent::Added(v),
             EventType::Modified => WatchEvent::Modified(v),
@@ -139,10 +142,11 @@ impl Client for LocalClient {
         };
         let spec = WatchSpec::new(&self.ctx, &path(kind, namespace, None, false), &q, None);
         let ctx = self.ctx.clone();
+        let omit = query.omit;
         async move {
             let spec = spec.map_err(client_error)?;
             // Read by the watcher itself: no task or channel between it and the cache.
-            let batches = frames(ctx, spec, ValueFramer);
+            let batches = frames(ctx, spec, ValueFramer { omit });
             let stream: EventStream = Box::pin(batches.flat_map(futures::stream::iter));
             Ok(stream)
         }

@@ -11,6 +11,7 @@
 
 pub mod json;
 pub mod object;
+pub mod pruned;
 pub mod state;
 pub mod usage;
 pub mod watch_cache;

@@ -161,6 +161,16 @@ impl StoredObject {
         serde_json::from_slice(&self.json).expect("stored objects are valid JSON")
     }
 
+    /// [`StoredObject::to_value`] without the fields at `paths` (see
+    /// [`crate::store::pruned`]).
+    pub fn to_value_without(&self, paths: &[&[&str]]) -> Value {
+        if paths.is_empty() {
+            return self.to_value();
+        }
+        crate::store::pruned::pruned_value(&self.json, paths)
+            .expect("stored objects are valid JSON")
+    }
+
     /// The value of a selectable field (`metadata.name`, `metadata.namespace` included).
     pub fn field(&self, path: &str) -> Option<&str> {
         match path {

@@ -108,7 +108,7 @@ mod tests {
         ListQuery {
             label_selector: labels.map(str::to_owned),
             field_selector: fields.map(str::to_owned),
-            progress: false,
+            ..ListQuery::default()
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 
-use crate::client::{Client, ClientError, ListQuery};
+use crate::client::{Client, ClientError, ListQuery, Omit};
 use crate::runtime::object_ref::resource_version_of;
 use crate::runtime::{Event, Store, modify, reflector, store, watcher};
 use crate::scheduler::{MemState, State};
@@ -84,6 +84,12 @@ pub(crate) struct Feeds {
 /// keep it: its placement metrics (about half of a decoded Allocation's memory) and its tasks'
 /// event lists (their states, restarts and times stay). Both stay in the stored object, for
 /// `caravan alloc status` and the API.
+/// What [`lean_allocation`] drops, for clients that can skip it while decoding.
+const LEAN_ALLOCATION: Omit = &[
+    &["status", "metrics"],
+    &["status", "taskStates", "*", "events"],
+];
+
 fn lean_allocation(object: &mut Value) {
     let Some(status) = object.get_mut("status").and_then(Value::as_object_mut) else {
         return;
@@ -101,7 +107,7 @@ fn whole(_: &mut Value) {}
 
 fn spawn_cache<C: Client, T>(
     client: &C,
-    (kind, trim): (Kind, fn(&mut Value)),
+    (kind, trim, omit): (Kind, fn(&mut Value), Omit),
     slot: usize,
     revisions: watch::Sender<Revisions>,
     (live, apply): (LiveState, live::Apply<T>),
@@ -118,6 +124,7 @@ where
     let receivers = [rx, tx.subscribe()];
     let query = ListQuery {
         progress: true,
+        omit,
         ..ListQuery::default()
     };
     let stream: BoxStream<'static, Result<Event, ClientError>> = reflector(
@@ -173,28 +180,28 @@ impl Caches {
         let live = LiveState::default();
         let (jobs, jobs_rx, jobs_task) = spawn_cache(
             &client,
-            (Kind::Job, whole),
+            (Kind::Job, whole, &[]),
             0,
             revisions.clone(),
             (live.clone(), live::apply::<Job>),
         );
         let (nodes, nodes_rx, nodes_task) = spawn_cache(
             &client,
-            (Kind::Node, whole),
+            (Kind::Node, whole, &[]),
             1,
             revisions.clone(),
             (live.clone(), live::apply::<Node>),
         );
         let (allocations, [allocs_rx, allocs_trigger], allocs_task) = spawn_cache(
             &client,
-            (Kind::Allocation, lean_allocation),
+            (Kind::Allocation, lean_allocation, LEAN_ALLOCATION),
             2,
             revisions.clone(),
             (live.clone(), live::apply::<Allocation>),
         );
         let (evaluations, [evals_rx, evals_trigger], evals_task) = spawn_cache(
             &client,
-            (Kind::Evaluation, whole),
+            (Kind::Evaluation, whole, &[]),
             3,
             revisions.clone(),
             (live.clone(), live::ignore),
