@@ -123,6 +123,53 @@ async fn status_writes_keep_generation_and_spec_writes_keep_status() {
 }
 
 #[tokio::test]
+async fn nodes_get_a_computed_class_from_every_write_that_changes_it() {
+    let s = start().await;
+    let nodes = s.url("/apis/caravan.dev/v1/nodes");
+    let node = json!({"apiVersion": "caravan.dev/v1", "kind": "Node", "metadata": {"name": "n1"}});
+    let (code, created) = s.post(&nodes, &node).await;
+    assert_eq!(code, 201, "{created}");
+    let patch = |url: String, body: Value| {
+        let s = &s;
+        async move {
+            let (code, object) = s
+                .send(
+                    Method::PATCH,
+                    &url,
+                    "application/merge-patch+json",
+                    body.to_string(),
+                )
+                .await;
+            assert_eq!(code, 200, "{object}");
+            object["status"]["computedClass"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        }
+    };
+    let status = format!("{nodes}/n1/status");
+    let attributes =
+        |attributes: Value| json!({"status": {"status": "ready", "attributes": attributes}});
+    let linux = patch(status.clone(), attributes(json!({"kernel.name": "linux"}))).await;
+    assert!(linux.starts_with("v1:"), "{linux}");
+    let darwin = patch(status.clone(), attributes(json!({"kernel.name": "darwin"}))).await;
+    assert_ne!(darwin, linux, "a status write recomputes it");
+    let unique = patch(status.clone(), attributes(json!({"unique.hostname": "n1"}))).await;
+    assert_eq!(unique, darwin, "unique attributes are not part of it");
+    let moved = patch(
+        format!("{nodes}/n1"),
+        json!({"spec": {"datacenter": "dc9"}}),
+    )
+    .await;
+    assert_ne!(
+        moved, darwin,
+        "a spec write recomputes it from the kept status"
+    );
+    let forged = patch(status, json!({"status": {"computedClass": "v1:forged"}})).await;
+    assert_eq!(forged, moved, "the server's value wins");
+}
+
+#[tokio::test]
 async fn merge_patch_null_removes_and_no_op_keeps_the_resource_version() {
     let s = start().await;
     s.create_job("web").await;
