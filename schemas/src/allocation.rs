@@ -436,3 +436,34 @@ pub struct NodeScore {
     #[serde(default)]
     pub norm_score: f64,
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn node_scores_keep_nomads_map_of_scorer_names() {
+        let wire = json!({
+            "nodeName": "n1",
+            "scores": {"binpack": 0.5, "job-anti-affinity": -0.25},
+            "normScore": 0.125
+        });
+        let score: NodeScore = serde_json::from_value(wire.clone()).expect("score");
+        assert_eq!(
+            score.scores,
+            ScorerScores {
+                binpack: Some(0.5),
+                job_anti_affinity: Some(-0.25),
+                ..ScorerScores::default()
+            }
+        );
+        assert_eq!(serde_json::to_value(&score).expect("json"), wire);
+        assert_eq!(
+            score.scores.iter().collect::<Vec<_>>(),
+            [("binpack", 0.5), ("job-anti-affinity", -0.25)]
+        );
+        assert!(ScorerScores::default().is_empty());
+    }
+}

@@ -18,6 +18,7 @@ pub mod namespace;
 pub mod node;
 mod openapi;
 pub mod schema;
+pub mod stable_hash;
 
 pub use admission::{
     Admitted, AdmittedJson, FieldError, FieldErrorKind, Replaced, Replacement, admit,

@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::meta::ObjectMeta;
+use crate::stable_hash::StableHasher;
 
 /// A node: a machine running the Caravan agent in client mode.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -138,11 +139,10 @@ pub struct NodeStatus {
 pub const UNIQUE_PREFIX: &str = "unique.";
 
 /// The [computed class](NodeStatus::computed_class) of a node with `spec` and `status`: a
-/// stable (FNV-1a) hash of its datacenter, pool, class, meta, attributes and drivers, unique
-/// keys left out.
+/// [stable hash](crate::stable_hash) of its datacenter, pool, class, meta, attributes and
+/// drivers, unique keys left out.
 pub fn computed_class(spec: &NodeSpec, status: &NodeStatus) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut hash = Fnv::default();
+    let mut hash = StableHasher::default();
     for part in [&spec.datacenter, &spec.node_pool, &spec.node_class] {
         hash.part(part.as_deref().unwrap_or(""));
     }
@@ -163,30 +163,7 @@ pub fn computed_class(spec: &NodeSpec, status: &NodeStatus) -> String {
             hash.part(value);
         }
     }
-    let mut class = String::with_capacity(3 + 16);
-    class.push_str("v1:");
-    for shift in (0..16).rev() {
-        class.push(char::from(HEX[((hash.0 >> (shift * 4)) & 0xf) as usize]));
-    }
-    class
-}
-
-/// FNV-1a over parts, each followed by a separator byte no UTF-8 text contains.
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Fnv {
-    fn part(&mut self, text: &str) {
-        for byte in text.bytes().chain(std::iter::once(0xff)) {
-            self.0 ^= u64::from(byte);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
+    format!("v1:{:016x}", hash.finish())
 }
 
 impl Node {
@@ -194,7 +171,6 @@ impl Node {
     /// none.
     pub fn compute_class(&mut self) {
         if let Some(status) = self.status.as_mut() {
-            status.computed_class = None;
             status.computed_class = Some(computed_class(&self.spec, status));
         }
     }
@@ -290,4 +266,56 @@ pub struct NodeAddress {
     pub r#type: String,
     /// The address.
     pub address: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mock;
+
+    /// Unique attributes and the name leave it alone; anything a constraint can see changes it.
+    #[test]
+    fn computed_class_follows_what_checks_see_and_leaves_out_unique_keys() {
+        let class = mock::node("node-1")
+            .status
+            .and_then(|s| s.computed_class)
+            .expect("a stored node carries its class");
+        assert!(class.starts_with("v1:") && class.len() == 19, "{class}");
+        let class_of = |edit: &dyn Fn(&mut Node)| {
+            let mut node = mock::node("node-2");
+            edit(&mut node);
+            node.compute_class();
+            node.status.and_then(|s| s.computed_class).expect("class")
+        };
+        assert_eq!(class_of(&|_| {}), class);
+        assert_eq!(
+            class_of(&|n| {
+                let status = n.status.as_mut().expect("status");
+                status
+                    .attributes
+                    .insert("unique.network.ip-address".into(), "10.0.0.9".into());
+            }),
+            class
+        );
+        for edit in [
+            &(|n: &mut Node| n.spec.datacenter = Some("dc2".into())) as &dyn Fn(&mut Node),
+            &|n| {
+                n.spec.meta.insert("rack".into(), "r1".into());
+            },
+            &|n| {
+                let status = n.status.as_mut().expect("status");
+                status
+                    .attributes
+                    .insert("kernel.name".into(), "darwin".into());
+            },
+            &|n| {
+                let status = n.status.as_mut().expect("status");
+                if let Some(driver) = status.drivers.get_mut("mock") {
+                    driver.healthy = false;
+                }
+            },
+        ] {
+            assert_ne!(class_of(edit), class);
+        }
+    }
 }

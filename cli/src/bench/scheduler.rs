@@ -7,36 +7,19 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
-use caravan_controllers::scheduler::bench::bench_service_placement;
+use caravan_controllers::scheduler::bench::{Measured, bench_service_placement};
 
 use super::SchedulerBenchArgs;
 use super::report::percentile;
 
-/// One measured run.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RunResult {
-    /// Time inside the scheduler, plan submission included.
-    pub elapsed: Duration,
-    /// Of `elapsed`, the time spent applying the plan.
-    pub applying: Duration,
-    pub placed: usize,
+/// Placements per second of the scheduler alone.
+pub fn rate(run: &Measured) -> f64 {
+    per_second(run.placed, run.scheduling())
 }
 
-impl RunResult {
-    /// Time the scheduler alone spent.
-    pub fn scheduling(&self) -> Duration {
-        self.elapsed.saturating_sub(self.applying)
-    }
-
-    /// Placements per second of the scheduler alone.
-    pub fn rate(&self) -> f64 {
-        per_second(self.placed, self.scheduling())
-    }
-
-    /// Placements per second with the plan applied.
-    pub fn applied_rate(&self) -> f64 {
-        per_second(self.placed, self.elapsed)
-    }
+/// Placements per second with the plan applied.
+pub fn applied_rate(run: &Measured) -> f64 {
+    per_second(run.placed, run.total)
 }
 
 fn per_second(placed: usize, time: Duration) -> f64 {
@@ -69,13 +52,8 @@ pub async fn run(args: SchedulerBenchArgs) -> anyhow::Result<()> {
         (0..runs)
             .map(|i| {
                 let measured = bench_service_placement(nodes, count);
-                let result = RunResult {
-                    elapsed: measured.total,
-                    applying: measured.applying,
-                    placed: measured.placed,
-                };
-                println!("{}", run_line(i + 1, &result));
-                result
+                println!("{}", run_line(i + 1, &measured));
+                measured
             })
             .collect::<Vec<_>>()
     })
@@ -99,14 +77,14 @@ fn ms(time: Duration) -> f64 {
 }
 
 /// `run 1: placed 1000, scheduler 2.50 ms (400000/s), with the plan applied 9.00 ms (111111/s)`.
-pub fn run_line(index: usize, result: &RunResult) -> String {
+pub fn run_line(index: usize, result: &Measured) -> String {
     format!(
         "run {index}: placed {}, scheduler {:.2} ms ({:.0}/s), with the plan applied {:.2} ms ({:.0}/s)",
         result.placed,
         ms(result.scheduling()),
-        result.rate(),
-        ms(result.elapsed),
-        result.applied_rate()
+        rate(result),
+        ms(result.total),
+        applied_rate(result)
     )
 }
 
@@ -139,19 +117,19 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 /// Median rates and nearest-rank percentiles of both measures.
-pub fn summarize(results: &[RunResult]) -> Summary {
-    let sorted = |time: fn(&RunResult) -> Duration| {
+pub fn summarize(results: &[Measured]) -> Summary {
+    let sorted = |time: fn(&Measured) -> Duration| {
         let mut times: Vec<Duration> = results.iter().map(time).collect();
         times.sort();
         times
     };
-    let scheduling = sorted(RunResult::scheduling);
-    let applied = sorted(|r| r.elapsed);
+    let scheduling = sorted(Measured::scheduling);
+    let applied = sorted(|r| r.total);
     Summary {
-        median_rate: median(results.iter().map(RunResult::rate).collect()),
+        median_rate: median(results.iter().map(rate).collect()),
         p50: percentile(&scheduling, 0.50),
         p99: percentile(&scheduling, 0.99),
-        applied_median_rate: median(results.iter().map(RunResult::applied_rate).collect()),
+        applied_median_rate: median(results.iter().map(applied_rate).collect()),
         applied_p50: percentile(&applied, 0.50),
         applied_p99: percentile(&applied, 0.99),
     }
@@ -161,9 +139,9 @@ pub fn summarize(results: &[RunResult]) -> Summary {
 mod tests {
     use super::*;
 
-    fn run(ms: u64, applying_ms: u64, placed: usize) -> RunResult {
-        RunResult {
-            elapsed: Duration::from_millis(ms),
+    fn run(ms: u64, applying_ms: u64, placed: usize) -> Measured {
+        Measured {
+            total: Duration::from_millis(ms),
             applying: Duration::from_millis(applying_ms),
             placed,
         }

@@ -80,34 +80,47 @@ pub(crate) struct Feeds {
     pub job_triggers: [broadcast::Receiver<Event>; 2],
 }
 
-/// Drops what no leader controller reads from an Allocation before the caches decode and
+/// What no leader controller reads from an Allocation, dropped before the caches decode and
 /// keep it: its placement metrics (about half of a decoded Allocation's memory) and its tasks'
 /// event lists (their states, restarts and times stay). Both stay in the stored object, for
-/// `caravan alloc status` and the API.
-/// What [`lean_allocation`] drops, for clients that can skip it while decoding.
+/// `caravan alloc status` and the API. The in-process client leaves them out while decoding.
 const LEAN_ALLOCATION: Omit = &[
     &["status", "metrics"],
     &["status", "taskStates", "*", "events"],
 ];
 
-fn lean_allocation(object: &mut Value) {
-    let Some(status) = object.get_mut("status").and_then(Value::as_object_mut) else {
+/// Removes the fields at `paths` (key paths, `*` for any key) from `object`, for clients that
+/// delivered them anyway.
+fn remove_paths(object: &mut Value, paths: Omit) {
+    for path in paths {
+        remove_path(object, path);
+    }
+}
+
+fn remove_path(object: &mut Value, path: &[&str]) {
+    let Some((first, rest)) = path.split_first() else {
         return;
     };
-    status.remove("metrics");
-    if let Some(tasks) = status.get_mut("taskStates").and_then(Value::as_object_mut) {
-        for task in tasks.values_mut().filter_map(Value::as_object_mut) {
-            task.remove("events");
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    match (*first, rest.is_empty()) {
+        ("*", true) => map.clear(),
+        ("*", false) => map.values_mut().for_each(|v| remove_path(v, rest)),
+        (key, true) => {
+            map.remove(key);
+        }
+        (key, false) => {
+            if let Some(v) = map.get_mut(key) {
+                remove_path(v, rest);
+            }
         }
     }
 }
 
-/// Keeps the object as it is.
-fn whole(_: &mut Value) {}
-
 fn spawn_cache<C: Client, T>(
     client: &C,
-    (kind, trim, omit): (Kind, fn(&mut Value), Omit),
+    (kind, omit): (Kind, Omit),
     slot: usize,
     revisions: watch::Sender<Revisions>,
     (live, apply): (LiveState, live::Apply<T>),
@@ -129,7 +142,9 @@ where
     };
     let stream: BoxStream<'static, Result<Event, ClientError>> = reflector(
         writer,
-        modify(watcher(client.clone(), kind, None, query), trim),
+        modify(watcher(client.clone(), kind, None, query), move |object| {
+            remove_paths(object, omit)
+        }),
     )
     .boxed();
     let typed = reader.clone();
@@ -180,28 +195,28 @@ impl Caches {
         let live = LiveState::default();
         let (jobs, jobs_rx, jobs_task) = spawn_cache(
             &client,
-            (Kind::Job, whole, &[]),
+            (Kind::Job, &[]),
             0,
             revisions.clone(),
             (live.clone(), live::apply::<Job>),
         );
         let (nodes, nodes_rx, nodes_task) = spawn_cache(
             &client,
-            (Kind::Node, whole, &[]),
+            (Kind::Node, &[]),
             1,
             revisions.clone(),
             (live.clone(), live::apply::<Node>),
         );
         let (allocations, [allocs_rx, allocs_trigger], allocs_task) = spawn_cache(
             &client,
-            (Kind::Allocation, lean_allocation, LEAN_ALLOCATION),
+            (Kind::Allocation, LEAN_ALLOCATION),
             2,
             revisions.clone(),
             (live.clone(), live::apply::<Allocation>),
         );
         let (evaluations, [evals_rx, evals_trigger], evals_task) = spawn_cache(
             &client,
-            (Kind::Evaluation, whole, &[]),
+            (Kind::Evaluation, &[]),
             3,
             revisions.clone(),
             (live.clone(), live::ignore),

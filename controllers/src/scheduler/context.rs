@@ -223,7 +223,7 @@ impl<'s> EvalContext<'s> {
         let at = match self.usage_by_name.get(name) {
             Some(&at) => at,
             None => {
-                let usage = match self.state.held_on_node(name) {
+                let mut usage = match self.state.held_on_node(name) {
                     Some(held) if !self.planned.contains(name) => NodeUsage {
                         capacity: resources::node_capacity(node),
                         held,
@@ -237,7 +237,6 @@ impl<'s> EvalContext<'s> {
                         fit::proposed_usage(node, &existing, &self.plan)
                     }
                 };
-                let mut usage = usage;
                 usage.job = self.job_allocs.groups_on(name).to_vec();
                 let at = u32::try_from(self.usages.len()).unwrap_or(NO_USAGE - 1);
                 self.usages.push(usage);
@@ -257,22 +256,26 @@ impl<'s> EvalContext<'s> {
         }
     }
 
-    /// The usage of `node` when it was looked at already.
-    fn usage_mut(&mut self, node: &str) -> Option<&mut NodeUsage> {
-        let at = *self.usage_by_name.get(node)?;
-        self.usages.get_mut(at as usize)
+    /// One allocation of `group` more (`delta` 1) or fewer (-1) on `node`: `held` updates what
+    /// the node's usage holds, when the node was looked at already, and the job's counts move
+    /// in the usage and in [`JobAllocs`] together.
+    fn change(&mut self, node: &str, group: &str, delta: i64, held: impl FnOnce(&mut Held)) {
+        if let Some(&at) = self.usage_by_name.get(node)
+            && let Some(usage) = self.usages.get_mut(at as usize)
+        {
+            held(&mut usage.held);
+            count_in(&mut usage.job, group, delta);
+        }
+        self.job_allocs.record(node, group, delta);
     }
 
     /// Adds a new allocation to the plan, holding `used` on its node.
     pub fn place(&mut self, alloc: Allocation, used: &Comparable) {
         self.mark_planned(&alloc.spec.node_name);
-        if let Some(usage) = self.usage_mut(&alloc.spec.node_name) {
-            usage.held.used.add(used);
-            usage.held.core_ids.extend(resources::pinned_cores(&alloc));
-            count_in(&mut usage.job, &alloc.spec.group, 1);
-        }
-        self.job_allocs
-            .record(&alloc.spec.node_name, &alloc.spec.group, 1);
+        self.change(&alloc.spec.node_name, &alloc.spec.group, 1, |held| {
+            held.used.add(used);
+            held.core_ids.extend(resources::pinned_cores(&alloc));
+        });
         self.plan.append_alloc(alloc);
     }
 
@@ -291,11 +294,9 @@ impl<'s> EvalContext<'s> {
         if util::is_terminal(alloc) {
             return;
         }
-        if let Some(usage) = self.usage_mut(node) {
-            usage.held.remove(&Held::of(alloc));
-            count_in(&mut usage.job, &alloc.spec.group, -1);
-        }
-        self.job_allocs.record(node, &alloc.spec.group, -1);
+        self.change(node, &alloc.spec.group, -1, |held| {
+            held.remove(&Held::of(alloc))
+        });
     }
 
     /// Takes back a stop added by [`EvalContext::stop`], when its replacement failed.
@@ -305,11 +306,9 @@ impl<'s> EvalContext<'s> {
         if util::is_terminal(alloc) {
             return;
         }
-        if let Some(usage) = self.usage_mut(node) {
-            usage.held.add(&Held::of(alloc));
-            count_in(&mut usage.job, &alloc.spec.group, 1);
-        }
-        self.job_allocs.record(node, &alloc.spec.group, 1);
+        self.change(node, &alloc.spec.group, 1, |held| {
+            held.add(&Held::of(alloc))
+        });
     }
 
     /// Gives the plan back.

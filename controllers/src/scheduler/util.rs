@@ -80,22 +80,8 @@ pub fn node_class(node: &Node) -> &str {
     node.spec.node_class.as_deref().unwrap_or_default()
 }
 
-/// 64-bit FNV-1a over a sequence of strings (each followed by a separator): stable across runs
-/// and platforms, used for allocation names and shuffle seeds.
-pub fn stable_hash<'a>(parts: impl IntoIterator<Item = &'a str>) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut hash = OFFSET;
-    for part in parts {
-        for byte in part.bytes() {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(PRIME);
-        }
-        hash ^= 0xff;
-        hash = hash.wrapping_mul(PRIME);
-    }
-    hash
-}
+/// Stable across runs and platforms: allocation names and shuffle seeds are made from it.
+pub use caravan_schemas::stable_hash::stable_hash;
 
 /// SplitMix64: a tiny, fast, seedable generator; plenty for shuffling candidate nodes.
 #[derive(Clone, Debug)]
@@ -153,11 +139,5 @@ mod tests {
         let mut sorted = a.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..100).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn stable_hash_separates_parts() {
-        assert_ne!(stable_hash(["ab", "c"]), stable_hash(["a", "bc"]));
-        assert_eq!(stable_hash(["x"]), stable_hash(["x"]));
     }
 }

@@ -489,45 +489,6 @@ fn nodes_get_their_computed_class_from_the_server() {
     node.status.as_mut().expect("status").computed_class = Some("v1:forged".into());
     let admitted = admitted(Kind::Node, serde_json::to_value(&node).expect("json"));
     assert_eq!(admitted["status"]["computedClass"], json!(class));
-
-    // Unique attributes and the name leave it alone; anything a constraint can see changes it.
-    let class_of = |edit: &dyn Fn(&mut crate::Node)| {
-        let mut node = mock::node("node-2");
-        edit(&mut node);
-        node.compute_class();
-        node.status.and_then(|s| s.computed_class).expect("class")
-    };
-    assert_eq!(class_of(&|_| {}), class);
-    assert_eq!(
-        class_of(&|n| {
-            let status = n.status.as_mut().expect("status");
-            status
-                .attributes
-                .insert("unique.network.ip-address".into(), "10.0.0.9".into());
-        }),
-        class
-    );
-    for edit in [
-        &(|n: &mut crate::Node| n.spec.datacenter = Some("dc2".into()))
-            as &dyn Fn(&mut crate::Node),
-        &|n| {
-            n.spec.meta.insert("rack".into(), "r1".into());
-        },
-        &|n| {
-            let status = n.status.as_mut().expect("status");
-            status
-                .attributes
-                .insert("kernel.name".into(), "darwin".into());
-        },
-        &|n| {
-            let status = n.status.as_mut().expect("status");
-            if let Some(driver) = status.drivers.get_mut("mock") {
-                driver.healthy = false;
-            }
-        },
-    ] {
-        assert_ne!(class_of(edit), class);
-    }
 }
 
 #[test]
@@ -543,31 +504,6 @@ fn a_replaced_node_keeps_its_status_with_the_class_of_its_new_spec() {
         replacement.status.and_then(|s| s.computed_class),
         stored.status.and_then(|s| s.computed_class)
     );
-}
-
-#[test]
-fn node_scores_keep_nomads_map_of_scorer_names() {
-    use crate::allocation::{NodeScore, ScorerScores};
-    let wire = json!({
-        "nodeName": "n1",
-        "scores": {"binpack": 0.5, "job-anti-affinity": -0.25},
-        "normScore": 0.125
-    });
-    let score: NodeScore = serde_json::from_value(wire.clone()).expect("score");
-    assert_eq!(
-        score.scores,
-        ScorerScores {
-            binpack: Some(0.5),
-            job_anti_affinity: Some(-0.25),
-            ..ScorerScores::default()
-        }
-    );
-    assert_eq!(serde_json::to_value(&score).expect("json"), wire);
-    assert_eq!(
-        score.scores.iter().collect::<Vec<_>>(),
-        [("binpack", 0.5), ("job-anti-affinity", -0.25)]
-    );
-    assert!(ScorerScores::default().is_empty());
 }
 
 #[test]

@@ -221,3 +221,29 @@ async fn cached_allocations_leave_their_placement_metrics_and_task_events_behind
         "Started"
     );
 }
+
+#[test]
+fn omitted_paths_are_removed_from_objects_that_still_carry_them() {
+    let mut object = serde_json::json!({
+        "metadata": {"name": "a", "labels": {"metrics": "kept"}},
+        "status": {
+            "metrics": {"nodesEvaluated": 3},
+            "taskStates": {"web": {"state": "running", "events": [1]}, "log": {"events": []}},
+            "clientStatus": "running"
+        },
+        "spec": {"all": {"x": 1, "y": 2}}
+    });
+    remove_paths(&mut object, LEAN_ALLOCATION);
+    remove_paths(&mut object, &[&["spec", "all", "*"], &["missing", "path"]]);
+    assert_eq!(
+        object,
+        serde_json::json!({
+            "metadata": {"name": "a", "labels": {"metrics": "kept"}},
+            "status": {
+                "taskStates": {"web": {"state": "running"}, "log": {}},
+                "clientStatus": "running"
+            },
+            "spec": {"all": {}}
+        })
+    );
+}
