@@ -14,6 +14,7 @@ pub mod kind;
 pub mod meta;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod mock;
+pub mod name_map;
 pub mod namespace;
 pub mod node;
 mod openapi;
@@ -31,6 +32,7 @@ pub use evaluation::{Evaluation, EvaluationSpec, EvaluationStatus};
 pub use job::{Job, JobSpec, JobStatus, JobType};
 pub use kind::Kind;
 pub use meta::{ListMeta, ObjectMeta, Status, StatusCause, StatusDetails};
+pub use name_map::NameMap;
 pub use namespace::{Namespace, NamespaceSpec};
 pub use node::{Node, NodeSpec, NodeStatus};
 

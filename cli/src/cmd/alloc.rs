@@ -203,7 +203,7 @@ mod tests {
         ];
         alloc.status = Some(AllocationStatus {
             client_status: ClientStatus::Failed,
-            task_states: BTreeMap::from([(
+            task_states: caravan_schemas::NameMap::from([(
                 "web".into(),
                 TaskState {
                     state: TaskLifecycleState::Dead,
@@ -212,7 +212,7 @@ mod tests {
                     ..TaskState::default()
                 },
             )]),
-            metrics: Some(AllocMetrics {
+            metrics: Some(Box::new(AllocMetrics {
                 nodes_evaluated: 3,
                 nodes_filtered: 1,
                 constraint_filtered: BTreeMap::from([("${attr.kernel.name} = linux".into(), 1)]),
@@ -225,7 +225,7 @@ mod tests {
                     norm_score: 0.25,
                 }],
                 ..AllocMetrics::default()
-            }),
+            })),
             ..AllocationStatus::default()
         });
         let out = alloc_status(&alloc, SystemTime::now());

@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use caravan_schemas::NameMap;
 use std::sync::Arc;
 
 use caravan_schemas::allocation::{
@@ -43,7 +43,7 @@ fn running(name: &str, job: &Job, node: &str, up_for: i64) -> Allocation {
     let mut alloc = mock::allocation(name, job, &mock::node(node));
     let status = alloc.status.get_or_insert_default();
     status.client_status = ClientStatus::Running;
-    status.task_states = BTreeMap::from([(
+    status.task_states = NameMap::from([(
         "web".to_string(),
         TaskState {
             state: TaskLifecycleState::Running,

@@ -87,7 +87,7 @@ pub fn new_alloc(
         },
         status: Some(AllocationStatus {
             client_status: ClientStatus::Pending,
-            metrics: Some(metrics),
+            metrics: Some(Box::new(metrics)),
             ..AllocationStatus::default()
         }),
     }

@@ -1,8 +1,6 @@
 //! Comparable resources (Nomad's `ComparableResources`): what a node offers, what its
 //! allocations use, and what a task group asks, in the dimensions the scheduler packs.
 
-use std::collections::BTreeMap;
-
 use caravan_schemas::allocation::{AllocatedResources, AllocatedTaskResources};
 use caravan_schemas::job::{TaskGroup, defaults};
 use caravan_schemas::{Allocation, Node};
@@ -309,8 +307,7 @@ pub fn allocated_resources(
     mut free_cores: impl Iterator<Item = u32>,
 ) -> AllocatedResources {
     let per_core = mhz_per_core(node);
-    let mut tasks = BTreeMap::new();
-    for task in &group.tasks {
+    let tasks = group.tasks.iter().map(|task| {
         let resources = task.resources.clone().unwrap_or_default();
         let mut allocated = AllocatedTaskResources {
             memory_mb: resources.memory_mb.unwrap_or(defaults::MEMORY_MB),
@@ -338,10 +335,10 @@ pub fn allocated_resources(
                     });
             }
         }
-        tasks.insert(task.name.clone(), allocated);
-    }
+        (task.name.clone(), allocated)
+    });
     let mut resources = AllocatedResources {
-        tasks,
+        tasks: tasks.collect(),
         ..AllocatedResources::default()
     };
     resources.shared.disk_mb = ask.disk_mb;

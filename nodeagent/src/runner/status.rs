@@ -43,7 +43,10 @@ pub fn alloc_status(tasks: &BTreeMap<String, TaskState>) -> AllocationStatus {
     AllocationStatus {
         client_status: status,
         client_description: Some(description.to_string()),
-        task_states: tasks.clone(),
+        task_states: tasks
+            .iter()
+            .map(|(name, state)| (name.clone(), state.clone()))
+            .collect(),
         modify_time: Some(events::timestamp(SystemTime::now())),
         ..Default::default()
     }

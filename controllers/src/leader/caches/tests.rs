@@ -175,10 +175,10 @@ async fn cached_allocations_leave_their_placement_metrics_and_task_events_behind
     let node = mock::node("n1");
     let mut alloc = mock::allocation("web-1", &job, &node);
     let status = alloc.status.get_or_insert_default();
-    status.metrics = Some(caravan_schemas::allocation::AllocMetrics {
+    status.metrics = Some(Box::new(caravan_schemas::allocation::AllocMetrics {
         nodes_evaluated: 13,
         ..Default::default()
-    });
+    }));
     status.client_status = caravan_schemas::allocation::ClientStatus::Running;
     status.task_states.insert(
         "web".into(),

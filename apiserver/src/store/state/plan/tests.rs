@@ -1,7 +1,5 @@
 //! Tests of the plan applier and the per-node usage index.
 
-use std::collections::BTreeMap;
-
 use caravan_controllers::scheduler::Plan;
 use caravan_schemas::allocation::{AllocatedTaskResources, ClientStatus, DesiredStatus};
 use caravan_schemas::mock;
@@ -34,7 +32,7 @@ fn alloc(name: &str, node: &str, cpu: u64) -> Allocation {
     alloc.metadata.creation_timestamp = Some("2024-01-01T00:00:00Z".to_owned());
     alloc.metadata.generation = Some(1);
     if let Some(resources) = alloc.spec.allocated_resources.as_mut() {
-        resources.tasks = BTreeMap::from([(
+        resources.tasks = caravan_schemas::NameMap::from([(
             "web".to_owned(),
             AllocatedTaskResources {
                 cpu,

@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use caravan_schemas::NameMap;
 
 use caravan_schemas::allocation::{RescheduleEvent, RescheduleTracker, TaskState};
 use caravan_schemas::mock;
@@ -129,7 +129,7 @@ fn later_is_the_failure_time_plus_the_delay() {
     // The failure time is the last task finish when tasks report one.
     let mut finished = failed_at_times(T0, &[]);
     let states = &mut finished.status.get_or_insert_default().task_states;
-    *states = BTreeMap::from([
+    *states = NameMap::from([
         (
             "a".to_string(),
             TaskState {
