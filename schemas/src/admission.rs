@@ -12,9 +12,11 @@ use crate::meta::ObjectMeta;
 pub(crate) mod checks;
 mod kinds;
 mod replace;
+mod status;
 mod validation;
 
 pub use replace::{Replaced, Replacement, admit_replacement, finalizers_added_while_deleting};
+pub use status::admit_status;
 
 /// What kind of problem a field has; maps to a Kubernetes `StatusCause.reason`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,6 +190,16 @@ fn same_but_metadata(a: &Value, b: &Value) -> bool {
 /// The steps every admission starts with: nulls dropped, the JSON Schema checked, unknown
 /// fields reported (strict) or dropped with a warning.
 fn validated(
+    kind: Kind,
+    object: Value,
+    strict: bool,
+) -> Result<(Value, Vec<FieldError>, Vec<String>), Vec<FieldError>> {
+    validated_by(validate, kind, object, strict)
+}
+
+/// [`validated`] with another schema check (the status alone, for status writes).
+fn validated_by(
+    validate: validation::Validate,
     kind: Kind,
     object: Value,
     strict: bool,

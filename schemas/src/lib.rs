@@ -23,7 +23,8 @@ pub mod stable_hash;
 
 pub use admission::{
     Admitted, AdmittedJson, FieldError, FieldErrorKind, Replaced, Replacement, admit,
-    admit_allocation, admit_new, admit_replacement, admit_update, finalizers_added_while_deleting,
+    admit_allocation, admit_new, admit_replacement, admit_status, admit_update,
+    finalizers_added_while_deleting,
 };
 pub use allocation::{AllocMetrics, Allocation, AllocationSpec, AllocationStatus};
 pub use condition::Condition;

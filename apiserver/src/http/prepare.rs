@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use caravan_schemas::{
     API_VERSION, FieldError, FieldErrorKind, Kind, ObjectMeta, Replaced, Replacement, admit,
-    admit_new, admit_replacement, admit_update, finalizers_added_while_deleting,
+    admit_new, admit_replacement, admit_status, admit_update, finalizers_added_while_deleting,
 };
 use serde_json::{Map, Value};
 
@@ -307,6 +307,33 @@ pub fn prepare_replacement(
         Replaced::Admitted(replacement) => Ok(Ok(replacement)),
         Replaced::Invalid(causes) => Ok(Err(ApiError::Invalid { kind, name, causes })),
         Replaced::Undecodable(desired) => Err(desired),
+    }
+}
+
+/// A merge patch through the status subresource, on typed objects: only the status is patched
+/// as a generic value and checked against the status schema (`admit_status`); the result is
+/// what [`prepare_update`] gives for the patched object. `None` when the stored object does
+/// not decode as its kind; [`prepare_update`] then applies.
+pub fn prepare_status_merge(
+    kind: Kind,
+    current: &str,
+    name: &str,
+    patch: &Value,
+    strict: bool,
+) -> Option<Result<Replacement, ApiError>> {
+    let mut change = |status: &mut Value| match patch.get("status") {
+        None => {}
+        Some(Value::Null) => *status = Value::Null,
+        Some(update) => json_patch::merge(status, update),
+    };
+    match admit_status(kind, current, &mut change, strict) {
+        Replaced::Admitted(replacement) => Some(Ok(replacement)),
+        Replaced::Invalid(causes) => Some(Err(ApiError::Invalid {
+            kind,
+            name: name.to_string(),
+            causes,
+        })),
+        Replaced::Undecodable(_) => None,
     }
 }
 

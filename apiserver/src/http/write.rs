@@ -310,6 +310,20 @@ pub async fn patch_with(
         if precondition.is_some_and(|rv| rv != cur.resource_version) {
             return Err(ApiError::conflict(kind, &key.name));
         }
+        if path.status
+            && kind.has_status()
+            && let PatchKind::Merge(p) = &patch
+            && let Ok(text) = std::str::from_utf8(&cur.json)
+            && let Some(replacement) =
+                prepare::prepare_status_merge(kind, text, &key.name, p, strict(query))
+        {
+            let mut replacement = replacement?;
+            let warnings = std::mem::take(&mut replacement.warnings);
+            match commit_replacement(ctx, &key, &cur, replacement, query.dry_run).await {
+                Err(ApiError::Conflict { .. }) if precondition.is_none() => continue,
+                other => return other.map(|o| o.with_warnings(warnings)),
+            }
+        }
         let current = cur.to_value();
         let mut patched = current.clone();
         match &patch {

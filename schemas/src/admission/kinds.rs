@@ -1,5 +1,7 @@
 //! Per-kind semantic checks and defaults, behind one trait.
 
+use serde_json::Value;
+
 use crate::admission::checks::Checks;
 use crate::job::{defaults, validate};
 use crate::meta::ObjectMeta;
@@ -24,6 +26,24 @@ pub(crate) trait Admissible:
     fn same_spec(&self, other: &Self) -> bool;
     /// Copies the status of `from`: a replacement through the main resource keeps it.
     fn keep_status(&mut self, from: &Self);
+    /// The status as a JSON value; `Null` when there is none.
+    fn status_value(&self) -> serde_json::Result<Value>;
+    /// Replaces the status with `status` (`Null`: none), as a status write does.
+    fn set_status(&mut self, status: Value) -> serde_json::Result<()>;
+}
+
+/// [`Admissible::status_value`] and [`Admissible::set_status`] of a kind with an optional
+/// status.
+macro_rules! status_as_value {
+    () => {
+        fn status_value(&self) -> serde_json::Result<Value> {
+            serde_json::to_value(&self.status)
+        }
+        fn set_status(&mut self, status: Value) -> serde_json::Result<()> {
+            self.status = serde_json::from_value(status)?;
+            Ok(())
+        }
+    };
 }
 
 /// [`Admissible::same_spec`] and [`Admissible::keep_status`] of a kind with a spec and an
@@ -36,6 +56,7 @@ macro_rules! spec_and_status {
         fn keep_status(&mut self, from: &Self) {
             self.status.clone_from(&from.status);
         }
+        status_as_value!();
     };
 }
 
@@ -57,6 +78,7 @@ impl Admissible for Job {
 
 impl Admissible for Node {
     const NAME_IS_LABEL: bool = true;
+    status_as_value!();
     fn same_spec(&self, other: &Self) -> bool {
         self.spec == other.spec
     }
@@ -175,4 +197,11 @@ impl Admissible for Namespace {
         self.spec == other.spec
     }
     fn keep_status(&mut self, _from: &Self) {}
+    fn status_value(&self) -> serde_json::Result<Value> {
+        Ok(Value::Null)
+    }
+    /// A Namespace has no status: a status write changes nothing.
+    fn set_status(&mut self, _status: Value) -> serde_json::Result<()> {
+        Ok(())
+    }
 }

@@ -19,6 +19,9 @@ pub(crate) struct UnknownField {
     pub(crate) field: String,
 }
 
+/// A schema check: the errors and the unknown fields of an object of a kind.
+pub(crate) type Validate = fn(Kind, &Value) -> (Vec<FieldError>, Vec<UnknownField>);
+
 /// One step into a JSON document.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Segment {
@@ -43,12 +46,51 @@ fn validator(kind: Kind) -> &'static Validator {
     })
 }
 
+/// The kind's schema cut down to its `status`: an object that may hold `status` alone, with
+/// the same subschemas, so its errors carry the same field paths (`status.…`).
+fn status_validator(kind: Kind) -> &'static Validator {
+    static VALIDATORS: [OnceLock<Validator>; Kind::ALL.len()] =
+        [const { OnceLock::new() }; Kind::ALL.len()];
+    let index = Kind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or_default();
+    VALIDATORS[index].get_or_init(|| {
+        let mut schema = object_schema(kind);
+        if let Some(object) = schema.as_object_mut() {
+            let status = object
+                .get("properties")
+                .and_then(|p| p.get("status"))
+                .cloned();
+            let mut properties = serde_json::Map::new();
+            if let Some(status) = status {
+                properties.insert("status".into(), status);
+            }
+            object.insert("properties".into(), Value::Object(properties));
+            object.remove("required");
+        }
+        jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .build(&schema)
+            // Cut from the generated schemas, which are covered by tests.
+            .expect("generated schemas compile")
+    })
+}
+
 /// Validates `object` against the kind's schema; returns the errors and the unknown fields
 /// (reported apart so that non-strict admission can drop them).
 pub(crate) fn validate(kind: Kind, object: &Value) -> (Vec<FieldError>, Vec<UnknownField>) {
+    validate_with(validator(kind), object)
+}
+
+/// [`validate`] of `{"status": …}` against the kind's status schema alone.
+pub(crate) fn validate_status(kind: Kind, object: &Value) -> (Vec<FieldError>, Vec<UnknownField>) {
+    validate_with(status_validator(kind), object)
+}
+
+fn validate_with(validator: &Validator, object: &Value) -> (Vec<FieldError>, Vec<UnknownField>) {
     let mut errors = Vec::new();
     let mut unknown = Vec::new();
-    let validator = validator(kind);
     // Most writes are valid: a short-circuiting check first, every error only on failure.
     if validator.is_valid(object) {
         return (errors, unknown);

@@ -261,3 +261,5 @@ fn a_typed_replacement_honours_finalizers_during_deletion() {
     let (next, _) = both_paths(Kind::Namespace, &current, released);
     assert!(next["metadata"]["deletionTimestamp"].is_string());
 }
+
+mod status;
