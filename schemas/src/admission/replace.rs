@@ -82,6 +82,16 @@ fn replace<T: Admissible>(kind: Kind, mut desired: Value, current: &str, strict:
         next.metadata_mut().generation = Some(generation + 1);
     }
     let unchanged = next == current;
+    admitted(next, unchanged, warnings)
+}
+
+/// The outcome for an admitted `next`: its JSON without `metadata.resourceVersion` (the store
+/// stamps it), and whether it is to be removed (deleting, with no finalizer left).
+pub(super) fn admitted<T: Admissible>(
+    mut next: T,
+    unchanged: bool,
+    warnings: Vec<String>,
+) -> Replaced {
     let meta = next.metadata_mut();
     let removed = meta.deletion_timestamp.is_some() && meta.finalizers.is_empty();
     meta.resource_version = None;

@@ -7,9 +7,9 @@
 use serde_json::{Map, Value};
 
 use super::kinds::Admissible;
-use super::replace::{Replaced, Replacement};
+use super::replace::{Replaced, admitted};
 use super::validation::validate_status;
-use super::{Checks, FieldError, FieldErrorKind, conclude, validated_by};
+use super::{Checks, conclude, validated_by};
 use crate::Kind;
 
 /// Admits a status write of the stored object `current` (its JSON): `change` edits the
@@ -78,20 +78,5 @@ fn status<T: Admissible + Clone>(
         return Replaced::Invalid(errors);
     }
     let unchanged = next == current;
-    let meta = next.metadata_mut();
-    let removed = meta.deletion_timestamp.is_some() && meta.finalizers.is_empty();
-    meta.resource_version = None;
-    match serde_json::value::to_raw_value(&next) {
-        Ok(json) => Replaced::Admitted(Replacement {
-            json,
-            unchanged,
-            removed,
-            warnings,
-        }),
-        Err(e) => Replaced::Invalid(vec![FieldError {
-            field: String::new(),
-            kind: FieldErrorKind::Invalid,
-            message: e.to_string(),
-        }]),
-    }
+    admitted(next, unchanged, warnings)
 }

@@ -29,52 +29,55 @@ pub(crate) enum Segment {
     Index(usize),
 }
 
-/// The kind's validator, compiled on first use.
-fn validator(kind: Kind) -> &'static Validator {
-    static VALIDATORS: [OnceLock<Validator>; Kind::ALL.len()] =
-        [const { OnceLock::new() }; Kind::ALL.len()];
+type Validators = [OnceLock<Validator>; Kind::ALL.len()];
+
+/// `kind`'s validator among `validators`, compiled from `schema(kind)` on first use.
+fn compiled(
+    validators: &'static Validators,
+    kind: Kind,
+    schema: fn(Kind) -> Value,
+) -> &'static Validator {
     let index = Kind::ALL
         .iter()
         .position(|k| *k == kind)
         .unwrap_or_default();
-    VALIDATORS[index].get_or_init(|| {
+    validators[index].get_or_init(|| {
         jsonschema::options()
             .with_draft(jsonschema::Draft::Draft202012)
-            .build(&object_schema(kind))
+            .build(&schema(kind))
             // The schemas are generated from the types and covered by tests.
             .expect("generated schemas compile")
     })
 }
 
+/// The kind's validator.
+fn validator(kind: Kind) -> &'static Validator {
+    static VALIDATORS: Validators = [const { OnceLock::new() }; Kind::ALL.len()];
+    compiled(&VALIDATORS, kind, object_schema)
+}
+
 /// The kind's schema cut down to its `status`: an object that may hold `status` alone, with
 /// the same subschemas, so its errors carry the same field paths (`status.…`).
 fn status_validator(kind: Kind) -> &'static Validator {
-    static VALIDATORS: [OnceLock<Validator>; Kind::ALL.len()] =
-        [const { OnceLock::new() }; Kind::ALL.len()];
-    let index = Kind::ALL
-        .iter()
-        .position(|k| *k == kind)
-        .unwrap_or_default();
-    VALIDATORS[index].get_or_init(|| {
-        let mut schema = object_schema(kind);
-        if let Some(object) = schema.as_object_mut() {
-            let status = object
-                .get("properties")
-                .and_then(|p| p.get("status"))
-                .cloned();
-            let mut properties = serde_json::Map::new();
-            if let Some(status) = status {
-                properties.insert("status".into(), status);
-            }
-            object.insert("properties".into(), Value::Object(properties));
-            object.remove("required");
+    static VALIDATORS: Validators = [const { OnceLock::new() }; Kind::ALL.len()];
+    compiled(&VALIDATORS, kind, status_schema)
+}
+
+fn status_schema(kind: Kind) -> Value {
+    let mut schema = object_schema(kind);
+    if let Some(object) = schema.as_object_mut() {
+        let status = object
+            .get("properties")
+            .and_then(|p| p.get("status"))
+            .cloned();
+        let mut properties = serde_json::Map::new();
+        if let Some(status) = status {
+            properties.insert("status".into(), status);
         }
-        jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft202012)
-            .build(&schema)
-            // Cut from the generated schemas, which are covered by tests.
-            .expect("generated schemas compile")
-    })
+        object.insert("properties".into(), Value::Object(properties));
+        object.remove("required");
+    }
+    schema
 }
 
 /// Validates `object` against the kind's schema; returns the errors and the unknown fields
