@@ -4,8 +4,9 @@
 /// A server keeps transparent huge pages off. mimalloc asks for them on its arenas, and the
 /// kernel then zeroes 2 MiB at every first touch: with a server's churn of short-lived
 /// buffers (decoded watch events, plans) that was 13 % of the server's CPU while it placed
-/// 100,000 allocations, and 9 % more memory at the end (docs/benchmarks.md). Tasks do not
-/// inherit the setting: the executor gives them the machine's default back.
+/// 100,000 allocations, and 9 % more memory at the end (docs/benchmarks.md). The node
+/// simulator (`caravan nodesim`, `caravan bench c1m`) keeps them off for the same reason. Tasks
+/// do not inherit the setting: the executor gives them the machine's default back.
 pub fn disable_transparent_huge_pages() {
     if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
         eprintln!("warning: transparent huge pages stay on: {e}");

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use caravan::args::{Cli, Command};
+use caravan::bench::{BenchArgs, BenchCommand};
 use clap::Parser;
 
 /// glibc malloc spends a large share of the API server's time consolidating chunks under
@@ -12,12 +13,18 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Agent(args) = &cli.command {
-        if caravan::agent::client_only(args) {
+    match &cli.command {
+        Command::Agent(args) if caravan::agent::client_only(args) => {
             caravan::limits::exec_with_lean_allocator();
-        } else {
-            caravan::limits::disable_transparent_huge_pages();
         }
+        // Simulated nodes churn through buffers as a server does: many short-lived decoded
+        // events and requests, each 2 MiB huge page zeroed at first touch otherwise.
+        Command::Agent(_)
+        | Command::Nodesim(_)
+        | Command::Bench(BenchArgs {
+            command: BenchCommand::C1m(_),
+        }) => caravan::limits::disable_transparent_huge_pages(),
+        _ => {}
     }
     // The executor forks containers (libcontainer's clone3) and must stay small: it runs
     // before, and without, any tokio runtime, on this single thread.
