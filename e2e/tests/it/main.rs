@@ -1,6 +1,7 @@
 //! End-to-end tests: each starts its own `caravan agent --dev` on a free port.
 
 mod api_errors;
+mod bench;
 mod c1m;
 mod cli;
 mod drain;
