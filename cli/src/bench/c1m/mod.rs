@@ -230,13 +230,16 @@ pub async fn run(args: C1mBenchArgs) -> anyhow::Result<()> {
     let cpu_line = |start: Option<procfs::Sample>, end: Option<procfs::Sample>| match (start, end) {
         (Some(s), Some(e)) => {
             let cpu = e.cpu.saturating_sub(s.cpu);
+            // Per allocation: what bounds the rate on a machine of a given size.
             format!(
-                "RSS {} at the end (peak {}), CPU {:.1} s over the {:.1} s run = {:.2} cores",
+                "RSS {} at the end (peak {}), CPU {:.1} s over the {:.1} s run = {:.2} cores, \
+                 {:.0} µs per allocation",
                 gib(e.rss_bytes),
                 gib(e.peak_rss_bytes),
                 cpu.as_secs_f64(),
                 wall.as_secs_f64(),
-                cpu.as_secs_f64() / wall.as_secs_f64()
+                cpu.as_secs_f64() / wall.as_secs_f64(),
+                cpu.as_secs_f64() * 1e6 / total.max(1) as f64
             )
         }
         _ => "not measured (give --server-pid for a local server)".to_string(),
