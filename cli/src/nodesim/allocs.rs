@@ -4,6 +4,7 @@
 //! (reading its Job once per version, per node), stop it when `desiredStatus` leaves `run`,
 //! and forget it once the servers deleted it.
 
+use caravan_schemas::NameMap;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -252,7 +253,7 @@ impl NodeAllocs {
         let tasks = match planned {
             Ok(tasks) => tasks,
             Err(message) => {
-                let mut status = alloc_status(&BTreeMap::new());
+                let mut status = alloc_status(&NameMap::new());
                 status.client_status = ClientStatus::Failed;
                 status.client_description = Some(message);
                 self.status.update(&namespace, &name, status);

@@ -6,7 +6,7 @@
 //! task starts at once. As in the agent, a failed task stops its siblings, a `desiredStatus`
 //! other than `run` stops them all, and the allocation ends when every task is dead.
 
-use std::collections::BTreeMap;
+use caravan_schemas::NameMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -46,16 +46,20 @@ pub struct AllocRun {
 /// The task states of one allocation: written by its tasks, reported by the allocation.
 #[derive(Default)]
 struct Board {
-    states: Mutex<BTreeMap<String, TaskState>>,
+    states: Mutex<NameMap<TaskState>>,
     changed: Notify,
 }
 
 impl Board {
     fn set(&self, task: &str, state: &TaskState) {
-        self.states
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(task.to_string(), state.clone());
+        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        match states.get_mut(task) {
+            Some(known) => known.clone_from(state),
+            None => {
+                states.insert(task.to_string(), state.clone());
+            }
+        }
+        drop(states);
         self.changed.notify_one();
     }
 }
@@ -247,7 +251,8 @@ mod tests {
         });
         let job = JobInterner::default().intern(job).unwrap();
         let alloc: Allocation = serde_json::from_value(alloc).unwrap();
-        let mut drivers: BTreeMap<String, Arc<dyn Driver>> = BTreeMap::new();
+        let mut drivers: std::collections::BTreeMap<String, Arc<dyn Driver>> =
+            std::collections::BTreeMap::new();
         drivers.insert("mock".into(), caravan_nodeagent::driver::mock::driver());
         let status = StatusBatcher::new();
         tokio::spawn(status.clone().run(client.clone(), Duration::from_millis(5)));

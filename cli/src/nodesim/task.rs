@@ -99,7 +99,7 @@ pub fn killed(state: &mut TaskState, exit: Option<&ExitResult>, now: SystemTime)
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use caravan_schemas::NameMap;
     use std::time::Duration;
 
     use caravan_nodeagent::runner::status::client_status;
@@ -112,7 +112,7 @@ mod tests {
     }
 
     fn status_of(state: &TaskState) -> ClientStatus {
-        let mut tasks = BTreeMap::new();
+        let mut tasks = NameMap::new();
         tasks.insert("t".to_string(), state.clone());
         client_status(&tasks).0
     }

@@ -4,6 +4,7 @@
 //! servers deleted it. At start it re-creates the runners of the allocations in the local
 //! state, which re-attach to their running tasks.
 
+use caravan_schemas::NameMap;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -171,7 +172,7 @@ impl<C: Client> AllocManager<C> {
         let job = match self.job_for(&alloc).await {
             Ok(job) => job,
             Err(message) => {
-                let mut status = crate::runner::status::alloc_status(&BTreeMap::new());
+                let mut status = crate::runner::status::alloc_status(&NameMap::new());
                 status.client_status = ClientStatus::Failed;
                 status.client_description = Some(message);
                 self.status.update(

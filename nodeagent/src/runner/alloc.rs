@@ -7,6 +7,7 @@
 //!  Stopping (kill the rest) ──▶ Poststop ──▶ Done
 //! ```
 
+use caravan_schemas::NameMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -54,7 +55,7 @@ struct Running {
 
 impl AllocRunner {
     /// Runs the allocation until every task is dead; returns the final task states.
-    pub async fn run(mut self) -> BTreeMap<String, TaskState> {
+    pub async fn run(mut self) -> NameMap<TaskState> {
         let alloc = self.alloc.borrow().clone();
         let namespace = alloc
             .metadata
@@ -71,14 +72,14 @@ impl AllocRunner {
             .find(|g| g.name == alloc.spec.group)
             .cloned()
         else {
-            let mut status = alloc_status(&BTreeMap::new());
+            let mut status = alloc_status(&NameMap::new());
             status.client_status = caravan_schemas::allocation::ClientStatus::Failed;
             status.client_description = Some(format!(
                 "job {} has no group {}",
                 alloc.spec.job_name, alloc.spec.group
             ));
             self.status.update(&namespace, &name, status);
-            return BTreeMap::new();
+            return NameMap::new();
         };
         let alloc_dir = super::spec::alloc_dir(&self.settings.alloc_root, &self.alloc_id);
         if let Err(e) = prepare_alloc_dir(&alloc_dir, group.tasks.iter().map(|t| t.name.as_str())) {
@@ -89,7 +90,7 @@ impl AllocRunner {
             .iter()
             .map(|t| (t.name.clone(), Phase::of(t)))
             .collect();
-        let mut states: BTreeMap<String, TaskState> = group
+        let mut states: NameMap<TaskState> = group
             .tasks
             .iter()
             .map(|t| {

@@ -1,7 +1,8 @@
 //! Allocation status as Nomad derives it from task states, and the batcher that sends the
 //! latest status of every changed allocation to the servers through the `status` subresource.
 
-use std::collections::{BTreeMap, HashMap};
+use caravan_schemas::NameMap;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -14,7 +15,7 @@ use tokio::sync::Notify;
 use super::events;
 
 /// The allocation's client status from its tasks' states (Nomad's `getClientStatus`).
-pub fn client_status(tasks: &BTreeMap<String, TaskState>) -> (ClientStatus, &'static str) {
+pub fn client_status(tasks: &NameMap<TaskState>) -> (ClientStatus, &'static str) {
     let (mut pending, mut running, mut dead, mut failed) = (false, false, false, false);
     for state in tasks.values() {
         match state.state {
@@ -38,15 +39,12 @@ pub fn client_status(tasks: &BTreeMap<String, TaskState>) -> (ClientStatus, &'st
 }
 
 /// The status an allocation reports for these task states.
-pub fn alloc_status(tasks: &BTreeMap<String, TaskState>) -> AllocationStatus {
+pub fn alloc_status(tasks: &NameMap<TaskState>) -> AllocationStatus {
     let (status, description) = client_status(tasks);
     AllocationStatus {
         client_status: status,
         client_description: Some(description.to_string()),
-        task_states: tasks
-            .iter()
-            .map(|(name, state)| (name.clone(), state.clone()))
-            .collect(),
+        task_states: tasks.clone(),
         modify_time: Some(events::timestamp(SystemTime::now())),
         ..Default::default()
     }
@@ -190,7 +188,7 @@ mod tests {
             ),
         ];
         for (tasks, want) in cases {
-            let map: BTreeMap<_, _> = tasks
+            let map: NameMap<_> = tasks
                 .into_iter()
                 .enumerate()
                 .map(|(i, s)| (i.to_string(), s))
@@ -210,7 +208,7 @@ mod tests {
         });
         client.create(Kind::Allocation, alloc).await.unwrap();
         let batcher = StatusBatcher::new();
-        let mut tasks = BTreeMap::new();
+        let mut tasks = NameMap::new();
         tasks.insert("t".to_string(), state(TaskLifecycleState::Pending, false));
         batcher.update("default", "a1", alloc_status(&tasks));
         tasks.insert("t".to_string(), state(TaskLifecycleState::Running, false));

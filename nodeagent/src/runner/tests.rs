@@ -1,6 +1,7 @@
 //! Allocation runner tests over the mock driver: lifecycle order, sibling failure, stop, and
 //! recovery from the local state.
 
+use caravan_schemas::NameMap;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,7 +100,7 @@ fn time_of(state: &TaskState, kind: &str) -> String {
         .unwrap_or_else(|| panic!("no {kind} event in {:?}", state.events))
 }
 
-async fn run(runner: AllocRunner) -> BTreeMap<String, TaskState> {
+async fn run(runner: AllocRunner) -> NameMap<TaskState> {
     tokio::time::timeout(Duration::from_secs(10), runner.run())
         .await
         .expect("the allocation runner finished")
