@@ -43,6 +43,37 @@ fn a_tiny_c1m_places_and_runs_every_allocation_exactly_once() {
         );
 }
 
+#[test]
+fn a_c1m_with_a_submit_rate_paces_its_jobs() {
+    let mut cmd = Command::new(caravan_bin());
+    cmd.args([
+        "bench",
+        "c1m",
+        "--jobs",
+        "4",
+        "--count",
+        "5",
+        "--nodes",
+        "10",
+        "--submit-rate",
+        "10",
+        "--timeout",
+        "60s",
+    ]);
+    let out = run(cmd, Duration::from_secs(90)).unwrap_or_else(|e| panic!("{e:#}"));
+    out.assert_success()
+        .assert_stdout_contains("placed: 20 allocations in");
+    // The fourth job goes 0.3 s after the first.
+    let seconds: f64 = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("jobs: 4 submitted in "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no submission time: {out}"));
+    assert!(seconds >= 0.3, "4 jobs at 10/s took {seconds} s");
+}
+
 /// The items of a list at `path`.
 async fn items(client: &reqwest::Client, sandbox: &Sandbox, path: &str) -> Vec<Value> {
     let list = get_json(client, &sandbox.url(path)).await;

@@ -77,19 +77,30 @@ pub async fn wait_nodes(
     }
 }
 
-/// Creates the jobs, `concurrency` requests at a time.
+/// Creates the jobs, `concurrency` requests at a time; with a `rate` (jobs per second), job `i`
+/// is sent no earlier than `i / rate` seconds after the first.
 pub async fn submit(
     client: &Client,
     run_id: &str,
     shape: &JobShape,
     jobs: usize,
-    concurrency: usize,
+    (concurrency, rate): (usize, Option<f64>),
 ) -> anyhow::Result<()> {
     let api = client.api(Kind::Job, Some(NAMESPACE));
+    let start = tokio::time::Instant::now();
+    let gap = rate
+        .filter(|r| *r > 0.0)
+        .map(|r| Duration::from_secs_f64(1.0 / r));
     let results: Vec<caravan_client::Result<serde_json::Value>> = futures::stream::iter(0..jobs)
         .map(|i| {
             let (api, body) = (api.clone(), jobs::job(run_id, i, shape));
-            async move { api.create(&body, &PostParams::default()).await }
+            let at = gap.map(|gap| start + gap.mul_f64(i as f64));
+            async move {
+                if let Some(at) = at {
+                    tokio::time::sleep_until(at).await;
+                }
+                api.create(&body, &PostParams::default()).await
+            }
         })
         .buffer_unordered(concurrency.max(1))
         .collect()

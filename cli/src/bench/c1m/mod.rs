@@ -83,6 +83,10 @@ pub struct C1mBenchArgs {
     /// Job create requests in flight.
     #[arg(long, default_value_t = 16)]
     pub submit_concurrency: usize,
+    /// Jobs submitted per second [default: as fast as the server takes them]. Below the
+    /// placement rate, evaluations do not queue and their latency is the scheduling's own.
+    #[arg(long)]
+    pub submit_rate: Option<f64>,
     /// Give up when the allocations are not all running after this long.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
@@ -189,7 +193,8 @@ pub async fn run(args: C1mBenchArgs) -> anyhow::Result<()> {
     let server_start = server_pid.and_then(|p| procfs::sample(Some(p)));
     let self_start = procfs::sample(None);
     let started = Instant::now();
-    measure::submit(&client, &run_id, &shape, args.jobs, args.submit_concurrency).await?;
+    let pace = (args.submit_concurrency, args.submit_rate);
+    measure::submit(&client, &run_id, &shape, args.jobs, pace).await?;
     println!(
         "jobs: {} submitted in {:.2} s (label {RUN_LABEL}={run_id})",
         args.jobs,
