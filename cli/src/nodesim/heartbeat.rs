@@ -3,6 +3,7 @@
 //! exists), PATCH the status subresource with the fingerprint, then heartbeat at the TTL the
 //! servers return, registering again when they no longer know the node.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -57,6 +58,7 @@ pub async fn heartbeat_loop(
                 tracing::warn!(node = %name, "the servers do not know this node; registering again");
                 need_register = true;
             }
+            Err(_) if client.stats().stopping.load(Ordering::Relaxed) => return,
             Err(e) => {
                 SimStats::inc(&client.stats().heartbeat_errors);
                 tracing::warn!(node = %name, error = %e, "heartbeat failed; retrying");

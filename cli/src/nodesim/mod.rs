@@ -25,6 +25,7 @@ pub mod stats;
 mod task;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -168,6 +169,7 @@ impl Simulator {
 
 impl Drop for Simulator {
     fn drop(&mut self) {
+        self.stats.stopping.store(true, Ordering::Relaxed);
         self.starter.abort();
         for handle in self
             .handles

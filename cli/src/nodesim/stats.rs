@@ -6,6 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Counters shared by every simulated node.
 #[derive(Debug, Default)]
 pub struct SimStats {
+    /// Set when the simulator stops: its nodes' last requests may fail as the servers go
+    /// away, which is not worth a warning.
+    pub stopping: std::sync::atomic::AtomicBool,
     /// Nodes registered at least once.
     pub registered: AtomicU64,
     /// Registration attempts that failed (each is retried).
