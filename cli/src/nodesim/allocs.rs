@@ -4,7 +4,6 @@
 //! (reading its Job once per version, per node), stop it when `desiredStatus` leaves `run`,
 //! and forget it once the servers deleted it.
 
-use caravan_schemas::NameMap;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -16,7 +15,7 @@ use caravan_nodeagent::driver::Driver;
 use caravan_nodeagent::runner::spec::{SpecSettings, restart_policy, task_spec};
 use caravan_nodeagent::runner::status::{StatusBatcher, alloc_status};
 use caravan_schemas::allocation::ClientStatus;
-use caravan_schemas::{Allocation, Job, Kind};
+use caravan_schemas::{Allocation, Job, Kind, NameMap};
 use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::watch;

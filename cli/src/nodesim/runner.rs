@@ -6,7 +6,6 @@
 //! task starts at once. As in the agent, a failed task stops its siblings, a `desiredStatus`
 //! other than `run` stops them all, and the allocation ends when every task is dead.
 
-use caravan_schemas::NameMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -14,6 +13,7 @@ use caravan_nodeagent::driver::{Driver, ExitResult, TaskHandle, TaskSpec, parse_
 use caravan_nodeagent::runner::events;
 use caravan_nodeagent::runner::restart::{Decision, Policy, Tracker};
 use caravan_nodeagent::runner::status::{StatusBatcher, alloc_status};
+use caravan_schemas::NameMap;
 use caravan_schemas::allocation::{TaskLifecycleState, TaskState};
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -52,14 +52,11 @@ struct Board {
 
 impl Board {
     fn set(&self, task: &str, state: &TaskState) {
-        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
-        match states.get_mut(task) {
-            Some(known) => known.clone_from(state),
-            None => {
-                states.insert(task.to_string(), state.clone());
-            }
-        }
-        drop(states);
+        self.states
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(task, TaskState::default)
+            .clone_from(state);
         self.changed.notify_one();
     }
 }
@@ -219,6 +216,8 @@ fn jitter() -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use caravan_controllers::client::Client as _;
     use caravan_controllers::fake::FakeClient;
     use caravan_schemas::{Allocation, Kind};
@@ -251,8 +250,7 @@ mod tests {
         });
         let job = JobInterner::default().intern(job).unwrap();
         let alloc: Allocation = serde_json::from_value(alloc).unwrap();
-        let mut drivers: std::collections::BTreeMap<String, Arc<dyn Driver>> =
-            std::collections::BTreeMap::new();
+        let mut drivers: BTreeMap<String, Arc<dyn Driver>> = BTreeMap::new();
         drivers.insert("mock".into(), caravan_nodeagent::driver::mock::driver());
         let status = StatusBatcher::new();
         tokio::spawn(status.clone().run(client.clone(), Duration::from_millis(5)));

@@ -99,10 +99,10 @@ pub fn killed(state: &mut TaskState, exit: Option<&ExitResult>, now: SystemTime)
 
 #[cfg(test)]
 mod tests {
-    use caravan_schemas::NameMap;
     use std::time::Duration;
 
     use caravan_nodeagent::runner::status::client_status;
+    use caravan_schemas::NameMap;
     use caravan_schemas::allocation::ClientStatus;
 
     use super::*;

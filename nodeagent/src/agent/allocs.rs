@@ -4,7 +4,6 @@
 //! servers deleted it. At start it re-creates the runners of the allocations in the local
 //! state, which re-attach to their running tasks.
 
-use caravan_schemas::NameMap;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +11,7 @@ use std::time::Duration;
 use caravan_controllers::client::{Client, ClientError, ListQuery};
 use caravan_controllers::runtime::watcher::{Event, watcher};
 use caravan_schemas::allocation::{ClientStatus, DesiredStatus};
-use caravan_schemas::{Allocation, Job, Kind};
+use caravan_schemas::{Allocation, Job, Kind, NameMap};
 use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::{Mutex, watch};

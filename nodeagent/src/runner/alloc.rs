@@ -7,12 +7,11 @@
 //!  Stopping (kill the rest) ──▶ Poststop ──▶ Done
 //! ```
 
-use caravan_schemas::NameMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use caravan_schemas::allocation::{DesiredStatus, TaskLifecycleState, TaskState};
-use caravan_schemas::{Allocation, Job};
+use caravan_schemas::{Allocation, Job, NameMap};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 

@@ -1,14 +1,13 @@
 //! Allocation status as Nomad derives it from task states, and the batcher that sends the
 //! latest status of every changed allocation to the servers through the `status` subresource.
 
-use caravan_schemas::NameMap;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use caravan_controllers::client::{Client, ClientError};
-use caravan_schemas::Kind;
 use caravan_schemas::allocation::{AllocationStatus, ClientStatus, TaskLifecycleState, TaskState};
+use caravan_schemas::{Kind, NameMap};
 use futures::StreamExt;
 use tokio::sync::Notify;
 
