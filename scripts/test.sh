@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace, stopping at the first failing step:
 #   test dependencies (kubectl, Python client) → rustfmt → clippy → build the binaries →
-#   cargo nextest (unit, integration and end-to-end tests).
+#   cargo nextest (unit, integration and end-to-end tests) → schema-driven API fuzzing.
 # Extra arguments go to `cargo nextest run`, e.g. `scripts/test.sh -E 'test(kubectl)'`.
 # Honours CARGO_TARGET_DIR; the end-to-end tests find `caravan` in that target dir.
 set -euo pipefail
@@ -47,5 +47,8 @@ cargo build "${CARGO_FLAGS[@]}" --workspace --bins
 step "cargo nextest run --workspace"
 cargo nextest run "${CARGO_FLAGS[@]}" --workspace --no-fail-fast \
   --tool-config-file "caravan-scripts:$REPO_ROOT/scripts/nextest.toml" "$@"
+
+step "API fuzzing against a real server (scripts/fuzz-api.sh)"
+CARAVAN_TEST_VENV="${CARAVAN_TEST_VENV:-$REPO_ROOT/.venv}" scripts/fuzz-api.sh
 
 step "all checks passed"

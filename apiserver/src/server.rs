@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use caravan_schemas::Kind;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::cluster::secret::ClusterSecret;
 use crate::cluster::{Cluster, GossipConfig, Identity};
 use crate::heartbeat::HeartbeatTracker;
 use crate::http::{self, ApiConfig, ApiContext};
@@ -25,6 +25,9 @@ pub struct ServerConfig {
     pub api: ApiConfig,
     /// Gossip with other servers; `None` runs no gossip (a lone server).
     pub cluster: Option<ClusterSettings>,
+    /// The secret the cluster's servers share (`--cluster-secret`); `None` uses the one kept in
+    /// the data dir, or generates one there.
+    pub cluster_secret: Option<String>,
 }
 
 /// Who this server is among servers, and how it gossips.
@@ -64,8 +67,11 @@ impl Server {
             Ok(a) if a.ip().is_unspecified() || a.port() == 0 => local_addr.to_string(),
             _ => store_config.advertise_addr.clone(),
         };
+        let secret =
+            ClusterSecret::load_or_create(&config.data_dir, config.cluster_secret.as_deref())?;
         let store_config = StoreConfig {
             advertise_addr: advertise.clone(),
+            secret,
             ..store_config
         };
         let store = Store::open(store_config).await.with_context(|| {
@@ -112,14 +118,7 @@ impl Server {
     ) -> anyhow::Result<()> {
         let liveness = tokio::spawn(http::run_node_liveness(self.ctx.clone()));
         let app = http::router(self.ctx.clone());
-        // Watch events and small answers go out at once, not after Nagle's delay.
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("HTTP server failed")?;
+        http::serve(self.listener, app, shutdown).await;
         liveness.abort();
         if let Some(cluster) = self.ctx.cluster() {
             cluster.shutdown().await;

@@ -34,10 +34,15 @@ struct Inner {
     current: AtomicUsize,
     /// Region every request is for (`x-caravan-region`); the servers forward it there.
     region: Option<String>,
+    /// The servers' shared secret, sent by a server's own clients (its scheduler workers):
+    /// the eval broker answers cluster members only.
+    cluster_secret: Option<String>,
 }
 
 /// Header naming the region a request is for.
 pub const REGION_HEADER: &str = "x-caravan-region";
+/// Header carrying the servers' shared secret.
+pub const CLUSTER_SECRET_HEADER: &str = "x-caravan-cluster-secret";
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -116,6 +121,7 @@ impl Client {
                 addresses,
                 current: AtomicUsize::new(0),
                 region: None,
+                cluster_secret: None,
             }),
         })
     }
@@ -132,6 +138,21 @@ impl Client {
                 addresses: self.inner.addresses.clone(),
                 current: AtomicUsize::new(self.inner.current.load(Ordering::Relaxed)),
                 region: Some(region.to_string()),
+                cluster_secret: self.inner.cluster_secret.clone(),
+            }),
+        }
+    }
+
+    /// The same servers, with every request carrying the servers' shared secret (for a
+    /// server's own workers, which take evaluations from the leader's broker).
+    pub fn with_cluster_secret(self, secret: &str) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                http: self.inner.http.clone(),
+                addresses: self.inner.addresses.clone(),
+                current: AtomicUsize::new(self.inner.current.load(Ordering::Relaxed)),
+                region: self.inner.region.clone(),
+                cluster_secret: Some(secret.to_string()),
             }),
         }
     }
@@ -222,6 +243,9 @@ impl Client {
         }
         if let Some(region) = &self.inner.region {
             builder = builder.header(REGION_HEADER, region);
+        }
+        if let Some(secret) = &self.inner.cluster_secret {
+            builder = builder.header(CLUSTER_SECRET_HEADER, secret);
         }
         if let Some(content_type) = req.content_type {
             builder = builder.header(header::CONTENT_TYPE, content_type);

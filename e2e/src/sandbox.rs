@@ -18,6 +18,10 @@ use crate::stream::StreamingChild;
 /// How many times `start` picks a new port when the server exits before it is ready.
 const START_ATTEMPTS: usize = 3;
 
+/// The cluster secret every server a test starts shares (`CARAVAN_CLUSTER_SECRET`), so that
+/// sandboxes can join one another.
+pub const TEST_CLUSTER_SECRET: &str = "caravan-e2e-cluster-secret";
+
 /// Builds a [`Sandbox`].
 #[derive(Debug, Clone)]
 pub struct SandboxBuilder {
@@ -269,6 +273,7 @@ impl Sandbox {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
+        cmd.env("CARAVAN_CLUSTER_SECRET", TEST_CLUSTER_SECRET);
         for (k, v) in &self.builder.env {
             cmd.env(k, v);
         }

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! GET /v1/client/fs/logs/{alloc_id}?task=T&type=stdout|stderr&follow=true|false&tail=N
-//!   ─▶ logs::resolve (400 bad name or type, 404 unknown alloc or task)
+//!   ─▶ logs::resolve (400 an alloc id that is no UUID, a task name that is no plain path
+//!      component, a bad type; 404 unknown alloc or task), before any file is touched
 //!   ─▶ 200 text/plain: logs::LogReader chunks, polled every 200 ms while following
 //! ```
 
@@ -79,7 +80,7 @@ fn plain(code: StatusCode, message: String) -> Response {
 
 fn error_response(err: LogError) -> Response {
     let code = match &err {
-        LogError::InvalidName { .. } | LogError::TaskRequired(_) => StatusCode::BAD_REQUEST,
+        LogError::InvalidName(_) | LogError::TaskRequired(_) => StatusCode::BAD_REQUEST,
         LogError::AllocNotFound(_) | LogError::TaskNotFound { .. } => StatusCode::NOT_FOUND,
         LogError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
@@ -211,16 +212,19 @@ mod tests {
         (code, buf[head_end + 4..].to_vec())
     }
 
+    /// The uid of the allocation of the tests.
+    const A1: &str = "0b5f3c2e-8a4d-4f7e-9c1a-2d3e4f5a6b7c";
+
     #[tokio::test]
     async fn logs_are_served_and_errors_are_plain_text() {
         let root = tempfile::tempdir().unwrap();
-        let dir = logs::logs_dir(root.path(), "a1");
+        let dir = logs::logs_dir(root.path(), A1).unwrap();
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("web.stdout.0"), "one\ntwo\n").unwrap();
         std::fs::write(dir.join("web.stdout.1"), "three\n").unwrap();
         std::fs::write(dir.join("web.stderr.0"), "oops\n").unwrap();
         let base = serve(root.path().to_path_buf()).await;
-        let url = |q: &str| format!("{base}/v1/client/fs/logs/a1{q}");
+        let url = |q: &str| format!("{base}/v1/client/fs/logs/{A1}{q}");
         assert_eq!(get(&url("")).await, (200, "one\ntwo\nthree\n".into()));
         assert_eq!(
             get(&url("?task=web&type=stderr")).await,
@@ -235,7 +239,11 @@ mod tests {
         let (code, body) = get(&url("?task=db")).await;
         assert_eq!(code, 404);
         assert!(body.contains("task \"db\" not found"), "{body}");
-        assert_eq!(get(&format!("{base}/v1/client/fs/logs/a2")).await.0, 404);
+        let other = "1b5f3c2e-8a4d-4f7e-9c1a-2d3e4f5a6b7c";
+        assert_eq!(
+            get(&format!("{base}/v1/client/fs/logs/{other}")).await.0,
+            404
+        );
         assert_eq!(
             get(&format!("{base}/v1/client/fs/logs/..%2Fetc")).await.0,
             400
@@ -243,17 +251,58 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn names_that_leave_the_allocation_directory_read_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        // Files a traversal would reach: next to the allocations, and above the root.
+        let alloc_root = root.path().join("alloc");
+        let dir = logs::logs_dir(&alloc_root, A1).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("web.stdout.0"), "mine\n").unwrap();
+        let etc = root.path().join("etc");
+        std::fs::create_dir_all(etc.join("alloc/logs")).unwrap();
+        std::fs::write(etc.join("alloc/logs/x.stdout.0"), "secret\n").unwrap();
+        std::fs::write(etc.join("etc.stdout.0"), "secret\n").unwrap();
+        // An allocation directory whose name is no UUID is never one of the agent's.
+        let not_uuid = logs::logs_dir(&alloc_root, A1)
+            .unwrap()
+            .to_string_lossy()
+            .replace(A1, "a1");
+        std::fs::create_dir_all(&not_uuid).unwrap();
+        std::fs::write(format!("{not_uuid}/web.stdout.0"), "secret\n").unwrap();
+        let base = serve(alloc_root.clone()).await;
+        let logs = format!("{base}/v1/client/fs/logs");
+        for url in [
+            format!("{logs}/{A1}?task=../../etc"),
+            format!("{logs}/{A1}?task=..%2F..%2Fetc"),
+            format!("{logs}/{A1}?task=%2Fetc"),
+            format!("{logs}/{A1}?task=.."),
+            format!("{logs}/{A1}?task=web%00"),
+            format!("{logs}/..%2Fetc?task=x"),
+            format!("{logs}/..?task=x"),
+            format!("{logs}/a1?task=web"),
+        ] {
+            let (code, body) = get(&url).await;
+            assert!(code == 400 || code == 404, "{url}: {code} {body}");
+            assert!(!body.contains("secret"), "{url}: {body}");
+        }
+        assert_eq!(
+            get(&format!("{logs}/{A1}?task=web")).await,
+            (200, "mine\n".into())
+        );
+    }
+
+    #[tokio::test]
     async fn a_followed_log_streams_new_output_across_rotations() {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
         let root = tempfile::tempdir().unwrap();
-        let dir = logs::logs_dir(root.path(), "a1");
+        let dir = logs::logs_dir(root.path(), A1).unwrap();
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("web.stdout.0"), "first\n").unwrap();
         let base = serve(root.path().to_path_buf()).await;
         let host = base.strip_prefix("http://").unwrap().to_string();
         let mut conn = tokio::net::TcpStream::connect(&host).await.unwrap();
         conn.write_all(
-            format!("GET /v1/client/fs/logs/a1?follow=true HTTP/1.0\r\nHost: {host}\r\n\r\n")
+            format!("GET /v1/client/fs/logs/{A1}?follow=true HTTP/1.0\r\nHost: {host}\r\n\r\n")
                 .as_bytes(),
         )
         .await

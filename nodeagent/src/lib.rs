@@ -9,5 +9,6 @@ pub mod fingerprint;
 pub mod http;
 pub mod image;
 pub mod logs;
+pub mod paths;
 pub mod runner;
 pub mod state;

@@ -47,9 +47,10 @@ impl LogType {
 /// Why logs cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    /// An allocation id or task name that could escape the allocation directory.
-    #[error("invalid {what} {name:?}: it must be a plain name (no '/', no '..')")]
-    InvalidName { what: &'static str, name: String },
+    /// An allocation id that is no UUID, or a task name that could escape the allocation
+    /// directory.
+    #[error(transparent)]
+    InvalidName(#[from] crate::paths::UnsafeName),
     #[error("allocation {0} not found on this node")]
     AllocNotFound(String),
     #[error("task {task:?} not found in allocation {alloc}")]
@@ -61,30 +62,11 @@ pub enum LogError {
     Io(#[from] io::Error),
 }
 
-/// Whether `name` is safe as one path component.
-pub fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name != "."
-        && !name.contains("..")
-        && !name.contains('/')
-        && !name.contains('\\')
-        && !name.contains('\0')
-}
-
-fn check_name(what: &'static str, name: &str) -> Result<(), LogError> {
-    if valid_name(name) {
-        Ok(())
-    } else {
-        Err(LogError::InvalidName {
-            what,
-            name: name.to_string(),
-        })
-    }
-}
-
-/// `<alloc_root>/<alloc_id>/alloc/logs`.
-pub fn logs_dir(alloc_root: &Path, alloc_id: &str) -> PathBuf {
-    alloc_root.join(alloc_id).join("alloc").join("logs")
+/// `<alloc_root>/<alloc_id>/alloc/logs`, the allocation id checked to be a UUID.
+pub fn logs_dir(alloc_root: &Path, alloc_id: &str) -> Result<PathBuf, crate::paths::UnsafeName> {
+    Ok(crate::paths::alloc_dir(alloc_root, alloc_id)?
+        .join("alloc")
+        .join("logs"))
 }
 
 /// The file of rotation `index`.
@@ -141,23 +123,23 @@ pub fn tasks_with_logs(dir: &Path) -> io::Result<BTreeSet<String>> {
         .collect())
 }
 
-/// Checks the names and finds the logs directory and task: a named task must have log files
-/// or a task directory (`<alloc_root>/<alloc_id>/<task>`); an unnamed one must be the only
-/// task with log files.
+/// Checks the names (the allocation id a UUID, the task name one path component, as the
+/// allocation runner requires them) before touching the filesystem, and finds the logs
+/// directory and task: a named task must have log files or a task directory
+/// (`<alloc_root>/<alloc_id>/<task>`); an unnamed one must be the only task with log files.
 pub fn resolve(
     alloc_root: &Path,
     alloc_id: &str,
     task: Option<&str>,
 ) -> Result<(PathBuf, String), LogError> {
-    check_name("allocation id", alloc_id)?;
+    let dir = logs_dir(alloc_root, alloc_id)?;
     if let Some(task) = task {
-        check_name("task", task)?;
+        crate::paths::component("task name", task)?;
     }
     let alloc_dir = alloc_root.join(alloc_id);
     if !alloc_dir.is_dir() {
         return Err(LogError::AllocNotFound(alloc_id.to_string()));
     }
-    let dir = logs_dir(alloc_root, alloc_id);
     let tasks = tasks_with_logs(&dir)?;
     let task = match task {
         Some(task) if tasks.contains(task) || alloc_dir.join(task).is_dir() => task.to_string(),
@@ -392,10 +374,13 @@ mod tests {
         String::from_utf8(bytes).unwrap()
     }
 
-    /// An allocation `a1` whose task `web` rotated: files 0 and 1 deleted, 2..=4 kept.
+    /// The uid of the allocation of the tests.
+    const A1: &str = "0b5f3c2e-8a4d-4f7e-9c1a-2d3e4f5a6b7c";
+
+    /// An allocation `A1` whose task `web` rotated: files 0 and 1 deleted, 2..=4 kept.
     fn rotated() -> (tempfile::TempDir, PathBuf) {
         let root = tempfile::tempdir().unwrap();
-        let dir = logs_dir(root.path(), "a1");
+        let dir = logs_dir(root.path(), A1).unwrap();
         std::fs::create_dir_all(&dir).unwrap();
         write(&dir, "web.stdout.2", "one\ntwo\n");
         write(&dir, "web.stdout.3", "three\nfo");
@@ -520,36 +505,40 @@ mod tests {
     fn names_are_checked_and_tasks_resolved() {
         let (root, dir) = rotated();
         let root = root.path();
-        for bad in ["..", "a/b", "../a1", "", "."] {
+        assert!(matches!(
+            resolve(root, "a1", None),
+            Err(LogError::InvalidName(_))
+        ));
+        for bad in ["..", "a/b", "../a1", "", ".", "/etc", "../../etc"] {
             assert!(
-                matches!(resolve(root, bad, None), Err(LogError::InvalidName { .. })),
+                matches!(resolve(root, bad, None), Err(LogError::InvalidName(_))),
                 "{bad:?}"
             );
             assert!(matches!(
-                resolve(root, "a1", Some(bad)),
-                Err(LogError::InvalidName { .. })
+                resolve(root, A1, Some(bad)),
+                Err(LogError::InvalidName(_))
             ));
         }
         assert!(matches!(
-            resolve(root, "a2", Some("web")),
+            resolve(root, "1b5f3c2e-8a4d-4f7e-9c1a-2d3e4f5a6b7c", Some("web")),
             Err(LogError::AllocNotFound(_))
         ));
         assert!(matches!(
-            resolve(root, "a1", Some("db")),
+            resolve(root, A1, Some("db")),
             Err(LogError::TaskNotFound { .. })
         ));
         assert!(matches!(
-            resolve(root, "a1", None),
+            resolve(root, A1, None),
             Err(LogError::TaskRequired(_))
         ));
         assert_eq!(
-            resolve(root, "a1", Some("web")).unwrap(),
+            resolve(root, A1, Some("web")).unwrap(),
             (dir.clone(), "web".into())
         );
         // A task that has not written yet is known by its directory.
-        std::fs::create_dir_all(root.join("a1").join("db")).unwrap();
-        assert_eq!(resolve(root, "a1", Some("db")).unwrap().1, "db");
+        std::fs::create_dir_all(root.join(A1).join("db")).unwrap();
+        assert_eq!(resolve(root, A1, Some("db")).unwrap().1, "db");
         std::fs::remove_file(dir.join("webby.stdout.0")).unwrap();
-        assert_eq!(resolve(root, "a1", None).unwrap().1, "web");
+        assert_eq!(resolve(root, A1, None).unwrap().1, "web");
     }
 }

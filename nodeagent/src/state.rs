@@ -56,11 +56,14 @@ fn task_key(alloc_id: &str, task: &str) -> String {
 }
 
 impl LocalState {
-    /// Opens (or creates) the database at `path`.
+    /// Opens (or creates) the database at `path`, readable by the agent's user only (0600: it
+    /// holds the jobs, environments included).
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
+        make_private(path)
+            .with_context(|| format!("failed to protect the agent state {}", path.display()))?;
         let db = Database::create(path)
             .with_context(|| format!("failed to open the agent state {}", path.display()))?;
         let txn = db.begin_write()?;
@@ -146,9 +149,38 @@ impl LocalState {
     }
 }
 
+/// Creates `path` empty with mode 0600 when it does not exist (redb initialises an empty file),
+/// and sets 0600 on one an earlier agent created.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_database_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client/state.redb");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        drop(LocalState::open(&path).unwrap());
+        assert_eq!(mode(&path), 0o600);
+        // A database an earlier agent left readable is closed down too, and still opens.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let state = LocalState::open(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        state.put_task("u1", "web", &LocalTask::default()).unwrap();
+        assert!(state.task("u1", "web").unwrap().is_some());
+    }
 
     #[test]
     fn allocations_and_tasks_survive_reopening() {

@@ -4,7 +4,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::Kind;
-use crate::admission::checks::Checks;
+use crate::admission::checks::{Checks, NameRule};
 use crate::admission::kinds::Admissible;
 use crate::admission::validation::{remove_field, strip_nulls, validate};
 use crate::meta::ObjectMeta;
@@ -131,7 +131,7 @@ pub fn admit_update(
         return finish(kind, object, errors, warnings);
     };
     let mut checks = Checks::default();
-    checks.metadata(&meta, name_is_label(kind));
+    checks.metadata(&meta, name_rule(kind));
     merge(&mut errors, checks.errors);
     if errors.is_empty() {
         Ok(Admitted { object, warnings })
@@ -160,7 +160,7 @@ pub fn admit_allocation(alloc: &mut crate::Allocation) -> Result<(), Vec<FieldEr
         }
     }
     let mut checks = Checks::default();
-    checks.metadata(alloc.metadata(), name_is_label(Kind::Allocation));
+    checks.metadata(alloc.metadata(), name_rule(Kind::Allocation));
     alloc.check(&mut checks);
     alloc.apply_defaults();
     merge(&mut errors, checks.errors);
@@ -282,15 +282,15 @@ fn merge(errors: &mut Vec<FieldError>, semantic: Vec<FieldError>) {
     }
 }
 
-/// Whether `kind`'s names must be DNS-1123 labels rather than subdomains.
-fn name_is_label(kind: Kind) -> bool {
+/// What `kind`'s names must be.
+fn name_rule(kind: Kind) -> NameRule {
     match kind {
-        Kind::Namespace => <crate::Namespace as Admissible>::NAME_IS_LABEL,
-        Kind::Node => <crate::Node as Admissible>::NAME_IS_LABEL,
-        Kind::Job => <crate::Job as Admissible>::NAME_IS_LABEL,
-        Kind::Evaluation => <crate::Evaluation as Admissible>::NAME_IS_LABEL,
-        Kind::Allocation => <crate::Allocation as Admissible>::NAME_IS_LABEL,
-        Kind::Deployment => <crate::Deployment as Admissible>::NAME_IS_LABEL,
+        Kind::Namespace => <crate::Namespace as Admissible>::NAME_RULE,
+        Kind::Node => <crate::Node as Admissible>::NAME_RULE,
+        Kind::Job => <crate::Job as Admissible>::NAME_RULE,
+        Kind::Evaluation => <crate::Evaluation as Admissible>::NAME_RULE,
+        Kind::Allocation => <crate::Allocation as Admissible>::NAME_RULE,
+        Kind::Deployment => <crate::Deployment as Admissible>::NAME_RULE,
     }
 }
 
@@ -322,7 +322,7 @@ fn typed_json<T: Admissible>(
 fn checked<T: Admissible>(object: Value) -> Result<(T, Vec<FieldError>), String> {
     let mut typed: T = serde_json::from_value(object).map_err(|e| e.to_string())?;
     let mut checks = Checks::default();
-    checks.metadata(typed.metadata(), T::NAME_IS_LABEL);
+    checks.metadata(typed.metadata(), T::NAME_RULE);
     typed.check(&mut checks);
     typed.apply_defaults();
     Ok((typed, checks.errors))

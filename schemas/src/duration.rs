@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::limits::MAX_DURATION;
+
 /// Why a duration string did not parse.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
@@ -19,6 +21,22 @@ pub enum DurationError {
     /// The value does not fit.
     #[error("duration {0:?} is too large")]
     Overflow(String),
+    /// The value is longer than any field accepts ([`MAX_DURATION`]).
+    #[error("duration {input:?} is longer than the longest allowed, {max}")]
+    TooLong { input: String, max: String },
+}
+
+/// [`parse_duration`] of a duration a client writes: also refused when longer than
+/// [`MAX_DURATION`], so that no deadline or timeout computed from it can overflow.
+pub fn parse_admitted_duration(input: &str) -> Result<Duration, DurationError> {
+    let duration = parse_duration(input)?;
+    if duration > MAX_DURATION {
+        return Err(DurationError::TooLong {
+            input: input.to_string(),
+            max: format!("{}h", MAX_DURATION.as_secs() / 3600),
+        });
+    }
+    Ok(duration)
 }
 
 /// Parses a Go-style duration: a sequence of decimal numbers, each with an optional fraction and
@@ -71,7 +89,7 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
         let mut scale = nanos_per_unit;
         for digit in fraction.bytes().map(|b| u128::from(b - b'0')) {
             scale /= 10;
-            value += digit * scale;
+            value = value.checked_add(digit * scale).ok_or_else(overflow)?;
         }
         total = total.checked_add(value).ok_or_else(overflow)?;
         rest = tail;
@@ -111,6 +129,30 @@ mod tests {
         assert!(matches!(
             parse_duration("99999999999999999999999999999999999999h"),
             Err(DurationError::Overflow(_))
+        ));
+    }
+
+    #[test]
+    fn admitted_durations_are_at_most_the_limit() {
+        assert_eq!(
+            parse_admitted_duration("87600h"),
+            Ok(MAX_DURATION),
+            "the limit itself is allowed"
+        );
+        assert_eq!(parse_admitted_duration("5s"), Ok(Duration::from_secs(5)));
+        for long in ["87600h1ns", "5000000000000000h", "100000h"] {
+            assert!(parse_duration(long).is_ok(), "{long} parses");
+            assert!(
+                matches!(
+                    parse_admitted_duration(long),
+                    Err(DurationError::TooLong { .. })
+                ),
+                "{long} admitted"
+            );
+        }
+        assert!(matches!(
+            parse_admitted_duration("10"),
+            Err(DurationError::Malformed(_))
         ));
     }
 }

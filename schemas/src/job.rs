@@ -21,7 +21,9 @@ pub use policy::{
     DelayFunction, HealthCheck, MigrateStrategy, ParameterizedConfig, PayloadMode, PeriodicConfig,
     ReschedulePolicy, RestartMode, RestartPolicy, UpdateStrategy,
 };
-pub use task::{DeviceRequest, Lifecycle, LifecycleHook, LogConfig, Resources, Task};
+pub use task::{
+    DeviceRequest, Lifecycle, LifecycleHook, LogConfig, Resources, Task, valid_task_name,
+};
 
 /// A job: the desired state of a workload, made of task groups that the scheduler places on nodes.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -8,9 +8,12 @@ pub mod allocation;
 pub mod condition;
 pub mod deployment;
 pub mod duration;
+#[cfg(test)]
+mod duration_props;
 pub mod evaluation;
 pub mod job;
 pub mod kind;
+pub mod limits;
 pub mod meta;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod mock;

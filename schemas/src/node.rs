@@ -62,6 +62,70 @@ pub struct NodeSpec {
     pub http_addr: Option<String>,
 }
 
+/// Whether `addr` may be a node's [`httpAddr`](NodeSpec::http_addr): exactly `HOST:PORT`,
+/// HOST an IPv4 address, a bracketed IPv6 address (`[::1]`) or a DNS name (letters, digits,
+/// `-` and `.`, at most 253 characters), PORT from 1 to 65535. No scheme, path, query,
+/// userinfo or whitespace: the servers make the URL of the node's agent API of it
+/// (`http://{addr}/…`), and anything more would let a node's registration steer their
+/// requests elsewhere. The log proxy checks it again before it connects.
+pub fn valid_http_addr(addr: &str) -> Result<(), String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "{addr:?} is not HOST:PORT (an IPv4 address, a bracketed IPv6 address or a DNS \
+             name, and a port from 1 to 65535): {why}"
+        ))
+    };
+    let (host, port) = if let Some(rest) = addr.strip_prefix('[') {
+        let Some((ip, port)) = rest.split_once("]:") else {
+            return bad("an IPv6 address must be written [ADDRESS]:PORT");
+        };
+        if ip.parse::<std::net::Ipv6Addr>().is_err() {
+            return bad("the address in brackets is not an IPv6 address");
+        }
+        (None, port)
+    } else {
+        let Some((host, port)) = addr.rsplit_once(':') else {
+            return bad("the port is missing");
+        };
+        (Some(host), port)
+    };
+    if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return bad("the port is not a number");
+    }
+    if !port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p)) {
+        return bad("the port is out of range");
+    }
+    let Some(host) = host else {
+        return Ok(());
+    };
+    if host.is_empty() {
+        return bad("the host is missing");
+    }
+    if host.len() > 253 {
+        return bad("the host is longer than 253 characters");
+    }
+    if !host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return bad("the host has characters other than letters, digits, '-' and '.'");
+    }
+    let numeric = host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if numeric {
+        if host.parse::<std::net::Ipv4Addr>().is_err() {
+            return bad("the host is not an IPv4 address");
+        }
+        return Ok(());
+    }
+    let labels_ok = host.split('.').all(|label| {
+        !label.is_empty() && label.len() <= 63 && !label.starts_with('-') && !label.ends_with('-')
+    });
+    if !labels_ok {
+        return bad("the host is not a DNS name");
+    }
+    Ok(())
+}
+
 /// How a node is drained.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -272,6 +336,63 @@ pub struct NodeAddress {
 mod tests {
     use super::*;
     use crate::mock;
+
+    #[test]
+    fn http_addr_is_exactly_host_and_port() {
+        for good in [
+            "10.0.0.5:4646",
+            "127.0.0.1:1",
+            "[::1]:4647",
+            "[2001:db8::8a2e:370:7334]:65535",
+            "localhost:4646",
+            "node-1.dc1.example.com:4646",
+            "NODE-1:80",
+        ] {
+            assert_eq!(valid_http_addr(good), Ok(()), "{good}");
+        }
+        let long_host = format!("{}:4646", vec!["a".repeat(63); 4].join("."));
+        for bad in [
+            "",
+            "127.0.0.1:5190/admin/secret?x=",
+            "127.0.0.1:5190?x=",
+            "127.0.0.1:5190#x",
+            "http://10.0.0.5:4646",
+            "user@10.0.0.5:4646",
+            "user:pw@10.0.0.5:4646",
+            "10.0.0.5",
+            "10.0.0.5:",
+            "10.0.0.5:0",
+            "10.0.0.5:65536",
+            "10.0.0.5:99999999999999999999",
+            "10.0.0.5:+80",
+            "10.0.0.5: 80",
+            " 10.0.0.5:80",
+            "10.0.0.5:80 ",
+            "10.0.0.5 :80",
+            "999.0.0.1:80",
+            "10.0.0:80",
+            ":4646",
+            "::1:4646",
+            "[::1]",
+            "[::1]4646",
+            "[::1]:",
+            "[not-ip]:4646",
+            "[fe80::1%eth0]:4646",
+            "[::1]:4646/x",
+            "a..b:4646",
+            ".a:4646",
+            "-a:4646",
+            "a-:4646",
+            "a_b:4646",
+            "nöde:4646",
+            "a\nb:4646",
+            "a\tb:4646",
+            &long_host,
+        ] {
+            let problem = valid_http_addr(bad).expect_err(bad);
+            assert!(!problem.starts_with(char::is_uppercase), "{problem}");
+        }
+    }
 
     /// Unique attributes and the name leave it alone; anything a constraint can see changes it.
     #[test]

@@ -396,6 +396,12 @@ fn operation(kind: Kind, op: Op) -> Value {
         _ => {}
     }
     responses.insert("401".into(), json!({"description": "Unauthorized"}));
+    for (code, description) in error_responses(op.action) {
+        responses.insert(
+            code.into(),
+            json!({"description": description, "content": {"application/json": {"schema": reference("Status")}}}),
+        );
+    }
 
     let mut operation = json!({
         "operationId": op.id,
@@ -418,4 +424,47 @@ fn operation(kind: Kind, op: Op) -> Value {
         operation["requestBody"] = json!({"required": true, "content": body_content});
     }
     operation
+}
+
+/// The error answers an operation really gives, each a `Status`: malformed input (400), a
+/// missing object or namespace (404), no leader (503); a read past the newest revision (504);
+/// and for writes a conflict (409), a body or object too large (413), a media type the
+/// operation does not take (415) and a schema or semantic violation (422).
+fn error_responses(action: &str) -> Vec<(&'static str, &'static str)> {
+    let mut codes = vec![
+        ("400", "BadRequest: the request is malformed"),
+        (
+            "404",
+            "NotFound: the object, its namespace or the resource does not exist",
+        ),
+        (
+            "503",
+            "ServiceUnavailable: no leader, or the write could not be committed",
+        ),
+    ];
+    match action {
+        "get" | "list" => codes.push((
+            "504",
+            "Timeout: the resourceVersion asked for is newer than the server's",
+        )),
+        _ => codes.extend([
+            (
+                "409",
+                "Conflict or AlreadyExists: a precondition or resourceVersion no longer holds",
+            ),
+            (
+                "413",
+                "RequestEntityTooLarge: the body or the resulting object is over its limit",
+            ),
+            (
+                "415",
+                "UnsupportedMediaType: the body's media type is not one the operation takes",
+            ),
+            (
+                "422",
+                "Invalid: every field that breaks the schema or a semantic check",
+            ),
+        ]),
+    }
+    codes
 }

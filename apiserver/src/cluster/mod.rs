@@ -12,6 +12,7 @@
 
 pub mod gossip;
 pub mod membership;
+pub mod secret;
 #[cfg(test)]
 mod tests;
 pub mod transfer;

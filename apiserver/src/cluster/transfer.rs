@@ -82,7 +82,7 @@ impl Cluster {
             bail!("the target did not catch up with the leader's log in time");
         }
         tokio::time::sleep(lease + Duration::from_millis(50)).await;
-        crate::raft::request_campaign(&target.address).await?;
+        crate::raft::request_campaign(&target.address, self.store.secret()).await?;
         let led = tokio::time::timeout(
             lease * 3 + Duration::from_secs(2),
             metrics.wait_for(|m| m.current_leader == Some(target.raft_id)),

@@ -30,14 +30,25 @@ pub enum ApiError {
         name: String,
         causes: Vec<FieldError>,
     },
-    #[error("the request body is larger than {limit} bytes")]
-    TooLarge { limit: usize },
+    /// A body, a JSON patch or the object a write would store is over its limit (413);
+    /// `message` says which, `None` for a body not read to its end.
+    #[error("{}", too_large_message(*limit, message.as_deref()))]
+    TooLarge {
+        limit: usize,
+        message: Option<String>,
+    },
+    /// A read or watch asked for a revision this server has not reached (Kubernetes' 504
+    /// `Timeout` with cause `ResourceVersionTooLarge`).
+    #[error("Too large resource version: {requested}, current: {current}")]
+    ResourceVersionTooLarge { requested: u64, current: u64 },
     #[error(
         "the body of the request was in an unknown format - accepted media types include: {accepted}"
     )]
     UnsupportedMediaType { accepted: String },
     #[error("{0}")]
     MethodNotAllowed(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Gone(String),
     #[error("{0}")]
@@ -46,7 +57,22 @@ pub enum ApiError {
     Internal(String),
 }
 
+fn too_large_message(limit: usize, message: Option<&str>) -> String {
+    match message {
+        Some(message) => message.to_owned(),
+        None => format!("the request body is larger than {limit} bytes"),
+    }
+}
+
 impl ApiError {
+    /// 413 for something other than the body's size.
+    pub fn too_large(limit: usize, message: String) -> ApiError {
+        ApiError::TooLarge {
+            limit,
+            message: Some(message),
+        }
+    }
+
     pub fn not_found(kind: Kind, name: &str) -> ApiError {
         ApiError::NotFound {
             kind: Some(kind),
@@ -105,8 +131,10 @@ impl ApiError {
             ApiError::Conflict { .. } => (409, "Conflict"),
             ApiError::Invalid { .. } => (422, "Invalid"),
             ApiError::TooLarge { .. } => (413, "RequestEntityTooLarge"),
+            ApiError::ResourceVersionTooLarge { .. } => (504, "Timeout"),
             ApiError::UnsupportedMediaType { .. } => (415, "UnsupportedMediaType"),
             ApiError::MethodNotAllowed(_) => (405, "MethodNotAllowed"),
+            ApiError::Forbidden(_) => (403, "Forbidden"),
             ApiError::Gone(_) => (410, "Expired"),
             ApiError::Unavailable(_) => (503, "ServiceUnavailable"),
             ApiError::Internal(_) => (500, "InternalError"),
@@ -176,6 +204,15 @@ impl ApiError {
                 retry_after_seconds: Some(1),
                 ..StatusDetails::default()
             }),
+            ApiError::ResourceVersionTooLarge { .. } => Some(StatusDetails {
+                causes: vec![StatusCause {
+                    reason: "ResourceVersionTooLarge".to_string(),
+                    message: "Too large resource version".to_string(),
+                    field: String::new(),
+                }],
+                retry_after_seconds: Some(1),
+                ..StatusDetails::default()
+            }),
             _ => None,
         }
     }
@@ -184,7 +221,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = status_response(&self.to_status());
-        if matches!(self, ApiError::TooLarge { .. }) {
+        if matches!(self, ApiError::TooLarge { message: None, .. }) {
             // The rest of the body was not read: the connection cannot be reused.
             resp.headers_mut().insert(
                 axum::http::header::CONNECTION,
@@ -205,4 +242,43 @@ pub fn status_response(status: &Status) -> Response {
         body,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resource_version_not_reached_is_kubernetes_timeout() {
+        let status = ApiError::ResourceVersionTooLarge {
+            requested: 120,
+            current: 100,
+        }
+        .to_status();
+        assert_eq!((status.code, status.reason.as_str()), (504, "Timeout"));
+        assert_eq!(
+            status.message,
+            "Too large resource version: 120, current: 100"
+        );
+        let details = status.details.expect("details");
+        assert_eq!(details.causes[0].reason, "ResourceVersionTooLarge");
+        assert_eq!(details.retry_after_seconds, Some(1));
+    }
+
+    #[test]
+    fn only_a_body_left_unread_closes_the_connection() {
+        let body = ApiError::TooLarge {
+            limit: 10,
+            message: None,
+        };
+        assert_eq!(body.to_string(), "the request body is larger than 10 bytes");
+        let resp = body.into_response();
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(resp.headers().contains_key(axum::http::header::CONNECTION));
+        let object = ApiError::too_large(10, "the object is too large".into());
+        assert_eq!(object.to_status().reason, "RequestEntityTooLarge");
+        let resp = object.into_response();
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(!resp.headers().contains_key(axum::http::header::CONNECTION));
+    }
 }

@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use super::ApiContext;
 use super::error::ApiError;
 use crate::cluster::MemberStatus;
+use crate::cluster::secret::SECRET_HEADER;
 
 /// Marks a request a follower forwarded, so it is never forwarded twice.
 pub const FORWARDED: &str = "x-caravan-forwarded";
@@ -132,7 +133,7 @@ async fn to_region(ctx: &ApiContext, region: &str, req: Request) -> Result<Respo
         .ok_or_else(|| {
             ApiError::Unavailable(format!("no live server of region {region:?} is known"))
         })?;
-    relay(&target, req, REGION_FORWARDED).await
+    relay(ctx, &target, req, REGION_FORWARDED).await
 }
 
 async fn to_leader(ctx: &ApiContext, req: Request) -> Result<Response, ApiError> {
@@ -146,11 +147,17 @@ async fn to_leader(ctx: &ApiContext, req: Request) -> Result<Response, ApiError>
             "no leader: the servers are electing one or have no quorum".into(),
         ));
     };
-    relay(&leader, req, FORWARDED).await
+    relay(ctx, &leader, req, FORWARDED).await
 }
 
-/// Sends `req` to `target` marked with `marker`, and streams the answer back.
-async fn relay(target: &str, req: Request, marker: &'static str) -> Result<Response, ApiError> {
+/// Sends `req` to `target` marked with `marker` and carrying the cluster secret, and streams
+/// the answer back.
+async fn relay(
+    ctx: &ApiContext,
+    target: &str,
+    req: Request,
+    marker: &'static str,
+) -> Result<Response, ApiError> {
     let path = req
         .uri()
         .path_and_query()
@@ -161,9 +168,10 @@ async fn relay(target: &str, req: Request, marker: &'static str) -> Result<Respo
     let mut out = client()?
         .request(parts.method.clone(), &url)
         .header(marker, "1")
+        .header(SECRET_HEADER, ctx.store.secret().header_value())
         .body(reqwest::Body::wrap_stream(body.into_data_stream()));
     for (name, value) in &parts.headers {
-        if forwardable(name) {
+        if forwardable(name) && name.as_str() != SECRET_HEADER {
             out = out.header(name, value);
         }
     }

@@ -52,7 +52,7 @@ pub async fn handle(ctx: &ApiContext, node: String, req: Request) -> Result<Resp
     let media = body::content_type(req.headers());
     let bytes = body::read(req.into_body()).await?;
     if !bytes.iter().all(u8::is_ascii_whitespace) {
-        body::decode_object(&bytes, &media)?;
+        body::decode(&bytes, &media, false).await?;
     }
     if !ctx.store.is_leader() {
         return Err(ApiError::Unavailable(

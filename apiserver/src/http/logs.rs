@@ -3,10 +3,16 @@
 //!
 //! ```text
 //! GET …/allocations/{name}/log?task=&stream=&follow=&tailLines=
-//!   ─▶ Allocation (404) ─▶ spec.nodeName ─▶ Node (404) ─▶ spec.httpAddr (503 when missing)
-//!   ─▶ GET http://{httpAddr}/v1/client/fs/logs/{alloc uid}?task=&type=&follow=&tail=
+//!   ─▶ Allocation (404) ─▶ spec.nodeName ─▶ Node (404) ─▶ spec.httpAddr (503 when missing, or
+//!      not exactly HOST:PORT)
+//!   ─▶ GET http://{httpAddr}/v1/client/fs/logs/{alloc uid}?type=&follow=&task=&tail=
 //!   ─▶ 200 text/plain, the agent's bytes as they come; agent errors become Status objects
 //! ```
+//!
+//! The URL is built from parts ([`agent_url`]): the address is checked again here (a Node
+//! stored before admission checked it, or written around admission, must not steer the server
+//! to another URL), the uid must be a UUID, and the task name and stream are query values,
+//! percent-encoded, never spliced into the URL's text.
 //!
 //! The parameters follow Kubernetes' `pods/log` (`follow`, `tailLines`) with Caravan's `task`
 //! (which task of the allocation; optional when it has one) and `stream` (`stdout`, the
@@ -19,8 +25,9 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
+use caravan_schemas::node::valid_http_addr;
 use caravan_schemas::{Kind, Status};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::Url;
 use serde_json::Value;
 
 use super::context::ApiContext;
@@ -31,9 +38,6 @@ use crate::store::ObjectKey;
 
 /// How long connecting to a node's agent may take.
 const AGENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Characters escaped in a query value or path segment sent to the agent.
-const ESCAPE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
 
 /// The allocation a log path names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,23 +127,49 @@ impl LogQuery {
         }
         Ok(q)
     }
+}
 
-    /// The agent's path and query for the allocation with `uid`.
-    pub fn agent_path(&self, uid: &str) -> String {
-        let mut path = format!(
-            "/v1/client/fs/logs/{}?type={}&follow={}",
-            utf8_percent_encode(uid, ESCAPE),
-            self.stream.as_str(),
-            self.follow
-        );
-        if let Some(task) = &self.task {
-            path.push_str(&format!("&task={}", utf8_percent_encode(task, ESCAPE)));
-        }
-        if let Some(n) = self.tail_lines {
-            path.push_str(&format!("&tail={n}"));
-        }
-        path
+/// The URL of the log endpoint of the agent of `node`, whose `spec.httpAddr` is `addr`, for
+/// the allocation with `uid`: `http://{addr}/v1/client/fs/logs/{uid}?type=&follow=&task=&tail=`.
+/// An address that is not exactly `HOST:PORT` is refused (503: the node cannot be reached
+/// through it); so is a uid that is not a UUID (the servers give every object one).
+pub fn agent_url(node: &str, addr: &str, uid: &str, query: &LogQuery) -> Result<Url, ApiError> {
+    let invalid =
+        |why: String| ApiError::Unavailable(format!("node {node} has an invalid httpAddr: {why}"));
+    valid_http_addr(addr).map_err(invalid)?;
+    if uid.len() != 36 || uuid::Uuid::try_parse(uid).is_err() {
+        return Err(ApiError::Internal(format!(
+            "the allocation's uid {uid:?} is not a UUID"
+        )));
     }
+    let mut url = Url::parse(&format!("http://{addr}/")).map_err(|e| invalid(e.to_string()))?;
+    // What the check above promises, as the URL parser understood it: a host and a port only.
+    if url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || url.host().is_none()
+    {
+        return Err(invalid(format!("{addr:?} is more than HOST:PORT")));
+    }
+    url.path_segments_mut()
+        .map_err(|()| invalid(format!("{addr:?} cannot be a base URL")))?
+        .clear()
+        .extend(["v1", "client", "fs", "logs", uid]);
+    {
+        let mut pairs = url.query_pairs_mut();
+        pairs
+            .append_pair("type", query.stream.as_str())
+            .append_pair("follow", if query.follow { "true" } else { "false" });
+        if let Some(task) = &query.task {
+            pairs.append_pair("task", task);
+        }
+        if let Some(n) = query.tail_lines {
+            pairs.append_pair("tail", &n.to_string());
+        }
+    }
+    Ok(url)
 }
 
 /// Handles a request to a log path.
@@ -153,22 +183,13 @@ pub async fn handle(ctx: &ApiContext, target: LogPath, req: Request) -> Result<R
     let query = LogQuery::parse(req.uri().query())?;
     let (node, uid) = placement(ctx, &target)?;
     let addr = agent_address(ctx, &node)?;
-    let base = if addr.contains("://") {
-        addr.trim_end_matches('/').to_string()
-    } else {
-        format!("http://{addr}")
-    };
-    let url = format!("{base}{}", query.agent_path(&uid));
+    let url = agent_url(&node, &addr, &uid, &query)?;
     let unreachable = |e: reqwest::Error| {
         ApiError::Unavailable(format!(
             "the agent of node {node} at {addr} could not be reached: {e}"
         ))
     };
-    let resp = agent_client()?
-        .get(&url)
-        .send()
-        .await
-        .map_err(unreachable)?;
+    let resp = agent_client()?.get(url).send().await.map_err(unreachable)?;
     let code = resp.status();
     if !code.is_success() {
         let text = resp.text().await.unwrap_or_default();
@@ -211,7 +232,7 @@ fn placement(ctx: &ApiContext, target: &LogPath) -> Result<(String, String), Api
     Ok((node, alloc.uid.clone()))
 }
 
-/// `spec.httpAddr` of the node.
+/// `spec.httpAddr` of the node, as stored (checked by [`agent_url`]).
 fn agent_address(ctx: &ApiContext, node: &str) -> Result<String, ApiError> {
     let key = ObjectKey {
         kind: Kind::Node,
@@ -227,7 +248,7 @@ fn agent_address(ctx: &ApiContext, node: &str) -> Result<String, ApiError> {
         .pointer("/spec/httpAddr")
         .and_then(Value::as_str)
         .filter(|a| !a.trim().is_empty())
-        .map(|a| a.trim().to_string())
+        .map(str::to_string)
         .ok_or_else(|| ApiError::Unavailable(format!("node {node} has no agent address")))
 }
 
@@ -292,19 +313,102 @@ mod tests {
         }
     }
 
+    const UID: &str = "0b5f3c2e-8a4d-4f7e-9c1a-2d3e4f5a6b7c";
+
+    fn url(addr: &str, uid: &str, query: &LogQuery) -> Result<String, ApiError> {
+        agent_url("n1", addr, uid, query).map(String::from)
+    }
+
     #[test]
-    fn query_maps_to_the_agent_path() {
+    fn query_maps_to_the_agent_url() {
         let q = LogQuery::parse(Some("task=web+1&stream=stderr&follow=true&tailLines=20")).unwrap();
         assert_eq!(
-            q.agent_path("u-1"),
-            "/v1/client/fs/logs/u-1?type=stderr&follow=true&task=web%201&tail=20"
+            url("10.0.0.5:4647", UID, &q).unwrap(),
+            format!(
+                "http://10.0.0.5:4647/v1/client/fs/logs/{UID}?type=stderr&follow=true&task=web+1&tail=20"
+            )
         );
         let q = LogQuery::parse(None).unwrap();
         assert_eq!(q, LogQuery::default());
         assert_eq!(
-            q.agent_path("u"),
-            "/v1/client/fs/logs/u?type=stdout&follow=false"
+            url("[::1]:4647", UID, &q).unwrap(),
+            format!("http://[::1]:4647/v1/client/fs/logs/{UID}?type=stdout&follow=false")
         );
+        assert_eq!(
+            url("node-1.example.com:80", UID, &q).unwrap(),
+            format!("http://node-1.example.com/v1/client/fs/logs/{UID}?type=stdout&follow=false")
+        );
+    }
+
+    #[test]
+    fn hostile_addresses_are_refused_before_any_request() {
+        let q = LogQuery::default();
+        for addr in [
+            "127.0.0.1:5190/admin/secret?x=",
+            "127.0.0.1:5190?x=",
+            "127.0.0.1:5190#",
+            "127.0.0.1:5190/",
+            "http://127.0.0.1:5190",
+            "evil@127.0.0.1:5190",
+            "127.0.0.1:5190 ",
+            "127.0.0.1",
+            "127.0.0.1:0",
+            "a/b:80",
+            "169.254.169.254:80/latest/meta-data?",
+        ] {
+            let err = url(addr, UID, &q).unwrap_err();
+            let ApiError::Unavailable(message) = &err else {
+                panic!("{addr:?}: {err:?}")
+            };
+            assert!(
+                message.starts_with("node n1 has an invalid httpAddr"),
+                "{addr:?}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn hostile_task_names_stay_query_values() {
+        for task in [
+            "../../admin",
+            "x&type=stderr",
+            "x#frag",
+            "x?y=1",
+            "/etc/passwd",
+            "a b%2F..",
+            "x\r\nHost: evil",
+        ] {
+            let q = LogQuery {
+                task: Some(task.into()),
+                ..LogQuery::default()
+            };
+            let built = agent_url("n1", "127.0.0.1:4647", UID, &q).unwrap();
+            assert_eq!(built.host_str(), Some("127.0.0.1"));
+            assert_eq!(built.port(), Some(4647));
+            assert_eq!(built.path(), format!("/v1/client/fs/logs/{UID}"));
+            assert_eq!(built.fragment(), None);
+            let pairs: Vec<(String, String)> = built.query_pairs().into_owned().collect();
+            assert_eq!(
+                pairs,
+                [
+                    ("type".to_string(), "stdout".to_string()),
+                    ("follow".to_string(), "false".to_string()),
+                    ("task".to_string(), task.to_string()),
+                ],
+                "{built}"
+            );
+        }
+    }
+
+    #[test]
+    fn uids_must_be_uuids() {
+        let q = LogQuery::default();
+        for uid in ["", "u-1", "../../admin", "x?y", &format!("{UID}/..")] {
+            assert!(
+                matches!(url("127.0.0.1:4647", uid, &q), Err(ApiError::Internal(_))),
+                "{uid:?}"
+            );
+        }
     }
 
     #[test]

@@ -32,6 +32,8 @@ mod logs;
 mod metrics;
 mod openapi;
 mod outcome;
+#[cfg(test)]
+mod parser_props;
 pub mod path;
 mod plan;
 mod prepare;
@@ -40,6 +42,7 @@ mod query;
 mod read;
 mod respond;
 mod selector;
+mod serve;
 mod system;
 mod table;
 mod watch;
@@ -62,6 +65,7 @@ pub use liveness::run_node_liveness;
 pub use local_client::LocalClient;
 pub use metrics::Metrics;
 pub use outcome::{Outcome, Payload};
+pub use serve::serve;
 pub use table::human_duration;
 
 /// The whole HTTP application.
@@ -102,7 +106,36 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
             ctx.clone(),
             forward::layer,
         ))
+        // Outermost: a request for a members-only path is refused before it is forwarded.
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            members_only,
+        ))
         .with_state(ctx)
+}
+
+/// Refuses the server-to-server paths (Raft RPCs, the eval broker) to requests without the
+/// cluster secret: 403 `Forbidden`.
+async fn members_only(
+    State(ctx): State<Arc<ApiContext>>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if crate::cluster::secret::members_only(req.uri().path())
+        && !ctx.store.secret().is_carried_by(req.headers())
+    {
+        tracing::warn!(
+            path = req.uri().path(),
+            "refused a server-to-server request without the cluster secret"
+        );
+        return ApiError::Forbidden(format!(
+            "{} is served to the cluster's servers only: the request does not carry the \
+             cluster secret",
+            req.uri().path()
+        ))
+        .into_response();
+    }
+    next.run(req).await
 }
 
 fn accept(req: &Request) -> Option<&str> {
@@ -112,6 +145,9 @@ fn accept(req: &Request) -> Option<&str> {
 }
 
 async fn readyz(State(ctx): State<Arc<ApiContext>>) -> Response {
+    if let Some(fatal) = ctx.store.fatal() {
+        return ApiError::Unavailable(format!("the Raft core stopped: {fatal}")).into_response();
+    }
     // Ready once a leader is known: a follower answers reads and forwards the rest.
     if ctx.store.leader_addr().is_some() {
         "ok".into_response()
@@ -219,8 +255,11 @@ async fn handle(ctx: &Arc<ApiContext>, req: Request) -> Handled {
             }
             watch_response(ctx, req, &path, &query, accept.as_deref()).await
         }
-        "list" => read::list(ctx, &path, &query, accept.as_deref()),
-        "get" => read::get(ctx, &path, &query, accept.as_deref()),
+        "list" | "get" => match read::wait_for_revision(ctx, &query).await {
+            Err(e) => Err(e),
+            Ok(()) if verb == "list" => read::list(ctx, &path, &query, accept.as_deref()),
+            Ok(()) => read::get(ctx, &path, &query, accept.as_deref()),
+        },
         _ => {
             let bytes = match body::read(req.into_body()).await {
                 Ok(b) => b,

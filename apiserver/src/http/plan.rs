@@ -66,7 +66,7 @@ pub async fn handle(
     }
     let media = body::content_type(req.headers());
     let bytes = body::read(req.into_body()).await?;
-    let value = body::decode_object(&bytes, &media)?;
+    let value = body::decode(&bytes, &media, false).await?;
     let plan = decode_plan(value, &target)?;
     let result = crate::plan::submit_plan(&ctx.store, plan).await?;
     Ok(json(200, &result))

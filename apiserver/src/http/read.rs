@@ -1,4 +1,8 @@
 //! GET of one object and list with selectors and pagination.
+//!
+//! A `resourceVersion` the server has not reached yet is Kubernetes' 504 `Too large resource
+//! version`: [`wait_for_revision`] waits for it a little first (as Kubernetes does), and
+//! [`get`] and [`list`] refuse it when it has still not come.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -15,7 +19,34 @@ use super::query::Query;
 use super::respond;
 use super::selector::Selectors;
 use super::table;
+use super::watch::FUTURE_RESOURCE_VERSION_WAIT;
 use crate::store::{ObjectKey, StoredObject};
+
+/// Waits up to [`FUTURE_RESOURCE_VERSION_WAIT`] for the state to reach the `resourceVersion`
+/// a get or list asks for (a revision another server already answered with); 504 when it
+/// does not come. Call before [`get`] or [`list`], which only check (and are synchronous).
+// The dispatch in `mod.rs` is to call it before `get` and `list`.
+#[cfg_attr(not(test), allow(dead_code))]
+pub async fn wait_for_revision(ctx: &ApiContext, query: &Query) -> Result<(), ApiError> {
+    let Some(rv) = query.resource_version_number()? else {
+        return Ok(());
+    };
+    if rv <= ctx.store.state().revision() {
+        return Ok(());
+    }
+    // The watch cache's revision moves once the state applied it.
+    let cache = ctx.store.watch_cache();
+    let _ = tokio::time::timeout(FUTURE_RESOURCE_VERSION_WAIT, cache.wait_after(rv - 1)).await;
+    check_revision(rv, ctx.store.state().revision())
+}
+
+/// 504 for a `resourceVersion` past the state's revision.
+fn check_revision(requested: u64, current: u64) -> Result<(), ApiError> {
+    if requested > current {
+        return Err(ApiError::ResourceVersionTooLarge { requested, current });
+    }
+    Ok(())
+}
 
 /// GET of one object (or its status subresource, which is the same object).
 pub fn get(
@@ -30,11 +61,15 @@ pub fn get(
         namespace: path.store_namespace().to_string(),
         name: name.to_string(),
     };
-    let obj = ctx
-        .store
-        .state()
-        .get(&key)
-        .ok_or_else(|| ApiError::not_found(path.kind, name))?;
+    let rv = query.resource_version_number()?;
+    let obj = {
+        let state = ctx.store.state();
+        if let Some(rv) = rv {
+            check_revision(rv, state.revision())?;
+        }
+        state.get(&key)
+    }
+    .ok_or_else(|| ApiError::not_found(path.kind, name))?;
     if table::wants_table(accept) {
         let rows = vec![table::row(
             path.kind,
@@ -100,7 +135,13 @@ pub fn list_page(ctx: &ApiContext, path: &ResourcePath, query: &Query) -> Result
             .map(str::to_string)
     });
     let limit = query.limit.unwrap_or(usize::MAX);
+    let rv = query.resource_version_number()?;
     let state = ctx.store.state();
+    if let Some(rv) = rv
+        && token.is_none()
+    {
+        check_revision(rv, state.revision())?;
+    }
     let revision = token.as_ref().map_or(state.revision(), |t| t.rv);
     let after = token.as_ref().map(|t| (t.ns.as_str(), t.name.as_str()));
     let indexed = index_lookup(kind, &selectors)
@@ -184,4 +225,53 @@ pub fn list(
     }
     body.extend_from_slice(b"]}");
     Ok(respond::raw_json(200, body.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::write::tests::{context, create_job, job};
+
+    fn jobs(name: Option<&str>) -> ResourcePath {
+        ResourcePath {
+            kind: Kind::Job,
+            namespace: Some("default".into()),
+            name: name.map(str::to_owned),
+            status: false,
+        }
+    }
+
+    fn at(rv: u64) -> Query {
+        Query::parse(Some(&format!("resourceVersion={rv}"))).expect("query")
+    }
+
+    #[tokio::test]
+    async fn a_resource_version_the_server_has_not_reached_is_504() {
+        let (_dir, ctx) = context(100).await;
+        let rv = create_job(&ctx, job("a")).await.resource_version;
+        assert!(get(&ctx, &jobs(Some("a")), &at(rv), None).is_ok());
+        assert!(list(&ctx, &jobs(None), &at(rv), None).is_ok());
+        let far = rv + 100;
+        for result in [
+            get(&ctx, &jobs(Some("a")), &at(far), None),
+            list(&ctx, &jobs(None), &at(far), None),
+        ] {
+            let status = result.expect_err("a 504").to_status();
+            assert_eq!((status.code, status.reason.as_str()), (504, "Timeout"));
+            assert_eq!(
+                status.message,
+                format!("Too large resource version: {far}, current: {rv}")
+            );
+            let causes = status.details.expect("details").causes;
+            assert_eq!(causes[0].reason, "ResourceVersionTooLarge");
+        }
+        // Waiting for a revision that comes.
+        let writer = {
+            let ctx = ctx.clone();
+            tokio::spawn(async move { create_job(&ctx, job("b")).await })
+        };
+        wait_for_revision(&ctx, &at(rv + 1)).await.expect("reached");
+        writer.await.expect("writer");
+        assert!(list(&ctx, &jobs(None), &at(rv + 1), None).is_ok());
+    }
 }

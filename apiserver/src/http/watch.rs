@@ -9,6 +9,15 @@
 //! A field selector pinning an indexed field (`spec.nodeName=n1`) reads and waits on that
 //! value's events only (`events_after_value`, `wait_for_value`).
 //! ```
+//!
+//! A watcher that does not read costs bounded memory: the stream makes a batch only when the
+//! connection asks for one, and a batch stops at [`BATCH_BYTES`] of frames. The initial state
+//! (`resourceVersion=0`, `sendInitialEvents`) is the list of the objects (shared with the
+//! state, not copied) framed a batch at a time; events are read from the cache a batch at a
+//! time, so a watcher that fell behind by more than the cache's window gets a 410 `Expired`
+//! `ERROR` event instead of its backlog. A resourceVersion the server has not reached yet is
+//! waited for up to [`FUTURE_RESOURCE_VERSION_WAIT`], then answered with Kubernetes' 504
+//! `Too large resource version` `ERROR` event.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -18,6 +27,7 @@ use axum::extract::ws::{Message, WebSocket};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use bytes::{BufMut, Bytes, BytesMut};
+use caravan_schemas::limits::{MAX_OBJECT_BYTES, MAX_WATCH_BUFFER_BYTES};
 use caravan_schemas::{API_VERSION, Kind, Status};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -32,6 +42,25 @@ use crate::store::WatchCache;
 use crate::store::state::INDEXED_FIELDS;
 use crate::store::watch_cache::Field;
 use crate::store::{EventType, StoredObject, WatchEvent};
+
+/// A batch of frames stops growing past this many bytes of objects.
+pub(crate) const BATCH_BYTES: usize = 256 * 1024;
+
+// A batch, with the one object that took it past `BATCH_BYTES`, fits in what a watcher may
+// have waiting.
+const _: () = assert!(BATCH_BYTES + MAX_OBJECT_BYTES + 1024 <= MAX_WATCH_BUFFER_BYTES);
+
+/// Events read from the cache at once.
+const EVENTS_PER_READ: usize = 1024;
+
+/// How long a watch from a resourceVersion the server has not reached waits for it
+/// (Kubernetes waits 3 s too).
+pub(crate) const FUTURE_RESOURCE_VERSION_WAIT: Duration = Duration::from_secs(3);
+
+/// The bytes a frame of `obj` takes, about.
+fn frame_bytes(obj: &StoredObject) -> usize {
+    obj.json.len() + 32
+}
 
 /// Everything a producer needs, resolved from the request.
 pub struct WatchSpec {
@@ -149,9 +178,10 @@ pub async fn websocket(ctx: Arc<ApiContext>, spec: WatchSpec, mut socket: WebSoc
     let _ = socket.send(Message::Close(None)).await;
 }
 
-/// The framed events of a watch, batch by batch, until the timeout or a revision that fell
-/// out of the window (a 410 `ERROR` event ends it). Every watcher reads this stream itself:
-/// no task and no channel per watcher between the cache and the connection.
+/// The framed events of a watch, batch by batch (each of at most about [`BATCH_BYTES`]),
+/// until the timeout or a revision that fell out of the window (a 410 `ERROR` event ends it).
+/// Every watcher reads this stream itself: no task and no channel per watcher between the
+/// cache and the connection, and nothing is framed before the connection asks for it.
 pub(crate) fn frames<F: Framer>(
     ctx: Arc<ApiContext>,
     spec: WatchSpec,
@@ -162,18 +192,33 @@ pub(crate) fn frames<F: Framer>(
         cache: ctx.store.watch_cache().clone(),
         watcher: WatcherGuard::new(ctx),
         cursor: spec.from,
+        sent_of_next: 0,
         told: spec.from,
         deadline: now + spec.timeout,
         next_bookmark: now + spec.bookmark_interval,
         spec,
         framer,
-        started: false,
-        done: false,
+        phase: Phase::Start,
     };
     futures::stream::unfold(watch, |mut watch| async move {
         let batch = watch.next_batch().await?;
         Some((batch, watch))
     })
+}
+
+/// Where a watch is.
+enum Phase {
+    /// Nothing sent yet.
+    Start,
+    /// Sending the initial state: `objects` (maybe out of scope) from `next` on.
+    Initial {
+        objects: Vec<Arc<StoredObject>>,
+        next: usize,
+        revision: u64,
+    },
+    /// Sending events after `cursor`.
+    Events,
+    Done,
 }
 
 /// The state of one watch between batches.
@@ -183,36 +228,115 @@ struct Watch<F> {
     cache: Arc<WatchCache>,
     spec: WatchSpec,
     framer: F,
+    /// Every event up to this revision was sent.
     cursor: u64,
+    /// How many events of the first revision after `cursor` were sent: a batch may end
+    /// inside the events of one log entry.
+    sent_of_next: usize,
     /// The revision the watcher knows it is complete up to.
     told: u64,
     deadline: tokio::time::Instant,
     next_bookmark: tokio::time::Instant,
-    started: bool,
-    done: bool,
+    phase: Phase,
 }
 
 impl<F: Framer> Watch<F> {
     /// The next non-empty batch of frames; `None` once the watch is over.
     async fn next_batch(&mut self) -> Option<Vec<F::Frame>> {
-        if self.done {
-            return None;
-        }
-        if !self.started {
-            self.started = true;
-            if self.spec.initial_state {
-                let frames = self.initial_state();
-                if !frames.is_empty() {
-                    return Some(frames);
+        loop {
+            match &mut self.phase {
+                Phase::Done => return None,
+                Phase::Start => {
+                    let start = wait_for_start(&self.cache, self.spec.from, self.deadline);
+                    if let Err(status) = start.await {
+                        self.phase = Phase::Done;
+                        return Some(vec![self.framer.expired(&status)]);
+                    }
+                    self.phase = if self.spec.initial_state {
+                        self.initial_state()
+                    } else {
+                        Phase::Events
+                    };
                 }
+                Phase::Initial { .. } => {
+                    let frames = self.initial_batch();
+                    if !frames.is_empty() {
+                        return Some(frames);
+                    }
+                }
+                Phase::Events => return self.events_batch().await,
             }
         }
+    }
+
+    /// The objects in scope now, to send as ADDED a batch at a time: the list shares the
+    /// objects with the state (a pointer each), nothing is framed yet. The watch goes on from
+    /// the state's revision.
+    fn initial_state(&mut self) -> Phase {
+        let spec = &self.spec;
+        let state = self.watcher.0.store.state();
+        let indexed = spec.value.as_ref().and_then(|((kind, field), value)| {
+            state.list_by_field(*kind, field, value, spec.namespace.as_deref())
+        });
+        let objects = match indexed {
+            Some(objects) => objects,
+            None => state
+                .list(spec.kind, spec.namespace.as_deref(), None)
+                .cloned()
+                .collect(),
+        };
+        let revision = state.revision();
+        drop(state);
+        self.cursor = revision;
+        self.told = revision;
+        Phase::Initial {
+            objects,
+            next: 0,
+            revision,
+        }
+    }
+
+    /// The next batch of the initial state; at its end, the initial-events-end BOOKMARK (when
+    /// asked) and the switch to events.
+    fn initial_batch(&mut self) -> Vec<F::Frame> {
+        let Phase::Initial {
+            objects,
+            next,
+            revision,
+        } = &mut self.phase
+        else {
+            return Vec::new();
+        };
+        let mut frames = Vec::new();
+        let mut bytes = 0;
+        while bytes < BATCH_BYTES
+            && let Some(object) = objects.get(*next)
+        {
+            *next += 1;
+            if self.spec.in_scope(object) {
+                bytes += frame_bytes(object);
+                frames.push(self.framer.event(EventType::Added, object));
+            }
+        }
+        if *next == objects.len() {
+            let revision = *revision;
+            if self.spec.initial_events_end {
+                frames.push(self.framer.bookmark(self.spec.kind, revision, true));
+            }
+            self.phase = Phase::Events;
+        }
+        frames
+    }
+
+    /// The next batch of events (or BOOKMARKs); `None` once the watch is over.
+    async fn events_batch(&mut self) -> Option<Vec<F::Frame>> {
         let (spec, cache) = (&self.spec, &self.cache);
         loop {
             let seen = cache.revision();
+            let read = EVENTS_PER_READ + self.sent_of_next;
             let events = match &spec.value {
-                Some((field, value)) => cache.events_after_value(*field, value, self.cursor),
-                None => cache.events_after(spec.kind, self.cursor, usize::MAX),
+                Some((field, value)) => cache.events_after_value(*field, value, self.cursor, read),
+                None => cache.events_after(spec.kind, self.cursor, read),
             };
             let events = match events {
                 Ok(events) => events,
@@ -225,25 +349,61 @@ impl<F: Framer> Watch<F> {
                             too_old.requested, too_old.oldest
                         ),
                     );
-                    self.done = true;
+                    self.phase = Phase::Done;
                     return Some(vec![self.framer.expired(&status)]);
                 }
             };
-            let mut frames: Vec<F::Frame> = events
-                .iter()
-                .filter_map(|e| translate(spec, e).map(|(t, o)| self.framer.event(t, o)))
-                .collect();
-            self.cursor = events
-                .last()
-                .map_or(self.cursor, |e| e.resource_version())
-                .max(self.cursor)
-                .max(seen);
+            // Frame from where the last batch stopped, until the batch is full.
+            let mut frames: Vec<F::Frame> = Vec::new();
+            let mut bytes = 0;
+            let mut end = self.sent_of_next.min(events.len());
+            while bytes < BATCH_BYTES
+                && let Some(event) = events.get(end)
+            {
+                end += 1;
+                if let Some((t, o)) = translate(spec, event) {
+                    bytes += frame_bytes(o);
+                    frames.push(self.framer.event(t, o));
+                }
+            }
+            match events.get(end) {
+                // Everything up to `seen` was read.
+                None if events.len() < read => {
+                    self.cursor = events
+                        .last()
+                        .map_or(self.cursor, |e| e.resource_version())
+                        .max(self.cursor)
+                        .max(seen);
+                    self.sent_of_next = 0;
+                }
+                // The batch is full, or more events wait in the cache: go on from the first
+                // unsent one, which may share its revision with sent ones.
+                unsent => {
+                    let next_rv = unsent.map_or(u64::MAX, |e| e.resource_version());
+                    let sent = &events[..end];
+                    self.sent_of_next = sent
+                        .iter()
+                        .filter(|e| e.resource_version() == next_rv)
+                        .count();
+                    self.cursor = sent
+                        .iter()
+                        .map(|e| e.resource_version())
+                        .filter(|&rv| rv < next_rv)
+                        .max()
+                        .unwrap_or(self.cursor)
+                        .max(self.cursor);
+                }
+            }
             if spec.progress && self.cursor > self.told {
                 frames.push(self.framer.bookmark(spec.kind, self.cursor, false));
                 self.told = self.cursor;
             }
             if !frames.is_empty() {
                 return Some(frames);
+            }
+            if end < events.len() || events.len() == read {
+                // Nothing in scope in this read, more to read.
+                continue;
             }
             // With progress notification every commit wakes the watch; otherwise only its
             // kind's.
@@ -262,42 +422,32 @@ impl<F: Framer> Watch<F> {
                     return Some(vec![self.framer.bookmark(spec.kind, self.cursor, false)]);
                 }
                 _ = tokio::time::sleep_until(self.deadline) => {
-                    self.done = true;
+                    self.phase = Phase::Done;
                     return None;
                 }
             }
         }
     }
+}
 
-    /// ADDED for every object in scope now (and the initial-events-end BOOKMARK when asked);
-    /// the watch goes on from the state's revision.
-    fn initial_state(&mut self) -> Vec<F::Frame> {
-        let spec = &self.spec;
-        let (revision, objects) = {
-            let state = self.watcher.0.store.state();
-            let indexed = spec.value.as_ref().and_then(|((kind, field), value)| {
-                state.list_by_field(*kind, field, value, spec.namespace.as_deref())
-            });
-            let objs: Vec<Arc<StoredObject>> = match indexed {
-                Some(objs) => objs.into_iter().filter(|o| spec.in_scope(o)).collect(),
-                None => state
-                    .list(spec.kind, spec.namespace.as_deref(), None)
-                    .filter(|o| spec.in_scope(o))
-                    .cloned()
-                    .collect(),
-            };
-            (state.revision(), objs)
-        };
-        self.cursor = revision;
-        self.told = revision;
-        let mut frames: Vec<F::Frame> = objects
-            .iter()
-            .map(|o| self.framer.event(EventType::Added, o))
-            .collect();
-        if spec.initial_events_end {
-            frames.push(self.framer.bookmark(spec.kind, revision, true));
+/// Waits, up to [`FUTURE_RESOURCE_VERSION_WAIT`] (or the watch's `deadline`), for a
+/// resourceVersion the server has not reached yet; Kubernetes' 504 when it does not come.
+async fn wait_for_start(
+    cache: &WatchCache,
+    from: u64,
+    deadline: tokio::time::Instant,
+) -> Result<(), Status> {
+    if from <= cache.revision() {
+        return Ok(());
+    }
+    let deadline = deadline.min(tokio::time::Instant::now() + FUTURE_RESOURCE_VERSION_WAIT);
+    match tokio::time::timeout_at(deadline, cache.wait_after(from - 1)).await {
+        Ok(()) => Ok(()),
+        Err(_) => Err(ApiError::ResourceVersionTooLarge {
+            requested: from,
+            current: cache.revision(),
         }
-        frames
+        .to_status()),
     }
 }
 
@@ -413,3 +563,6 @@ impl Framer for JsonFramer {
         Bytes::from(serde_json::to_vec(&json!({"type": "ERROR", "object": v})).unwrap_or_default())
     }
 }
+
+#[cfg(test)]
+mod tests;

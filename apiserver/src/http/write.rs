@@ -1,13 +1,18 @@
 //! Create, replace, patch (merge, JSON, apply) and delete.
+//!
+//! Every object a write would store (or a dry run return) is at most [`MAX_OBJECT_BYTES`] of
+//! JSON, measured on the bytes admission serialized anyway; a JSON patch is refused as soon
+//! as it may grow the object past that (`bounded_patch.rs`).
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use caravan_schemas::{Kind, Replacement};
+use caravan_schemas::limits::{MAX_JSON_PATCH_OPS, MAX_OBJECT_BYTES};
+use caravan_schemas::{FieldError, FieldErrorKind, Kind, Replacement};
 use serde_json::Value;
 
-use super::body::decode_object;
+use super::body::{self, INLINE_JSON_BYTES};
 use super::context::ApiContext;
 use super::error::ApiError;
 use super::outcome::Outcome;
@@ -17,8 +22,26 @@ use super::query::{FieldValidation, Query};
 use crate::raft::WriteError;
 use crate::store::{ObjectJson, ObjectKey, Op, OpError, Precondition, StoredObject};
 
+mod bounded_patch;
+
 /// How many times a read-modify-write retries after losing a race.
 const MAX_ATTEMPTS: usize = 8;
+
+/// Refuses to store an object of `size` bytes of JSON past [`MAX_OBJECT_BYTES`].
+fn check_size(kind: Kind, name: &str, size: usize) -> Result<(), ApiError> {
+    if size <= MAX_OBJECT_BYTES {
+        return Ok(());
+    }
+    Err(ApiError::too_large(
+        MAX_OBJECT_BYTES,
+        format!(
+            "{}.{} \"{name}\" would be {size} bytes of JSON, more than the limit of \
+             {MAX_OBJECT_BYTES}",
+            kind.plural(),
+            caravan_schemas::GROUP,
+        ),
+    ))
+}
 
 fn strict(query: &Query) -> bool {
     query.field_validation == FieldValidation::Strict
@@ -57,7 +80,7 @@ pub async fn create(
             kind.plural()
         )));
     }
-    let value = decode_object(body, media)?;
+    let value = body::decode(body, media, strict(query)).await?;
     create_value(ctx, kind, path.namespace.as_deref(), query, value).await
 }
 
@@ -72,6 +95,7 @@ pub async fn create_value(
     let uid = uuid::Uuid::new_v4().to_string();
     let prepared = prepare_create(kind, value, ns, strict(query), &uid, SystemTime::now())?;
     let (name, warnings) = (prepared.name, prepared.warnings);
+    check_size(kind, &name, prepared.json.get().len())?;
     if query.dry_run {
         let key = ObjectKey {
             kind,
@@ -123,7 +147,7 @@ pub async fn replace(
 ) -> Result<Outcome, ApiError> {
     let kind = path.kind;
     let key = key_of(path);
-    let mut desired = decode_object(body, media)?;
+    let mut desired = body::decode(body, media, strict(query)).await?;
     prepare::check_type_meta(kind, &desired)?;
     if !prepare::name_of(&desired).is_empty() {
         check_name(&desired, &key)?;
@@ -184,11 +208,17 @@ async fn commit_update(
     if next == *current {
         return Ok(Outcome::stored(200, cur.clone()));
     }
-    if dry_run {
-        return Ok(Outcome::value(200, next));
-    }
     let removed = ready_to_remove(&next);
-    write_over(ctx, key, cur, ObjectJson::from_value(next), removed).await
+    // Serialized once: what is measured is what is written (or answered, for a dry run).
+    let object = ObjectJson::from_value(next);
+    if !removed {
+        check_size(key.kind, &key.name, object.get().len())?;
+    }
+    if dry_run {
+        let stored = StoredObject::from_put(key.kind, &object, cur.resource_version);
+        return Ok(Outcome::stored(200, Arc::new(stored)));
+    }
+    write_over(ctx, key, cur, object, removed).await
 }
 
 /// Writes an admitted replacement of `cur` unless nothing changed; removes the object when its
@@ -202,6 +232,9 @@ async fn commit_replacement(
 ) -> Result<Outcome, ApiError> {
     if replacement.unchanged {
         return Ok(Outcome::stored(200, cur.clone()));
+    }
+    if !replacement.removed {
+        check_size(key.kind, &key.name, replacement.json.get().len())?;
     }
     let object = ObjectJson::from(replacement.json);
     if dry_run {
@@ -249,19 +282,50 @@ pub enum PatchKind {
     Apply(Value),
 }
 
-fn parse_patch(media: &str, body: &Bytes) -> Result<PatchKind, ApiError> {
+async fn parse_patch(media: &str, body: &Bytes, strict: bool) -> Result<PatchKind, ApiError> {
     match media {
-        "application/merge-patch+json" => Ok(PatchKind::Merge(decode_object(body, "application/json")?)),
-        "application/json-patch+json" => serde_json::from_slice(body)
-            .map(PatchKind::Json)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON patch at line {} column {}: {e}", e.line(), e.column()))),
-        "application/apply-patch+yaml" | "application/apply-patch+json" => {
-            Ok(PatchKind::Apply(decode_object(body, "application/yaml")?))
+        "application/merge-patch+json" => Ok(PatchKind::Merge(
+            body::decode(body, "application/json", strict).await?,
+        )),
+        "application/json-patch+json" if body.len() <= INLINE_JSON_BYTES => {
+            parse_json_patch(body).map(PatchKind::Json)
         }
+        "application/json-patch+json" => {
+            let body = body.clone();
+            body::blocking(move || parse_json_patch(&body))
+                .await
+                .map(PatchKind::Json)
+        }
+        "application/apply-patch+yaml" | "application/apply-patch+json" => Ok(PatchKind::Apply(
+            body::decode(body, "application/yaml", strict).await?,
+        )),
         _ => Err(ApiError::UnsupportedMediaType {
-            accepted: "application/merge-patch+json, application/json-patch+json, application/apply-patch+yaml".into(),
+            accepted: "application/merge-patch+json, application/json-patch+json, \
+                       application/apply-patch+yaml"
+                .into(),
         }),
     }
+}
+
+/// Decodes a JSON patch of at most [`MAX_JSON_PATCH_OPS`] operations (Kubernetes' limit).
+fn parse_json_patch(body: &[u8]) -> Result<json_patch::Patch, ApiError> {
+    let patch: json_patch::Patch = serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "invalid JSON patch at line {} column {}: {e}",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    if patch.0.len() > MAX_JSON_PATCH_OPS {
+        return Err(ApiError::too_large(
+            MAX_JSON_PATCH_OPS,
+            format!(
+                "The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPS}, got {}",
+                patch.0.len()
+            ),
+        ));
+    }
+    Ok(patch)
 }
 
 /// PATCH of an object or its status. A lost race is retried on the fresh object, unless the
@@ -273,7 +337,7 @@ pub async fn patch(
     media: &str,
     body: &Bytes,
 ) -> Result<Outcome, ApiError> {
-    let patch = parse_patch(media, body)?;
+    let patch = parse_patch(media, body, strict(query)).await?;
     patch_with(ctx, path, query, patch).await
 }
 
@@ -289,6 +353,7 @@ pub async fn patch_with(
     if let PatchKind::Apply(applied) = &patch {
         prepare::check_type_meta(kind, applied)?;
         check_name(applied, &key)?;
+        check_identity(applied, &key, true)?;
     }
     let precondition = match &patch {
         PatchKind::Merge(p) | PatchKind::Apply(p) => prepare::resource_version_of(p)?,
@@ -313,6 +378,7 @@ pub async fn patch_with(
         if path.status
             && kind.has_status()
             && let PatchKind::Merge(p) = &patch
+            && check_identity(p, &key, true).is_ok()
             && let Ok(text) = std::str::from_utf8(&cur.json)
             && let Some(replacement) =
                 prepare::prepare_status_merge(kind, text, &key.name, p, strict(query))
@@ -328,23 +394,15 @@ pub async fn patch_with(
         let mut patched = current.clone();
         match &patch {
             PatchKind::Merge(p) | PatchKind::Apply(p) => json_patch::merge(&mut patched, p),
-            PatchKind::Json(p) => {
-                json_patch::patch(&mut patched, p).map_err(|e| ApiError::Invalid {
-                    kind,
-                    name: key.name.clone(),
-                    causes: vec![caravan_schemas::FieldError {
-                        field: String::new(),
-                        kind: caravan_schemas::FieldErrorKind::Invalid,
-                        message: format!("the JSON patch could not be applied: {e}"),
-                    }],
-                })?
-            }
+            PatchKind::Json(p) => bounded_patch::apply(&mut patched, cur.json.len(), p)
+                .map_err(|failure| json_patch_error(&key, failure))?,
         }
         if !patched.is_object() {
             return Err(ApiError::BadRequest(
                 "the patch does not leave an object".into(),
             ));
         }
+        check_identity(&patched, &key, false)?;
         let (next, warnings) = prepare_update(kind, &current, patched, path.status, strict(query))?;
         match commit_update(ctx, &key, &cur, &current, next, query.dry_run).await {
             Err(ApiError::Conflict { .. }) if precondition.is_none() => continue,
@@ -352,6 +410,59 @@ pub async fn patch_with(
         }
     }
     Err(ApiError::conflict(kind, &key.name))
+}
+
+/// The error of a JSON patch that was not applied.
+fn json_patch_error(key: &ObjectKey, failure: bounded_patch::PatchFailure) -> ApiError {
+    match failure {
+        bounded_patch::PatchFailure::TooLarge { op } => ApiError::too_large(
+            MAX_OBJECT_BYTES,
+            format!(
+                "the JSON patch would make {}.{} \"{}\" more than {MAX_OBJECT_BYTES} bytes of \
+                 JSON (at operation {op})",
+                key.kind.plural(),
+                caravan_schemas::GROUP,
+                key.name
+            ),
+        ),
+        bounded_patch::PatchFailure::Failed { message } => ApiError::Invalid {
+            kind: key.kind,
+            name: key.name.clone(),
+            causes: vec![FieldError {
+                field: String::new(),
+                kind: FieldErrorKind::Invalid,
+                message: format!("the JSON patch could not be applied: {message}"),
+            }],
+        },
+    }
+}
+
+/// A patch cannot rename an object nor move it to another namespace (Kubernetes refuses it;
+/// otherwise the change would be dropped silently). `v` is the patched object, or with
+/// `partial` a merge or apply patch, where a field left out changes nothing.
+fn check_identity(v: &Value, key: &ObjectKey, partial: bool) -> Result<(), ApiError> {
+    let immutable = |field: &str, value: &Value| ApiError::Invalid {
+        kind: key.kind,
+        name: key.name.clone(),
+        causes: vec![FieldError {
+            field: field.to_string(),
+            kind: FieldErrorKind::Invalid,
+            message: format!("Invalid value: {value}: field is immutable"),
+        }],
+    };
+    match v.pointer("/metadata/name") {
+        None if partial => {}
+        Some(Value::String(name)) if *name == key.name => {}
+        other => return Err(immutable("metadata.name", other.unwrap_or(&Value::Null))),
+    }
+    if key.kind.namespaced() {
+        match v.pointer("/metadata/namespace") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(ns)) if ns.is_empty() || *ns == key.namespace => {}
+            Some(other) => return Err(immutable("metadata.namespace", other)),
+        }
+    }
+    Ok(())
 }
 
 /// The parts of `DeleteOptions` Caravan honours.
@@ -481,3 +592,6 @@ fn check_namespace_empty(ctx: &ApiContext, ns: &str) -> Result<(), ApiError> {
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -38,6 +38,7 @@ pub use snapshot::{SnapshotBuilder, SnapshotDir, SnapshotError};
 pub use state_machine::StateMachine;
 pub use type_config::{NodeId, OpResult, Request, Response, TypeConfig};
 
+use crate::cluster::secret::ClusterSecret;
 use crate::store::{Op, OpError, OpOutcome, State, StoredObject, WatchCache};
 
 /// How long `Store::open` waits for a leader and for the log to be applied.
@@ -67,6 +68,8 @@ pub struct StoreConfig {
     /// Whether a brand-new directory initializes a one-member cluster. When false, a new node
     /// waits to be added by a leader (and `open` returns without waiting for one).
     pub bootstrap: bool,
+    /// What this server's RPCs carry to prove it is a member (a new random one by default).
+    pub secret: ClusterSecret,
 }
 
 impl StoreConfig {
@@ -81,6 +84,7 @@ impl StoreConfig {
             max_in_flight: 1,
             election_timeout: Duration::from_millis(1000),
             bootstrap: true,
+            secret: ClusterSecret::generate(),
         }
     }
 }
@@ -107,6 +111,7 @@ pub struct Store {
     raft: Raft<TypeConfig>,
     proposer: Proposer,
     node_id: NodeId,
+    secret: ClusterSecret,
 }
 
 impl Store {
@@ -121,8 +126,11 @@ impl Store {
         let (log_store, state_machine) = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&data_dir)
                 .with_context(|| format!("failed to create {}", data_dir.display()))?;
-            let log_store = LogStore::open(&data_dir.join("raft.redb"))
-                .context("failed to open the raft log")?;
+            let log_path = data_dir.join("raft.redb");
+            let log_store = LogStore::open(&log_path).context("failed to open the raft log")?;
+            // The log holds every object, secrets in task configs included: its owner's only.
+            keep_private(&data_dir, 0o700)?;
+            keep_private(&log_path, 0o600)?;
             let state_machine = StateMachine::open(data_dir.join("snapshots"), cache_size)
                 .context("failed to load the state machine snapshot")?;
             anyhow::Ok((log_store, state_machine))
@@ -150,7 +158,8 @@ impl Store {
         }
         .validate()
         .context("invalid raft config")?;
-        let network = HttpNetwork::new().context("failed to build the raft http client")?;
+        let network =
+            HttpNetwork::new(&config.secret).context("failed to build the raft http client")?;
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
@@ -180,6 +189,7 @@ impl Store {
             raft,
             proposer,
             node_id,
+            secret: config.secret.clone(),
         })
     }
 
@@ -233,6 +243,31 @@ impl Store {
             .map(|n| n.addr.clone())
     }
 
+    /// The secret server-to-server requests carry.
+    pub fn secret(&self) -> &ClusterSecret {
+        &self.secret
+    }
+
+    /// Why the Raft core stopped, once it has (a storage failure, a broken invariant): the
+    /// server can no longer write and must be restarted.
+    pub fn fatal(&self) -> Option<String> {
+        fatal_reason(&self.raft.metrics().borrow().running_state)
+    }
+
+    /// Resolves once the Raft core has stopped on its own (see [`Store::fatal`]), with why;
+    /// never after a [`Store::shutdown`].
+    pub async fn failed(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Some(why) = fatal_reason(&metrics.borrow_and_update().running_state) {
+                return why;
+            }
+            if metrics.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
     /// This server's Raft node id.
     pub fn node_id(&self) -> NodeId {
         self.node_id
@@ -251,6 +286,21 @@ impl Store {
             .context("raft did not shut down cleanly")?;
         tracing::info!(node_id = self.node_id, "store shut down");
         Ok(())
+    }
+}
+
+/// Sets `path`'s permission bits to `mode`.
+fn keep_private(path: &std::path::Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("failed to restrict the permissions of {}", path.display()))
+}
+
+/// Why the core stopped, unless it was asked to.
+fn fatal_reason(state: &Result<(), openraft::error::Fatal<NodeId>>) -> Option<String> {
+    match state {
+        Ok(()) | Err(openraft::error::Fatal::Stopped) => None,
+        Err(fatal) => Some(fatal.to_string()),
     }
 }
 

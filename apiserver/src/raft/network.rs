@@ -23,6 +23,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::type_config::{NodeId, TypeConfig};
+use crate::cluster::secret::{ClusterSecret, SECRET_HEADER};
 
 /// Route prefix of the Raft RPCs.
 pub const RAFT_PATH: &str = "/internal/raft";
@@ -33,6 +34,11 @@ const MAX_BODY: usize = 512 * 1024 * 1024;
 type RpcResult<T, E = openraft::error::Infallible> =
     Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
 
+/// The highest Raft term a peer may name. Terms grow by one an election, so no real cluster
+/// comes near it; openraft adds one to the term it holds when it campaigns, and a term at
+/// `u64::MAX` would wrap and stop its core for good.
+pub const MAX_TERM: u64 = u64::MAX >> 1;
+
 /// Builds connections to peers over HTTP.
 #[derive(Clone)]
 pub struct HttpNetwork {
@@ -40,12 +46,18 @@ pub struct HttpNetwork {
 }
 
 impl HttpNetwork {
-    pub fn new() -> Result<HttpNetwork, reqwest::Error> {
+    /// A network whose every request carries `secret`.
+    pub fn new(secret: &ClusterSecret) -> Result<HttpNetwork, reqwest::Error> {
         // reqwest is built without a bundled crypto provider and refuses to build a client
         // (even for plain http) until one is installed; installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut headers = reqwest::header::HeaderMap::new();
+        let mut value = secret.header_value();
+        value.set_sensitive(true);
+        headers.insert(SECRET_HEADER, value);
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
+            .default_headers(headers)
             .build()?;
         Ok(HttpNetwork { client })
     }
@@ -152,9 +164,9 @@ async fn campaign(State(raft): State<Raft<TypeConfig>>) -> Json<Result<(), Strin
 
 /// Asks the server at `addr` to start an election at once (the leader's side of a leadership
 /// transfer).
-pub async fn request_campaign(addr: &str) -> anyhow::Result<()> {
+pub async fn request_campaign(addr: &str, secret: &ClusterSecret) -> anyhow::Result<()> {
     use anyhow::Context;
-    let network = HttpNetwork::new().context("failed to build the HTTP client")?;
+    let network = HttpNetwork::new(secret).context("failed to build the HTTP client")?;
     let url = format!("http://{addr}{RAFT_PATH}/campaign");
     let answer: Result<(), String> = network
         .client
@@ -190,23 +202,103 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for Rpc<
     }
 }
 
+/// A refused RPC: 403 with the reason.
+type Refused = (axum::http::StatusCode, String);
+
+/// Refuses an RPC from `sender` at `vote` unless the sender is another member of this
+/// server's (`me`) Raft configuration (any member, voter or learner; a server not in a cluster
+/// yet takes RPCs from whoever adds it) and its term is one a real cluster can reach. Pure.
+pub fn admit_peer(
+    me: NodeId,
+    members: &[NodeId],
+    sender: NodeId,
+    vote: &openraft::Vote<NodeId>,
+) -> Result<(), String> {
+    if sender == me {
+        return Err(format!(
+            "server {sender} is this server: it sends itself no RPC"
+        ));
+    }
+    let term = vote.leader_id().term;
+    if term > MAX_TERM {
+        return Err(format!(
+            "term {term} of server {sender} is past the largest accepted ({MAX_TERM})"
+        ));
+    }
+    if !members.is_empty() && !members.contains(&sender) {
+        return Err(format!(
+            "server {sender} is not a member of this cluster's Raft configuration"
+        ));
+    }
+    Ok(())
+}
+
+fn check_peer(raft: &Raft<TypeConfig>, vote: &openraft::Vote<NodeId>) -> Result<(), Refused> {
+    let sender = vote.leader_id().voted_for().unwrap_or_default();
+    let (me, members): (NodeId, Vec<NodeId>) = {
+        let metrics = raft.metrics();
+        let metrics = metrics.borrow();
+        let members = metrics.membership_config.membership().nodes();
+        (metrics.id, members.map(|(id, _)| *id).collect())
+    };
+    admit_peer(me, &members, sender, vote).map_err(|reason| {
+        tracing::warn!(sender, %reason, "refused a Raft RPC");
+        (axum::http::StatusCode::FORBIDDEN, reason)
+    })
+}
+
+type Answer<T, E = openraft::error::Infallible> =
+    Result<Json<Result<T, RaftError<NodeId, E>>>, Refused>;
+
 async fn append(
     State(raft): State<Raft<TypeConfig>>,
     Rpc(req): Rpc<AppendEntriesRequest<TypeConfig>>,
-) -> Json<Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>> {
-    Json(raft.append_entries(req).await)
+) -> Answer<AppendEntriesResponse<NodeId>> {
+    check_peer(&raft, &req.vote)?;
+    Ok(Json(raft.append_entries(req).await))
 }
 
 async fn vote(
     State(raft): State<Raft<TypeConfig>>,
     Rpc(req): Rpc<VoteRequest<NodeId>>,
-) -> Json<Result<VoteResponse<NodeId>, RaftError<NodeId>>> {
-    Json(raft.vote(req).await)
+) -> Answer<VoteResponse<NodeId>> {
+    check_peer(&raft, &req.vote)?;
+    Ok(Json(raft.vote(req).await))
 }
 
 async fn snapshot(
     State(raft): State<Raft<TypeConfig>>,
     Rpc(req): Rpc<InstallSnapshotRequest<TypeConfig>>,
-) -> Json<Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>> {
-    Json(raft.install_snapshot(req).await)
+) -> Answer<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+    check_peer(&raft, &req.vote)?;
+    Ok(Json(raft.install_snapshot(req).await))
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::Vote;
+
+    use super::*;
+
+    #[test]
+    fn peers_outside_the_membership_are_refused() {
+        let vote = Vote::new(3, 7);
+        assert!(admit_peer(1, &[1, 7], 7, &vote).is_ok());
+        let err = admit_peer(1, &[1, 2], 7, &vote).unwrap_err();
+        assert!(err.contains("not a member"), "{err}");
+        // A server not in a cluster yet is added by a leader it does not know.
+        assert!(admit_peer(1, &[], 7, &vote).is_ok());
+        // Nobody speaks for this server.
+        let err = admit_peer(7, &[7], 7, &vote).unwrap_err();
+        assert!(err.contains("this server"), "{err}");
+    }
+
+    #[test]
+    fn terms_that_would_wrap_are_refused() {
+        let vote = Vote::new(u64::MAX, 7);
+        let err = admit_peer(1, &[1, 7], 7, &vote).unwrap_err();
+        assert!(err.contains("past the largest"), "{err}");
+        assert!(admit_peer(1, &[], 7, &vote).is_err());
+        assert!(admit_peer(1, &[1, 7], 7, &Vote::new(MAX_TERM, 7)).is_ok());
+    }
 }

@@ -197,16 +197,18 @@ impl WatchCache {
     }
 
     /// Events with resourceVersion > `after` whose object has, or had before the change, `value`
-    /// in the indexed `field`, oldest first. `Err(TooOld)` when events of that value after
-    /// `after` were dropped (a quiet value's window does not move with its kind's).
+    /// in the indexed `field`, oldest first; at most `max` of them. `Err(TooOld)` when events
+    /// of that value after `after` were dropped (a quiet value's window does not move with its
+    /// kind's).
     pub fn events_after_value(
         &self,
         field: Field,
         value: &str,
         after: u64,
+        max: usize,
     ) -> Result<Vec<Arc<WatchEvent>>, TooOld> {
         let rings = self.rings.read().unwrap_or_else(PoisonError::into_inner);
-        rings.values.events_after(field, value, after)
+        rings.values.events_after(field, value, after, max)
     }
 
     /// The newest revision pushed.

@@ -4,6 +4,7 @@ mod api_discovery;
 mod api_heartbeat;
 mod api_list;
 mod api_logs;
+mod api_slow_client;
 mod api_watch;
 mod api_write;
 mod plan_apply;

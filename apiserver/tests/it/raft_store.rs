@@ -263,3 +263,15 @@ async fn write_throughput() {
         store.shutdown().await.expect("shutdown");
     }
 }
+
+#[tokio::test]
+async fn the_log_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new().unwrap();
+    let store = Store::open(config(dir.path())).await.unwrap();
+    store.write(namespace("private")).await.unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir.path().join("raft.redb")), 0o600);
+    assert_eq!(mode(dir.path()), 0o700);
+    store.shutdown().await.unwrap();
+}

@@ -36,6 +36,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut StoreConfig, &mut ApiConfig)) -
         store: Some(store),
         api,
         cluster: None,
+        cluster_secret: None,
     })
     .await
     .expect("server starts");

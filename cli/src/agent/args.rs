@@ -114,9 +114,19 @@ pub struct AgentArgs {
     /// none: join an existing cluster].
     #[arg(long)]
     pub bootstrap_expect: Option<usize>,
+    /// Longest a task may take to stop after its kill signal before SIGKILL, whatever its
+    /// `killTimeout`, e.g. `30s` [default: 30s] (Nomad's client `max_kill_timeout`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub max_kill_timeout: Option<std::time::Duration>,
     /// Gossip address of another server to join through (repeatable, or comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub join: Vec<String>,
+    /// The secret every server of the cluster shares (16 to 256 visible ASCII characters):
+    /// Raft RPCs, forwarded requests and the eval broker carry it and are refused without it.
+    /// Needed by servers that join others; a lone server generates one [default: the one kept
+    /// in the data dir].
+    #[arg(long, env = "CARAVAN_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
     /// Address other servers and agents reach this server at (an IP or host name), when the
     /// HTTP and gossip addresses bind a wildcard such as 0.0.0.0.
     #[arg(long)]

@@ -65,6 +65,7 @@ pub struct ServerSection {
     pub join: Vec<String>,
     #[serde(default)]
     pub join_wan: Vec<String>,
+    pub cluster_secret: Option<String>,
     pub advertise_addr: Option<String>,
     pub gossip_addr: Option<String>,
     #[serde(default, with = "opt_humantime")]
@@ -106,6 +107,8 @@ pub struct ClientSection {
     pub drivers: Vec<String>,
     #[serde(default, with = "opt_humantime")]
     pub leave_deadline: Option<std::time::Duration>,
+    #[serde(default, with = "opt_humantime")]
+    pub max_kill_timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -164,6 +167,7 @@ pub fn merge(mut args: AgentArgs, file: FileConfig) -> AgentArgs {
         args.join = file.server.join.clone();
     }
     fill(&mut args.advertise_addr, file.server.advertise_addr.clone());
+    fill(&mut args.cluster_secret, file.server.cluster_secret.clone());
     if args.join_wan.is_empty() {
         args.join_wan = file.server.join_wan.clone();
     }
@@ -177,6 +181,7 @@ pub fn merge(mut args: AgentArgs, file: FileConfig) -> AgentArgs {
     );
     fill(&mut args.snapshot_threshold, file.server.snapshot_threshold);
     let client = file.client;
+    fill(&mut args.max_kill_timeout, client.max_kill_timeout);
     if args.servers.is_empty() {
         args.servers = client.servers;
     }

@@ -137,6 +137,17 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             let leader_config = leader_config(&args)?;
             let leader = (!args.no_controllers)
                 .then(|| servers::spawn_leader_duties(server.ctx.clone(), leader_config));
+            // A Raft core that stopped on its own (a storage failure, a broken invariant)
+            // cannot write again: exit non-zero, so that a supervisor restarts the agent.
+            let store = server.store.clone();
+            tokio::spawn(async move {
+                let why = store.failed().await;
+                tracing::error!(reason = %why, "the Raft core stopped: exiting");
+                eprintln!(
+                    "==> the Raft core stopped ({why}): exiting so that the agent is restarted"
+                );
+                std::process::exit(EXIT_RAFT_FAILED);
+            });
             let leave_args = args.clone();
             let ctx = server.ctx.clone();
             let shutdown = async move {
@@ -170,6 +181,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The exit code of an agent whose Raft core stopped on its own (`EX_SOFTWARE`).
+const EXIT_RAFT_FAILED: i32 = 70;
+
 async fn start_server(
     args: &AgentArgs,
     settings: &Settings,
@@ -187,6 +201,18 @@ async fn start_server(
     }
     store.snapshot_threshold = args.snapshot_threshold.unwrap_or(10_000);
     store.watch_cache_size = args.watch_cache_size.unwrap_or(20_000);
+    let joins_others =
+        !args.join.is_empty() || !args.join_wan.is_empty() || servers::bootstrap_expect(args) > 1;
+    if joins_others
+        && args.cluster_secret.is_none()
+        && !caravan_apiserver::cluster::secret::ClusterSecret::is_kept_in(data_dir)
+    {
+        anyhow::bail!(
+            "the servers of a cluster share one secret: give every server the same \
+             --cluster-secret (or CARAVAN_CLUSTER_SECRET, or server.clusterSecret in the config \
+             file), e.g. from `head -c 32 /dev/urandom | base64`"
+        );
+    }
     let mut api = ApiConfig::default();
     if let Some(ttl) = args.heartbeat_min_ttl {
         api.heartbeat.min_ttl = ttl;
@@ -204,6 +230,7 @@ async fn start_server(
             settings,
             settings.http_addr,
         )?),
+        cluster_secret: args.cluster_secret.clone(),
     })
     .await
 }
@@ -253,6 +280,9 @@ fn client_config(
     config.meta = parse_meta(&args.meta)?;
     config.reserved_cpu = args.reserved_cpu.unwrap_or(0);
     config.reserved_memory_mb = args.reserved_memory.unwrap_or(0);
+    if let Some(max) = args.max_kill_timeout {
+        config.max_kill_timeout = max;
+    }
     let default_http = if settings.server {
         "127.0.0.1:0"
     } else {

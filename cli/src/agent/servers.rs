@@ -163,7 +163,7 @@ pub fn spawn_leader_duties(ctx: Arc<ApiContext>, config: LeaderConfig) -> JoinHa
 fn follower_client(ctx: &ApiContext) -> Option<caravan_client::Client> {
     let addr = ctx.cluster()?.identity().http_addr.clone();
     match caravan_client::Client::new(&addr) {
-        Ok(client) => Some(client),
+        Ok(client) => Some(client.with_cluster_secret(ctx.store.secret().expose())),
         Err(e) => {
             tracing::warn!(error = %e, "no client for the follower's workers");
             None

@@ -120,9 +120,11 @@ impl JobAllocs {
 
     /// Allocations of any group of the job on `node`.
     pub fn count_any(&self, node: &str) -> u32 {
-        self.per_node
-            .get(node)
-            .map_or(0, |groups| groups.iter().map(|(_, c)| c).sum())
+        self.per_node.get(node).map_or(0, |groups| {
+            groups
+                .iter()
+                .fold(0u32, |sum, (_, c)| sum.saturating_add(*c))
+        })
     }
 }
 

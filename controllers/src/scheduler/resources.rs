@@ -10,6 +10,12 @@ use caravan_schemas::{Allocation, Node};
 pub const DEVICE_ATTRIBUTE_PREFIX: &str = "devices.";
 
 /// Resources in the dimensions the scheduler packs.
+///
+/// Sums saturate instead of wrapping: a sum that reaches the largest value of its type is
+/// taken as overflowed and exceeds any capacity ([`Comparable::exceeded_by`]), and stays
+/// overflowed when something is taken back from it ([`Comparable::subtract`]). Admission
+/// keeps every amount far below that; this makes sure that even one that got past it can
+/// never wrap into fitting.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Comparable {
     /// CPU in MHz, including reserved cores.
@@ -25,58 +31,94 @@ pub struct Comparable {
 }
 
 impl Comparable {
-    /// Adds `other` to `self`.
+    /// Adds `other` to `self`, saturating (see [`Comparable`]).
     pub fn add(&mut self, other: &Comparable) {
-        self.cpu += other.cpu;
-        self.cores += other.cores;
-        self.memory_mb += other.memory_mb;
-        self.disk_mb += other.disk_mb;
+        self.cpu = self.cpu.saturating_add(other.cpu);
+        self.cores = self.cores.saturating_add(other.cores);
+        self.memory_mb = self.memory_mb.saturating_add(other.memory_mb);
+        self.disk_mb = self.disk_mb.saturating_add(other.disk_mb);
         for (name, count) in &other.devices {
             match self.devices.iter_mut().find(|(n, _)| n == name) {
-                Some((_, c)) => *c += count,
+                Some((_, c)) => *c = c.saturating_add(*count),
                 None => self.devices.push((name.clone(), *count)),
             }
         }
     }
 
-    /// Subtracts `other` from `self`, saturating at zero.
+    /// Subtracts `other` from `self`, saturating at zero; an overflowed sum stays overflowed
+    /// (what it held is unknown).
     pub fn subtract(&mut self, other: &Comparable) {
-        self.cpu = self.cpu.saturating_sub(other.cpu);
-        self.cores = self.cores.saturating_sub(other.cores);
-        self.memory_mb = self.memory_mb.saturating_sub(other.memory_mb);
-        self.disk_mb = self.disk_mb.saturating_sub(other.disk_mb);
+        self.cpu = take_back(self.cpu, other.cpu);
+        self.cores = take_back(self.cores, other.cores);
+        self.memory_mb = take_back(self.memory_mb, other.memory_mb);
+        self.disk_mb = take_back(self.disk_mb, other.disk_mb);
         for (name, count) in &other.devices {
             if let Some((_, c)) = self.devices.iter_mut().find(|(n, _)| n == name) {
-                *c = c.saturating_sub(*count);
+                *c = take_back(*c, *count);
             }
         }
     }
 
     /// The first dimension in which `used` exceeds `self`, Nomad's `Superset` naming:
-    /// `cpu`, `cores`, `memory`, `disk` or `devices`.
+    /// `cpu`, `cores`, `memory`, `disk` or `devices`. An overflowed sum in `used` exceeds
+    /// any capacity.
     pub fn exceeded_by(&self, used: &Comparable) -> Option<&'static str> {
-        if used.cpu > self.cpu {
+        if exceeds(used.cpu, self.cpu) {
             return Some("cpu");
         }
-        if used.cores > self.cores {
+        if exceeds(used.cores, self.cores) {
             return Some("cores");
         }
-        if used.memory_mb > self.memory_mb {
+        if exceeds(used.memory_mb, self.memory_mb) {
             return Some("memory");
         }
-        if used.disk_mb > self.disk_mb {
+        if exceeds(used.disk_mb, self.disk_mb) {
             return Some("disk");
         }
         let devices_exceeded = used.devices.iter().any(|(name, count)| {
-            *count
-                > self
-                    .devices
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map_or(0, |(_, c)| *c)
+            let offered = self
+                .devices
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(0, |(_, c)| *c);
+            exceeds(*count, offered)
         });
         devices_exceeded.then_some("devices")
     }
+}
+
+/// An amount that saturating sums add up: `MAX` marks a sum that overflowed.
+trait Amount: Copy + Ord {
+    const OVERFLOWED: Self;
+    fn saturating_sub(self, other: Self) -> Self;
+}
+
+impl Amount for u64 {
+    const OVERFLOWED: Self = u64::MAX;
+    fn saturating_sub(self, other: Self) -> Self {
+        u64::saturating_sub(self, other)
+    }
+}
+
+impl Amount for u32 {
+    const OVERFLOWED: Self = u32::MAX;
+    fn saturating_sub(self, other: Self) -> Self {
+        u32::saturating_sub(self, other)
+    }
+}
+
+/// `sum - amount`, at least zero; an overflowed sum stays overflowed.
+fn take_back<T: Amount>(sum: T, amount: T) -> T {
+    if sum == T::OVERFLOWED {
+        sum
+    } else {
+        sum.saturating_sub(amount)
+    }
+}
+
+/// Whether `used` does not fit in `offered`: more than it, or an overflowed sum.
+fn exceeds<T: Amount>(used: T, offered: T) -> bool {
+    used > offered || used == T::OVERFLOWED
 }
 
 /// What a node offers to allocations: its total resources minus what it reserves.
@@ -186,9 +228,10 @@ pub fn alloc_usage(alloc: &Allocation) -> Comparable {
         return used;
     };
     for task in resources.tasks.values() {
-        used.cpu += task.cpu;
-        used.memory_mb += task.memory_mb;
-        used.cores += u32::try_from(task.cores.len()).unwrap_or(u32::MAX);
+        used.cpu = used.cpu.saturating_add(task.cpu);
+        used.memory_mb = used.memory_mb.saturating_add(task.memory_mb);
+        let cores = u32::try_from(task.cores.len()).unwrap_or(u32::MAX);
+        used.cores = used.cores.saturating_add(cores);
         for device in &task.devices {
             let count = u32::try_from(device.device_ids.len().max(1)).unwrap_or(u32::MAX);
             used.add(&Comparable {
@@ -228,7 +271,8 @@ pub struct GroupAsk {
 }
 
 impl GroupAsk {
-    /// Sums the resources of every task of `group`, with Nomad's defaults for unset values.
+    /// Sums the resources of every task of `group`, with Nomad's defaults for unset values;
+    /// the sums saturate (see [`Comparable`]).
     pub fn of(group: &TaskGroup) -> Self {
         let mut ask = GroupAsk {
             disk_mb: group
@@ -241,10 +285,14 @@ impl GroupAsk {
         for task in &group.tasks {
             let resources = task.resources.clone().unwrap_or_default();
             match resources.cores {
-                Some(cores) if cores > 0 => ask.cores += cores,
-                _ => ask.cpu += resources.cpu.unwrap_or(defaults::CPU_MHZ),
+                Some(cores) if cores > 0 => ask.cores = ask.cores.saturating_add(cores),
+                _ => {
+                    let cpu = resources.cpu.unwrap_or(defaults::CPU_MHZ);
+                    ask.cpu = ask.cpu.saturating_add(cpu);
+                }
             }
-            ask.memory_mb += resources.memory_mb.unwrap_or(defaults::MEMORY_MB);
+            let memory_mb = resources.memory_mb.unwrap_or(defaults::MEMORY_MB);
+            ask.memory_mb = ask.memory_mb.saturating_add(memory_mb);
             for device in &resources.devices {
                 ask.devices.push(DeviceAsk {
                     task: task.name.clone(),
@@ -259,8 +307,9 @@ impl GroupAsk {
     /// The ask in comparable form on `node` (cores become MHz of that node), with each device
     /// request resolved to a device `node` offers, or `None` when a device cannot be matched.
     pub fn on_node(&self, node: &Node, capacity: &Comparable) -> Option<Comparable> {
+        let cores_mhz = u64::from(self.cores).saturating_mul(mhz_per_core(node));
         let mut ask = Comparable {
-            cpu: self.cpu + u64::from(self.cores) * mhz_per_core(node),
+            cpu: self.cpu.saturating_add(cores_mhz),
             cores: self.cores,
             memory_mb: self.memory_mb,
             disk_mb: self.disk_mb,
@@ -317,7 +366,7 @@ pub fn allocated_resources(
         match resources.cores {
             Some(cores) if cores > 0 => {
                 allocated.cores = free_cores.by_ref().take(cores as usize).collect();
-                allocated.cpu = u64::from(cores) * per_core;
+                allocated.cpu = u64::from(cores).saturating_mul(per_core);
             }
             _ => allocated.cpu = resources.cpu.unwrap_or(defaults::CPU_MHZ),
         }
@@ -412,6 +461,55 @@ mod tests {
         };
         assert_eq!(capacity.exceeded_by(&used), Some("memory"));
         assert_eq!(capacity.exceeded_by(&Comparable::default()), None);
+    }
+
+    #[test]
+    fn group_asks_and_usage_saturate_instead_of_wrapping() {
+        let mut job = mock::job("web");
+        let group = &mut job.spec.groups[0];
+        let mut task = group.tasks[0].clone();
+        task.resources = Some(caravan_schemas::job::Resources {
+            cpu: Some(u64::MAX),
+            memory_mb: Some(1 << 63),
+            ..Default::default()
+        });
+        group.tasks = vec![task.clone(), task.clone()];
+        group.tasks[1].name = "twin".into();
+        let group = &job.spec.groups[0];
+        let ask = GroupAsk::of(group);
+        assert_eq!((ask.cpu, ask.memory_mb), (u64::MAX, u64::MAX));
+        let node = mock::node("n1");
+        let capacity = node_capacity(&node);
+        let on_node = ask.on_node(&node, &capacity).expect("no devices");
+        assert_eq!(capacity.exceeded_by(&on_node), Some("cpu"));
+        let resources = allocated_resources(group, &ask, &node, &capacity, 0..);
+        let mut alloc = mock::allocation("a", &job, &node);
+        alloc.spec.allocated_resources = Some(resources);
+        let used = alloc_usage(&alloc);
+        assert_eq!((used.cpu, used.memory_mb), (u64::MAX, u64::MAX));
+        // Even a capacity at the largest value does not hold an overflowed sum.
+        let everything = Comparable {
+            cpu: u64::MAX,
+            cores: u32::MAX,
+            memory_mb: u64::MAX,
+            disk_mb: u64::MAX,
+            devices: Vec::new(),
+        };
+        assert_eq!(everything.exceeded_by(&used), Some("cpu"));
+
+        // Cores of a node with a huge clock.
+        let mut fast = mock::node("n2");
+        let status = fast.status.as_mut().expect("status");
+        let node_resources = status.resources.as_mut().expect("resources");
+        node_resources.cpu = u64::MAX;
+        node_resources.cores = 1;
+        let cores = GroupAsk {
+            cores: 4,
+            ..GroupAsk::default()
+        };
+        let on_node = cores.on_node(&fast, &everything).expect("no devices");
+        assert_eq!(on_node.cpu, u64::MAX);
+        assert_eq!(everything.exceeded_by(&on_node), Some("cpu"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod cli;
 mod drain;
 mod durability;
 mod gc;
+mod hostile;
 mod kubectl;
 mod node_agent;
 mod node_lifecycle;

@@ -37,6 +37,7 @@ pub struct AllocManager<C: Client> {
     node: String,
     drivers: Drivers,
     settings: SpecSettings,
+    max_kill_timeout: Duration,
     local: LocalState,
     status: StatusBatcher,
     entries: Arc<Mutex<HashMap<String, Entry>>>,
@@ -53,6 +54,7 @@ impl<C: Client> AllocManager<C> {
         node: String,
         drivers: Drivers,
         settings: SpecSettings,
+        max_kill_timeout: Duration,
         local: LocalState,
         status: StatusBatcher,
     ) -> Self {
@@ -61,6 +63,7 @@ impl<C: Client> AllocManager<C> {
             node,
             drivers,
             settings,
+            max_kill_timeout,
             local,
             status,
             entries: Arc::default(),
@@ -73,6 +76,12 @@ impl<C: Client> AllocManager<C> {
         let saved = self.local.load()?;
         let count = saved.len();
         for (id, local, tasks) in saved {
+            if let Err(e) = crate::paths::alloc_uid(&id) {
+                // Nothing was ever run or created for it: only the record goes.
+                tracing::warn!(error = %e, "forgetting a local allocation with an unsafe uid");
+                let _ = self.local.delete_alloc(&id);
+                continue;
+            }
             let (Ok(alloc), Ok(job)) = (
                 serde_json::from_value::<Allocation>(local.alloc.clone()),
                 serde_json::from_value::<Job>(local.job.clone()),
@@ -148,6 +157,7 @@ impl<C: Client> AllocManager<C> {
                 return;
             }
         };
+
         {
             let entries = self.entries.lock().await;
             if let Some(entry) = entries.get(&uid) {
@@ -168,17 +178,16 @@ impl<C: Client> AllocManager<C> {
         if terminal || desired != DesiredStatus::Run {
             return;
         }
+        if let Err(e) = crate::paths::alloc_uid(&uid) {
+            // Its directory would be `<alloc root>/<uid>`: never run (nor later remove) it.
+            tracing::error!(error = %e, "refusing an allocation with an unsafe uid");
+            self.fail(&alloc, format!("invalid allocation: {e}"));
+            return;
+        }
         let job = match self.job_for(&alloc).await {
             Ok(job) => job,
             Err(message) => {
-                let mut status = crate::runner::status::alloc_status(&NameMap::new());
-                status.client_status = ClientStatus::Failed;
-                status.client_description = Some(message);
-                self.status.update(
-                    alloc.metadata.namespace.as_deref().unwrap_or("default"),
-                    alloc.metadata.name.as_deref().unwrap_or(""),
-                    status,
-                );
+                self.fail(&alloc, message);
                 return;
             }
         };
@@ -190,6 +199,18 @@ impl<C: Client> AllocManager<C> {
             tracing::error!(alloc = %uid, error = %e, "failed to save the allocation locally");
         }
         self.spawn(uid, alloc, job, BTreeMap::new()).await;
+    }
+
+    /// Reports the allocation failed without running anything.
+    fn fail(&self, alloc: &Allocation, message: String) {
+        let mut status = crate::runner::status::alloc_status(&NameMap::new());
+        status.client_status = ClientStatus::Failed;
+        status.client_description = Some(message);
+        self.status.update(
+            alloc.metadata.namespace.as_deref().unwrap_or("default"),
+            alloc.metadata.name.as_deref().unwrap_or(""),
+            status,
+        );
     }
 
     /// The job of an allocation, from a small cache or the servers.
@@ -245,6 +266,7 @@ impl<C: Client> AllocManager<C> {
             job: job.as_ref().clone(),
             drivers: self.drivers.clone(),
             settings: self.settings.clone(),
+            max_kill_timeout: self.max_kill_timeout,
             local: self.local.clone(),
             recovered,
             status: self.status.clone(),
@@ -269,13 +291,21 @@ impl<C: Client> AllocManager<C> {
         };
         drop(entry.alloc);
         let local = self.local.clone();
-        let dir = crate::runner::spec::alloc_dir(&self.settings.alloc_root, uid);
+        // Only runners of safe uids exist; checked again before anything is removed.
+        let dir = crate::paths::alloc_dir(&self.settings.alloc_root, uid);
         let uid = uid.to_string();
         tokio::spawn(async move {
             let _ = entry.runner.await;
             if let Err(e) = local.delete_alloc(&uid) {
                 tracing::warn!(alloc = %uid, error = %e, "failed to forget the allocation");
             }
+            let dir = match dir {
+                Ok(dir) => dir,
+                Err(e) => {
+                    tracing::error!(error = %e, "not removing the directory of an unsafe uid");
+                    return;
+                }
+            };
             remove_alloc_cgroups(&uid);
             if let Err(e) = tokio::fs::remove_dir_all(&dir).await
                 && e.kind() != std::io::ErrorKind::NotFound
@@ -287,7 +317,7 @@ impl<C: Client> AllocManager<C> {
 }
 
 /// Removes the allocation's (empty) parent cgroups, `caravan/<uid>` under every hierarchy;
-/// deleting a container removes only its own leaf.
+/// deleting a container removes only its own leaf. `uid` has passed [`crate::paths::alloc_uid`].
 fn remove_alloc_cgroups(uid: &str) {
     let root = std::path::Path::new("/sys/fs/cgroup");
     let mut hierarchies = vec![root.to_path_buf()];

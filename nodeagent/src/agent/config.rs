@@ -36,6 +36,9 @@ pub struct ClientConfig {
     pub image_dir: PathBuf,
     /// Pids limit of `exec` and `oci` tasks; 0 means none.
     pub pids_limit: u64,
+    /// The longest a task gets between its kill signal and SIGKILL, whatever its job's
+    /// `killTimeout` says (Nomad's client `max_kill_timeout`).
+    pub max_kill_timeout: Duration,
     /// How long status changes are collected before they are sent.
     pub status_batch_window: Duration,
     /// Stop every task when the agent shuts down gracefully (a throw-away dev agent). Without
@@ -69,6 +72,7 @@ impl ClientConfig {
             executor_command: vec![executor, OsString::from("executor")],
             image_dir: crate::image::default_image_dir(),
             pids_limit: 4096,
+            max_kill_timeout: caravan_schemas::limits::MAX_KILL_TIMEOUT,
             status_batch_window: Duration::from_millis(20),
             stop_tasks_on_shutdown: false,
             leave_deadline: Duration::from_secs(3600),
@@ -95,5 +99,19 @@ impl ClientConfig {
         self.drivers
             .as_ref()
             .is_none_or(|d| d.iter().any(|n| n == name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_max_kill_timeout_defaults_to_the_limit() {
+        let config = ClientConfig::new("127.0.0.1:4646", "/tmp/x");
+        assert_eq!(
+            config.max_kill_timeout,
+            caravan_schemas::limits::MAX_KILL_TIMEOUT
+        );
     }
 }

@@ -119,6 +119,7 @@ impl Agent {
             node_name.clone(),
             drivers.clone(),
             settings,
+            config.max_kill_timeout,
             local,
             status.clone(),
         );

@@ -5,6 +5,7 @@
 
 use std::ffi::OsString;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -110,6 +111,7 @@ impl ExecutorDriver {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(files.log())
             .map_err(|e| DriverError::Start(format!("open {:?}: {e}", files.log())))?;
         let log_start = log.metadata().map(|m| m.len()).unwrap_or_default();
@@ -273,21 +275,25 @@ fn prepare(
     let io = |what: &str, path: &Path, e: std::io::Error| {
         DriverError::Start(format!("{what} {}: {e}", path.display()))
     };
+    // The names become paths below: nothing is created for a spec that would leave its
+    // allocation directory.
+    crate::paths::check_task_spec(&spec).map_err(|e| DriverError::InvalidConfig(e.to_string()))?;
     let executor_dir = protocol::executor_dir(&spec.alloc_dir, &spec.task_name);
     let dirs = [
         executor_dir.clone(),
         spec.task_dir.join("local"),
-        spec.task_dir.join("secrets"),
         spec.task_dir.join("tmp"),
         spec.alloc_dir.join("alloc"),
         spec.log_dir.clone(),
     ];
+    let secrets = spec.task_dir.join("secrets");
     let executor_spec =
         ExecutorSpec::build(kind, spec, &settings.containers, settings.resolve_image)
             .map_err(DriverError::InvalidConfig)?;
     for dir in dirs {
         std::fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
     }
+    crate::paths::create_private_dir(&secrets).map_err(|e| io("create", &secrets, e))?;
     let files = TaskFiles::new(executor_dir);
     wait_for_previous_executor(&files)?;
     for stale in [files.state(), files.exit(), files.socket()] {

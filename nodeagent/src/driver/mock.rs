@@ -69,6 +69,8 @@ impl Driver for MockDriver {
 
     fn start(&self, spec: TaskSpec) -> BoxFuture<'_, Result<Box<dyn TaskHandle>, DriverError>> {
         async move {
+            crate::paths::check_task_spec(&spec)
+                .map_err(|e| DriverError::InvalidConfig(e.to_string()))?;
             let config = parse_config(&spec.config)?;
             if let Some(message) = &config.start_error {
                 return Err(if config.start_error_recoverable.unwrap_or(true) {

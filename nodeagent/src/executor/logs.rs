@@ -1,8 +1,10 @@
 //! Rotated log files of one output stream: `<dir>/<task>.<stream>.<n>`, `n` counting up from
 //! 0, a new file when the current one would pass the size limit, at most `max_files` kept.
+//! The files are readable by the agent's user only (0600): a task's output may hold secrets.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// A writer that rotates its files by size. Every write goes straight to the file.
@@ -21,13 +23,16 @@ pub struct RotatingWriter {
 
 impl RotatingWriter {
     /// Opens `<dir>/<prefix>.<n>`, `n` one past the highest index already there (a restarted
-    /// task starts a new file), and deletes old files beyond `max_files`.
+    /// task starts a new file), and deletes old files beyond `max_files`. `prefix`
+    /// (`<task>.<stream>`) must be one path component.
     pub fn open(
         dir: &Path,
         prefix: &str,
         max_files: u32,
         max_bytes: u64,
     ) -> io::Result<RotatingWriter> {
+        crate::paths::component("log file name", prefix)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         std::fs::create_dir_all(dir)?;
         let mut indices = existing_indices(dir, prefix)?;
         let next = indices.last().map_or(0, |last| last + 1);
@@ -118,7 +123,11 @@ impl Write for RotatingWriter {
 }
 
 fn create(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// Indices of `<prefix>.<n>` files in `dir`, ascending.
@@ -206,6 +215,27 @@ mod tests {
                 ("u.stdout.12".into(), "old".into()),
             ]
         );
+    }
+
+    #[test]
+    fn log_files_are_private_and_stay_in_their_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = RotatingWriter::open(dir.path(), "t.stdout", 3, 2).unwrap();
+        w.write_all(b"abcd").unwrap();
+        for name in ["t.stdout.0", "t.stdout.1"] {
+            let mode = std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+        }
+        let logs = dir.path().join("logs");
+        for bad in ["../x.stdout", "/tmp/abs.stdout", ".."] {
+            let err = RotatingWriter::open(&logs, bad, 3, 2).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{bad}");
+        }
+        assert!(!logs.exists(), "nothing was created for a bad name");
     }
 
     #[test]

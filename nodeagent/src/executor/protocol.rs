@@ -134,7 +134,8 @@ pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
 }
 
 /// Writes `value` as JSON to `path` through a temporary file and a rename, so readers see the
-/// old file or the whole new one. Not synced to disk: these files hand a task over between
+/// old file or the whole new one; the file is readable by its owner only (0600: `executor.json`
+/// holds the task's environment). Not synced to disk: these files hand a task over between
 /// the agent and its executor, which matters only while the machine is up; a reboot ends
 /// every executor and task, and the agent then reports the tasks it cannot re-attach to as
 /// lost (as Nomad's client does).
@@ -147,7 +148,15 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> io::Result<()>
     tmp_name.push(name);
     tmp_name.push(".tmp");
     let tmp = path.with_file_name(tmp_name);
-    let mut file = std::fs::File::create(&tmp)?;
+    let mut file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?
+    };
     file.write_all(&bytes)?;
     file.write_all(b"\n")?;
     drop(file);

@@ -112,6 +112,9 @@ impl ExecutorSpec {
         settings: &ContainerSettings,
         resolve_image: ImageResolver,
     ) -> Result<ExecutorSpec, String> {
+        // The allocation id and task name become the executor directory, bundle, container id
+        // and cgroup below.
+        crate::paths::check_task_spec(&task).map_err(|e| e.to_string())?;
         let config = TaskConfig::parse(kind, &task.config)?;
         let mut env = task.env.clone();
         env.extend(config.env.clone());
@@ -411,6 +414,30 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("not found"), "{err}");
+    }
+
+    #[test]
+    fn specs_with_unsafe_names_are_refused() {
+        let mut absolute = task("exec", json!({"command": "/bin/echo"}));
+        absolute.task_name = "/etc".into();
+        // What `alloc_dir.join(name)` makes of an absolute name: the name itself.
+        absolute.task_dir = "/etc".into();
+        let mut parent = task("raw_exec", json!({"command": "sh"}));
+        parent.task_name = "../x".into();
+        parent.task_dir = parent.alloc_dir.join("../x");
+        let mut alloc = task("raw_exec", json!({"command": "sh"}));
+        alloc.alloc_id = "..".into();
+        let mut elsewhere = task("exec", json!({"command": "/bin/echo"}));
+        elsewhere.task_dir = "/".into();
+        for (kind, spec) in [
+            (DriverKind::Exec, absolute),
+            (DriverKind::RawExec, parent),
+            (DriverKind::RawExec, alloc),
+            (DriverKind::Exec, elsewhere),
+        ] {
+            let err = ExecutorSpec::build(kind, spec.clone(), &settings(), busybox).unwrap_err();
+            assert!(err.starts_with("invalid "), "{spec:?}: {err}");
+        }
     }
 
     #[test]

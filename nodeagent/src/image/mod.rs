@@ -311,7 +311,13 @@ pub fn import(image_dir: &Path, path: &Path, name: Option<&str>) -> Result<Image
         Some(dir) => dir,
         None => {
             let hex = layout::hex_of(&manifest.digest)?;
-            PathBuf::from(safe_dir_name(&reference.repository)).join(hex)
+            let repo = safe_dir_name(&reference.repository);
+            let component = |what, name| {
+                crate::paths::component(what, name)
+                    .map(PathBuf::from)
+                    .map_err(|e| e.to_string())
+            };
+            component("image directory", &repo)?.join(component("image digest", hex)?)
         }
     };
     let final_dir = image_dir.join(&rel_dir);
@@ -395,11 +401,23 @@ fn unpack_image(
     Ok(())
 }
 
-/// Every imported image, by name.
+/// Every imported image, by name. A record whose directory is not inside the store (`refs.json`
+/// edited by hand) is left out.
 pub fn list(image_dir: &Path) -> Result<Vec<ImageRef>, String> {
     let refs = read_refs(image_dir)?;
     Ok(refs
         .into_iter()
+        .filter(|(name, entry)| {
+            let inside = entry.dir.components().next().is_some()
+                && entry
+                    .dir
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !inside {
+                tracing::warn!(image = %name, dir = %entry.dir.display(), "ignoring an image recorded outside the store");
+            }
+            inside
+        })
         .map(|(name, entry)| ImageRef {
             name,
             digest: entry.digest,
@@ -514,6 +532,31 @@ mod tests {
                 .name(),
             "mine:latest"
         );
+    }
+
+    #[test]
+    fn records_outside_the_store_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = |d: &str| RefEntry {
+            digest: layout::digest_of(b"x"),
+            dir: PathBuf::from(d),
+        };
+        let refs: Refs = [
+            ("good:latest".to_string(), entry("good/abc")),
+            ("up:latest".to_string(), entry("../../etc")),
+            ("abs:latest".to_string(), entry("/etc")),
+            ("empty:latest".to_string(), entry("")),
+        ]
+        .into_iter()
+        .collect();
+        write_refs(dir.path(), &refs).unwrap();
+        let names: Vec<String> = list(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|i| i.name)
+            .collect();
+        assert_eq!(names, ["good:latest"]);
+        assert!(find(dir.path(), "up").is_err());
     }
 
     #[test]

@@ -8,14 +8,18 @@
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use caravan_schemas::allocation::{DesiredStatus, TaskLifecycleState, TaskState};
+use caravan_schemas::job::TaskGroup;
 use caravan_schemas::{Allocation, Job, NameMap};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 
-use super::spec::{Phase, SpecSettings, restart_policy, task_spec};
+use super::events;
+use super::spec::{Phase, SpecSettings, restart_policy, task_spec_capped};
 use super::status::{StatusBatcher, alloc_status};
 use super::task::{TaskRunner, TaskUpdate};
 use crate::driver::Driver;
@@ -33,6 +37,9 @@ pub struct AllocRunner {
     pub job: Job,
     pub drivers: Drivers,
     pub settings: SpecSettings,
+    /// The longest a task gets between its kill signal and SIGKILL, whatever its
+    /// `killTimeout` (the agent's `max_kill_timeout`).
+    pub max_kill_timeout: Duration,
     pub local: LocalState,
     /// Task states saved by an earlier agent process.
     pub recovered: BTreeMap<String, LocalTask>,
@@ -80,7 +87,23 @@ impl AllocRunner {
             self.status.update(&namespace, &name, status);
             return NameMap::new();
         };
-        let alloc_dir = super::spec::alloc_dir(&self.settings.alloc_root, &self.alloc_id);
+        // The uid and the names become paths: refuse the allocation before anything is created
+        // rather than trust the servers' admission.
+        let alloc_dir = check_names(&self.alloc_id, &group).and_then(|()| {
+            crate::paths::alloc_dir(&self.settings.alloc_root, &self.alloc_id)
+                .map_err(|e| e.to_string())
+        });
+        let alloc_dir = match alloc_dir {
+            Ok(dir) => dir,
+            Err(message) => {
+                tracing::error!(alloc = %name, error = %message, "refusing an allocation whose names are unsafe as paths");
+                let states = refused(&group, &message, SystemTime::now());
+                let mut status = alloc_status(&states);
+                status.client_description = Some(format!("invalid allocation: {message}"));
+                self.status.update(&namespace, &name, status);
+                return states;
+            }
+        };
         if let Err(e) = prepare_alloc_dir(&alloc_dir, group.tasks.iter().map(|t| t.name.as_str())) {
             tracing::error!(alloc = %name, error = %e, "failed to prepare the allocation directory");
         }
@@ -105,6 +128,8 @@ impl AllocRunner {
         let mut running: BTreeMap<String, Running> = BTreeMap::new();
         let mut finished: BTreeSet<String> = BTreeSet::new();
         let mut joins: JoinSet<(String, TaskState)> = JoinSet::new();
+        // The task of each runner, to know whose runner a failed join was.
+        let mut runner_ids: BTreeMap<tokio::task::Id, String> = BTreeMap::new();
         let mut started_main: BTreeSet<String> = BTreeSet::new();
         let mut poststart_started = false;
         let mut stage = Stage::Prestart;
@@ -114,11 +139,19 @@ impl AllocRunner {
         let start_task = |task_name: &str,
                           running: &mut BTreeMap<String, Running>,
                           joins: &mut JoinSet<(String, TaskState)>,
+                          runner_ids: &mut BTreeMap<tokio::task::Id, String>,
                           recovered: &mut BTreeMap<String, LocalTask>| {
             let Some(task) = group.tasks.iter().find(|t| t.name == task_name) else {
                 return;
             };
-            let spec = task_spec(&alloc, &self.alloc_id, &group, task, &self.settings);
+            let spec = task_spec_capped(
+                &alloc,
+                &self.alloc_id,
+                &group,
+                task,
+                &self.settings,
+                self.max_kill_timeout,
+            );
             let Some(driver) = self.drivers.get(&task.driver).cloned() else {
                 let mut state = TaskState::default();
                 super::events::push(
@@ -132,7 +165,8 @@ impl AllocRunner {
                 state.state = TaskLifecycleState::Dead;
                 state.failed = true;
                 let name = task.name.clone();
-                joins.spawn(async move { (name, state) });
+                let id = joins.spawn(async move { (name, state) }).id();
+                runner_ids.insert(id, task.name.clone());
                 return;
             };
             let (kill_tx, kill_rx) = watch::channel(None);
@@ -146,7 +180,8 @@ impl AllocRunner {
                 kill: kill_rx,
             };
             let name = task.name.clone();
-            joins.spawn(async move { (name, runner.run().await) });
+            let id = joins.spawn(async move { (name, runner.run().await) }).id();
+            runner_ids.insert(id, task.name.clone());
             running.insert(task.name.clone(), Running { kill: kill_tx });
         };
 
@@ -181,7 +216,13 @@ impl AllocRunner {
                 };
                 for n in names {
                     if !finished.contains(&n) && !running.contains_key(&n) {
-                        start_task(&n, &mut running, &mut joins, &mut self.recovered);
+                        start_task(
+                            &n,
+                            &mut running,
+                            &mut joins,
+                            &mut runner_ids,
+                            &mut self.recovered,
+                        );
                     }
                 }
                 self.status.update(&namespace, &name, alloc_status(&states));
@@ -229,7 +270,13 @@ impl AllocRunner {
                             .collect();
                         for n in hooks {
                             if !finished.contains(&n) && !running.contains_key(&n) {
-                                start_task(&n, &mut running, &mut joins, &mut self.recovered);
+                                start_task(
+                                    &n,
+                                    &mut running,
+                                    &mut joins,
+                                    &mut runner_ids,
+                                    &mut self.recovered,
+                                );
                             }
                         }
                     }
@@ -264,20 +311,33 @@ impl AllocRunner {
             // Wait for something to happen.
             tokio::select! {
                 Some(update) = updates.recv() => {
-                    states.insert(update.task, update.state);
-                    while let Ok(update) = updates.try_recv() {
-                        states.insert(update.task, update.state);
+                    // A finished task's last state is the one its runner ended with (a
+                    // panicked runner's updates may still be queued).
+                    for update in std::iter::once(update)
+                        .chain(std::iter::from_fn(|| updates.try_recv().ok()))
+                    {
+                        if !finished.contains(&update.task) {
+                            states.insert(update.task, update.state);
+                        }
                     }
                     self.status.update(&namespace, &name, alloc_status(&states));
                 }
-                Some(joined) = joins.join_next() => {
-                    match joined {
-                        Ok((task, state)) => {
-                            running.remove(&task);
-                            finished.insert(task.clone());
-                            states.insert(task, state);
+                Some(joined) = joins.join_next_with_id() => {
+                    let ended = match joined {
+                        Ok((id, (task, state))) => {
+                            runner_ids.remove(&id);
+                            Some((task, state))
                         }
-                        Err(e) => tracing::error!(alloc = %name, error = %e, "a task runner panicked"),
+                        Err(e) => runner_ids.remove(&e.id()).and_then(|task| {
+                            let last = states.get(&task).cloned().unwrap_or_default();
+                            lost_runner(&name, &task, last, &e, SystemTime::now())
+                                .map(|state| (task, state))
+                        }),
+                    };
+                    if let Some((task, state)) = ended {
+                        running.remove(&task);
+                        finished.insert(task.clone());
+                        states.insert(task, state);
                     }
                     self.status.update(&namespace, &name, alloc_status(&states));
                 }
@@ -303,18 +363,142 @@ impl AllocRunner {
     }
 }
 
-/// Creates `<alloc>/alloc/{logs,data,tmp}` and `<alloc>/<task>/{local,secrets,tmp}`.
+/// Checks every name of the allocation that becomes a path; the error lists the problems.
+fn check_names(alloc_id: &str, group: &TaskGroup) -> Result<(), String> {
+    crate::paths::check_alloc(
+        alloc_id,
+        &group.name,
+        group.tasks.iter().map(|t| t.name.as_str()),
+    )
+    .map_err(|problems| {
+        problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+/// The states of the tasks of a refused allocation: dead and failed, with a `Setup Failure`
+/// event saying why. No task is started.
+fn refused(group: &TaskGroup, message: &str, now: SystemTime) -> NameMap<TaskState> {
+    group
+        .tasks
+        .iter()
+        .map(|t| {
+            let mut state = TaskState::default();
+            events::push(
+                &mut state,
+                events::event(events::SETUP_FAILURE, message, now),
+            );
+            state.state = TaskLifecycleState::Dead;
+            state.failed = true;
+            state.finished_at = Some(events::timestamp(now));
+            (t.name.clone(), state)
+        })
+        .collect()
+}
+
+/// A task runner whose join failed. Cancelled (the runtime is shutting down with the agent,
+/// and the task lives on for the next agent to re-attach): `None`, nothing to record, and no
+/// alarm. Panicked: the task is dead and failed, so the allocation does not wait for it.
+fn lost_runner(
+    alloc: &str,
+    task: &str,
+    mut state: TaskState,
+    error: &JoinError,
+    now: SystemTime,
+) -> Option<TaskState> {
+    if error.is_cancelled() {
+        tracing::debug!(alloc = %alloc, task = %task, "a task runner was cancelled");
+        return None;
+    }
+    tracing::error!(alloc = %alloc, task = %task, error = %error, "a task runner panicked");
+    events::push(
+        &mut state,
+        events::event(
+            events::DRIVER_FAILURE,
+            format!("the task runner failed: {error}"),
+            now,
+        ),
+    );
+    state.state = TaskLifecycleState::Dead;
+    state.failed = true;
+    state.finished_at = Some(events::timestamp(now));
+    Some(state)
+}
+
+/// Creates `<alloc>/alloc/{logs,data,tmp}` and `<alloc>/<task>/{local,secrets,tmp}`, `secrets`
+/// private (0700). Task names are checked: none may leave the allocation directory.
 pub fn prepare_alloc_dir<'a>(
-    alloc_dir: &std::path::Path,
+    alloc_dir: &Path,
     tasks: impl Iterator<Item = &'a str>,
 ) -> std::io::Result<()> {
+    let tasks: Vec<&str> = tasks
+        .map(|task| crate::paths::component("task name", task))
+        .collect::<Result<_, _>>()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     for sub in ["logs", "data", "tmp"] {
         std::fs::create_dir_all(alloc_dir.join("alloc").join(sub))?;
     }
     for task in tasks {
-        for sub in ["local", "secrets", "tmp"] {
-            std::fs::create_dir_all(alloc_dir.join(task).join(sub))?;
+        let task_dir = alloc_dir.join(task);
+        for sub in ["local", "tmp"] {
+            std::fs::create_dir_all(task_dir.join(sub))?;
         }
+        crate::paths::create_private_dir(&task_dir.join("secrets"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_directories_keep_secrets_private_and_stay_inside() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let alloc_dir = root.path().join("alloc").join("u");
+        prepare_alloc_dir(&alloc_dir, ["web"].into_iter()).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&alloc_dir.join("web/secrets")), 0o700);
+        assert!(alloc_dir.join("web/local").is_dir());
+        assert!(alloc_dir.join("alloc/logs").is_dir());
+        let outside = root.path().join("abs").display().to_string();
+        for bad in ["../x", outside.as_str(), "..", ""] {
+            let err = prepare_alloc_dir(&alloc_dir, ["ok", bad].into_iter()).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{bad:?}");
+        }
+        assert!(
+            !alloc_dir.join("ok").exists(),
+            "nothing created for a refused list"
+        );
+        assert!(!root.path().join("alloc/x").exists());
+        assert!(!root.path().join("abs").exists());
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_task_runner_is_not_a_panic() {
+        let now = SystemTime::now();
+        let running = TaskState {
+            state: TaskLifecycleState::Running,
+            ..Default::default()
+        };
+        // Aborted, as the runtime does to every task when the agent shuts down.
+        let aborted = tokio::spawn(futures::future::pending::<()>());
+        aborted.abort();
+        let cancelled = aborted.await.unwrap_err();
+        assert!(cancelled.is_cancelled());
+        assert_eq!(
+            lost_runner("a", "web", running.clone(), &cancelled, now),
+            None,
+            "nothing recorded: the task lives on for the next agent"
+        );
+        let panicked = tokio::spawn(async { panic!("bug") }).await.unwrap_err();
+        let state = lost_runner("a", "web", running, &panicked, now).expect("a dead task");
+        assert_eq!(state.state, TaskLifecycleState::Dead);
+        assert!(state.failed);
+        assert!(state.events[0].message.contains("panicked"), "{state:?}");
+    }
 }

@@ -19,6 +19,7 @@ pub const KILLING: &str = "Killing";
 pub const KILLED: &str = "Killed";
 pub const NOT_RESTARTING: &str = "Not Restarting";
 pub const DRIVER_FAILURE: &str = "Driver Failure";
+pub const SETUP_FAILURE: &str = "Setup Failure";
 pub const SIBLING_FAILED: &str = "Sibling Task Failed";
 
 /// RFC 3339 time with milliseconds.

@@ -2,12 +2,12 @@
 //! policy and place in the lifecycle. Pure.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use caravan_schemas::Allocation;
 use caravan_schemas::duration::parse_duration;
 use caravan_schemas::job::{JobType, LifecycleHook, RestartMode, Task, TaskGroup, defaults};
+use caravan_schemas::{Allocation, limits};
 
 use super::restart::Policy;
 use crate::driver::{LogLimits, TaskResources, TaskSpec};
@@ -48,11 +48,6 @@ pub struct SpecSettings {
     pub pids_limit: u64,
 }
 
-/// The allocation's directory: `<alloc_root>/<alloc uid>`.
-pub fn alloc_dir(alloc_root: &Path, alloc_id: &str) -> PathBuf {
-    alloc_root.join(alloc_id)
-}
-
 fn duration_or(value: Option<&str>, default: &str) -> Duration {
     value
         .and_then(|v| parse_duration(v).ok())
@@ -60,7 +55,19 @@ fn duration_or(value: Option<&str>, default: &str) -> Duration {
         .unwrap_or(Duration::from_secs(5))
 }
 
-/// The task's spec.
+/// The task's kill timeout: its `killTimeout` (Nomad's default when absent or unreadable), at
+/// most `max` (the agent's `max_kill_timeout`), so that no job keeps a task that ignores its
+/// kill signal alive for longer.
+pub fn kill_timeout(task: &Task, max: Duration) -> Duration {
+    duration_or(task.kill_timeout.as_deref(), defaults::KILL_TIMEOUT).min(max)
+}
+
+/// The task's spec, its kill timeout capped at [`limits::MAX_KILL_TIMEOUT`] (the default
+/// `max_kill_timeout` of an agent; [`task_spec_capped`] takes the agent's own).
+///
+/// The allocation uid, group and task names become paths here: the caller checks them first
+/// with [`crate::paths::check_alloc`] (the allocation runner does, and the drivers check the
+/// spec again).
 pub fn task_spec(
     alloc: &Allocation,
     alloc_id: &str,
@@ -68,13 +75,32 @@ pub fn task_spec(
     task: &Task,
     settings: &SpecSettings,
 ) -> TaskSpec {
+    task_spec_capped(
+        alloc,
+        alloc_id,
+        group,
+        task,
+        settings,
+        limits::MAX_KILL_TIMEOUT,
+    )
+}
+
+/// The task's spec, its kill timeout at most `max_kill_timeout`; see [`task_spec`].
+pub fn task_spec_capped(
+    alloc: &Allocation,
+    alloc_id: &str,
+    group: &TaskGroup,
+    task: &Task,
+    settings: &SpecSettings,
+    max_kill_timeout: Duration,
+) -> TaskSpec {
     let namespace = alloc
         .metadata
         .namespace
         .clone()
         .unwrap_or_else(|| "default".into());
     let alloc_name = alloc.metadata.name.clone().unwrap_or_default();
-    let alloc_dir = alloc_dir(&settings.alloc_root, alloc_id);
+    let alloc_dir = settings.alloc_root.join(alloc_id);
     let task_dir = alloc_dir.join(&task.name);
     let res = task.resources.clone().unwrap_or_default();
     let allocated = alloc
@@ -156,7 +182,7 @@ pub fn task_spec(
             .kill_signal
             .clone()
             .unwrap_or_else(|| defaults::KILL_SIGNAL.into()),
-        kill_timeout: duration_or(task.kill_timeout.as_deref(), defaults::KILL_TIMEOUT),
+        kill_timeout: kill_timeout(task, max_kill_timeout),
     }
 }
 
@@ -237,6 +263,42 @@ mod tests {
         let init = task_spec(&alloc, "u-1", &group, &group.tasks[1], &settings);
         assert_eq!(init.env["CARAVAN_ALLOC_DIR"], "/alloc");
         assert_eq!(init.resources.memory_mb, defaults::MEMORY_MB);
+    }
+
+    #[test]
+    fn kill_timeouts_are_capped_at_the_agents_maximum() {
+        let (alloc, mut group) = fixture();
+        let settings = SpecSettings {
+            alloc_root: "/data/alloc".into(),
+            pids_limit: 0,
+        };
+        group.tasks[0].kill_timeout = Some("5000000000000000h".into());
+        let spec = task_spec(&alloc, "u-1", &group, &group.tasks[0], &settings);
+        assert_eq!(spec.kill_timeout, limits::MAX_KILL_TIMEOUT);
+        let spec = task_spec_capped(
+            &alloc,
+            "u-1",
+            &group,
+            &group.tasks[0],
+            &settings,
+            Duration::from_secs(90),
+        );
+        assert_eq!(spec.kill_timeout, Duration::from_secs(90));
+        // Below the cap the task's own timeout holds; without one, Nomad's default.
+        group.tasks[0].kill_timeout = Some("2s".into());
+        assert_eq!(
+            kill_timeout(&group.tasks[0], Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            kill_timeout(&group.tasks[0], limits::MAX_KILL_TIMEOUT),
+            Duration::from_secs(2)
+        );
+        group.tasks[0].kill_timeout = None;
+        assert_eq!(
+            kill_timeout(&group.tasks[0], limits::MAX_KILL_TIMEOUT),
+            Duration::from_secs(5)
+        );
     }
 
     #[test]

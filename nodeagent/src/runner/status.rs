@@ -103,6 +103,13 @@ impl StatusBatcher {
             .len()
     }
 
+    /// Takes the unsent statuses (what the next batch would send).
+    #[cfg(test)]
+    pub(crate) fn take_pending(&self) -> Vec<(Key, AllocationStatus)> {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.latest.drain().collect()
+    }
+
     /// Sends batches forever.
     pub async fn run<C: Client>(self, client: C, window: Duration) {
         let mut failures = 0u32;

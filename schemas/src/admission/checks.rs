@@ -3,8 +3,41 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::admission::{FieldError, FieldErrorKind};
-use crate::duration::parse_duration;
+use crate::duration::parse_admitted_duration;
+use crate::job::valid_task_name;
+use crate::limits::{GENERATED_NAME_SUFFIX_LEN, MAX_LABEL_NAME_LEN, MAX_NAME_LEN};
 use crate::meta::ObjectMeta;
+
+/// What a kind's `metadata.name` must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NameRule {
+    /// A DNS-1123 label (no dots), at most [`MAX_LABEL_NAME_LEN`] characters.
+    Label,
+    /// A DNS-1123 subdomain of at most [`MAX_LABEL_NAME_LEN`] characters: a name that
+    /// becomes a label value (a Job's, in `caravan.dev/job`).
+    LabelValue,
+    /// A DNS-1123 subdomain, at most [`MAX_NAME_LEN`] characters.
+    Subdomain,
+}
+
+impl NameRule {
+    /// The longest name allowed.
+    pub(crate) fn max_len(self) -> usize {
+        match self {
+            NameRule::Label | NameRule::LabelValue => MAX_LABEL_NAME_LEN,
+            NameRule::Subdomain => MAX_NAME_LEN,
+        }
+    }
+
+    /// Why `name` does not follow the rule, if it does not.
+    pub(crate) fn problem(self, name: &str) -> Option<String> {
+        match self {
+            NameRule::Label => dns1123_label(name),
+            NameRule::LabelValue => subdomain_of_at_most(name, MAX_LABEL_NAME_LEN),
+            NameRule::Subdomain => dns1123_subdomain(name),
+        }
+    }
+}
 
 /// Collects every failing field of one object.
 #[derive(Debug, Default)]
@@ -30,12 +63,40 @@ impl Checks {
         self.push(field, FieldErrorKind::Invalid, message);
     }
 
-    /// Checks that an optional duration string parses.
+    /// Checks that an optional duration string parses and is at most
+    /// [`MAX_DURATION`](crate::limits::MAX_DURATION).
     pub(crate) fn duration(&mut self, field: impl Into<String>, value: Option<&str>) {
         if let Some(value) = value
-            && let Err(e) = parse_duration(value)
+            && let Err(e) = parse_admitted_duration(value)
         {
             self.invalid(field, e.to_string());
+        }
+    }
+
+    /// Checks that an unsigned amount is at most `max`.
+    pub(crate) fn at_most(&mut self, field: impl Into<String>, value: Option<u64>, max: i64) {
+        if let Some(value) = value
+            && u64::try_from(max).is_ok_and(|max| value > max)
+        {
+            self.invalid(field, format!("must be between 0 and {max}, got {value}"));
+        }
+    }
+
+    /// Checks that a list has at most `max` items.
+    pub(crate) fn max_items(&mut self, field: impl Into<String>, len: usize, max: usize) {
+        if len > max {
+            self.push(
+                field,
+                FieldErrorKind::TooLong,
+                format!("must have at most {max} items, got {len}"),
+            );
+        }
+    }
+
+    /// Checks the name of a task group or task (see [`valid_task_name`]).
+    pub(crate) fn task_name(&mut self, field: impl Into<String>, name: &str) {
+        if let Err(problem) = valid_task_name(name) {
+            self.invalid(field, problem);
         }
     }
 
@@ -75,16 +136,27 @@ impl Checks {
         }
     }
 
-    /// Checks `metadata`: the name, namespace, labels and annotations.
-    pub(crate) fn metadata(&mut self, meta: &ObjectMeta, name_is_label: bool) {
-        if let Some(name) = &meta.name {
-            let problem = if name_is_label {
-                dns1123_label(name)
-            } else {
-                dns1123_subdomain(name)
-            };
-            if let Some(problem) = problem {
-                self.invalid("metadata.name", problem);
+    /// Checks `metadata`: the name (and the `generateName` it may be made from), namespace,
+    /// labels and annotations.
+    pub(crate) fn metadata(&mut self, meta: &ObjectMeta, rule: NameRule) {
+        if let Some(name) = &meta.name
+            && let Some(problem) = rule.problem(name)
+        {
+            self.invalid("metadata.name", problem);
+        }
+        if let Some(prefix) = &meta.generate_name {
+            // The server makes a name of the prefix and five characters: the name must fit.
+            let max = rule.max_len() - GENERATED_NAME_SUFFIX_LEN;
+            if prefix.len() > max {
+                self.invalid(
+                    "metadata.generateName",
+                    format!(
+                        "must be no more than {max} characters, got {}: the server adds \
+                         {GENERATED_NAME_SUFFIX_LEN} to make a name of at most {}",
+                        prefix.len(),
+                        rule.max_len()
+                    ),
+                );
             }
         }
         if let Some(namespace) = &meta.namespace
@@ -114,9 +186,9 @@ impl Checks {
 
 /// Why `s` is not a DNS-1123 label (lowercase alphanumerics and `-`, ≤ 63), if it is not.
 pub(crate) fn dns1123_label(s: &str) -> Option<String> {
-    if s.len() > 63 {
+    if s.len() > MAX_LABEL_NAME_LEN {
         return Some(format!(
-            "must be no more than 63 characters, got {}",
+            "must be no more than {MAX_LABEL_NAME_LEN} characters, got {}",
             s.len()
         ));
     }
@@ -135,9 +207,14 @@ pub(crate) fn dns1123_label(s: &str) -> Option<String> {
 
 /// Why `s` is not a DNS-1123 subdomain (dot-separated labels, ≤ 253), if it is not.
 pub(crate) fn dns1123_subdomain(s: &str) -> Option<String> {
-    if s.len() > 253 {
+    subdomain_of_at_most(s, MAX_NAME_LEN)
+}
+
+/// [`dns1123_subdomain`] with a lower length limit.
+fn subdomain_of_at_most(s: &str, max: usize) -> Option<String> {
+    if s.len() > max {
         return Some(format!(
-            "must be no more than 253 characters, got {}",
+            "must be no more than {max} characters, got {}",
             s.len()
         ));
     }

@@ -2,10 +2,11 @@
 
 use serde_json::Value;
 
-use crate::admission::checks::Checks;
+use crate::admission::checks::{Checks, NameRule};
 use crate::job::{defaults, validate};
+use crate::limits::{MAX_CPU_MHZ, MAX_DISK_MB, MAX_MEMORY_MB};
 use crate::meta::ObjectMeta;
-use crate::node::SchedulingEligibility;
+use crate::node::{SchedulingEligibility, valid_http_addr};
 use crate::{Allocation, Deployment, Evaluation, Job, Namespace, Node};
 
 /// A kind's typed admission steps: semantic checks on what the user wrote, then defaults.
@@ -16,8 +17,8 @@ pub(crate) trait Admissible:
     fn metadata(&self) -> &ObjectMeta;
     /// The object's metadata, to stamp the server's fields on.
     fn metadata_mut(&mut self) -> &mut ObjectMeta;
-    /// Whether `metadata.name` must be a DNS-1123 label rather than a subdomain.
-    const NAME_IS_LABEL: bool = false;
+    /// What `metadata.name` must be: a DNS-1123 subdomain unless the kind says otherwise.
+    const NAME_RULE: NameRule = NameRule::Subdomain;
     /// Adds every semantic problem of the spec and status to `checks`.
     fn check(&self, checks: &mut Checks);
     /// Fills in the defaults.
@@ -61,6 +62,8 @@ macro_rules! spec_and_status {
 }
 
 impl Admissible for Job {
+    /// The name is the value of the `caravan.dev/job` label of the job's evaluations.
+    const NAME_RULE: NameRule = NameRule::LabelValue;
     spec_and_status!();
     fn metadata(&self) -> &ObjectMeta {
         &self.metadata
@@ -77,7 +80,7 @@ impl Admissible for Job {
 }
 
 impl Admissible for Node {
-    const NAME_IS_LABEL: bool = true;
+    const NAME_RULE: NameRule = NameRule::Label;
     status_as_value!();
     fn same_spec(&self, other: &Self) -> bool {
         self.spec == other.spec
@@ -97,8 +100,39 @@ impl Admissible for Node {
         if let Some(drain) = &self.spec.drain {
             checks.duration("spec.drain.deadline", drain.deadline.as_deref());
         }
+        if let Some(addr) = &self.spec.http_addr
+            && let Err(problem) = valid_http_addr(addr)
+        {
+            checks.invalid("spec.httpAddr", problem);
+        }
         if let Some(status) = &self.status {
             checks.duration("status.heartbeatTTL", status.heartbeat_ttl.as_deref());
+            if let Some(resources) = &status.resources {
+                checks.at_most("status.resources.cpu", Some(resources.cpu), MAX_CPU_MHZ);
+                checks.at_most(
+                    "status.resources.memoryMB",
+                    Some(resources.memory_mb),
+                    MAX_MEMORY_MB,
+                );
+                checks.at_most(
+                    "status.resources.diskMB",
+                    Some(resources.disk_mb),
+                    MAX_DISK_MB,
+                );
+            }
+            if let Some(reserved) = &status.reserved {
+                checks.at_most("status.reserved.cpu", Some(reserved.cpu), MAX_CPU_MHZ);
+                checks.at_most(
+                    "status.reserved.memoryMB",
+                    Some(reserved.memory_mb),
+                    MAX_MEMORY_MB,
+                );
+                checks.at_most(
+                    "status.reserved.diskMB",
+                    Some(reserved.disk_mb),
+                    MAX_DISK_MB,
+                );
+            }
         }
     }
     fn apply_defaults(&mut self) {
@@ -141,7 +175,39 @@ impl Admissible for Allocation {
     fn metadata_mut(&mut self) -> &mut ObjectMeta {
         &mut self.metadata
     }
+    /// The group and task names (clients make directories of them, as of a job's) and the
+    /// allocated amounts (the scheduler and the plan applier add them up), as a job's are
+    /// checked: allocations are written by the schedulers' plans and by clients, not only
+    /// from admitted jobs.
     fn check(&self, checks: &mut Checks) {
+        checks.task_name("spec.group", &self.spec.group);
+        if let Some(resources) = &self.spec.allocated_resources {
+            for (name, task) in resources.tasks.iter() {
+                let base = format!("spec.allocatedResources.tasks[{name}]");
+                checks.task_name(base.clone(), name);
+                checks.at_most(format!("{base}.cpu"), Some(task.cpu), MAX_CPU_MHZ);
+                checks.at_most(
+                    format!("{base}.memoryMB"),
+                    Some(task.memory_mb),
+                    MAX_MEMORY_MB,
+                );
+                checks.at_most(
+                    format!("{base}.memoryMaxMB"),
+                    task.memory_max_mb,
+                    MAX_MEMORY_MB,
+                );
+            }
+            checks.at_most(
+                "spec.allocatedResources.shared.diskMB",
+                Some(resources.shared.disk_mb),
+                MAX_DISK_MB,
+            );
+        }
+        if let Some(status) = &self.status {
+            for name in status.task_states.keys() {
+                checks.task_name(format!("status.taskStates[{name}]"), name);
+            }
+        }
         if let Some(tracker) = &self.spec.reschedule_tracker {
             for (i, event) in tracker.events.iter().enumerate() {
                 let field = format!("spec.rescheduleTracker.events[{i}].delay");
@@ -184,7 +250,7 @@ impl Admissible for Deployment {
 }
 
 impl Admissible for Namespace {
-    const NAME_IS_LABEL: bool = true;
+    const NAME_RULE: NameRule = NameRule::Label;
     fn metadata(&self) -> &ObjectMeta {
         &self.metadata
     }

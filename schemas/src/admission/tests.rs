@@ -550,3 +550,374 @@ fn typed_allocation_admission_agrees_with_the_full_path() {
     let errors = admit_allocation(&mut wrong_kind).expect_err("wrong kind");
     assert_eq!(errors[0].field, "kind");
 }
+
+/// The fields of `errors`, sorted.
+fn fields_of(errors: &[FieldError]) -> Vec<String> {
+    let mut fields: Vec<String> = errors.iter().map(|e| e.field.clone()).collect();
+    fields.sort();
+    fields
+}
+
+#[test]
+fn group_and_task_names_that_leave_their_directory_are_refused() {
+    let mut job = minimal_job("service");
+    let too_long = "t".repeat(crate::limits::MAX_TASK_NAME_LEN + 1);
+    job["spec"]["groups"] = json!([
+        {"name": "..", "tasks": [
+            {"name": "../../../../x", "driver": "mock"},
+            {"name": "/etc", "driver": "mock"},
+            {"name": ".", "driver": "mock"},
+        ]},
+        {"name": "a/b", "tasks": [
+            {"name": "with space", "driver": "mock"},
+            {"name": too_long, "driver": "mock"},
+            {"name": "", "driver": "mock"},
+            {"name": "tâche", "driver": "mock"},
+        ]},
+    ]);
+    let errors = rejected(Kind::Job, job, true);
+    assert_eq!(
+        fields_of(&errors),
+        [
+            "spec.groups[0].name",
+            "spec.groups[0].tasks[0].name",
+            "spec.groups[0].tasks[1].name",
+            "spec.groups[0].tasks[2].name",
+            "spec.groups[1].name",
+            "spec.groups[1].tasks[0].name",
+            "spec.groups[1].tasks[1].name",
+            "spec.groups[1].tasks[2].name",
+            "spec.groups[1].tasks[3].name",
+        ],
+        "{errors:#?}"
+    );
+    for error in &errors {
+        assert_eq!(error.kind, FieldErrorKind::Invalid, "{error:?}");
+    }
+
+    // Nomad's names: letters of either case, digits, '_', '.' and '-', up to the limit.
+    let mut job = minimal_job("service");
+    let longest = "t".repeat(crate::limits::MAX_TASK_NAME_LEN);
+    job["spec"]["groups"] = json!([{"name": "Front_End.v2-1", "tasks": [
+        {"name": "...", "driver": "mock"},
+        {"name": longest, "driver": "mock"},
+        {"name": ".hidden", "driver": "mock"},
+    ]}]);
+    admitted(Kind::Job, job);
+}
+
+#[test]
+fn allocations_name_their_group_and_tasks_as_jobs_do() {
+    let job = mock::job("web");
+    let node = mock::node("n1");
+    let mut alloc = mock::allocation("a1", &job, &node);
+    alloc.spec.group = "../g".into();
+    let resources = alloc.spec.allocated_resources.as_mut().expect("resources");
+    let task = resources.tasks.values().next().cloned().expect("a task");
+    resources.tasks.insert("../../x".into(), task);
+    alloc
+        .status
+        .get_or_insert_default()
+        .task_states
+        .insert("/etc".into(), crate::allocation::TaskState::default());
+    let expected = [
+        "spec.allocatedResources.tasks[../../x]",
+        "spec.group",
+        "status.taskStates[/etc]",
+    ];
+    let errors = rejected(
+        Kind::Allocation,
+        serde_json::to_value(&alloc).expect("json"),
+        true,
+    );
+    assert_eq!(fields_of(&errors), expected, "{errors:#?}");
+    // A scheduler's placement is admitted in typed form with the same checks.
+    let errors = admit_allocation(&mut alloc.clone()).expect_err("bad names");
+    assert_eq!(fields_of(&errors), expected, "{errors:#?}");
+}
+
+#[test]
+fn job_names_fit_in_the_job_label() {
+    let max = crate::limits::MAX_LABEL_NAME_LEN;
+    let mut job = minimal_job("service");
+    job["metadata"]["name"] = json!("j".repeat(max));
+    admitted(Kind::Job, job.clone());
+    job["metadata"]["name"] = json!("j".repeat(max + 1));
+    let errors = rejected(Kind::Job, job.clone(), true);
+    assert_eq!(fields_of(&errors), ["metadata.name"], "{errors:#?}");
+    job["metadata"]["name"] = json!(format!("{}.{}", "j".repeat(200), "k".repeat(52)));
+    let errors = rejected(Kind::Job, job.clone(), true);
+    assert_eq!(fields_of(&errors), ["metadata.name"], "{errors:#?}");
+    // Dots stay allowed: a label value may hold them.
+    job["metadata"]["name"] = json!("web.v2");
+    admitted(Kind::Job, job.clone());
+
+    // The name the server makes of a generateName is five characters longer.
+    let prefix = max - crate::limits::GENERATED_NAME_SUFFIX_LEN;
+    job["metadata"]["generateName"] = json!("g".repeat(prefix));
+    admitted(Kind::Job, job.clone());
+    job["metadata"]["generateName"] = json!("g".repeat(prefix + 1));
+    let errors = rejected(Kind::Job, job, true);
+    assert_eq!(fields_of(&errors), ["metadata.generateName"], "{errors:#?}");
+
+    // Other kinds whose names are not label values keep the 253 characters of a subdomain.
+    let job = mock::job("web");
+    let mut eval = serde_json::to_value(mock::evaluation("e1", &job)).expect("json");
+    eval["metadata"]["name"] = json!("e".repeat(200));
+    admitted(Kind::Evaluation, eval.clone());
+    eval["metadata"]["generateName"] = json!("e".repeat(249));
+    let errors = rejected(Kind::Evaluation, eval, true);
+    assert_eq!(fields_of(&errors), ["metadata.generateName"], "{errors:#?}");
+}
+
+#[test]
+fn counts_groups_and_tasks_are_bounded() {
+    use crate::limits::{MAX_GROUP_COUNT, MAX_GROUPS, MAX_TASKS_PER_GROUP};
+    let mut job = minimal_job("service");
+    job["spec"]["groups"][0]["count"] = json!(1_000_000_000);
+    let errors = rejected(Kind::Job, job.clone(), true);
+    assert_eq!(fields_of(&errors), ["spec.groups[0].count"], "{errors:#?}");
+    job["spec"]["groups"][0]["count"] = json!(MAX_GROUP_COUNT + 1);
+    let errors = rejected(Kind::Job, job.clone(), true);
+    assert_eq!(fields_of(&errors), ["spec.groups[0].count"], "{errors:#?}");
+    job["spec"]["groups"][0]["count"] = json!(MAX_GROUP_COUNT);
+    admitted(Kind::Job, job.clone());
+    job["spec"]["groups"][0]["count"] = json!(0);
+    admitted(Kind::Job, job);
+
+    let group = |i: usize, tasks: usize| {
+        let tasks: Vec<Value> = (0..tasks)
+            .map(|t| json!({"name": format!("t{t}"), "driver": "mock"}))
+            .collect();
+        json!({"name": format!("g{i}"), "tasks": tasks})
+    };
+    let mut job = minimal_job("service");
+    let mut groups: Vec<Value> = (0..=MAX_GROUPS).map(|i| group(i, 1)).collect();
+    groups[1] = group(1, MAX_TASKS_PER_GROUP + 1);
+    job["spec"]["groups"] = Value::Array(groups.clone());
+    let errors = rejected(Kind::Job, job.clone(), true);
+    assert_eq!(
+        fields_of(&errors),
+        ["spec.groups", "spec.groups[1].tasks"],
+        "{errors:#?}"
+    );
+    assert!(errors.iter().all(|e| e.kind == FieldErrorKind::TooLong));
+    groups.truncate(MAX_GROUPS);
+    groups[1] = group(1, MAX_TASKS_PER_GROUP);
+    job["spec"]["groups"] = Value::Array(groups);
+    admit(Kind::Job, job, true).expect("the limits themselves are allowed");
+}
+
+#[test]
+fn resources_above_the_limits_are_refused() {
+    use crate::limits::{MAX_CPU_MHZ, MAX_DISK_MB, MAX_MEMORY_MB};
+    let mut job = minimal_job("service");
+    job["spec"]["groups"][0]["ephemeralDisk"] = json!({"sizeMB": u64::MAX});
+    job["spec"]["groups"][0]["tasks"] = json!([
+        {"name": "a", "driver": "mock", "resources": {
+            "cpu": 9_223_372_036_854_775_808_u64, "memoryMB": 9_223_372_036_854_775_808_u64,
+            "memoryMaxMB": u64::MAX, "diskMB": MAX_DISK_MB + 1}},
+        {"name": "b", "driver": "mock", "resources": {
+            "cpu": u64::MAX, "memoryMB": MAX_MEMORY_MB + 1}},
+    ]);
+    let errors = rejected(Kind::Job, job.clone(), true);
+    assert_eq!(
+        fields_of(&errors),
+        [
+            "spec.groups[0].ephemeralDisk.sizeMB",
+            "spec.groups[0].tasks[0].resources.cpu",
+            "spec.groups[0].tasks[0].resources.diskMB",
+            "spec.groups[0].tasks[0].resources.memoryMB",
+            "spec.groups[0].tasks[0].resources.memoryMaxMB",
+            "spec.groups[0].tasks[1].resources.cpu",
+            "spec.groups[0].tasks[1].resources.memoryMB",
+        ],
+        "{errors:#?}"
+    );
+    let cpu = errors
+        .iter()
+        .find(|e| e.field == "spec.groups[0].tasks[0].resources.cpu")
+        .expect("cpu");
+    assert!(cpu.message.contains(&MAX_CPU_MHZ.to_string()), "{cpu:?}");
+
+    // Negative amounts are refused by the schema.
+    let mut negative = minimal_job("service");
+    negative["spec"]["groups"][0]["tasks"][0]["resources"] = json!({"memoryMB": -1});
+    let errors = rejected(Kind::Job, negative, true);
+    assert_eq!(
+        fields_of(&errors),
+        ["spec.groups[0].tasks[0].resources.memoryMB"],
+        "{errors:#?}"
+    );
+
+    job["spec"]["groups"][0]["ephemeralDisk"] = json!({"sizeMB": MAX_DISK_MB});
+    job["spec"]["groups"][0]["tasks"] = json!([{"name": "a", "driver": "mock", "resources": {
+        "cpu": MAX_CPU_MHZ, "memoryMB": MAX_MEMORY_MB, "memoryMaxMB": MAX_MEMORY_MB,
+        "diskMB": MAX_DISK_MB}}]);
+    admitted(Kind::Job, job);
+}
+
+#[test]
+fn allocated_resources_above_the_limits_are_refused() {
+    let job = mock::job("web");
+    let node = mock::node("n1");
+    let mut alloc = mock::allocation("a1", &job, &node);
+    let resources = alloc.spec.allocated_resources.as_mut().expect("resources");
+    resources.shared.disk_mb = u64::MAX;
+    let task = resources.tasks.values_mut().next().expect("a task");
+    task.cpu = 1 << 63;
+    task.memory_mb = u64::MAX;
+    task.memory_max_mb = Some(u64::MAX);
+    let name = resources.tasks.keys().next().cloned().expect("a task");
+    let errors = admit_allocation(&mut alloc).expect_err("too large");
+    let base = format!("spec.allocatedResources.tasks[{name}]");
+    assert_eq!(
+        fields_of(&errors),
+        [
+            "spec.allocatedResources.shared.diskMB".to_string(),
+            format!("{base}.cpu"),
+            format!("{base}.memoryMB"),
+            format!("{base}.memoryMaxMB"),
+        ],
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn node_resources_above_the_limits_are_refused() {
+    let mut node = mock::node("n1");
+    let status = node.status.as_mut().expect("status");
+    let resources = status.resources.as_mut().expect("resources");
+    resources.cpu = 1 << 63;
+    resources.memory_mb = u64::MAX;
+    resources.disk_mb = u64::MAX;
+    let reserved = status.reserved.get_or_insert_default();
+    reserved.cpu = u64::MAX;
+    reserved.memory_mb = 1 << 63;
+    reserved.disk_mb = (crate::limits::MAX_DISK_MB + 1) as u64;
+    let errors = rejected(Kind::Node, serde_json::to_value(&node).expect("json"), true);
+    assert_eq!(
+        fields_of(&errors),
+        [
+            "status.reserved.cpu",
+            "status.reserved.diskMB",
+            "status.reserved.memoryMB",
+            "status.resources.cpu",
+            "status.resources.diskMB",
+            "status.resources.memoryMB",
+        ],
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn durations_above_the_limit_are_refused() {
+    let mut job = minimal_job("service");
+    job["spec"]["update"] = json!({"progressDeadline": "87601h"});
+    job["spec"]["groups"][0]["restart"] = json!({"delay": "100000h"});
+    job["spec"]["groups"][0]["tasks"][0]["killTimeout"] = json!("5000000000000000h");
+    let errors = rejected(Kind::Job, job.clone(), true);
+    assert_eq!(
+        fields_of(&errors),
+        [
+            "spec.groups[0].restart.delay",
+            "spec.groups[0].tasks[0].killTimeout",
+            "spec.update.progressDeadline",
+        ],
+        "{errors:#?}"
+    );
+    let kill = errors
+        .iter()
+        .find(|e| e.field == "spec.groups[0].tasks[0].killTimeout")
+        .expect("killTimeout");
+    assert!(kill.message.contains("87600h"), "{kill:?}");
+
+    job["spec"]["update"] = json!({"progressDeadline": "87600h"});
+    job["spec"]["groups"][0]["restart"] = json!({"delay": "1h"});
+    job["spec"]["groups"][0]["tasks"][0]["killTimeout"] = json!("30s");
+    admitted(Kind::Job, job);
+
+    let mut node = serde_json::to_value(mock::node("n1")).expect("json");
+    node["spec"]["drain"] = json!({"deadline": "999999h"});
+    let errors = rejected(Kind::Node, node, true);
+    assert_eq!(fields_of(&errors), ["spec.drain.deadline"], "{errors:#?}");
+}
+
+#[test]
+fn periodic_and_parameterized_jobs_are_refused_until_they_run() {
+    let mut job = minimal_job("batch");
+    job["spec"]["periodic"] = json!({"cron": "*/15 * * * *"});
+    job["spec"]["parameterized"] = json!({"payload": "required"});
+    let errors = rejected(Kind::Job, job, true);
+    assert_eq!(
+        fields_of(&errors),
+        ["spec.parameterized", "spec.periodic"],
+        "{errors:#?}"
+    );
+    for error in &errors {
+        assert!(error.message.contains("is not supported yet"), "{error:?}");
+    }
+}
+
+#[test]
+fn constraint_values_that_do_not_parse_are_refused() {
+    let mut job = minimal_job("service");
+    job["spec"]["constraints"] = json!([
+        {"attribute": "${attr.kernel.name}", "operator": "regexp", "value": "(((("},
+        {"attribute": "${attr.kernel.name}", "operator": "regexp", "value": "^linux$"},
+        {"attribute": "${attr.kernel.name}", "operator": "regexp", "value": "${meta.pattern}"},
+        {"attribute": "${attr.os.version}", "operator": "version", "value": ">= x.y"},
+        {"attribute": "${attr.os.version}", "operator": "version", "value": ">= 1.2, < 2.0"},
+        {"attribute": "${attr.os.version}", "operator": "version", "value": "~> 1.4"},
+        {"attribute": "${attr.os.version}", "operator": "semver", "value": "~> 1.4"},
+        {"attribute": "${attr.os.version}", "operator": "semver", "value": "1.2.3-"},
+        {"attribute": "${attr.os.version}", "operator": "semver", "value": "= v1.2.3-beta.1+b7"},
+    ]);
+    job["spec"]["affinities"] = json!([
+        {"attribute": "${node.class}", "operator": "regexp", "value": "[", "weight": 50},
+    ]);
+    job["spec"]["groups"][0]["constraints"] = json!([
+        {"attribute": "${attr.driver.version}", "operator": "version", "value": "1..2"},
+    ]);
+    job["spec"]["groups"][0]["tasks"][0]["resources"] = json!({"devices": [{
+        "name": "nvidia/gpu",
+        "constraints": [{"attribute": "${device.model}", "operator": "regexp", "value": "a)"}]
+    }]});
+    let errors = rejected(Kind::Job, job, true);
+    assert_eq!(
+        fields_of(&errors),
+        [
+            "spec.affinities[0].value",
+            "spec.constraints[0].value",
+            "spec.constraints[3].value",
+            "spec.constraints[6].value",
+            "spec.constraints[7].value",
+            "spec.groups[0].constraints[0].value",
+            "spec.groups[0].tasks[0].resources.devices[0].constraints[0].value",
+        ],
+        "{errors:#?}"
+    );
+    for error in &errors {
+        assert!(!error.message.contains('\n'), "{error:?}");
+        assert!(!error.message.starts_with(char::is_uppercase), "{error:?}");
+    }
+}
+
+#[test]
+fn node_http_addr_must_be_host_and_port() {
+    let mut node = serde_json::to_value(mock::node("n1")).expect("json");
+    for good in [
+        "10.0.0.5:4646",
+        "[::1]:4647",
+        "[fe80::1]:1",
+        "node-1.example.com:65535",
+        "localhost:4646",
+    ] {
+        node["spec"]["httpAddr"] = json!(good);
+        admitted(Kind::Node, node.clone());
+    }
+    node["spec"]["httpAddr"] = json!("127.0.0.1:5190/admin/secret?x=");
+    let errors = rejected(Kind::Node, node, true);
+    assert_eq!(fields_of(&errors), ["spec.httpAddr"], "{errors:#?}");
+    assert_eq!(errors[0].kind, FieldErrorKind::Invalid);
+}

@@ -75,6 +75,72 @@ impl Operator {
             Operator::DistinctProperty => "distinct_property",
         }
     }
+
+    /// Why `value` cannot be compared with this operator, if it cannot: a `regexp` that does
+    /// not compile, a `version` or `semver` constraint that does not parse (the scheduler
+    /// would find no node for it). An interpolated value (`${…}`) is resolved on each node
+    /// and not checked here, nor is an empty one (it is refused as missing).
+    pub fn value_problem(self, value: &str) -> Option<String> {
+        let interpolated = value.starts_with("${") && value.ends_with('}');
+        if interpolated || value.is_empty() {
+            return None;
+        }
+        match self {
+            Operator::Regexp => regex::Regex::new(value).err().map(|e| {
+                let text = e.to_string();
+                let detail = text
+                    .lines()
+                    .rev()
+                    .map(str::trim)
+                    .find(|line| !line.is_empty())
+                    .unwrap_or_default();
+                let detail = detail.strip_prefix("error: ").unwrap_or(detail);
+                format!("{value:?} is not a valid regular expression: {detail}")
+            }),
+            Operator::Version => version_constraints_problem(value, false),
+            Operator::Semver => version_constraints_problem(value, true),
+            _ => None,
+        }
+    }
+}
+
+/// Why `raw` is not a list of version comparisons (`>= 1.2, < 2.0`, `~> 1.4`, `= 1.2.3-beta`)
+/// as the scheduler's `version` and `semver` operators parse them, if it is not; `semver`
+/// has no `~>`.
+fn version_constraints_problem(raw: &str, semver: bool) -> Option<String> {
+    const OPERATORS: [&str; 8] = [">=", "<=", "!=", "~>", "==", ">", "<", "="];
+    for part in raw.split(',') {
+        let part = part.trim();
+        let (op, version) = OPERATORS
+            .iter()
+            .find_map(|op| part.strip_prefix(op).map(|rest| (*op, rest)))
+            .unwrap_or(("=", part));
+        if semver && op == "~>" {
+            return Some(format!(
+                "{part:?}: the semver operator does not take \"~>\""
+            ));
+        }
+        if !version_parses(version) {
+            return Some(format!(
+                "{part:?} is not a version comparison such as \">= 1.2.0\" or \"~> 1.4\""
+            ));
+        }
+    }
+    None
+}
+
+/// Whether `raw` is a version: `1`, `1.2`, `v1.2.3`, `1.2.3-beta.1` or `1.2.3+build`.
+fn version_parses(raw: &str) -> bool {
+    let raw = raw.trim();
+    let raw = raw.strip_prefix('v').unwrap_or(raw);
+    let raw = raw.split('+').next().unwrap_or(raw);
+    let core = match raw.split_once('-') {
+        Some((core, pre)) if !pre.is_empty() => core,
+        Some(_) => return false,
+        None => raw,
+    };
+    core.split('.')
+        .all(|segment| segment.parse::<u64>().is_ok())
 }
 
 /// A hard placement rule: nodes whose attribute does not satisfy it are not feasible.

@@ -8,6 +8,35 @@ use serde_json::Value;
 
 use super::placement::{Affinity, Constraint};
 
+/// Whether `name` may name a task group or a task: 1 to
+/// [`MAX_TASK_NAME_LEN`](crate::limits::MAX_TASK_NAME_LEN) characters of `A-Z a-z 0-9 _ . -`,
+/// and neither `.` nor `..`. Client nodes make directory and file names of them (the task's
+/// directory in the allocation's, its log files), so a name must stay one path component.
+pub fn valid_task_name(name: &str) -> Result<(), String> {
+    use crate::limits::MAX_TASK_NAME_LEN;
+    if name.is_empty() {
+        return Err("must be non-empty".into());
+    }
+    if name.len() > MAX_TASK_NAME_LEN {
+        return Err(format!(
+            "must be no more than {MAX_TASK_NAME_LEN} characters, got {}",
+            name.len()
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(format!("must not be {name:?}"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    {
+        return Err(format!(
+            "{name:?} must consist of alphanumeric characters, '_', '.' or '-'"
+        ));
+    }
+    Ok(())
+}
+
 /// A unit of work run by a driver inside an allocation.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -5,6 +5,9 @@ use super::{
     Spread, Task, TaskGroup, UpdateStrategy,
 };
 use crate::admission::checks::Checks;
+use crate::limits::{
+    MAX_CPU_MHZ, MAX_DISK_MB, MAX_GROUP_COUNT, MAX_GROUPS, MAX_MEMORY_MB, MAX_TASKS_PER_GROUP,
+};
 
 /// Checks a job spec (after defaults), adding every problem to `checks`.
 pub(crate) fn job_spec(checks: &mut Checks, spec: &JobSpec) {
@@ -31,17 +34,20 @@ pub(crate) fn job_spec(checks: &mut Checks, spec: &JobSpec) {
     if let Some(migrate) = &spec.migrate {
         migrate_strategy(checks, &format!("{base}.migrate"), migrate);
     }
-    if let Some(periodic) = &spec.periodic
-        && periodic.cron.split_whitespace().count() < 5
-    {
+    // Nothing launches periodic or dispatched jobs yet: such a job would run at once.
+    if spec.periodic.is_some() {
         checks.invalid(
-            format!("{base}.periodic.cron"),
-            format!(
-                "{:?} is not a cron expression with at least 5 fields",
-                periodic.cron
-            ),
+            format!("{base}.periodic"),
+            "the periodic block is not supported yet",
         );
     }
+    if spec.parameterized.is_some() {
+        checks.invalid(
+            format!("{base}.parameterized"),
+            "the parameterized block is not supported yet",
+        );
+    }
+    checks.max_items(format!("{base}.groups"), spec.groups.len(), MAX_GROUPS);
     checks.unique_names(
         &format!("{base}.groups"),
         spec.groups.iter().map(|g| g.name.as_str()),
@@ -52,8 +58,19 @@ pub(crate) fn job_spec(checks: &mut Checks, spec: &JobSpec) {
 }
 
 fn task_group(checks: &mut Checks, base: &str, group: &TaskGroup) {
-    if group.name.is_empty() {
-        checks.invalid(format!("{base}.name"), "must be non-empty");
+    checks.task_name(format!("{base}.name"), &group.name);
+    checks.range(
+        format!("{base}.count"),
+        group.count.map(i64::from),
+        0,
+        MAX_GROUP_COUNT,
+    );
+    if let Some(disk) = &group.ephemeral_disk {
+        checks.at_most(
+            format!("{base}.ephemeralDisk.sizeMB"),
+            disk.size_mb,
+            MAX_DISK_MB,
+        );
     }
     placement(
         checks,
@@ -86,6 +103,11 @@ fn task_group(checks: &mut Checks, base: &str, group: &TaskGroup) {
             }
         }
     }
+    checks.max_items(
+        format!("{base}.tasks"),
+        group.tasks.len(),
+        MAX_TASKS_PER_GROUP,
+    );
     checks.unique_names(
         &format!("{base}.tasks"),
         group.tasks.iter().map(|t| t.name.as_str()),
@@ -96,15 +118,18 @@ fn task_group(checks: &mut Checks, base: &str, group: &TaskGroup) {
 }
 
 fn task(checks: &mut Checks, base: &str, task: &Task) {
-    if task.name.is_empty() {
-        checks.invalid(format!("{base}.name"), "must be non-empty");
-    }
+    checks.task_name(format!("{base}.name"), &task.name);
     if task.driver.is_empty() {
         checks.invalid(format!("{base}.driver"), "must be non-empty");
     }
     checks.duration(format!("{base}.killTimeout"), task.kill_timeout.as_deref());
     placement(checks, base, &task.constraints, &task.affinities, &[]);
     if let Some(resources) = &task.resources {
+        let field = |name: &str| format!("{base}.resources.{name}");
+        checks.at_most(field("cpu"), resources.cpu, MAX_CPU_MHZ);
+        checks.at_most(field("memoryMB"), resources.memory_mb, MAX_MEMORY_MB);
+        checks.at_most(field("memoryMaxMB"), resources.memory_max_mb, MAX_MEMORY_MB);
+        checks.at_most(field("diskMB"), resources.disk_mb, MAX_DISK_MB);
         if let (Some(max), Some(memory)) = (resources.memory_max_mb, resources.memory_mb)
             && max < memory
         {
@@ -156,6 +181,9 @@ fn placement(
                 format!("must be set for operator {:?}", operator.as_str()),
             );
         }
+        if let Some(problem) = operator.value_problem(&constraint.value) {
+            checks.invalid(format!("{field}.value"), problem);
+        }
     }
     for (i, affinity) in affinities.iter().enumerate() {
         let field = format!("{base}.affinities[{i}]");
@@ -170,6 +198,10 @@ fn placement(
         }
         if affinity.attribute.is_empty() {
             checks.invalid(format!("{field}.attribute"), "must be non-empty");
+        }
+        let operator = affinity.operator.unwrap_or_default();
+        if let Some(problem) = operator.value_problem(&affinity.value) {
+            checks.invalid(format!("{field}.value"), problem);
         }
     }
     for (i, spread) in spreads.iter().enumerate() {

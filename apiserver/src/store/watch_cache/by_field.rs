@@ -138,21 +138,22 @@ impl ValueRings {
         }
     }
 
-    /// Events of `value` with a resourceVersion greater than `after`, oldest first;
-    /// `Err(TooOld)` when events of `value` after `after` were dropped.
+    /// Events of `value` with a resourceVersion greater than `after`, oldest first, at most
+    /// `max`; `Err(TooOld)` when events of `value` after `after` were dropped.
     pub(super) fn events_after(
         &self,
         field: Field,
         value: &str,
         after: u64,
+        max: usize,
     ) -> Result<Vec<Arc<WatchEvent>>, TooOld> {
         let Some(rings) = self.fields.get(&field) else {
-            return Ring::new(self.initial_floor).events_after(after, usize::MAX);
+            return Ring::new(self.initial_floor).events_after(after, max);
         };
         match rings.values.get(value) {
-            Some(ring) => ring.events_after(after, usize::MAX),
+            Some(ring) => ring.events_after(after, max),
             // A value without a ring may have had events up to the field's floor.
-            None => Ring::new(rings.floor).events_after(after, usize::MAX),
+            None => Ring::new(rings.floor).events_after(after, max),
         }
     }
 

@@ -223,4 +223,91 @@ mod tests {
         assert_eq!(fits(&usage, &small).map(|u| u.cpu), Ok(1000));
         assert!(usage_fits(&usage).is_ok());
     }
+
+    /// Amounts that got past admission (or came from before it checked them) add up to more
+    /// than fits in a `u64`: the sum saturates and never fits, even on a node that claims
+    /// every MHz there is, and taking an allocation back out does not make it fit again.
+    #[test]
+    fn sums_that_overflow_never_fit() {
+        let huge = Comparable {
+            cpu: 1 << 63,
+            memory_mb: 1 << 63,
+            ..Comparable::default()
+        };
+        for capacity in [3992, u64::MAX] {
+            let usage = NodeUsage {
+                capacity: Comparable {
+                    cpu: capacity,
+                    memory_mb: capacity,
+                    disk_mb: capacity,
+                    ..Comparable::default()
+                },
+                held: Held {
+                    used: huge.clone(),
+                    core_ids: Vec::new(),
+                },
+                job: Vec::new(),
+            };
+            assert_eq!(fits(&usage, &huge), Err("cpu"), "capacity {capacity}");
+            let max = Comparable {
+                disk_mb: u64::MAX,
+                ..Comparable::default()
+            };
+            assert!(fits(&usage, &max).is_err(), "capacity {capacity}");
+
+            let mut held = usage.held.clone();
+            held.add(&Held {
+                used: huge.clone(),
+                core_ids: Vec::new(),
+            });
+            assert_eq!(held.used.cpu, u64::MAX, "saturated, not wrapped");
+            held.remove(&Held {
+                used: huge.clone(),
+                core_ids: Vec::new(),
+            });
+            let after = NodeUsage {
+                held,
+                ..usage.clone()
+            };
+            assert_eq!(usage_fits(&after), Err("cpu"), "capacity {capacity}");
+        }
+    }
+
+    /// Two tasks of 2^63 MHz and MB each (a wrapping sum: 0) on a 3,992 MHz node.
+    #[test]
+    fn a_group_whose_tasks_overflow_is_placed_nowhere() {
+        use caravan_schemas::job::Resources;
+
+        use crate::scheduler::state::MemState;
+        use crate::scheduler::testing::{
+            Harness, eval_for, no_node_oversubscribed, node, service_job,
+        };
+
+        let mut small = node("node-0", "dc1");
+        let resources = small
+            .status
+            .as_mut()
+            .and_then(|s| s.resources.as_mut())
+            .expect("resources");
+        resources.cpu = 3992;
+        let mut state = MemState::new();
+        state.upsert_node(small);
+        state.set_index(1);
+        let mut harness = Harness::new(state);
+        let mut job = service_job("huge", 1, 1 << 63, 1 << 63);
+        let task = job.spec.groups[0].tasks[0].clone();
+        job.spec.groups[0].tasks.push(caravan_schemas::job::Task {
+            name: "twin".into(),
+            resources: Some(Resources {
+                cpu: Some(1 << 63),
+                memory_mb: Some(1 << 63),
+                ..Resources::default()
+            }),
+            ..task
+        });
+        harness.state.upsert_job(job.clone());
+        harness.process(&eval_for("e1", &job)).expect("process");
+        assert!(harness.live_allocs("default", "huge").is_empty());
+        no_node_oversubscribed(&harness.state).expect("nothing oversubscribed");
+    }
 }

@@ -58,14 +58,19 @@ fn a_value_sees_its_own_events_and_the_objects_that_leave_it() {
     cache.push(2, &[added("c", "n1", 2)]);
     cache.push(3, &[moved("a", "n1", "n2", 3)]);
 
-    let n1 = cache.events_after_value(NODE, "n1", 0).unwrap();
+    let n1 = cache.events_after_value(NODE, "n1", 0, usize::MAX).unwrap();
     assert_eq!(names(&n1), pairs(&[("a", 1), ("c", 2), ("a", 3)]));
-    let n2 = cache.events_after_value(NODE, "n2", 1).unwrap();
+    let n2 = cache.events_after_value(NODE, "n2", 1, usize::MAX).unwrap();
     assert_eq!(names(&n2), pairs(&[("a", 3)]));
-    assert!(cache.events_after_value(NODE, "n3", 0).unwrap().is_empty());
+    assert!(
+        cache
+            .events_after_value(NODE, "n3", 0, usize::MAX)
+            .unwrap()
+            .is_empty()
+    );
     // The job index is kept too; other kinds have none.
     let job = cache
-        .events_after_value((Kind::Allocation, "spec.jobName"), "web", 2)
+        .events_after_value((Kind::Allocation, "spec.jobName"), "web", 2, usize::MAX)
         .unwrap();
     assert_eq!(names(&job), pairs(&[("a", 3)]));
 }
@@ -77,13 +82,15 @@ fn the_kind_window_decides_what_is_too_old_and_pruning_keeps_the_window() {
         cache.push(rv, &[added(&format!("a{rv}"), "n1", rv)]);
     }
     assert_eq!(
-        cache.events_after_value(NODE, "n1", 1).unwrap_err(),
+        cache
+            .events_after_value(NODE, "n1", 1, usize::MAX)
+            .unwrap_err(),
         TooOld {
             requested: 1,
             oldest: 4
         }
     );
-    let kept = cache.events_after_value(NODE, "n1", 4).unwrap();
+    let kept = cache.events_after_value(NODE, "n1", 4, usize::MAX).unwrap();
     assert_eq!(names(&kept), pairs(&[("a5", 5), ("a6", 6)]));
 }
 
@@ -121,10 +128,17 @@ fn a_quiet_value_keeps_its_window_when_the_kind_window_moves() {
     }
     // The kind's window moved far past 1, but n1 had nothing after it: no re-list needed.
     assert!(cache.events_after(Kind::Allocation, 1, 10).is_err());
-    assert!(cache.events_after_value(NODE, "n1", 1).unwrap().is_empty());
+    assert!(
+        cache
+            .events_after_value(NODE, "n1", 1, usize::MAX)
+            .unwrap()
+            .is_empty()
+    );
     // n1's own event was dropped, so a watch from before it must re-list.
     assert_eq!(
-        cache.events_after_value(NODE, "n1", 0).unwrap_err(),
+        cache
+            .events_after_value(NODE, "n1", 0, usize::MAX)
+            .unwrap_err(),
         TooOld {
             requested: 0,
             oldest: 1
@@ -140,18 +154,28 @@ fn forgotten_values_raise_the_floor_of_values_without_a_ring() {
     }
     // More than two rings, the oldest ones empty after pruning: some were forgotten, and a
     // value without a ring can no longer be replayed from before them.
-    assert!(cache.events_after_value(NODE, "n9", 0).is_err());
-    assert!(cache.events_after_value(NODE, "n9", 6).unwrap().is_empty());
+    assert!(cache.events_after_value(NODE, "n9", 0, usize::MAX).is_err());
+    assert!(
+        cache
+            .events_after_value(NODE, "n9", 6, usize::MAX)
+            .unwrap()
+            .is_empty()
+    );
     // The newest value is still there.
-    let n6 = cache.events_after_value(NODE, "n6", 5).unwrap();
+    let n6 = cache.events_after_value(NODE, "n6", 5, usize::MAX).unwrap();
     assert_eq!(names(&n6), pairs(&[("a6", 6)]));
 }
 
 #[test]
 fn nothing_before_the_initial_revision_can_be_replayed() {
     let cache = WatchCache::new(10, 5);
-    assert!(cache.events_after_value(NODE, "n1", 4).is_err());
-    assert!(cache.events_after_value(NODE, "n1", 5).unwrap().is_empty());
+    assert!(cache.events_after_value(NODE, "n1", 4, usize::MAX).is_err());
+    assert!(
+        cache
+            .events_after_value(NODE, "n1", 5, usize::MAX)
+            .unwrap()
+            .is_empty()
+    );
     cache.reset(8);
-    assert!(cache.events_after_value(NODE, "n1", 7).is_err());
+    assert!(cache.events_after_value(NODE, "n1", 7, usize::MAX).is_err());
 }

@@ -1,0 +1,187 @@
+//! The cluster secret: what a server-to-server request carries to prove it comes from a member.
+//!
+//! Raft RPCs (`/internal/…`), the leader's eval broker (`/v1/eval-broker/…`) and the requests a
+//! server forwards all carry it in the `x-caravan-cluster-secret` header; the servers refuse
+//! those paths without it (403). The operator gives every server of a cluster the same secret
+//! (`caravan agent --cluster-secret`, `CARAVAN_CLUSTER_SECRET` or `server.clusterSecret`), as
+//! Nomad's gossip `encrypt` key; a lone server generates one and keeps it in its data dir.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::http::{HeaderMap, HeaderValue};
+
+/// The header carrying the secret.
+pub const SECRET_HEADER: &str = "x-caravan-cluster-secret";
+/// The file of the data dir keeping the secret.
+const SECRET_FILE: &str = "cluster-secret";
+/// Shortest secret accepted.
+pub const MIN_SECRET_LEN: usize = 16;
+/// Longest secret accepted.
+pub const MAX_SECRET_LEN: usize = 256;
+
+/// The shared secret of a cluster's servers. Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClusterSecret(Arc<str>);
+
+impl std::fmt::Debug for ClusterSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterSecret(…)")
+    }
+}
+
+impl ClusterSecret {
+    /// A secret from the operator: 16 to 256 visible ASCII characters.
+    pub fn new(text: &str) -> anyhow::Result<ClusterSecret> {
+        let text = text.trim();
+        anyhow::ensure!(
+            (MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&text.len()),
+            "the cluster secret must be {MIN_SECRET_LEN} to {MAX_SECRET_LEN} characters long, \
+             got {}",
+            text.len()
+        );
+        anyhow::ensure!(
+            text.bytes().all(|b| b.is_ascii_graphic()),
+            "the cluster secret must be visible ASCII characters (no spaces)"
+        );
+        Ok(ClusterSecret(text.into()))
+    }
+
+    /// A new random secret (256 bits, hex).
+    pub fn generate() -> ClusterSecret {
+        let a = uuid::Uuid::new_v4().simple().to_string();
+        let b = uuid::Uuid::new_v4().simple().to_string();
+        ClusterSecret(format!("{a}{b}").into())
+    }
+
+    /// The secret `given` by the operator (kept in `dir` for later starts), else the one kept
+    /// in `dir`, else a new one, kept there. The file is readable by its owner only.
+    pub fn load_or_create(dir: &Path, given: Option<&str>) -> anyhow::Result<ClusterSecret> {
+        let path = dir.join(SECRET_FILE);
+        let secret = match given {
+            Some(text) => ClusterSecret::new(text)?,
+            None => match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    return ClusterSecret::new(&text)
+                        .with_context(|| format!("{} holds no valid secret", path.display()));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => ClusterSecret::generate(),
+                Err(e) => {
+                    return Err(e).with_context(|| format!("failed to read {}", path.display()));
+                }
+            },
+        };
+        if std::fs::read_to_string(&path).is_ok_and(|kept| kept.trim() == &*secret.0) {
+            return Ok(secret);
+        }
+        write_private(dir, &path, &secret.0)?;
+        Ok(secret)
+    }
+
+    /// Whether `dir` keeps a secret already.
+    pub fn is_kept_in(dir: &Path) -> bool {
+        dir.join(SECRET_FILE).exists()
+    }
+
+    /// The header value to send.
+    pub fn header_value(&self) -> HeaderValue {
+        HeaderValue::from_str(&self.0).expect("a secret is visible ASCII")
+    }
+
+    /// The secret as text (for clients that set the header themselves).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `headers` carry this secret. Compares in constant time.
+    pub fn is_carried_by(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get(SECRET_HEADER)
+            .is_some_and(|v| constant_time_eq(v.as_bytes(), self.0.as_bytes()))
+    }
+}
+
+/// Equality whose time depends only on the lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn write_private(dir: &Path, path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    let temp = dir.join(format!("{SECRET_FILE}.tmp"));
+    let _ = std::fs::remove_file(&temp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temp)
+        .with_context(|| format!("failed to create {}", temp.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&temp, path))
+        .with_context(|| format!("failed to write {}", path.display()))
+}
+
+/// Whether a path is served to cluster members only.
+pub fn members_only(path: &str) -> bool {
+    path.starts_with("/internal/") || path.starts_with("/v1/eval-broker/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_secret_is_kept_private_and_reused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!ClusterSecret::is_kept_in(dir.path()));
+        let first = ClusterSecret::load_or_create(dir.path(), None).unwrap();
+        let again = ClusterSecret::load_or_create(dir.path(), None).unwrap();
+        assert_eq!(first, again);
+        let mode = std::fs::metadata(dir.path().join(SECRET_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // One given by the operator wins and is kept for the next start.
+        let given = ClusterSecret::load_or_create(dir.path(), Some("0123456789abcdef!")).unwrap();
+        assert_eq!(given.expose(), "0123456789abcdef!");
+        let kept = ClusterSecret::load_or_create(dir.path(), None).unwrap();
+        assert_eq!(kept, given);
+    }
+
+    #[test]
+    fn weak_or_unprintable_secrets_are_refused() {
+        assert!(ClusterSecret::new("short").is_err());
+        assert!(ClusterSecret::new("has a space in it!!").is_err());
+        assert!(ClusterSecret::new(&"x".repeat(300)).is_err());
+    }
+
+    #[test]
+    fn only_the_exact_secret_is_accepted() {
+        let secret = ClusterSecret::new("0123456789abcdef").unwrap();
+        let mut headers = HeaderMap::new();
+        assert!(!secret.is_carried_by(&headers));
+        headers.insert(SECRET_HEADER, HeaderValue::from_static("0123456789abcdeF"));
+        assert!(!secret.is_carried_by(&headers));
+        headers.insert(SECRET_HEADER, HeaderValue::from_static("0123456789abcdef0"));
+        assert!(!secret.is_carried_by(&headers));
+        headers.insert(SECRET_HEADER, secret.header_value());
+        assert!(secret.is_carried_by(&headers));
+    }
+
+    #[test]
+    fn raft_and_broker_paths_are_members_only() {
+        assert!(members_only("/internal/raft/vote"));
+        assert!(members_only("/v1/eval-broker/dequeue"));
+        assert!(!members_only("/apis/caravan.dev/v1/jobs"));
+        assert!(!members_only("/v1/agent/members"));
+    }
+}

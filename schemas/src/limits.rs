@@ -1,0 +1,64 @@
+//! Every limit the API enforces on what a client sends, in one place. `docs/api.md#limits`
+//! lists the same values; a refusal names the limit and, for an object, the field path.
+//!
+//! The limits exist so that no request, job or slow client can exhaust a server's memory or
+//! time: each is far above what a real job needs.
+
+use std::time::Duration;
+
+/// Largest request body read, in bytes (Kubernetes' limit too).
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// Largest object stored, in bytes of JSON, after decoding and after applying a patch.
+pub const MAX_OBJECT_BYTES: usize = 3 * 1024 * 1024;
+
+/// Deepest nesting of arrays and objects in a JSON or YAML body (serde_json's own limit).
+pub const MAX_NESTING_DEPTH: usize = 128;
+
+/// Most operations in one JSON patch (Kubernetes' limit).
+pub const MAX_JSON_PATCH_OPS: usize = 10_000;
+
+/// Longest name of an object whose name becomes a label value (Jobs, Namespaces).
+pub const MAX_LABEL_NAME_LEN: usize = 63;
+
+/// Longest name of any other object (a DNS-1123 subdomain).
+pub const MAX_NAME_LEN: usize = 253;
+
+/// Characters the server appends to `metadata.generateName` to make a name (Kubernetes'
+/// five); a `generateName` may be at most this much shorter than the kind's longest name.
+pub const GENERATED_NAME_SUFFIX_LEN: usize = 5;
+
+/// Longest name of a task group or task: they become directory names on client nodes.
+pub const MAX_TASK_NAME_LEN: usize = 128;
+
+/// Most task groups in a job.
+pub const MAX_GROUPS: usize = 100;
+
+/// Most tasks in a task group.
+pub const MAX_TASKS_PER_GROUP: usize = 100;
+
+/// Largest `count` of a task group.
+pub const MAX_GROUP_COUNT: i64 = 10_000;
+
+/// Largest CPU a task may ask for, in MHz.
+pub const MAX_CPU_MHZ: i64 = 10_000_000;
+
+/// Largest memory a task may ask for, in MiB (1 PiB).
+pub const MAX_MEMORY_MB: i64 = 1 << 30;
+
+/// Largest disk a group may ask for, in MiB (1 PiB).
+pub const MAX_DISK_MB: i64 = 1 << 30;
+
+/// Longest duration any field accepts (ten years).
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// Longest a node agent waits for a task to stop after its kill signal before SIGKILL,
+/// whatever the task's `killTimeout` says (Nomad's client `max_kill_timeout`).
+pub const MAX_KILL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Bytes of encoded events a watch may have waiting for a client that does not read; past
+/// it the watch ends with an `ERROR` event (410 `Expired`) and the client re-lists.
+pub const MAX_WATCH_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
+/// How long a client may take to send a request's headers.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
