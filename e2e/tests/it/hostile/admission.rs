@@ -145,7 +145,8 @@ async fn bodies_built_to_grow_or_stall_are_refused_and_the_server_stays_responsi
                 .json(&ops),
         )
         .await;
-        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{dry_run}: {body}");
+        let shown: String = body.to_string().chars().take(300).collect();
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{dry_run}: {shown}");
         assert_status(&body, 413, "RequestEntityTooLarge");
     }
 
