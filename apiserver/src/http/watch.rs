@@ -210,15 +210,74 @@ pub(crate) fn frames<F: Framer>(
 enum Phase {
     /// Nothing sent yet.
     Start,
-    /// Sending the initial state: `objects` (maybe out of scope) from `next` on.
+    /// Sending the initial state: `objects` (maybe out of scope) a batch at a time.
     Initial {
-        objects: Vec<Arc<StoredObject>>,
-        next: usize,
+        objects: InitialObjects,
         revision: u64,
     },
     /// Sending events after `cursor`.
     Events,
     Done,
+}
+
+/// The objects of a watch's initial state.
+enum InitialObjects {
+    /// Found through an index (one node's allocations, one job's): `objects[next..]` are left.
+    Listed {
+        objects: Vec<Arc<StoredObject>>,
+        next: usize,
+    },
+    /// The kind's map as it was at the watch's start (shared with the state, not copied),
+    /// walked in (namespace, name) order from after the last key sent.
+    Snapshot {
+        objects: crate::store::state::Objects,
+        namespace: Option<String>,
+        after: Option<(String, String)>,
+    },
+}
+
+impl InitialObjects {
+    /// Hands `send` the next objects until it reports `limit` bytes or more; whether every
+    /// object has been handed out.
+    fn take_while_under(
+        &mut self,
+        limit: usize,
+        mut send: impl FnMut(&Arc<StoredObject>) -> usize,
+    ) -> bool {
+        match self {
+            InitialObjects::Listed { objects, next } => {
+                while let Some(object) = objects.get(*next) {
+                    *next += 1;
+                    if send(object) >= limit {
+                        break;
+                    }
+                }
+                *next == objects.len()
+            }
+            InitialObjects::Snapshot {
+                objects,
+                namespace,
+                after,
+            } => {
+                use std::ops::Bound;
+                let start = match (after.as_ref(), namespace.as_deref()) {
+                    (Some(key), _) => Bound::Excluded(key.clone()),
+                    (None, Some(ns)) => Bound::Included((ns.to_owned(), String::new())),
+                    (None, None) => Bound::Unbounded,
+                };
+                let mut range = objects
+                    .range::<_, (String, String)>((start, Bound::Unbounded))
+                    .take_while(|((ns, _), _)| namespace.as_deref().is_none_or(|want| want == ns));
+                for (key, object) in range.by_ref() {
+                    *after = Some(key.clone());
+                    if send(object) >= limit {
+                        return false;
+                    }
+                }
+                true
+            }
+        }
+    }
 }
 
 /// The state of one watch between batches.
@@ -279,46 +338,40 @@ impl<F: Framer> Watch<F> {
             state.list_by_field(*kind, field, value, spec.namespace.as_deref())
         });
         let objects = match indexed {
-            Some(objects) => objects,
-            None => state
-                .list(spec.kind, spec.namespace.as_deref(), None)
-                .cloned()
-                .collect(),
+            Some(objects) => InitialObjects::Listed { objects, next: 0 },
+            // The kind's whole map, shared with the state: O(1), however many objects.
+            None => InitialObjects::Snapshot {
+                objects: state.objects_of(spec.kind),
+                namespace: spec.namespace.clone(),
+                after: None,
+            },
         };
         let revision = state.revision();
         drop(state);
         self.cursor = revision;
         self.told = revision;
-        Phase::Initial {
-            objects,
-            next: 0,
-            revision,
-        }
+        Phase::Initial { objects, revision }
     }
 
     /// The next batch of the initial state; at its end, the initial-events-end BOOKMARK (when
     /// asked) and the switch to events.
     fn initial_batch(&mut self) -> Vec<F::Frame> {
-        let Phase::Initial {
-            objects,
-            next,
-            revision,
-        } = &mut self.phase
-        else {
+        let Phase::Initial { objects, revision } = &mut self.phase else {
             return Vec::new();
         };
         let mut frames = Vec::new();
         let mut bytes = 0;
-        while bytes < BATCH_BYTES
-            && let Some(object) = objects.get(*next)
-        {
-            *next += 1;
-            if self.spec.in_scope(object) {
-                bytes += frame_bytes(object);
-                frames.push(self.framer.event(EventType::Added, object));
+        let spec = &self.spec;
+        let framer = &mut self.framer;
+        let finished = objects.take_while_under(BATCH_BYTES, |object| {
+            if !spec.in_scope(object) {
+                return 0;
             }
-        }
-        if *next == objects.len() {
+            frames.push(framer.event(EventType::Added, object));
+            bytes += frame_bytes(object);
+            bytes
+        });
+        if finished {
             let revision = *revision;
             if self.spec.initial_events_end {
                 frames.push(self.framer.bookmark(self.spec.kind, revision, true));

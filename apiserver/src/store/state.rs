@@ -31,7 +31,7 @@ pub(crate) const INDEXED_FIELDS: [(Kind, &str); 3] = [
 
 /// Objects of one kind by (namespace, name). Persistent maps: cloning the state for a snapshot
 /// shares them instead of copying every key, so building one never stalls the writes behind it.
-type Objects = OrdMap<(String, String), Arc<StoredObject>>;
+pub type Objects = OrdMap<(String, String), Arc<StoredObject>>;
 
 /// A secondary index: (field value, namespace, name), so that one value's entries come out in
 /// (namespace, name) order.
@@ -106,6 +106,12 @@ impl State {
 
     /// Objects of `kind`, in `namespace` or all namespaces, ordered by (namespace, name),
     /// starting strictly after `after` when given (pagination).
+    /// Every object of `kind`, as an O(1) copy of the map that shares it with the state: a
+    /// reader walks it at its own pace without holding the state's lock.
+    pub fn objects_of(&self, kind: Kind) -> Objects {
+        self.objects.get(&kind).cloned().unwrap_or_default()
+    }
+
     pub fn list(
         &self,
         kind: Kind,

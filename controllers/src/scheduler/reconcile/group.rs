@@ -84,7 +84,12 @@ pub(super) fn reconcile_group(
 ) -> DesiredUpdates {
     let mut updates = DesiredUpdates::default();
     let version = util::job_version(job);
-    let count = group.count.unwrap_or(1) as usize;
+    // Admission refuses more; a job stored before that limit existed is held to it here.
+    let count = group
+        .count
+        .unwrap_or(1)
+        .min(u32::try_from(caravan_schemas::limits::MAX_GROUP_COUNT).unwrap_or(u32::MAX))
+        as usize;
     let job_type = job.spec.job_type();
     let mut old_groups: Vec<(i64, Option<Arc<Job>>)> = Vec::new();
 

@@ -50,6 +50,15 @@ fn indexes(places: &[PlaceRequest]) -> Vec<u32> {
 }
 
 #[test]
+fn a_count_past_the_limit_stored_before_it_existed_places_at_most_the_limit() {
+    let job = job(1_000_000_000, 0);
+    let results = reconcile(Some(&job), &[], &HashMap::new(), None);
+    let limit = caravan_schemas::limits::MAX_GROUP_COUNT as usize;
+    assert_eq!(results.place.len(), limit);
+    assert_eq!(results.desired_tg_updates["web"].place as usize, limit);
+}
+
+#[test]
 fn places_count_allocations_with_indexes() {
     let job = job(3, 0);
     let results = reconcile(Some(&job), &[], &HashMap::new(), None);
