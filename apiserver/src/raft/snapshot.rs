@@ -77,10 +77,21 @@ impl SnapshotDir {
 
     /// The newest snapshot's metadata and state bytes, if there is one.
     pub fn load_newest(&self) -> Result<Option<(Meta, Vec<u8>)>, SnapshotError> {
-        let Some((path, _)) = self.newest()? else {
-            return Ok(None);
+        // A snapshot saved between the listing and the open removes the one listed: list
+        // again (an open file stays readable once it is removed).
+        let mut attempts = 0;
+        let (path, mut file) = loop {
+            let Some((path, _)) = self.newest()? else {
+                return Ok(None);
+            };
+            match File::open(&path) {
+                Ok(file) => break (path, file),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 16 => {
+                    attempts += 1;
+                }
+                Err(e) => return Err(SnapshotError::io(&path)(e)),
+            }
         };
-        let mut file = File::open(&path).map_err(SnapshotError::io(&path))?;
         let meta = read_meta(&mut file, &path)?;
         let mut data = Vec::new();
         file.read_to_end(&mut data)
@@ -145,12 +156,35 @@ impl SnapshotDir {
 
     /// The snapshot file with the greatest last log id.
     fn newest(&self) -> Result<Option<(PathBuf, Meta)>, SnapshotError> {
+        // A snapshot saved meanwhile removes those listed before it was renamed in: when every
+        // file listed vanished, list again.
+        for _ in 0..16 {
+            let (newest, vanished) = self.newest_listed()?;
+            if newest.is_some() || !vanished {
+                return Ok(newest);
+            }
+        }
+        self.newest_listed().map(|(newest, _)| newest)
+    }
+
+    /// The newest snapshot of one listing, and whether a listed file vanished before it was
+    /// read.
+    fn newest_listed(&self) -> Result<(Option<(PathBuf, Meta)>, bool), SnapshotError> {
         let mut newest: Option<(PathBuf, Meta)> = None;
+        let mut vanished = false;
         for path in self.entries()? {
             if path.extension().and_then(|e| e.to_str()) != Some(SUFFIX) {
                 continue;
             }
-            let mut file = File::open(&path).map_err(SnapshotError::io(&path))?;
+            let mut file = match File::open(&path) {
+                Ok(file) => file,
+                // Removed since the listing: a newer snapshot replaced it.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    vanished = true;
+                    continue;
+                }
+                Err(e) => return Err(SnapshotError::io(&path)(e)),
+            };
             let meta = read_meta(&mut file, &path)?;
             if newest
                 .as_ref()
@@ -159,7 +193,7 @@ impl SnapshotDir {
                 newest = Some((path, meta));
             }
         }
-        Ok(newest)
+        Ok((newest, vanished))
     }
 
     fn remove_all_but(&self, keep: &Path) -> Result<(), SnapshotError> {
@@ -325,5 +359,29 @@ mod tests {
         assert_eq!(loaded.snapshot_id, "1-1-2-2");
         assert!(data == body, "the data read back differs");
         assert_eq!(snapshots.entries().expect("entries").len(), 1);
+    }
+
+    /// A snapshot saved while another is being read (a leader sending one to a follower
+    /// while it compacts again) never makes the read fail: it reads one or the other.
+    #[test]
+    fn a_snapshot_saved_during_a_read_does_not_fail_the_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let snapshots = SnapshotDir::open(dir.path().to_owned()).expect("open");
+        snapshots.save(&meta("1-1-1-1"), b"first").expect("save");
+        let writer = {
+            let snapshots = SnapshotDir::open(dir.path().to_owned()).expect("open");
+            std::thread::spawn(move || {
+                for i in 2..2_000u64 {
+                    snapshots
+                        .save(&meta(&format!("1-1-{i}-{i}")), b"next")
+                        .expect("save");
+                }
+            })
+        };
+        while !writer.is_finished() {
+            let loaded = snapshots.load_newest().expect("a read during saves");
+            assert!(loaded.is_some());
+        }
+        writer.join().expect("writer");
     }
 }
