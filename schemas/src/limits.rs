@@ -56,9 +56,15 @@ pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// whatever the task's `killTimeout` says (Nomad's client `max_kill_timeout`).
 pub const MAX_KILL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Bytes of encoded events a watch may have waiting for a client that does not read; past
-/// it the watch ends with an `ERROR` event (410 `Expired`) and the client re-lists.
+/// Bytes of encoded events a watch may hold for a client that does not read: events are
+/// encoded only when the connection asks for the next batch (at most
+/// [`WATCH_BATCH_BYTES`] plus the one object that crossed it), so this bounds one watch's
+/// buffer by construction. A watcher the watch cache's window leaves behind gets an `ERROR`
+/// event (410 `Expired`) and its stream ends.
 pub const MAX_WATCH_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Bytes of events a watch encodes at a time.
+pub const WATCH_BATCH_BYTES: usize = 256 * 1024;
 
 /// How long a client may take to send a request's headers.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);

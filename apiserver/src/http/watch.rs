@@ -27,7 +27,7 @@ use axum::extract::ws::{Message, WebSocket};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use bytes::{BufMut, Bytes, BytesMut};
-use caravan_schemas::limits::{MAX_OBJECT_BYTES, MAX_WATCH_BUFFER_BYTES};
+use caravan_schemas::limits::{MAX_OBJECT_BYTES, MAX_WATCH_BUFFER_BYTES, WATCH_BATCH_BYTES};
 use caravan_schemas::{API_VERSION, Kind, Status};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -44,7 +44,7 @@ use crate::store::watch_cache::Field;
 use crate::store::{EventType, StoredObject, WatchEvent};
 
 /// A batch of frames stops growing past this many bytes of objects.
-pub(crate) const BATCH_BYTES: usize = 256 * 1024;
+pub(crate) const BATCH_BYTES: usize = WATCH_BATCH_BYTES;
 
 // A batch, with the one object that took it past `BATCH_BYTES`, fits in what a watcher may
 // have waiting.
