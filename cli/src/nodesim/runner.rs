@@ -324,7 +324,11 @@ mod tests {
         ]);
         let (_stop, runner, client) = start("service", tasks).await;
         runner.await.unwrap();
-        let status = wait_status(&client, |s| s["clientStatus"] == "failed").await;
+        // The failure can be reported in one status write and the sibling's end in the next.
+        let status = wait_status(&client, |s| {
+            s["clientStatus"] == "failed" && s["taskStates"]["ok"]["state"] == "dead"
+        })
+        .await;
         assert_eq!(status["taskStates"]["bad"]["failed"], true);
         assert_eq!(
             event_types(&status, "bad").last().map(String::as_str),
