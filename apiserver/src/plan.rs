@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 use std::time::SystemTime;
 
-use caravan_controllers::scheduler::{Plan, PlanResult};
+use caravan_schemas::plan::{Plan, PlanResult};
 use caravan_schemas::allocation::DesiredStatus;
 use caravan_schemas::{FieldError, FieldErrorKind, Kind, admit_allocation};
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use caravan_controllers::broker::{BrokerError, Delivery, EvalSource, Token};
+use caravan_runtime::eval_source::{BrokerError, Delivery, EvalSource, Token};
 use caravan_schemas::evaluation::EvaluationType;
 use reqwest::{Method, StatusCode};
 use serde_json::json;

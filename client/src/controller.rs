@@ -8,8 +8,8 @@
 //!  submit_plan ──▶ POST …/namespaces/{ns}/evaluations/{eval}/plan ──▶ PlanResult
 //! ```
 
-use caravan_controllers::client::{self as contract, ClientError, EventStream, ListQuery};
-use caravan_controllers::scheduler::{Plan, PlanResult};
+use caravan_runtime::{self as contract, ClientError, EventStream, ListQuery};
+use caravan_schemas::plan::{Plan, PlanResult};
 use caravan_schemas::{API_VERSION, Kind, Status};
 use futures::StreamExt;
 use reqwest::Method;

@@ -1,5 +1,5 @@
 //! Typed HTTP client for the Caravan API: CRUD, patch, apply, list, Table output and watch. For a
-//! re-listing watcher, use `caravan_controllers::runtime::watcher` over this client (it
+//! re-listing watcher, use `caravan_runtime::watcher` over this client (it
 //! implements `caravan_controllers::Client`).
 //!
 //! ```no_run

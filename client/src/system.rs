@@ -1,6 +1,6 @@
 //! System requests: `PUT /v1/system/gc`, a garbage collection pass now.
 
-use caravan_controllers::gc::GcSummary;
+use caravan_schemas::gc::GcSummary;
 use reqwest::Method;
 
 use crate::client::{Client, Request};

@@ -1,4 +1,5 @@
-//! Caravan controllers: the evaluator, the eval broker and the schedulers.
+//! Caravan controllers: the evaluator, the eval broker, the schedulers and the leader's loops,
+//! built on the controller runtime of `caravan-runtime`.
 //!
 //! The [`scheduler`] module is pure decision logic: it reads a snapshot through
 //! [`scheduler::State`] and writes through [`scheduler::Planner`], with no IO, no clock and no
@@ -6,16 +7,10 @@
 
 pub mod blocked;
 pub mod broker;
-pub mod client;
 pub mod drain;
 pub mod evaluator;
-#[cfg(any(test, feature = "testsuite"))]
-pub mod fake;
 pub mod gc;
 pub mod job_status;
 pub mod leader;
-pub mod runtime;
 pub mod scheduler;
 pub mod worker;
-
-pub use client::{Client, ClientError, EventStream, ListQuery, ObjectList, WatchEvent};

@@ -3,6 +3,7 @@
 //! Everything here is pure: no IO, no async. The API server, the controllers, the node agent
 //! and the CLI all speak these types.
 
+mod accessors;
 pub mod admission;
 pub mod allocation;
 pub mod condition;
@@ -11,6 +12,7 @@ pub mod duration;
 #[cfg(test)]
 mod duration_props;
 pub mod evaluation;
+pub mod gc;
 pub mod job;
 pub mod kind;
 pub mod limits;
@@ -20,6 +22,7 @@ pub mod mock;
 pub mod name_map;
 pub mod namespace;
 pub mod node;
+pub mod plan;
 mod openapi;
 pub mod schema;
 pub mod stable_hash;

@@ -4,10 +4,10 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use caravan_controllers::client::{
+use caravan_runtime::{
     Client, ClientError, EventStream, ListQuery, ObjectList, Omit, WatchEvent,
 };
-use caravan_controllers::scheduler::{Plan, PlanResult};
+use caravan_schemas::plan::{Plan, PlanResult};
 use caravan_schemas::{Kind, Status};
 use futures::StreamExt;
 use serde_json::Value;

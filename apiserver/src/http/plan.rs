@@ -11,7 +11,7 @@
 use axum::extract::Request;
 use axum::http::Method;
 use axum::response::Response;
-use caravan_controllers::scheduler::Plan;
+use caravan_schemas::plan::Plan;
 use serde_json::Value;
 
 use super::body;

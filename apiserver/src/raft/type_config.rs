@@ -4,7 +4,7 @@
 use std::io::Cursor;
 use std::sync::Arc;
 
-use caravan_controllers::scheduler::PlanResult;
+use caravan_schemas::plan::PlanResult;
 use caravan_schemas::Kind;
 use openraft::BasicNode;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use caravan_controllers::scheduler::{Plan, PlanResult};
+use caravan_schemas::plan::{Plan, PlanResult};
 use caravan_schemas::Kind;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use caravan_controllers::client::{Client as _, ClientError, ListQuery};
-use caravan_controllers::runtime::watcher::{Event, watcher};
+use caravan_runtime::{Client as _, ClientError, ListQuery};
+use caravan_runtime::watcher::{Event, watcher};
 use caravan_controllers::scheduler::util::job_version;
 use caravan_nodeagent::driver::Driver;
 use caravan_nodeagent::runner::spec::{SpecSettings, restart_policy, task_spec};

@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use caravan_controllers::client::{Client, ClientError, EventStream, ListQuery, ObjectList};
-use caravan_controllers::scheduler::{Plan, PlanResult};
+use caravan_runtime::{Client, ClientError, EventStream, ListQuery, ObjectList};
+use caravan_schemas::plan::{Plan, PlanResult};
 use caravan_schemas::Kind;
 use serde_json::Value;
 

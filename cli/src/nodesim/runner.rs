@@ -218,8 +218,8 @@ fn jitter() -> f64 {
 mod tests {
     use std::collections::BTreeMap;
 
-    use caravan_controllers::client::Client as _;
-    use caravan_controllers::fake::FakeClient;
+    use caravan_runtime::Client as _;
+    use caravan_runtime::fake::FakeClient;
     use caravan_schemas::{Allocation, Kind};
     use serde_json::{Value, json};
 

@@ -170,7 +170,7 @@ impl BrokerCore {
         *deliveries += 1;
         let deliveries = *deliveries;
         self.next_token += 1;
-        let token = Token(self.next_token);
+        let token = Token::new(self.next_token);
         self.unacked.insert(
             token,
             Unacked {

@@ -26,15 +26,12 @@ mod source;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
-
-use caravan_schemas::Evaluation;
 
 pub use self::core::BrokerCore;
 pub use self::eval_broker::EvalBroker;
 pub use self::queue::Queue;
-pub use self::source::EvalSource;
+pub use caravan_runtime::eval_source::{BrokerError, Delivery, EvalSource, Token};
 
 /// Settings of the broker; the defaults are Nomad's.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,32 +60,6 @@ impl Default for BrokerConfig {
     }
 }
 
-/// Proof of delivery of one evaluation: the worker acks or nacks with it. Tokens are never
-/// reused by a broker, so a stale token (after a nack timeout or a flush) is always refused.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(transparent)]
-pub struct Token(u64);
-
-impl fmt::Display for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
-    }
-}
-
-/// One evaluation handed to a worker.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Delivery {
-    /// The evaluation as it was enqueued.
-    pub eval: Evaluation,
-    /// Token to ack or nack with.
-    pub token: Token,
-    /// How many times the evaluation has been delivered, this time included.
-    pub deliveries: u32,
-}
-
 /// What [`BrokerCore::enqueue`] did with an evaluation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Enqueued {
@@ -104,32 +75,6 @@ pub enum Enqueued {
     NotPending,
     /// The broker is disabled (not the leader); ignored.
     Disabled,
-}
-
-/// Why an ack, nack or reset was refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum BrokerError {
-    /// No outstanding delivery has this token: it was acked, nacked, timed out or flushed.
-    #[error("evaluation {eval} is not outstanding with token {token}")]
-    NotOutstanding {
-        /// Name of the evaluation.
-        eval: String,
-        /// Token presented.
-        token: Token,
-    },
-    /// The token belongs to another evaluation.
-    #[error("token {token} was issued for evaluation {actual}, not {eval}")]
-    TokenMismatch {
-        /// Name presented.
-        eval: String,
-        /// Token presented.
-        token: Token,
-        /// Evaluation the token was issued for.
-        actual: String,
-    },
-    /// The leader's broker could not be reached (a worker on a follower).
-    #[error("the eval broker is unreachable: {0}")]
-    Unreachable(String),
 }
 
 /// Counters of the broker, for metrics and `operator` commands.

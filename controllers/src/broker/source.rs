@@ -1,51 +1,11 @@
-//! [`EvalSource`]: where scheduler workers take evaluations from and settle them — the
-//! leader's [`EvalBroker`] in its own process, or the same broker over HTTP from a follower.
+//! The leader's [`EvalBroker`] as an [`EvalSource`] for scheduler workers in its own process.
 
-use std::future::Future;
 use std::time::Duration;
 
+use caravan_runtime::eval_source::EvalSource;
 use caravan_schemas::evaluation::EvaluationType;
 
 use super::{BrokerError, Delivery, EvalBroker, Token};
-
-/// The broker operations a scheduler worker uses.
-pub trait EvalSource: Clone + Send + Sync + 'static {
-    /// The next ready evaluation of one of `types`, waiting up to `timeout`.
-    fn dequeue(
-        &self,
-        types: &[EvaluationType],
-        timeout: Duration,
-    ) -> impl Future<Output = Option<Delivery>> + Send;
-
-    fn ack(&self, eval: &str, token: Token)
-    -> impl Future<Output = Result<(), BrokerError>> + Send;
-
-    fn nack(
-        &self,
-        eval: &str,
-        token: Token,
-    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
-
-    /// Restarts the delivery's nack timeout (the worker is making progress).
-    fn outstanding_reset(
-        &self,
-        eval: &str,
-        token: Token,
-    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
-
-    /// Stops the nack timeout while the plan applier works.
-    fn pause_nack_timeout(
-        &self,
-        eval: &str,
-        token: Token,
-    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
-
-    fn resume_nack_timeout(
-        &self,
-        eval: &str,
-        token: Token,
-    ) -> impl Future<Output = Result<(), BrokerError>> + Send;
-}
 
 impl EvalSource for EvalBroker {
     async fn dequeue(&self, types: &[EvaluationType], timeout: Duration) -> Option<Delivery> {

@@ -25,12 +25,12 @@ use serde_json::json;
 
 pub use decide::{DEFAULT_DEADLINE, Decisions, DrainClock, decide, is_healthy};
 
-use crate::client::{Client, ClientError};
 use crate::evaluator::drain_eval;
 use crate::leader::Shared;
 use crate::leader::evals::create;
 use crate::scheduler::time::format_rfc3339;
 use crate::scheduler::util;
+use caravan_runtime::{Client, ClientError};
 
 /// How often the drainer looks again: health and deadlines move with the clock.
 pub const DRAIN_INTERVAL: Duration = Duration::from_millis(500);

@@ -21,16 +21,16 @@ mod tests;
 
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
 use tokio::time::MissedTickBehavior;
 
 pub use age::{alloc_changed_at, down_since, eval_changed_at, job_changed_at};
+pub use caravan_schemas::gc::{Deleted, GcSummary};
 pub use decide::{Garbage, Objects, decide};
 pub(crate) use reap::ReapedJobs;
 pub use trigger::{GcError, GcTrigger};
 
-use crate::client::Client;
 use crate::leader::Caches;
+use caravan_runtime::Client;
 
 /// The shortest interval between periodic passes.
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
@@ -88,39 +88,6 @@ impl Default for GcConfig {
             thresholds: GcThresholds::default(),
             trigger: GcTrigger::new(),
         }
-    }
-}
-
-/// The objects of one kind a pass deleted.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Deleted {
-    pub count: usize,
-    /// `namespace/name`, or `name` for nodes.
-    #[serde(default)]
-    pub names: Vec<String>,
-}
-
-/// What a pass deleted, per kind, and the deletions that failed.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GcSummary {
-    #[serde(default)]
-    pub nodes: Deleted,
-    #[serde(default)]
-    pub jobs: Deleted,
-    #[serde(default)]
-    pub evaluations: Deleted,
-    #[serde(default)]
-    pub allocations: Deleted,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<String>,
-}
-
-impl GcSummary {
-    /// Objects deleted, every kind together.
-    pub fn total(&self) -> usize {
-        self.nodes.count + self.jobs.count + self.evaluations.count + self.allocations.count
     }
 }
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::GcSummary;
 use super::decide::{Garbage, JobGarbage, Target};
-use crate::client::{Client, ClientError};
+use caravan_runtime::{Client, ClientError};
 
 /// Deletions in flight at once.
 const PARALLEL: usize = 16;
@@ -164,43 +164,47 @@ pub(crate) async fn reap<C: Client>(
     records.extend(reap_all(client, Kind::Node, garbage.nodes).await);
     let mut summary = GcSummary::default();
     for (kind, target, outcome) in records {
-        summary.record(kind, &target, outcome);
+        record(&mut summary, kind, &target, outcome);
     }
-    summary.sort();
+    sort(&mut summary);
     summary
 }
 
-impl GcSummary {
-    fn record(&mut self, kind: Kind, target: &Target, outcome: Result<Reaped, ClientError>) {
-        match outcome {
-            Ok(Reaped::Deleted) => {
-                let deleted = match kind {
-                    Kind::Job => &mut self.jobs,
-                    Kind::Evaluation => &mut self.evaluations,
-                    Kind::Allocation => &mut self.allocations,
-                    _ => &mut self.nodes,
-                };
-                deleted.count += 1;
-                deleted.names.push(target.display());
-            }
-            Ok(Reaped::Skipped) => {}
-            Err(e) => {
-                tracing::warn!(kind = %kind, object = %target.display(), error = %e, "garbage collection could not delete");
-                self.errors
-                    .push(format!("{} {}: {e}", kind.name(), target.display()));
-            }
+fn record(
+    summary: &mut GcSummary,
+    kind: Kind,
+    target: &Target,
+    outcome: Result<Reaped, ClientError>,
+) {
+    match outcome {
+        Ok(Reaped::Deleted) => {
+            let deleted = match kind {
+                Kind::Job => &mut summary.jobs,
+                Kind::Evaluation => &mut summary.evaluations,
+                Kind::Allocation => &mut summary.allocations,
+                _ => &mut summary.nodes,
+            };
+            deleted.count += 1;
+            deleted.names.push(target.display());
+        }
+        Ok(Reaped::Skipped) => {}
+        Err(e) => {
+            tracing::warn!(kind = %kind, object = %target.display(), error = %e, "garbage collection could not delete");
+            summary
+                .errors
+                .push(format!("{} {}: {e}", kind.name(), target.display()));
         }
     }
+}
 
-    fn sort(&mut self) {
-        for deleted in [
-            &mut self.nodes,
-            &mut self.jobs,
-            &mut self.evaluations,
-            &mut self.allocations,
-        ] {
-            deleted.names.sort();
-        }
-        self.errors.sort();
+fn sort(summary: &mut GcSummary) {
+    for deleted in [
+        &mut summary.nodes,
+        &mut summary.jobs,
+        &mut summary.evaluations,
+        &mut summary.allocations,
+    ] {
+        deleted.names.sort();
     }
+    summary.errors.sort();
 }

@@ -11,11 +11,11 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 
-use crate::client::{Client, ClientError, ListQuery, Omit};
-use crate::runtime::object_ref::resource_version_of;
-use crate::runtime::{Event, Store, modify, reflector, store, watcher};
 use crate::scheduler::{MemState, State};
 use crate::worker::{Snapshots, WorkerError};
+use caravan_runtime::object_ref::resource_version_of;
+use caravan_runtime::{Client, ClientError, ListQuery, Omit};
+use caravan_runtime::{Event, Store, modify, reflector, store, watcher};
 
 mod live;
 

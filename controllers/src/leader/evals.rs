@@ -10,10 +10,10 @@ use serde_json::json;
 use tokio::sync::broadcast;
 
 use super::Shared;
-use crate::client::{Client, ClientError};
 use crate::evaluator::{EvalRequest, eval_name, new_evaluation};
-use crate::runtime::Event;
 use crate::scheduler::util::stable_hash;
+use caravan_runtime::Event;
+use caravan_runtime::{Client, ClientError};
 
 /// Creates the evaluation `req` asks for. `discriminator` makes its name: the same change
 /// always makes the same name, so a change handled twice (a re-list, a new leader) creates one

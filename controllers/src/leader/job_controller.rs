@@ -9,13 +9,13 @@ use tokio::sync::broadcast;
 
 use super::Shared;
 use super::evals::create;
-use crate::client::{Client, ClientError, ListQuery};
 use crate::evaluator::job_needs_eval;
 use crate::job_status::{status_patch, summarize};
-use crate::runtime::object_ref::{name_of, namespace_of};
-use crate::runtime::watcher::Event;
-use crate::runtime::{Action, Controller, ControllerError, ObjectRef};
 use crate::scheduler::util::{self, job_version, namespace};
+use caravan_runtime::object_ref::{name_of, namespace_of};
+use caravan_runtime::watcher::Event;
+use caravan_runtime::{Action, Controller, ControllerError, ObjectRef};
+use caravan_runtime::{Client, ClientError, ListQuery};
 
 /// The running controller, as a stream of reconcile results. It reconciles a job when the job
 /// changes (its own watch) and when one of its allocations or evaluations does: those come

@@ -32,9 +32,9 @@ pub use caches::Caches;
 
 use crate::blocked::BlockedEvals;
 use crate::broker::{BrokerConfig, EvalBroker, EvalSource};
-use crate::client::Client;
 use crate::gc::{GcConfig, ReapedJobs};
 use crate::worker::{WorkerConfig, Workers};
+use caravan_runtime::Client;
 
 /// Settings of the leader's controllers.
 #[derive(Clone, Debug)]

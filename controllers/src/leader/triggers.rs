@@ -11,14 +11,14 @@ use tokio::sync::broadcast;
 
 use super::Shared;
 use super::evals::{create, requeue};
-use crate::client::Client;
 use crate::evaluator::{
     AllocView, NodeView, alloc_needs_eval, deleted_job_eval, node_change_evals,
 };
-use crate::runtime::Event;
-use crate::runtime::object_ref::resource_version_of;
 use crate::scheduler::util::is_terminal;
 use crate::scheduler::util::namespace;
+use caravan_runtime::Client;
+use caravan_runtime::Event;
+use caravan_runtime::object_ref::resource_version_of;
 
 /// What a feed delivers next.
 enum Next {
@@ -299,8 +299,8 @@ mod tests {
     use super::*;
     use crate::blocked::BlockedEvals;
     use crate::broker::{BrokerConfig, EvalBroker};
-    use crate::fake::{FakeClient, wait_for};
     use crate::leader::Caches;
+    use caravan_runtime::fake::{FakeClient, wait_for};
 
     /// An allocation failed while the feed dropped events: its evaluation is still created,
     /// from the caches, when the reaction learns that it lagged.

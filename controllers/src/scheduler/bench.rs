@@ -9,8 +9,8 @@ use caravan_schemas::Evaluation;
 use super::config::SchedulerConfig;
 use super::generic::GenericScheduler;
 use super::state::{Planner, State};
-use super::structs::{Plan, PlanResult, SchedError};
 use super::testing::{Harness, cluster, eval_for, service_job};
+use super::{Plan, PlanResult, SchedError};
 use super::{Scheduler, util};
 
 /// What one scheduling run measured.

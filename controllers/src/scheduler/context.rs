@@ -7,12 +7,12 @@ use std::sync::Arc;
 use caravan_schemas::allocation::DesiredStatus;
 use caravan_schemas::{Allocation, Node};
 
+use super::Plan;
 use super::feasible::fit;
 use super::hash::{FastMap, FastSet};
 use super::metrics::MetricsRecorder;
 use super::resources::{self, Comparable, Held};
 use super::state::State;
-use super::structs::Plan;
 use super::util;
 
 /// Capacity and proposed usage of one node.

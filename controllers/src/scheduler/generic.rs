@@ -19,7 +19,7 @@ use super::reconcile::{AllocReconciler, ReconcileResults};
 use super::resources::{self, GroupAsk};
 use super::stack::{GenericStack, SelectOptions};
 use super::state::{Planner, State};
-use super::structs::{Plan, SchedError};
+use super::{Plan, SchedError};
 use super::{Scheduler, util};
 
 /// Schedules service (`batch == false`) or batch jobs.

@@ -25,6 +25,7 @@
 pub mod build;
 pub mod config;
 pub mod context;
+pub mod error;
 pub mod feasible;
 pub mod generic;
 pub mod hash;
@@ -35,7 +36,6 @@ pub mod reconcile;
 pub mod resources;
 pub mod stack;
 pub mod state;
-pub mod structs;
 pub mod system;
 pub mod time;
 pub mod util;
@@ -45,10 +45,11 @@ pub mod bench;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testing;
 
+pub use caravan_schemas::plan::{AllocStop, DesiredUpdates, Plan, PlanResult};
 pub use config::{SchedulerAlgorithm, SchedulerConfig};
+pub use error::SchedError;
 pub use generic::GenericScheduler;
 pub use state::{MemState, Planner, State};
-pub use structs::{AllocStop, DesiredUpdates, Plan, PlanResult, SchedError};
 pub use system::SystemScheduler;
 
 use caravan_schemas::Evaluation;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use caravan_schemas::{Allocation, Evaluation, Job, Node};
 
 use super::resources::Held;
-use super::structs::{Plan, PlanResult, SchedError};
+use super::{Plan, PlanResult, SchedError};
 
 mod mem;
 

@@ -19,7 +19,7 @@ use super::reconcile::{PlaceRequest, reasons, tasks_updated};
 use super::resources::{self, GroupAsk};
 use super::stack::SystemStack;
 use super::state::{Planner, State};
-use super::structs::{DesiredUpdates, Plan, SchedError};
+use super::{DesiredUpdates, Plan, SchedError};
 use super::{Scheduler, util};
 
 /// Schedules system (`sysbatch == false`) or sysbatch jobs.

@@ -15,7 +15,7 @@ use super::config::SchedulerConfig;
 use super::feasible::NodeStatusChecker;
 use super::feasible::fit;
 use super::state::{MemState, Planner, State};
-use super::structs::{Plan, PlanResult, SchedError};
+use super::{Plan, PlanResult, SchedError};
 use super::{new_scheduler, util};
 
 /// Records plans and evaluations, and applies plans to its state.

@@ -4,80 +4,67 @@
 use std::sync::Arc;
 
 use caravan_schemas::allocation::{ClientStatus, DesiredStatus};
-use caravan_schemas::job::defaults;
 use caravan_schemas::{Allocation, Job, Node, ObjectMeta};
 
 /// Name of an object, empty when unset.
 pub fn name(meta: &ObjectMeta) -> &str {
-    meta.name.as_deref().unwrap_or_default()
+    meta.name()
 }
 
 /// Namespace of an object, `default` when unset.
 pub fn namespace(meta: &ObjectMeta) -> &str {
-    meta.namespace.as_deref().unwrap_or("default")
+    meta.namespace()
 }
 
 /// Version of a job: its spec generation minus one (the server bumps `generation` on every spec
 /// change, so versions start at 0 like Nomad's); `status.version` for objects without one.
 pub fn job_version(job: &Job) -> i64 {
-    match job.metadata.generation {
-        Some(generation) if generation > 0 => generation - 1,
-        _ => job.status.as_ref().map_or(0, |s| s.version),
-    }
+    job.version()
 }
 
 /// Priority of a job.
 pub fn job_priority(job: &Job) -> i32 {
-    job.spec.priority.unwrap_or(defaults::PRIORITY)
+    job.priority()
 }
 
 /// What the servers want of an allocation, `run` when unset.
 pub fn desired_status(alloc: &Allocation) -> DesiredStatus {
-    alloc.spec.desired_status.unwrap_or_default()
+    alloc.desired_status()
 }
 
 /// What the node reports of an allocation, `pending` when unset.
 pub fn client_status(alloc: &Allocation) -> ClientStatus {
-    alloc
-        .status
-        .as_ref()
-        .map_or(ClientStatus::Pending, |s| s.client_status)
+    alloc.client_status()
 }
 
 /// Whether the node reports the allocation as finished: complete, failed or lost.
 pub fn is_client_terminal(alloc: &Allocation) -> bool {
-    matches!(
-        client_status(alloc),
-        ClientStatus::Complete | ClientStatus::Failed | ClientStatus::Lost
-    )
+    alloc.is_client_terminal()
 }
 
 /// Whether the servers asked the allocation to stop or be evicted.
 pub fn is_server_terminal(alloc: &Allocation) -> bool {
-    desired_status(alloc) != DesiredStatus::Run
+    alloc.is_server_terminal()
 }
 
 /// Whether the allocation holds no resources any more (Nomad's `TerminalStatus`).
 pub fn is_terminal(alloc: &Allocation) -> bool {
-    is_server_terminal(alloc) || is_client_terminal(alloc)
+    alloc.is_terminal()
 }
 
 /// Datacenter of a node, `dc1` when unset.
 pub fn node_datacenter(node: &Node) -> &str {
-    node.spec.datacenter.as_deref().unwrap_or("dc1")
+    node.datacenter()
 }
 
 /// Node pool of a node, `default` when unset.
 pub fn node_pool(node: &Node) -> &str {
-    node.spec
-        .node_pool
-        .as_deref()
-        .unwrap_or(defaults::NODE_POOL)
+    node.pool()
 }
 
 /// Class of a node, empty when unset.
 pub fn node_class(node: &Node) -> &str {
-    node.spec.node_class.as_deref().unwrap_or_default()
+    node.class()
 }
 
 /// Stable across runs and platforms: allocation names and shuffle seeds are made from it.

@@ -36,8 +36,8 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use self::planner::ClientPlanner;
 pub use self::snapshots::{Snapshots, WatchSnapshots};
 use crate::broker::{BrokerError, Delivery, EvalSource};
-use crate::client::{Client, ClientError};
 use crate::scheduler::{SchedError, SchedulerConfig, new_scheduler};
+use caravan_runtime::{Client, ClientError};
 
 /// Settings of the workers.
 #[derive(Clone, Debug, PartialEq)]

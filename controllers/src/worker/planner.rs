@@ -12,10 +12,10 @@ use tracing::{debug, warn};
 use super::WorkerError;
 use super::snapshots::Snapshots;
 use crate::broker::{EvalSource, Token};
-use crate::client::{Client, ClientError};
 use crate::job_status::merge_patch_diff;
 use crate::scheduler::util::stable_hash;
 use crate::scheduler::{Plan, PlanResult, Planner, SchedError, State};
+use caravan_runtime::{Client, ClientError};
 
 /// Bridges one evaluation's scheduler run to the client, the snapshots and the broker.
 pub(crate) struct ClientPlanner<C, S, B> {

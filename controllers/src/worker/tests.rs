@@ -12,9 +12,9 @@ use tokio::sync::watch;
 use super::planner::derived_name;
 use super::{Snapshots, WatchSnapshots, Worker, WorkerConfig, WorkerError, Workers};
 use crate::broker::{BrokerConfig, EvalBroker};
-use crate::client::ClientError;
-use crate::fake::{FakeClient, Verb};
 use crate::scheduler::{MemState, State};
+use caravan_runtime::ClientError;
+use caravan_runtime::fake::{FakeClient, Verb};
 
 struct Setup {
     client: FakeClient,

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use caravan_controllers::client::{Client, ClientError, ListQuery};
-use caravan_controllers::runtime::watcher::{Event, watcher};
+use caravan_runtime::{Client, ClientError, ListQuery};
+use caravan_runtime::watcher::{Event, watcher};
 use caravan_schemas::allocation::{ClientStatus, DesiredStatus};
 use caravan_schemas::{Allocation, Job, Kind, NameMap};
 use futures::StreamExt;
@@ -222,7 +222,7 @@ impl<C: Client> AllocManager<C> {
             .unwrap_or_else(|| "default".into());
         let key = (namespace.clone(), alloc.spec.job_name.clone());
         if let Some(job) = self.jobs.lock().await.get(&key)
-            && caravan_controllers::scheduler::util::job_version(job) >= alloc.spec.job_version
+            && job.version() >= alloc.spec.job_version
         {
             return Ok(job.clone());
         }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use caravan_controllers::client::{Client as _, ClientError};
+use caravan_runtime::{Client as _, ClientError};
 use caravan_schemas::Kind;
 use serde_json::{Value, json};
 use tokio::time::Instant;

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use caravan_controllers::client::{Client, ClientError};
+use caravan_runtime::{Client, ClientError};
 use caravan_schemas::Kind;
 use caravan_schemas::node::DriverInfo;
 use serde_json::json;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use caravan_controllers::client::{Client, ClientError};
+use caravan_runtime::{Client, ClientError};
 use caravan_schemas::allocation::{AllocationStatus, ClientStatus, TaskLifecycleState, TaskState};
 use caravan_schemas::{Kind, NameMap};
 use futures::StreamExt;
@@ -205,7 +205,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_batcher_sends_only_the_latest_status() {
-        use caravan_controllers::fake::FakeClient;
+        use caravan_runtime::fake::FakeClient;
         let client = FakeClient::default();
         let alloc = serde_json::json!({
             "apiVersion": "caravan.dev/v1", "kind": "Allocation",

@@ -13,6 +13,8 @@ pub const PRIORITY: i32 = 50;
 pub const REGION: &str = "global";
 /// Default node pool of jobs and nodes.
 pub const NODE_POOL: &str = "default";
+/// Namespace of an object that names none.
+pub const NAMESPACE: &str = "default";
 /// Default weight of affinities and spreads.
 pub const WEIGHT: i32 = 50;
 /// Default group count.

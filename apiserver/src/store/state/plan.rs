@@ -24,7 +24,7 @@ use caravan_controllers::scheduler::context::NodeUsage;
 use caravan_controllers::scheduler::feasible::fit;
 use caravan_controllers::scheduler::resources::{self, Held};
 use caravan_controllers::scheduler::util;
-use caravan_controllers::scheduler::{AllocStop, PlanResult};
+use caravan_schemas::plan::{AllocStop, PlanResult};
 use caravan_schemas::{Allocation, Kind};
 use serde_json::{Map, Value};
 

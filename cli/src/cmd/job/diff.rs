@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use caravan_controllers::scheduler::DesiredUpdates;
+use caravan_schemas::plan::DesiredUpdates;
 use serde_json::{Map, Value};
 
 /// How an object or field changed.

@@ -5,7 +5,7 @@
 
 use anyhow::{Context as _, anyhow};
 use caravan_client::{ListParams, ObjectList, PatchParams};
-use caravan_controllers::scheduler::DesiredUpdates;
+use caravan_schemas::plan::DesiredUpdates;
 use caravan_schemas::evaluation::TriggeredBy;
 use caravan_schemas::job::JobType;
 use caravan_schemas::{Job, Kind};

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
 use caravan_client::{Client, ListParams};
-use caravan_controllers::client::{ClientError, ListQuery};
-use caravan_controllers::runtime::{Event, watcher};
+use caravan_runtime::{ClientError, ListQuery};
+use caravan_runtime::{Event, watcher};
 use caravan_schemas::{Allocation, Evaluation, Kind};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};

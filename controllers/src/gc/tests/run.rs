@@ -10,12 +10,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::*;
-use crate::client::{Client, ClientError};
-use crate::fake::{FakeClient, Verb, wait_for};
 use crate::gc::decide::JobGarbage;
 use crate::gc::reap::{ReapedJobs, reap};
 use crate::gc::{GcConfig, GcError, GcTrigger, run};
 use crate::leader::{Caches, LeaderConfig};
+use caravan_runtime::fake::{FakeClient, Verb, wait_for};
+use caravan_runtime::{Client, ClientError};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 

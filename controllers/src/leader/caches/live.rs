@@ -12,10 +12,10 @@ use std::sync::Arc;
 use caravan_schemas::{Allocation, Job, Node, ObjectMeta};
 use serde_json::Value;
 
-use crate::runtime::object_ref::{name_of, namespace_of};
-use crate::runtime::{Event, Store};
 use crate::scheduler::util::{name, namespace};
 use crate::scheduler::{MemState, State};
+use caravan_runtime::object_ref::{name_of, namespace_of};
+use caravan_runtime::{Event, Store};
 
 /// Job versions kept per job for telling in-place from destructive updates (Nomad keeps 6).
 pub(super) const TRACKED_VERSIONS: usize = 6;
@@ -138,7 +138,7 @@ mod tests {
     use serde::Serialize;
 
     use super::*;
-    use crate::runtime::store;
+    use caravan_runtime::store;
 
     fn value<T: Serialize>(object: &T) -> Value {
         serde_json::to_value(object).unwrap()

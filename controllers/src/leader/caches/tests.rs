@@ -4,9 +4,9 @@ use caravan_schemas::mock;
 use tokio::sync::watch as gate;
 
 use super::*;
-use crate::fake::{FakeClient, wait_for};
 use crate::scheduler::Plan;
 use crate::worker::Snapshots;
+use caravan_runtime::fake::{FakeClient, wait_for};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 

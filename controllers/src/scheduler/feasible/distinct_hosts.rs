@@ -54,9 +54,9 @@ mod tests {
     use caravan_schemas::mock;
 
     use super::*;
+    use crate::scheduler::Plan;
     use crate::scheduler::context::EvalContext;
     use crate::scheduler::state::MemState;
-    use crate::scheduler::structs::Plan;
 
     #[test]
     fn distinct_hosts_rejects_nodes_with_the_job() {

@@ -69,8 +69,8 @@ mod tests {
     use caravan_schemas::mock;
 
     use super::*;
+    use crate::scheduler::Plan;
     use crate::scheduler::state::{MemState, State};
-    use crate::scheduler::structs::Plan;
 
     #[test]
     fn distinct_property_limits_allocations_per_value() {

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use caravan_schemas::{Allocation, Node};
 
+use crate::scheduler::Plan;
 use crate::scheduler::context::NodeUsage;
 use crate::scheduler::resources::{self, Comparable, Held};
-use crate::scheduler::structs::Plan;
 use crate::scheduler::util;
 
 /// Capacity and usage of `node` if `plan` were applied: live `existing` allocations of the node

@@ -11,9 +11,9 @@ use caravan_schemas::node::NodeState;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
+use crate::scheduler::AllocStop;
 use crate::scheduler::config::SchedulerAlgorithm;
 use crate::scheduler::state::State;
-use crate::scheduler::structs::AllocStop;
 use crate::scheduler::testing::*;
 use crate::scheduler::util;
 

@@ -149,8 +149,8 @@ mod tests {
     use caravan_schemas::mock;
 
     use super::*;
+    use crate::scheduler::Plan;
     use crate::scheduler::state::MemState;
-    use crate::scheduler::structs::Plan;
 
     fn cluster() -> (MemState, Node, Node) {
         let mut state = MemState::new();

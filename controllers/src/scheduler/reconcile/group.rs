@@ -8,8 +8,8 @@ use caravan_schemas::{Allocation, Job};
 
 use super::reschedule::{Reschedule, reschedule_time};
 use super::{AllocReconciler, NodeTaint, PlaceRequest, ReconcileResults, StopRequest, reasons};
+use crate::scheduler::DesiredUpdates;
 use crate::scheduler::naming::{NameIndex, parse_index};
-use crate::scheduler::structs::DesiredUpdates;
 use crate::scheduler::util;
 
 /// What happens to one existing allocation that holds a slot of the group.

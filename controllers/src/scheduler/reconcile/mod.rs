@@ -19,7 +19,7 @@ use std::sync::Arc;
 use caravan_schemas::allocation::ClientStatus;
 use caravan_schemas::{Allocation, Job};
 
-use super::structs::DesiredUpdates;
+use super::DesiredUpdates;
 
 pub use update::tasks_updated;
 

@@ -291,9 +291,9 @@ mod tests {
     use caravan_schemas::mock;
 
     use super::*;
+    use crate::scheduler::Plan;
     use crate::scheduler::config::SchedulerAlgorithm;
     use crate::scheduler::state::MemState;
-    use crate::scheduler::structs::Plan;
 
     /// Whether `node` passes `job`'s checks, for a fresh stack that first saw `seen`.
     fn feasible(job: &Job, seen: &Node, node: &Node) -> bool {

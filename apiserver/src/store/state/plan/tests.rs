@@ -1,6 +1,6 @@
 //! Tests of the plan applier and the per-node usage index.
 
-use caravan_controllers::scheduler::Plan;
+use caravan_schemas::plan::Plan;
 use caravan_schemas::allocation::{AllocatedTaskResources, ClientStatus, DesiredStatus};
 use caravan_schemas::mock;
 use caravan_schemas::node::NodeState;

@@ -17,7 +17,7 @@ use futures::{Stream, StreamExt, TryStreamExt, stream};
 use serde_json::Value;
 
 use crate::client::{Client, ClientError, EventStream, ListQuery, WatchEvent};
-use crate::runtime::object_ref::resource_version_of;
+use crate::object_ref::resource_version_of;
 
 /// What a cache built from the watcher does with each event.
 #[derive(Clone, Debug, PartialEq)]

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::*;
 use crate::client::{Client, ListQuery};
 use crate::fake::FakeClient;
-use crate::runtime::watcher;
+use crate::watcher;
 
 #[derive(Debug, Deserialize, PartialEq)]
 struct Thing {

@@ -11,7 +11,7 @@ use caravan_schemas::Kind;
 use futures::Stream;
 use serde_json::Value;
 
-use crate::scheduler::{Plan, PlanResult};
+use caravan_schemas::plan::{Plan, PlanResult};
 
 /// Why a client call failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

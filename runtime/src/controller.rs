@@ -29,10 +29,10 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::client::{Client, ClientError, ListQuery};
-use crate::runtime::ObjectRef;
-use crate::runtime::queue::DelayQueue;
-use crate::runtime::reflector::{self, Store, decode, reflector};
-use crate::runtime::watcher::{Event, watcher};
+use crate::ObjectRef;
+use crate::queue::DelayQueue;
+use crate::reflector::{self, Store, decode, reflector};
+use crate::watcher::{Event, watcher};
 
 /// Reconciles running at once unless [`Controller::concurrency`] says otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 4;

@@ -18,8 +18,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::runtime::object_ref::{name_of, namespace_of};
-use crate::runtime::watcher::Event;
+use crate::object_ref::{name_of, namespace_of};
+use crate::watcher::Event;
 
 /// `(namespace, name)`; the namespace is empty for cluster-scoped kinds.
 pub(crate) type Key = (String, String);

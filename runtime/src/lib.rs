@@ -23,12 +23,17 @@
 //!     .await;
 //! ```
 
+pub mod client;
 pub mod controller;
+pub mod eval_source;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod fake;
 pub mod object_ref;
 mod queue;
 pub mod reflector;
 pub mod watcher;
 
+pub use client::{Client, ClientError, EventStream, ListQuery, ObjectList, Omit, WatchEvent};
 pub use controller::{Action, Controller, ControllerError};
 pub use object_ref::ObjectRef;
 pub use reflector::{Store, Writer, WriterDropped, reflector, store};

@@ -25,8 +25,8 @@ use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 
 use crate::client::{Client, ClientError, EventStream, ListQuery, ObjectList, WatchEvent};
-use crate::runtime::ObjectRef;
-use crate::scheduler::{Plan, PlanResult};
+use crate::ObjectRef;
+use caravan_schemas::plan::{Plan, PlanResult};
 use selector::Selector;
 
 /// Changes kept for watches to resume from, unless [`FakeClient::with_window`] says otherwise.
@@ -449,8 +449,7 @@ impl Client for FakeClient {
 
 /// Polls `cond` every 10 ms until it holds, failing the test after 30 s: how tests against the
 /// fake wait for what background tasks do.
-#[cfg(test)]
-pub(crate) async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+pub async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !cond() {
         assert!(

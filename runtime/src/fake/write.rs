@@ -9,8 +9,8 @@ use tokio::sync::broadcast;
 
 use super::{Change, FakeState, Signal};
 use crate::client::ClientError;
-use crate::runtime::ObjectRef;
-use crate::scheduler::{Plan, PlanResult};
+use crate::ObjectRef;
+use caravan_schemas::plan::{Plan, PlanResult};
 
 type Signals = broadcast::Sender<Arc<Signal>>;
 

@@ -1,10 +1,12 @@
-//! What a scheduler produces: the [`Plan`], what the plan applier answers ([`PlanResult`]), the
-//! per-group annotations shown by `job plan`, and [`SchedError`].
+//! What a scheduler produces and the plan applier commits: the [`Plan`], the applier's answer
+//! ([`PlanResult`]) and the per-group annotations shown by `job plan` ([`DesiredUpdates`]).
+//! Shared by the scheduler (which writes plans), the API server's plan applier (which commits
+//! them) and every client that carries them (Nomad keeps these in `nomad/structs`).
 
 use std::collections::BTreeMap;
 
-use caravan_schemas::Allocation;
-use caravan_schemas::allocation::{ClientStatus, DesiredStatus};
+use crate::Allocation;
+use crate::allocation::{ClientStatus, DesiredStatus};
 
 /// An allocation the plan stops or evicts.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -187,29 +189,4 @@ impl PlanResult {
     pub fn is_full_commit(&self, plan: &Plan) -> bool {
         self.counts() == plan.counts()
     }
-}
-
-/// Why a scheduler could not process an evaluation.
-#[derive(Debug, thiserror::Error)]
-pub enum SchedError {
-    /// The planner could not apply a plan.
-    #[error("plan submission failed: {0}")]
-    PlanSubmitFailed(String),
-    /// The planner could not update an evaluation.
-    #[error("evaluation update failed: {0}")]
-    EvalUpdateFailed(String),
-    /// The planner could not create an evaluation.
-    #[error("evaluation creation failed: {0}")]
-    EvalCreateFailed(String),
-    /// The evaluation cannot be handled by this scheduler.
-    #[error("invalid evaluation {eval}: {reason}")]
-    InvalidEval {
-        /// Name of the evaluation.
-        eval: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// Partial commits kept happening; the evaluation was failed with a follow-up.
-    #[error("maximum plan attempts ({0}) reached")]
-    MaxPlanAttempts(u32),
 }
