@@ -7,6 +7,7 @@
 #     `schemathesis` API fuzzer.
 # A second run does no network work when everything is already in place.
 # Prints the kubectl path on its last line of output.
+# `--list-apt-packages` only prints the Debian packages it installs, one a line.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,6 +24,11 @@ PY_REQUIREMENTS=(
 # (scripts/make-busybox-image.sh); runc: the container benchmark's reference runtime.
 # gcc: the C parts of the build (zstd for gossip).
 APT_PACKAGES=(curl ca-certificates gcc pkg-config busybox-static umoci runc)
+if [ "${1:-}" = "--list-apt-packages" ]; then
+  # For scripts/check-fresh-build.sh, which names them when the build needs one.
+  printf '%s\n' "${APT_PACKAGES[@]}"
+  exit 0
+fi
 
 log() { printf '[install-test-deps] %s\n' "$*" >&2; }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace, stopping at the first failing step:
 #   test dependencies (kubectl, Python client) → rustfmt → clippy → build the binaries →
-#   cargo nextest (unit, integration and end-to-end tests) → schema-driven API fuzzing.
+#   check that the binary needs no Debian package a fresh machine lacks → cargo nextest (unit,
+#   integration and end-to-end tests) → schema-driven API fuzzing.
 # Extra arguments go to `cargo nextest run`, e.g. `scripts/test.sh -E 'test(kubectl)'`.
 # Honours CARGO_TARGET_DIR; the end-to-end tests find `caravan` in that target dir.
 set -euo pipefail
@@ -41,8 +42,11 @@ cargo fmt --all -- --check
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy "${CARGO_FLAGS[@]}" --workspace --all-targets -- -D warnings
 
-step "cargo build --workspace --bins"
-cargo build "${CARGO_FLAGS[@]}" --workspace --bins
+step "cargo build --workspace --bins --examples"
+cargo build "${CARGO_FLAGS[@]}" --workspace --bins --examples
+
+step "the binary builds on a fresh machine (scripts/check-fresh-build.sh)"
+scripts/check-fresh-build.sh "${CARGO_FLAGS[@]}"
 
 step "cargo nextest run --workspace"
 cargo nextest run "${CARGO_FLAGS[@]}" --workspace --no-fail-fast \

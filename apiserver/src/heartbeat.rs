@@ -2,9 +2,10 @@
 //! written through Raft; only a change of a node's status is written.
 //!
 //! ```text
-//! POST …/nodes/{name}/heartbeat ─▶ HeartbeatTracker::beat(name, now) ─▶ TTL for the node
-//!                                   deadline = now + ttl + grace
-//! http/liveness.rs (leader) ─▶ expired(now) ─▶ forget_expired(name) ─▶ mark down
+//! api::heartbeat (POST …/nodes/{name}/heartbeat) ─▶ HeartbeatTracker::beat(name, now) ─▶ TTL
+//!                                                   deadline = now + ttl + grace
+//! liveness.rs (while leading) ─▶ expired(now) ─▶ forget_expired(name) ─▶ mark down
+//! leadership lost ─▶ clear()
 //! ```
 //!
 //! The TTL follows Nomad's rule: `ttl = max(min_ttl, nodes / max_per_second)`, then

@@ -1,20 +1,21 @@
-//! Running an API server: open the store, make sure the `default` namespace exists, serve HTTP.
+//! Running an API server: open the store, join the cluster, follow leadership (`leadership.rs`:
+//! the `default` namespace, node liveness and the controllers start and stop with it), serve
+//! HTTP.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use caravan_schemas::Kind;
-use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::cluster::secret::ClusterSecret;
 use crate::cluster::{Cluster, GossipConfig, Identity};
+use crate::context::{ApiConfig, ApiContext};
 use crate::heartbeat::HeartbeatTracker;
-use crate::http::{self, ApiConfig, ApiContext};
-use crate::raft::{Store, StoreConfig, WriteError};
-use crate::store::{ObjectJson, Op, OpError, Precondition};
+use crate::http;
+use crate::leadership::{Controllers, Leadership};
+use crate::raft::{ReplicatedStore, StoreConfig};
 
 /// Everything needed to run a server.
 #[derive(Clone, Debug)]
@@ -28,6 +29,9 @@ pub struct ServerConfig {
     /// The secret the cluster's servers share (`--cluster-secret`); `None` uses the one kept in
     /// the data dir, or generates one there.
     pub cluster_secret: Option<String>,
+    /// The scheduling duties that follow leadership; `None` runs no controllers
+    /// (`--no-controllers`).
+    pub controllers: Option<Controllers>,
 }
 
 /// Who this server is among servers, and how it gossips.
@@ -46,14 +50,17 @@ pub struct ClusterSettings {
 
 /// A running server.
 pub struct Server {
-    pub store: Store,
+    pub store: ReplicatedStore,
     pub local_addr: SocketAddr,
     pub ctx: Arc<ApiContext>,
     listener: TcpListener,
+    leadership: Leadership,
 }
 
 impl Server {
-    /// Binds the HTTP address and opens the store; nothing is served until [`Server::serve`].
+    /// Binds the HTTP address, opens the store and follows leadership (a server that leads
+    /// already has the `default` namespace when this returns); nothing is served until
+    /// [`Server::serve`].
     pub async fn start(config: ServerConfig) -> anyhow::Result<Server> {
         let listener = TcpListener::bind(config.http_addr)
             .await
@@ -74,12 +81,9 @@ impl Server {
             secret,
             ..store_config
         };
-        let store = Store::open(store_config).await.with_context(|| {
+        let store = ReplicatedStore::open(store_config).await.with_context(|| {
             format!("failed to open the store in {}", config.data_dir.display())
         })?;
-        if store.is_leader() {
-            ensure_default_namespace(&store).await?;
-        }
         let ctx = Arc::new(ApiContext::new(store.clone(), config.api.clone()));
         if let Some(settings) = &config.cluster {
             let identity = Identity {
@@ -98,11 +102,13 @@ impl Server {
                 Err(e) => return Err(e),
             }
         }
+        let leadership = Leadership::start(ctx.clone(), config.controllers.clone()).await?;
         Ok(Server {
             store,
             local_addr,
             ctx,
             listener,
+            leadership,
         })
     }
 
@@ -111,52 +117,18 @@ impl Server {
         self.ctx.heartbeats.clone()
     }
 
-    /// Serves until `shutdown` resolves, then stops Raft.
+    /// Serves until `shutdown` resolves, then stops the duties that follow leadership, gossip
+    /// and Raft.
     pub async fn serve(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let liveness = tokio::spawn(http::run_node_liveness(self.ctx.clone()));
         let app = http::router(self.ctx.clone());
         http::serve(self.listener, app, shutdown).await;
-        liveness.abort();
+        self.leadership.stop();
         if let Some(cluster) = self.ctx.cluster() {
             cluster.shutdown().await;
         }
         self.store.shutdown().await
-    }
-}
-
-/// Creates the `default` namespace on a new cluster (the leader does, when it starts leading).
-pub async fn ensure_default_namespace(store: &Store) -> anyhow::Result<()> {
-    let key = crate::store::ObjectKey {
-        kind: Kind::Namespace,
-        namespace: String::new(),
-        name: "default".into(),
-    };
-    if store.state().get(&key).is_some() {
-        return Ok(());
-    }
-    let object = json!({
-        "apiVersion": caravan_schemas::API_VERSION,
-        "kind": "Namespace",
-        "metadata": {
-            "name": "default",
-            "uid": uuid::Uuid::new_v4().to_string(),
-            "creationTimestamp": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-            "generation": 1,
-        },
-        "spec": {"description": "The namespace of objects that name none"},
-    });
-    match store
-        .write(Op::Put {
-            kind: Kind::Namespace,
-            object: ObjectJson::from_value(object),
-            expect: Precondition::Absent,
-        })
-        .await
-    {
-        Ok(_) | Err(WriteError::Rejected(OpError::AlreadyExists)) => Ok(()),
-        Err(e) => Err(e).context("failed to create the default namespace"),
     }
 }

@@ -7,13 +7,13 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::client::{Client, Request};
+use crate::client::{HttpClient, Request};
 use crate::error::{Error, Result};
 use crate::params::{
     DeleteParams, IncludeObject, ListParams, PatchParams, PostParams, WatchParams, encode,
 };
 use crate::table::{TABLE_ACCEPT, Table};
-use crate::watch::{WatchEvent, decode_events};
+use crate::watch::{WireEvent, decode_events};
 
 const JSON: &str = "application/json";
 const MERGE_PATCH: &str = "application/merge-patch+json";
@@ -22,7 +22,7 @@ const APPLY_PATCH: &str = "application/apply-patch+yaml";
 /// A page of objects, as returned by a list.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ObjectList {
+pub struct WireList {
     #[serde(default)]
     pub api_version: String,
     #[serde(default)]
@@ -43,14 +43,14 @@ pub enum Deleted {
 /// The verbs on objects of one kind, in one namespace or across all of them.
 #[derive(Clone, Debug)]
 pub struct Api {
-    client: Client,
+    client: HttpClient,
     kind: Kind,
     /// `None` for cluster-scoped kinds and for all-namespaces handles.
     namespace: Option<String>,
 }
 
 impl Api {
-    pub(crate) fn new(client: Client, kind: Kind, namespace: Option<String>) -> Api {
+    pub(crate) fn new(client: HttpClient, kind: Kind, namespace: Option<String>) -> Api {
         let namespace = namespace.filter(|_| kind.namespaced());
         Api {
             client,
@@ -70,7 +70,7 @@ impl Api {
     }
 
     /// The client this handle sends through.
-    pub fn client(&self) -> &Client {
+    pub fn client(&self) -> &HttpClient {
         &self.client
     }
 
@@ -128,7 +128,7 @@ impl Api {
     }
 
     /// List one page.
-    pub async fn list(&self, params: &ListParams) -> Result<ObjectList> {
+    pub async fn list(&self, params: &ListParams) -> Result<WireList> {
         let path = format!("{}{}", self.collection_path(), params.query().finish());
         self.client
             .json(Request::new(Method::GET, path).accept(JSON))
@@ -137,7 +137,7 @@ impl Api {
 
     /// List every page (following `continue`), returning the items and the resource version
     /// of the first page: watching from it misses nothing.
-    pub async fn list_all(&self, params: &ListParams) -> Result<ObjectList> {
+    pub async fn list_all(&self, params: &ListParams) -> Result<WireList> {
         let mut page = self.list(params).await?;
         let mut next = page.metadata.r#continue.take().filter(|c| !c.is_empty());
         while let Some(token) = next {
@@ -232,6 +232,21 @@ impl Api {
         self.client.json(req).await
     }
 
+    /// POST `body` to a subresource of one object and decode the answer, e.g. a Job to its
+    /// `plan` (`…/jobs/{name}/plan` answers a `caravan_schemas::job_plan::JobPlan`).
+    pub async fn post_subresource<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        subresource: &str,
+        body: &Value,
+    ) -> Result<T> {
+        let path = format!("{}/{}", self.object_path(name)?, encode(subresource));
+        let req = Request::new(Method::POST, path)
+            .json_body(JSON, body)
+            .accept(JSON);
+        self.client.json(req).await
+    }
+
     /// DELETE one object.
     pub async fn delete(&self, name: &str, params: &DeleteParams) -> Result<Deleted> {
         let path = format!("{}{}", self.object_path(name)?, params.query().finish());
@@ -281,7 +296,7 @@ impl Api {
         &self,
         params: &WatchParams,
         resource_version: &str,
-    ) -> Result<BoxStream<'static, Result<WatchEvent>>> {
+    ) -> Result<BoxStream<'static, Result<WireEvent>>> {
         self.watch_as(params, resource_version, JSON, "").await
     }
 
@@ -292,7 +307,7 @@ impl Api {
         params: &WatchParams,
         resource_version: &str,
         include: IncludeObject,
-    ) -> Result<BoxStream<'static, Result<WatchEvent>>> {
+    ) -> Result<BoxStream<'static, Result<WireEvent>>> {
         let extra = format!("&includeObject={}", include.as_str());
         self.watch_as(params, resource_version, TABLE_ACCEPT, &extra)
             .await
@@ -304,7 +319,7 @@ impl Api {
         resource_version: &str,
         accept: &'static str,
         extra_query: &str,
-    ) -> Result<BoxStream<'static, Result<WatchEvent>>> {
+    ) -> Result<BoxStream<'static, Result<WireEvent>>> {
         let path = format!(
             "{}{}{extra_query}",
             self.collection_path(),
@@ -326,8 +341,8 @@ impl Api {
 mod tests {
     use super::*;
 
-    fn client() -> Client {
-        Client::new("http://127.0.0.1:1").unwrap()
+    fn client() -> HttpClient {
+        HttpClient::new("http://127.0.0.1:1").unwrap()
     }
 
     #[test]

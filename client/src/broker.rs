@@ -1,5 +1,5 @@
 //! The leader's eval broker over HTTP (`/v1/eval-broker/…`), so scheduler workers run on
-//! followers too: [`EvalSource`] for [`Client`].
+//! followers too: [`EvalSource`] for [`HttpClient`].
 
 use std::time::Duration;
 
@@ -8,9 +8,9 @@ use caravan_schemas::evaluation::EvaluationType;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::client::{Client, Request};
+use crate::client::{HttpClient, Request};
 
-impl Client {
+impl HttpClient {
     async fn settle(&self, op: &str, eval: &str, token: Token) -> Result<(), BrokerError> {
         let req = Request::new(Method::POST, format!("/v1/eval-broker/{op}"))
             .json_body("application/json", &json!({"eval": eval, "token": token}))
@@ -28,7 +28,7 @@ impl Client {
     }
 }
 
-impl EvalSource for Client {
+impl EvalSource for HttpClient {
     async fn dequeue(&self, types: &[EvaluationType], timeout: Duration) -> Option<Delivery> {
         let body = json!({"types": types, "timeoutMs": timeout.as_millis() as u64});
         let req = Request::new(Method::POST, "/v1/eval-broker/dequeue".to_string())

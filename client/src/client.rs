@@ -22,7 +22,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A handle on the Caravan API. Cheap to clone; clones share one connection pool.
 #[derive(Clone)]
-pub struct Client {
+pub struct HttpClient {
     inner: Arc<Inner>,
 }
 
@@ -44,9 +44,9 @@ pub const REGION_HEADER: &str = "x-caravan-region";
 /// Header carrying the servers' shared secret.
 pub const CLUSTER_SECRET_HEADER: &str = "x-caravan-cluster-secret";
 
-impl std::fmt::Debug for Client {
+impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
+        f.debug_struct("HttpClient")
             .field("addresses", &self.inner.addresses)
             .finish()
     }
@@ -94,12 +94,12 @@ impl Request {
     }
 }
 
-impl Client {
+impl HttpClient {
     /// A client for one or more comma-separated server addresses, e.g.
     /// `http://10.0.0.1:4646,http://10.0.0.2:4646`. An address without a scheme gets `http://`.
     /// Requests go to the address that answered last and fail over to the next one when a
     /// connection cannot be established.
-    pub fn new(addresses: &str) -> Result<Client> {
+    pub fn new(addresses: &str) -> Result<HttpClient> {
         let addresses = parse_addresses(addresses)?;
         // reqwest is built without a TLS crypto provider and refuses to build a client until
         // one is installed process-wide; install ring's unless the program chose another.
@@ -115,7 +115,7 @@ impl Client {
                 address: addresses[0].clone(),
                 source,
             })?;
-        Ok(Client {
+        Ok(HttpClient {
             inner: Arc::new(Inner {
                 http,
                 addresses,
@@ -128,11 +128,11 @@ impl Client {
 
     /// The same servers, with every request addressed to `region` (the servers forward it to
     /// one of that region's servers).
-    pub fn in_region(self, region: Option<&str>) -> Client {
+    pub fn in_region(self, region: Option<&str>) -> HttpClient {
         let Some(region) = region else {
             return self;
         };
-        Client {
+        HttpClient {
             inner: Arc::new(Inner {
                 http: self.inner.http.clone(),
                 addresses: self.inner.addresses.clone(),
@@ -145,8 +145,8 @@ impl Client {
 
     /// The same servers, with every request carrying the servers' shared secret (for a
     /// server's own workers, which take evaluations from the leader's broker).
-    pub fn with_cluster_secret(self, secret: &str) -> Client {
-        Client {
+    pub fn with_cluster_secret(self, secret: &str) -> HttpClient {
+        HttpClient {
             inner: Arc::new(Inner {
                 http: self.inner.http.clone(),
                 addresses: self.inner.addresses.clone(),

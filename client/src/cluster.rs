@@ -6,14 +6,14 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::client::{Client, Request};
+use crate::client::{HttpClient, Request};
 use crate::error::Result;
 
 fn encode(value: &str) -> String {
     utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()
 }
 
-impl Client {
+impl HttpClient {
     /// The servers of the answering server's region its gossip knows (of every region with
     /// `wan`): `{"members": [...]}`.
     pub async fn server_members(&self, wan: bool) -> Result<Value> {

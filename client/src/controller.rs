@@ -1,5 +1,5 @@
-//! [`caravan_controllers::Client`] over HTTP: controllers, the evaluator and scheduler workers
-//! running out of the server process use this [`Client`].
+//! [`caravan_runtime::Client`] over HTTP: controllers, the evaluator and scheduler workers
+//! running out of the server process use this [`HttpClient`].
 //!
 //! ```text
 //!  get / create / patch / delete ──▶ Api verbs
@@ -8,17 +8,17 @@
 //!  submit_plan ──▶ POST …/namespaces/{ns}/evaluations/{eval}/plan ──▶ PlanResult
 //! ```
 
-use caravan_runtime::{self as contract, ClientError, EventStream, ListQuery};
+use caravan_runtime::{self as contract, ClientError, EventStream, ListQuery, Subresource};
 use caravan_schemas::plan::{Plan, PlanResult};
 use caravan_schemas::{API_VERSION, Kind, Status};
 use futures::StreamExt;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::client::{Client, Request};
+use crate::client::{HttpClient, Request};
 use crate::error::Error;
 use crate::params::{DeleteParams, ListParams, PatchParams, PostParams, WatchParams, encode};
-use crate::watch::WatchEvent;
+use crate::watch::WireEvent;
 
 /// Objects per page when listing for a controller.
 const PAGE_SIZE: u32 = 500;
@@ -59,18 +59,18 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 /// A watch event as the controllers see it; `None` for events they need not see.
 fn watch_event(
-    event: Result<WatchEvent, Error>,
+    event: Result<WireEvent, Error>,
 ) -> Option<Result<contract::WatchEvent, ClientError>> {
     Some(match event {
-        Ok(WatchEvent::Added(o)) => Ok(contract::WatchEvent::Added(o)),
-        Ok(WatchEvent::Modified(o)) => Ok(contract::WatchEvent::Modified(o)),
-        Ok(WatchEvent::Deleted(o)) => Ok(contract::WatchEvent::Deleted(o)),
-        Ok(event @ WatchEvent::Bookmark(_)) => {
+        Ok(WireEvent::Added(o)) => Ok(contract::WatchEvent::Added(o)),
+        Ok(WireEvent::Modified(o)) => Ok(contract::WatchEvent::Modified(o)),
+        Ok(WireEvent::Deleted(o)) => Ok(contract::WatchEvent::Deleted(o)),
+        Ok(event @ WireEvent::Bookmark(_)) => {
             // A bookmark without a usable revision carries nothing.
             let rv = event.resource_version()?.parse().ok()?;
             Ok(contract::WatchEvent::Bookmark(rv))
         }
-        Ok(WatchEvent::Error(status)) => Err(status_error(&status)),
+        Ok(WireEvent::Error(status)) => Err(status_error(&status)),
         Err(e) => Err(client_error(e)),
     })
 }
@@ -95,7 +95,7 @@ fn namespace_of(object: &Value) -> &str {
         .unwrap_or("default")
 }
 
-impl contract::Client for Client {
+impl contract::Client for HttpClient {
     async fn get(&self, kind: Kind, namespace: &str, name: &str) -> Result<Value, ClientError> {
         self.api(kind, Some(namespace))
             .get(name)
@@ -157,17 +157,17 @@ impl contract::Client for Client {
             .map_err(client_error)
     }
 
-    async fn patch(
+    async fn patch_subresource(
         &self,
         kind: Kind,
         namespace: &str,
         name: &str,
         patch: Value,
-        status: bool,
+        subresource: Subresource,
     ) -> Result<Value, ClientError> {
         let api = self.api(kind, Some(namespace));
         let params = PatchParams::default();
-        let patched = if status {
+        let patched = if subresource == Subresource::Status {
             api.patch_status(name, &patch, &params).await
         } else {
             api.patch_merge(name, &patch, &params).await
@@ -252,18 +252,18 @@ mod tests {
 
     #[test]
     fn watch_events_map_and_an_expired_error_means_gone() {
-        let added = watch_event(Ok(WatchEvent::Added(json!({"a": 1}))));
+        let added = watch_event(Ok(WireEvent::Added(json!({"a": 1}))));
         assert_eq!(
             added,
             Some(Ok(contract::WatchEvent::Added(json!({"a": 1}))))
         );
         let bookmark = json!({"kind": "Job", "metadata": {"resourceVersion": "42"}});
         assert_eq!(
-            watch_event(Ok(WatchEvent::Bookmark(bookmark))),
+            watch_event(Ok(WireEvent::Bookmark(bookmark))),
             Some(Ok(contract::WatchEvent::Bookmark(42)))
         );
-        assert_eq!(watch_event(Ok(WatchEvent::Bookmark(json!({})))), None);
-        let expired = WatchEvent::Error(Box::new(Status::failure(410, "Expired", "too old")));
+        assert_eq!(watch_event(Ok(WireEvent::Bookmark(json!({})))), None);
+        let expired = WireEvent::Error(Box::new(Status::failure(410, "Expired", "too old")));
         assert_eq!(
             watch_event(Ok(expired)),
             Some(Err(ClientError::Gone("too old".into())))

@@ -2,7 +2,7 @@
 
 use caravan_schemas::Status;
 
-/// Everything a request through [`crate::Client`] can fail with.
+/// Everything a request through [`crate::HttpClient`] can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The server answered with an error `Status` (boxed: it is large).

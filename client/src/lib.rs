@@ -1,13 +1,13 @@
 //! Typed HTTP client for the Caravan API: CRUD, patch, apply, list, Table output and watch. For a
 //! re-listing watcher, use `caravan_runtime::watcher` over this client (it
-//! implements `caravan_controllers::Client`).
+//! implements `caravan_runtime::Client`).
 //!
 //! ```no_run
 //! # async fn demo() -> caravan_client::Result<()> {
-//! use caravan_client::{Client, ListParams};
+//! use caravan_client::{HttpClient, ListParams};
 //! use caravan_schemas::Kind;
 //!
-//! let client = Client::new("http://127.0.0.1:4646")?;
+//! let client = HttpClient::new("http://127.0.0.1:4646")?;
 //! let jobs = client.api(Kind::Job, Some("default"));
 //! for job in jobs.list(&ListParams::default()).await?.items {
 //!     println!("{}", job["metadata"]["name"]);
@@ -30,10 +30,10 @@ pub mod table;
 mod test_support;
 pub mod watch;
 
-pub use api::{Api, Deleted, ObjectList};
-pub use client::{Client, DEFAULT_ADDRESS};
+pub use api::{Api, Deleted, WireList};
+pub use client::{DEFAULT_ADDRESS, HttpClient};
 pub use error::{Error, Result};
 pub use node::LogParams;
 pub use params::{DeleteParams, IncludeObject, ListParams, PatchParams, PostParams, WatchParams};
 pub use table::{Table, TableColumnDefinition, TableRow};
-pub use watch::WatchEvent;
+pub use watch::WireEvent;

@@ -8,7 +8,7 @@ use futures::stream::{BoxStream, StreamExt};
 use reqwest::Method;
 use serde::Deserialize;
 
-use crate::client::{Client, Request};
+use crate::client::{HttpClient, Request};
 use crate::error::{Error, Result};
 use crate::params::{Query, encode};
 
@@ -48,7 +48,7 @@ struct NodeHeartbeat {
     heartbeat_ttl: String,
 }
 
-impl Client {
+impl HttpClient {
     /// Tells the leader that `node` is alive (marking it `ready` if it was not) and returns the
     /// TTL within which the next heartbeat must arrive.
     pub async fn heartbeat(&self, node: &str) -> Result<Duration> {

@@ -3,10 +3,10 @@
 use caravan_schemas::gc::GcSummary;
 use reqwest::Method;
 
-use crate::client::{Client, Request};
+use crate::client::{HttpClient, Request};
 use crate::error::Result;
 
-impl Client {
+impl HttpClient {
     /// Runs a garbage collection pass on the server now and returns what it deleted. With
     /// `force` every age threshold is ignored (Nomad's `nomad system gc`); nothing live is
     /// deleted either way. A server without controllers answers 503.
@@ -25,7 +25,7 @@ impl Client {
 mod tests {
     use super::*;
 
-    async fn one_shot(code: &str, body: &str) -> (Client, tokio::task::JoinHandle<String>) {
+    async fn one_shot(code: &str, body: &str) -> (HttpClient, tokio::task::JoinHandle<String>) {
         crate::test_support::one_shot(code, "application/json", body).await
     }
 

@@ -1,16 +1,16 @@
 //! Test helpers shared by the request modules' tests.
 
-use crate::client::Client;
+use crate::client::HttpClient;
 
 /// Serves one canned HTTP response; returns the client and the request it received.
 pub async fn one_shot(
     code: &str,
     content_type: &str,
     body: &str,
-) -> (Client, tokio::task::JoinHandle<String>) {
+) -> (HttpClient, tokio::task::JoinHandle<String>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let client = Client::new(&listener.local_addr().unwrap().to_string()).unwrap();
+    let client = HttpClient::new(&listener.local_addr().unwrap().to_string()).unwrap();
     let response = format!(
         "HTTP/1.1 {code}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()

@@ -13,7 +13,7 @@ use crate::lines::LineDecoder;
 
 /// One event of a watch stream.
 #[derive(Clone, Debug, PartialEq)]
-pub enum WatchEvent {
+pub enum WireEvent {
     Added(Value),
     Modified(Value),
     Deleted(Value),
@@ -31,18 +31,16 @@ struct RawEvent {
     object: Value,
 }
 
-impl WatchEvent {
+impl WireEvent {
     /// Parses one `{"type": …, "object": …}` line.
-    pub fn from_line(line: &[u8]) -> Result<WatchEvent> {
+    pub fn from_line(line: &[u8]) -> Result<WireEvent> {
         let raw: RawEvent = serde_json::from_slice(line).map_err(Error::Decode)?;
         Ok(match raw.kind.as_str() {
-            "ADDED" => WatchEvent::Added(raw.object),
-            "MODIFIED" => WatchEvent::Modified(raw.object),
-            "DELETED" => WatchEvent::Deleted(raw.object),
-            "BOOKMARK" => WatchEvent::Bookmark(raw.object),
-            "ERROR" => {
-                WatchEvent::Error(serde_json::from_value(raw.object).map_err(Error::Decode)?)
-            }
+            "ADDED" => WireEvent::Added(raw.object),
+            "MODIFIED" => WireEvent::Modified(raw.object),
+            "DELETED" => WireEvent::Deleted(raw.object),
+            "BOOKMARK" => WireEvent::Bookmark(raw.object),
+            "ERROR" => WireEvent::Error(serde_json::from_value(raw.object).map_err(Error::Decode)?),
             other => {
                 return Err(Error::Decode(serde::de::Error::custom(format!(
                     "unknown watch event type {other:?}"
@@ -54,22 +52,22 @@ impl WatchEvent {
     /// The event's object; `None` for errors.
     pub fn object(&self) -> Option<&Value> {
         match self {
-            WatchEvent::Added(o)
-            | WatchEvent::Modified(o)
-            | WatchEvent::Deleted(o)
-            | WatchEvent::Bookmark(o) => Some(o),
-            WatchEvent::Error(_) => None,
+            WireEvent::Added(o)
+            | WireEvent::Modified(o)
+            | WireEvent::Deleted(o)
+            | WireEvent::Bookmark(o) => Some(o),
+            WireEvent::Error(_) => None,
         }
     }
 
     /// The event type as on the wire, e.g. `ADDED`.
     pub fn type_name(&self) -> &'static str {
         match self {
-            WatchEvent::Added(_) => "ADDED",
-            WatchEvent::Modified(_) => "MODIFIED",
-            WatchEvent::Deleted(_) => "DELETED",
-            WatchEvent::Bookmark(_) => "BOOKMARK",
-            WatchEvent::Error(_) => "ERROR",
+            WireEvent::Added(_) => "ADDED",
+            WireEvent::Modified(_) => "MODIFIED",
+            WireEvent::Deleted(_) => "DELETED",
+            WireEvent::Bookmark(_) => "BOOKMARK",
+            WireEvent::Error(_) => "ERROR",
         }
     }
 
@@ -91,7 +89,7 @@ struct DecodeState<S> {
 
 /// Decodes a body of newline-delimited watch events. A transport error ends the stream after
 /// being yielded; an undecodable line is yielded as an error and decoding goes on.
-pub fn decode_events<S>(chunks: S) -> BoxStream<'static, Result<WatchEvent>>
+pub fn decode_events<S>(chunks: S) -> BoxStream<'static, Result<WireEvent>>
 where
     S: Stream<Item = Result<Bytes>> + Send + Unpin + 'static,
 {
@@ -104,7 +102,7 @@ where
     stream::unfold(state, |mut st| async move {
         loop {
             if let Some(line) = st.ready.pop_front() {
-                return Some((WatchEvent::from_line(&line), st));
+                return Some((WireEvent::from_line(&line), st));
             }
             if st.done {
                 return None;
@@ -130,7 +128,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn decode(chunks: Vec<&'static [u8]>) -> Vec<Result<WatchEvent>> {
+    fn decode(chunks: Vec<&'static [u8]>) -> Vec<Result<WireEvent>> {
         let chunks = stream::iter(chunks.into_iter().map(|c| Ok(Bytes::from_static(c))));
         futures::executor::block_on(decode_events(chunks).collect())
     }
@@ -142,13 +140,13 @@ mod tests {
             b"pe\":\"BOOKMARK\",\"object\":{\"kind\":\"Job\",\"metadata\":{\"resourceVersion\":\"9\"}}}",
             b"\n{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"code\":410,\"reason\":\"Expired\",\"message\":\"too old\"}}",
         ]);
-        let events: Vec<WatchEvent> = events.into_iter().map(Result::unwrap).collect();
+        let events: Vec<WireEvent> = events.into_iter().map(Result::unwrap).collect();
         assert_eq!(events.len(), 3);
         assert_eq!(events[0].type_name(), "ADDED");
         assert_eq!(events[0].resource_version(), Some("5"));
         assert_eq!(events[1].resource_version(), Some("9"));
         match &events[2] {
-            WatchEvent::Error(status) => {
+            WireEvent::Error(status) => {
                 assert_eq!((status.code, status.reason.as_str()), (410, "Expired"))
             }
             other => panic!("expected an error event, got {other:?}"),
@@ -165,7 +163,7 @@ mod tests {
         assert!(matches!(events[1], Err(Error::Decode(_))));
         assert_eq!(
             events[2].as_ref().unwrap(),
-            &WatchEvent::Deleted(json!({"a": 1}))
+            &WireEvent::Deleted(json!({"a": 1}))
         );
     }
 

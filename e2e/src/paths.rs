@@ -1,4 +1,5 @@
-//! Where the binaries under test live: the `caravan` build and the real `kubectl`.
+//! Where the binaries under test live: the `caravan` build, the workspace's example programs and
+//! the real `kubectl`.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -16,13 +17,15 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn candidate_caravan_bins() -> Vec<PathBuf> {
+/// The build directories binaries may be in, in order: the one beside this test binary, then
+/// `$CARGO_TARGET_DIR/debug`, then `<workspace>/target/debug`.
+fn candidate_profile_dirs() -> Vec<PathBuf> {
     let mut candidates = Vec::new();
-    // The test binary lives in <target>/<profile>/deps/; `caravan` is built in <target>/<profile>/.
+    // The test binary lives in <target>/<profile>/deps/; binaries are built in <target>/<profile>/.
     if let Ok(exe) = env::current_exe()
         && let Some(profile_dir) = exe.parent().and_then(Path::parent)
     {
-        candidates.push(profile_dir.join("caravan"));
+        candidates.push(profile_dir.to_path_buf());
     }
     if let Some(target) = env::var_os("CARGO_TARGET_DIR") {
         let target = PathBuf::from(target);
@@ -31,15 +34,40 @@ fn candidate_caravan_bins() -> Vec<PathBuf> {
         } else {
             workspace_root().join(target)
         };
-        candidates.push(target.join("debug").join("caravan"));
+        candidates.push(target.join("debug"));
     }
-    candidates.push(
-        workspace_root()
-            .join("target")
-            .join("debug")
-            .join("caravan"),
-    );
+    candidates.push(workspace_root().join("target").join("debug"));
     candidates
+}
+
+fn candidate_caravan_bins() -> Vec<PathBuf> {
+    candidate_profile_dirs()
+        .into_iter()
+        .map(|dir| dir.join("caravan"))
+        .collect()
+}
+
+/// The Cargo example `name` of a workspace crate (e.g. `node_labeler` of caravan-runtime), as
+/// `cargo build --examples` leaves it in `<profile>/examples/`: looked for beside this test
+/// binary, then in `$CARGO_TARGET_DIR/debug/examples`, then in `<workspace>/target/debug/examples`.
+///
+/// Panics with instructions when it was not built: `cargo nextest run` does not build examples.
+pub fn example_bin(name: &str) -> PathBuf {
+    let candidates: Vec<PathBuf> = candidate_profile_dirs()
+        .into_iter()
+        .map(|dir| dir.join("examples").join(name))
+        .collect();
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "the example binary {name:?} was not found (looked at {candidates:?}); build it \
+                 first with `cargo build --workspace --examples` (scripts/test.sh does), with the \
+                 same CARGO_TARGET_DIR as the tests"
+            )
+        })
 }
 
 /// The `caravan` binary: `$CARAVAN_BIN`, else the one cargo built beside this test binary,

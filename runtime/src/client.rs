@@ -58,6 +58,15 @@ pub struct ListQuery {
 /// Key paths of fields to leave out of watched objects (see [`ListQuery::omit`]).
 pub type Omit = &'static [&'static [&'static str]];
 
+/// The part of an object a write goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Subresource {
+    /// The object itself.
+    Main,
+    /// Its `status` subresource.
+    Status,
+}
+
 /// One change seen by a watch.
 #[derive(Clone, Debug, PartialEq)]
 pub enum WatchEvent {
@@ -105,15 +114,39 @@ pub trait Client: Clone + Send + Sync + 'static {
         object: Value,
     ) -> impl Future<Output = Result<Value, ClientError>> + Send;
 
-    /// JSON merge patch of an object (`status == false`) or of its status subresource.
+    /// JSON merge patch of an object or of its status subresource; implementations provide
+    /// this, callers use [`Client::patch`] and [`Client::patch_status`].
+    fn patch_subresource(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        patch: Value,
+        subresource: Subresource,
+    ) -> impl Future<Output = Result<Value, ClientError>> + Send;
+
+    /// JSON merge patch of an object (its spec and metadata; a `status` in it is ignored for
+    /// kinds with a status subresource).
     fn patch(
         &self,
         kind: Kind,
         namespace: &str,
         name: &str,
         patch: Value,
-        status: bool,
-    ) -> impl Future<Output = Result<Value, ClientError>> + Send;
+    ) -> impl Future<Output = Result<Value, ClientError>> + Send {
+        self.patch_subresource(kind, namespace, name, patch, Subresource::Main)
+    }
+
+    /// JSON merge patch of an object's status subresource.
+    fn patch_status(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        patch: Value,
+    ) -> impl Future<Output = Result<Value, ClientError>> + Send {
+        self.patch_subresource(kind, namespace, name, patch, Subresource::Status)
+    }
 
     fn delete(
         &self,

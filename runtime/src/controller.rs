@@ -28,8 +28,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::client::{Client, ClientError, ListQuery};
 use crate::ObjectRef;
+use crate::client::{Client, ClientError, ListQuery};
 use crate::queue::DelayQueue;
 use crate::reflector::{self, Store, decode, reflector};
 use crate::watcher::{Event, watcher};

@@ -24,8 +24,10 @@ use futures::{StreamExt, stream};
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 
-use crate::client::{Client, ClientError, EventStream, ListQuery, ObjectList, WatchEvent};
 use crate::ObjectRef;
+use crate::client::{
+    Client, ClientError, EventStream, ListQuery, ObjectList, Subresource, WatchEvent,
+};
 use caravan_schemas::plan::{Plan, PlanResult};
 use selector::Selector;
 
@@ -244,7 +246,7 @@ impl FakeClient {
         let filter = Filter {
             kind,
             namespace: namespace.filter(|_| kind.namespaced()).map(str::to_owned),
-            selector: Selector::parse(query)?,
+            selector: Selector::parse(kind, query)?,
             progress: query.progress,
         };
         if resource_version < state.compacted {
@@ -374,7 +376,7 @@ impl Client for FakeClient {
         query: &ListQuery,
     ) -> Result<ObjectList, ClientError> {
         let state = self.begin(Verb::List)?;
-        let selector = Selector::parse(query)?;
+        let selector = Selector::parse(kind, query)?;
         let namespace = namespace.filter(|_| kind.namespaced());
         let items = state
             .objects
@@ -405,17 +407,23 @@ impl Client for FakeClient {
         write::create(&mut state, &self.shared.signals, kind, object)
     }
 
-    async fn patch(
+    async fn patch_subresource(
         &self,
         kind: Kind,
         namespace: &str,
         name: &str,
         patch: Value,
-        status: bool,
+        subresource: Subresource,
     ) -> Result<Value, ClientError> {
         let mut state = self.begin(Verb::Patch)?;
         let key = ObjectRef::new(kind, namespace, name);
-        write::patch(&mut state, &self.shared.signals, key, patch, status)
+        write::patch(
+            &mut state,
+            &self.shared.signals,
+            key,
+            patch,
+            subresource == Subresource::Status,
+        )
     }
 
     async fn delete(&self, kind: Kind, namespace: &str, name: &str) -> Result<(), ClientError> {

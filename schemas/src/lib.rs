@@ -12,8 +12,10 @@ pub mod duration;
 #[cfg(test)]
 mod duration_props;
 pub mod evaluation;
+pub mod fit;
 pub mod gc;
 pub mod job;
+pub mod job_plan;
 pub mod kind;
 pub mod limits;
 pub mod meta;
@@ -21,10 +23,13 @@ pub mod meta;
 pub mod mock;
 pub mod name_map;
 pub mod namespace;
+pub mod naming;
 pub mod node;
-pub mod plan;
 mod openapi;
+pub mod plan;
+pub mod resources;
 pub mod schema;
+pub mod selector;
 pub mod stable_hash;
 
 pub use admission::{

@@ -32,6 +32,7 @@ pub fn openapi_v3_document() -> Value {
     }
     schemas.insert(component("ListMeta"), list_meta_schema());
     schemas.insert(component("Status"), status_schema());
+    schemas.extend(crate::job_plan::openapi_components());
     schemas.insert(
         component("Patch"),
         json!({
@@ -44,6 +45,7 @@ pub fn openapi_v3_document() -> Value {
     for kind in Kind::ALL {
         add_paths(&mut paths, kind);
     }
+    paths.extend([crate::job_plan::openapi_path()]);
     sorted(json!({
         "openapi": "3.0.0",
         "info": {"title": "Caravan", "version": "v1"},

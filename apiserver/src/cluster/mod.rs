@@ -9,8 +9,12 @@
 //!
 //! A server with `bootstrapExpect = 1` and no seeds is a one-member cluster from the start
 //! (the single-server and `--dev` case).
+//!
+//! `transfer.rs` hands leadership to another voter; `leave.rs` takes a stopping server out of
+//! the voters first (a graceful leave).
 
 pub mod gossip;
+mod leave;
 pub mod membership;
 pub mod secret;
 #[cfg(test)]
@@ -29,7 +33,7 @@ use tokio::sync::Mutex;
 pub use gossip::{Gossip, GossipConfig, Identity};
 pub use membership::{Member, MemberStatus};
 
-use crate::raft::{NodeId, Store};
+use crate::raft::{NodeId, ReplicatedStore};
 
 /// How often membership is reconciled.
 const RECONCILE_INTERVAL: Duration = Duration::from_millis(500);
@@ -53,7 +57,7 @@ pub struct Peer {
 pub struct Cluster {
     identity: Identity,
     gossip: Arc<Mutex<Option<Gossip>>>,
-    store: Store,
+    store: ReplicatedStore,
     /// Servers removed with force-leave (Raft id → gossip generation): not added back until
     /// they restart.
     removed: Arc<std::sync::Mutex<BTreeMap<NodeId, u64>>>,
@@ -64,7 +68,7 @@ impl Cluster {
     pub async fn start(
         identity: Identity,
         config: GossipConfig,
-        store: Store,
+        store: ReplicatedStore,
     ) -> anyhow::Result<Cluster> {
         let gossip = Gossip::start(&identity, &config, &chitchat::transport::UdpTransport).await?;
         let cluster = Cluster {

@@ -2,7 +2,7 @@
 //!
 //! Raft RPCs (`/internal/…`), the leader's eval broker (`/v1/eval-broker/…`) and the requests a
 //! server forwards all carry it in the `x-caravan-cluster-secret` header; the servers refuse
-//! those paths without it (403). The operator gives every server of a cluster the same secret
+//! those paths without it (403, `http/mod.rs`). The operator gives every server of a cluster the same secret
 //! (`caravan agent --cluster-secret`, `CARAVAN_CLUSTER_SECRET` or `server.clusterSecret`), as
 //! Nomad's gossip `encrypt` key; a lone server generates one and keeps it in its data dir.
 
@@ -10,7 +10,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::http::{HeaderMap, HeaderValue};
 
 /// The header carrying the secret.
 pub const SECRET_HEADER: &str = "x-caravan-cluster-secret";
@@ -84,21 +83,14 @@ impl ClusterSecret {
         dir.join(SECRET_FILE).exists()
     }
 
-    /// The header value to send.
-    pub fn header_value(&self) -> HeaderValue {
-        HeaderValue::from_str(&self.0).expect("a secret is visible ASCII")
-    }
-
-    /// The secret as text (for clients that set the header themselves).
+    /// The secret as text, to send in [`SECRET_HEADER`] (visible ASCII, a valid header value).
     pub fn expose(&self) -> &str {
         &self.0
     }
 
-    /// Whether `headers` carry this secret. Compares in constant time.
-    pub fn is_carried_by(&self, headers: &HeaderMap) -> bool {
-        headers
-            .get(SECRET_HEADER)
-            .is_some_and(|v| constant_time_eq(v.as_bytes(), self.0.as_bytes()))
+    /// Whether `carried` (a [`SECRET_HEADER`] value) is this secret. Compares in constant time.
+    pub fn is_carried_by(&self, carried: &[u8]) -> bool {
+        constant_time_eq(carried, self.0.as_bytes())
     }
 }
 
@@ -126,11 +118,6 @@ fn write_private(dir: &Path, path: &Path, text: &str) -> anyhow::Result<()> {
         .and_then(|()| file.sync_all())
         .and_then(|()| std::fs::rename(&temp, path))
         .with_context(|| format!("failed to write {}", path.display()))
-}
-
-/// Whether a path is served to cluster members only.
-pub fn members_only(path: &str) -> bool {
-    path.starts_with("/internal/") || path.starts_with("/v1/eval-broker/")
 }
 
 #[cfg(test)]
@@ -167,21 +154,9 @@ mod tests {
     #[test]
     fn only_the_exact_secret_is_accepted() {
         let secret = ClusterSecret::new("0123456789abcdef").unwrap();
-        let mut headers = HeaderMap::new();
-        assert!(!secret.is_carried_by(&headers));
-        headers.insert(SECRET_HEADER, HeaderValue::from_static("0123456789abcdeF"));
-        assert!(!secret.is_carried_by(&headers));
-        headers.insert(SECRET_HEADER, HeaderValue::from_static("0123456789abcdef0"));
-        assert!(!secret.is_carried_by(&headers));
-        headers.insert(SECRET_HEADER, secret.header_value());
-        assert!(secret.is_carried_by(&headers));
-    }
-
-    #[test]
-    fn raft_and_broker_paths_are_members_only() {
-        assert!(members_only("/internal/raft/vote"));
-        assert!(members_only("/v1/eval-broker/dequeue"));
-        assert!(!members_only("/apis/caravan.dev/v1/jobs"));
-        assert!(!members_only("/v1/agent/members"));
+        assert!(!secret.is_carried_by(b""));
+        assert!(!secret.is_carried_by(b"0123456789abcdeF"));
+        assert!(!secret.is_carried_by(b"0123456789abcdef0"));
+        assert!(secret.is_carried_by(secret.expose().as_bytes()));
     }
 }

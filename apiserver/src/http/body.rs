@@ -37,12 +37,11 @@ pub async fn read(body: Body) -> Result<bytes::Bytes, ApiError> {
                 source = err.source();
             }
             if too_large {
-                ApiError::TooLarge {
+                ApiError::BodyTooLarge {
                     limit: MAX_BODY_BYTES,
-                    message: None,
                 }
             } else {
-                ApiError::BadRequest(format!("failed to read the request body: {e}"))
+                ApiError::bad_request(format!("failed to read the request body: {e}"))
             }
         })
 }
@@ -88,7 +87,7 @@ pub async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| ApiError::Internal(format!("decoding the request body failed: {e}")))?
+        .map_err(|e| ApiError::internal(format!("decoding the request body failed: {e}")))?
 }
 
 fn is_yaml(media_type: &str) -> bool {
@@ -97,7 +96,7 @@ fn is_yaml(media_type: &str) -> bool {
 
 fn decode_with(bytes: &[u8], media_type: &str, strict: bool) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::BadRequest("the request body is empty".into()));
+        return Err(ApiError::bad_request("the request body is empty"));
     }
     let value = if is_yaml(media_type) {
         decode_yaml(bytes, strict)?
@@ -105,9 +104,7 @@ fn decode_with(bytes: &[u8], media_type: &str, strict: bool) -> Result<Value, Ap
         decode_json(bytes, strict)?
     };
     if !value.is_object() {
-        return Err(ApiError::BadRequest(
-            "the request body must be an object".into(),
-        ));
+        return Err(ApiError::bad_request("the request body must be an object"));
     }
     Ok(value)
 }
@@ -124,12 +121,12 @@ fn decode_json(bytes: &[u8], strict: bool) -> Result<Value, ApiError> {
     decoded.map_err(|e| {
         let message = e.to_string();
         match unique_keys::duplicate(&message) {
-            Some(duplicate) => ApiError::BadRequest(format!(
+            Some(duplicate) => ApiError::bad_request(format!(
                 "strict decoding error: {duplicate} (at line {} column {})",
                 e.line(),
                 e.column()
             )),
-            None => ApiError::BadRequest(format!(
+            None => ApiError::bad_request(format!(
                 "error decoding JSON at line {} column {}: {e}",
                 e.line(),
                 e.column()
@@ -140,9 +137,9 @@ fn decode_json(bytes: &[u8], strict: bool) -> Result<Value, ApiError> {
 
 fn decode_yaml(bytes: &[u8], strict: bool) -> Result<Value, ApiError> {
     let text = std::str::from_utf8(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("the request body is not UTF-8: {e}")))?;
+        .map_err(|e| ApiError::bad_request(format!("the request body is not UTF-8: {e}")))?;
     yaml_depth::check(bytes, MAX_NESTING_DEPTH).map_err(|deep| {
-        ApiError::BadRequest(format!(
+        ApiError::bad_request(format!(
             "error decoding YAML: the body nests deeper than {MAX_NESTING_DEPTH} levels \
              (around line {})",
             deep.line
@@ -156,15 +153,15 @@ fn decode_yaml(bytes: &[u8], strict: bool) -> Result<Value, ApiError> {
     decoded.map_err(|e| {
         let message = e.to_string();
         match (unique_keys::duplicate(&message), e.location()) {
-            (Some(duplicate), Some(at)) => ApiError::BadRequest(format!(
+            (Some(duplicate), Some(at)) => ApiError::bad_request(format!(
                 "strict decoding error: {duplicate} (at line {} column {})",
                 at.line(),
                 at.column()
             )),
             (Some(duplicate), None) => {
-                ApiError::BadRequest(format!("strict decoding error: {duplicate}"))
+                ApiError::bad_request(format!("strict decoding error: {duplicate}"))
             }
-            (None, _) => ApiError::BadRequest(format!("error decoding YAML: {e}")),
+            (None, _) => ApiError::bad_request(format!("error decoding YAML: {e}")),
         }
     })
 }
@@ -172,19 +169,20 @@ fn decode_yaml(bytes: &[u8], strict: bool) -> Result<Value, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api;
 
     #[test]
     fn json_syntax_errors_name_the_position() {
         let err = decode_object(b"{\n  \"a\": ,\n}", "application/json").unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("line 2"), "{msg}");
-        assert!(matches!(err, ApiError::BadRequest(_)));
+        assert!(matches!(err, ApiError::Api(api::Error::BadRequest(_))));
     }
 
     #[test]
     fn yaml_syntax_errors_are_bad_requests() {
         let err = decode_object(b"a: [1, 2\nb: c", "application/yaml").unwrap_err();
-        assert!(matches!(err, ApiError::BadRequest(_)));
+        assert!(matches!(err, ApiError::Api(api::Error::BadRequest(_))));
         assert!(err.to_string().contains("line"), "{err}");
     }
 
@@ -197,7 +195,7 @@ mod tests {
 
     fn bad_request(result: Result<Value, ApiError>) -> String {
         match result {
-            Err(ApiError::BadRequest(msg)) => msg,
+            Err(ApiError::Api(api::Error::BadRequest(msg))) => msg,
             other => panic!("expected a 400, got {other:?}"),
         }
     }

@@ -22,8 +22,9 @@ use caravan_schemas::evaluation::EvaluationType;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::context::ApiContext;
 use super::error::ApiError;
+use crate::api;
+use crate::context::ApiContext;
 
 /// Path prefix of the broker endpoints.
 pub const BROKER_PATH: &str = "/v1/eval-broker/";
@@ -38,9 +39,8 @@ pub fn routes() -> Router<Arc<ApiContext>> {
 }
 
 fn broker(ctx: &ApiContext) -> Result<EvalBroker, ApiError> {
-    ctx.broker().ok_or_else(|| {
-        ApiError::Unavailable("this server runs no eval broker (not the leader)".into())
-    })
+    ctx.broker()
+        .ok_or_else(|| ApiError::unavailable("this server runs no eval broker (not the leader)"))
 }
 
 #[derive(Deserialize)]
@@ -85,7 +85,7 @@ async fn settle(
         "pause" => broker.pause_nack_timeout(&req.eval, req.token),
         "resume" => broker.resume_nack_timeout(&req.eval, req.token),
         other => {
-            return ApiError::BadRequest(format!(
+            return ApiError::bad_request(format!(
                 "unknown broker operation {other:?}: ack, nack, reset, pause or resume"
             ))
             .into_response();
@@ -94,13 +94,13 @@ async fn settle(
     match result {
         Ok(()) => Json(json!({})).into_response(),
         Err(e @ (BrokerError::NotOutstanding { .. } | BrokerError::TokenMismatch { .. })) => {
-            ApiError::Conflict {
+            ApiError::from(api::Error::Conflict {
                 kind: caravan_schemas::Kind::Evaluation,
                 name: req.eval,
                 message: e.to_string(),
-            }
+            })
             .into_response()
         }
-        Err(e) => ApiError::Unavailable(e.to_string()).into_response(),
+        Err(e) => ApiError::unavailable(e.to_string()).into_response(),
     }
 }

@@ -19,9 +19,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use super::context::ApiContext;
 use super::error::ApiError;
 use crate::cluster::Cluster;
+use crate::context::ApiContext;
 
 /// The membership routes.
 pub fn routes() -> Router<Arc<ApiContext>> {
@@ -38,7 +38,7 @@ pub fn routes() -> Router<Arc<ApiContext>> {
 
 fn cluster(ctx: &ApiContext) -> Result<&Cluster, ApiError> {
     ctx.cluster()
-        .ok_or_else(|| ApiError::Unavailable("this server runs no gossip".into()))
+        .ok_or_else(|| ApiError::unavailable("this server runs no gossip"))
 }
 
 fn values<'a>(query: &'a Option<String>, key: &'a str) -> impl Iterator<Item = String> + 'a {
@@ -85,8 +85,8 @@ async fn join(State(ctx): State<Arc<ApiContext>>, RawQuery(query): RawQuery) -> 
         let cluster = cluster(&ctx)?;
         let addrs: Vec<String> = values(&query, "address").collect();
         if addrs.is_empty() {
-            return Err(ApiError::BadRequest(
-                "name the servers to join: ?address=HOST:PORT".into(),
+            return Err(ApiError::bad_request(
+                "name the servers to join: ?address=HOST:PORT",
             ));
         }
         let mut joined = 0;
@@ -98,7 +98,7 @@ async fn join(State(ctx): State<Arc<ApiContext>>, RawQuery(query): RawQuery) -> 
             }
         }
         if joined == 0 {
-            return Err(ApiError::BadRequest(errors.join("; ")));
+            return Err(ApiError::bad_request(errors.join("; ")));
         }
         Ok(Json(json!({"numJoined": joined, "errors": errors})))
     }
@@ -113,14 +113,14 @@ async fn force_leave(State(ctx): State<Arc<ApiContext>>, RawQuery(query): RawQue
     let result = async {
         let cluster = cluster(&ctx)?;
         let Some(node) = values(&query, "node").next() else {
-            return Err(ApiError::BadRequest(
-                "name the server to remove: ?node=NAME".into(),
+            return Err(ApiError::bad_request(
+                "name the server to remove: ?node=NAME",
             ));
         };
         let id = cluster
             .force_leave(&node)
             .await
-            .map_err(|e| ApiError::BadRequest(format!("{e:#}")))?;
+            .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
         Ok(Json(json!({"removed": node, "raftId": id})))
     }
     .await;
@@ -149,7 +149,7 @@ async fn transfer_leadership(
         let leader = cluster
             .transfer_leadership(to.as_deref())
             .await
-            .map_err(|e| ApiError::Unavailable(format!("{e:#}")))?;
+            .map_err(|e| ApiError::unavailable(format!("{e:#}")))?;
         Ok::<_, ApiError>(Json(json!({"leader": leader})))
     }
     .await;

@@ -18,10 +18,10 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::ApiContext;
 use super::error::ApiError;
 use crate::cluster::MemberStatus;
 use crate::cluster::secret::SECRET_HEADER;
+use crate::context::ApiContext;
 
 /// Marks a request a follower forwarded, so it is never forwarded twice.
 pub const FORWARDED: &str = "x-caravan-forwarded";
@@ -78,7 +78,7 @@ fn client() -> Result<&'static reqwest::Client, ApiError> {
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
         .build()
-        .map_err(|e| ApiError::Internal(format!("failed to build the HTTP client: {e}")))?;
+        .map_err(|e| ApiError::internal(format!("failed to build the HTTP client: {e}")))?;
     Ok(CLIENT.get_or_init(|| client))
 }
 
@@ -117,7 +117,7 @@ pub async fn layer(State(ctx): State<Arc<ApiContext>>, req: Request, next: Next)
 
 async fn to_region(ctx: &ApiContext, region: &str, req: Request) -> Result<Response, ApiError> {
     if req.headers().contains_key(REGION_FORWARDED) {
-        return Err(ApiError::Unavailable(format!(
+        return Err(ApiError::unavailable(format!(
             "this server is not in region {region:?}"
         )));
     }
@@ -131,20 +131,20 @@ async fn to_region(ctx: &ApiContext, region: &str, req: Request) -> Result<Respo
         .map(|m| m.http_addr.clone())
         .min()
         .ok_or_else(|| {
-            ApiError::Unavailable(format!("no live server of region {region:?} is known"))
+            ApiError::unavailable(format!("no live server of region {region:?} is known"))
         })?;
     relay(ctx, &target, req, REGION_FORWARDED).await
 }
 
 async fn to_leader(ctx: &ApiContext, req: Request) -> Result<Response, ApiError> {
     if req.headers().contains_key(FORWARDED) {
-        return Err(ApiError::Unavailable(
-            "this server is not the leader (leadership changed while forwarding)".into(),
+        return Err(ApiError::unavailable(
+            "this server is not the leader (leadership changed while forwarding)",
         ));
     }
     let Some(leader) = ctx.store.leader_addr() else {
-        return Err(ApiError::Unavailable(
-            "no leader: the servers are electing one or have no quorum".into(),
+        return Err(ApiError::unavailable(
+            "no leader: the servers are electing one or have no quorum",
         ));
     };
     relay(ctx, &leader, req, FORWARDED).await
@@ -168,7 +168,7 @@ async fn relay(
     let mut out = client()?
         .request(parts.method.clone(), &url)
         .header(marker, "1")
-        .header(SECRET_HEADER, ctx.store.secret().header_value())
+        .header(SECRET_HEADER, ctx.store.secret().expose())
         .body(reqwest::Body::wrap_stream(body.into_data_stream()));
     for (name, value) in &parts.headers {
         if forwardable(name) && name.as_str() != SECRET_HEADER {
@@ -176,7 +176,7 @@ async fn relay(
         }
     }
     let resp = out.send().await.map_err(|e| {
-        ApiError::Unavailable(format!("the server at {target} could not be reached: {e}"))
+        ApiError::unavailable(format!("the server at {target} could not be reached: {e}"))
     })?;
     let mut answer = Response::builder().status(resp.status());
     for (name, value) in resp.headers() {
@@ -187,7 +187,7 @@ async fn relay(
     answer
         .header(marker, HeaderValue::from_static("1"))
         .body(Body::from_stream(resp.bytes_stream()))
-        .map_err(|e| ApiError::Internal(format!("failed to relay the leader's answer: {e}")))
+        .map_err(|e| ApiError::internal(format!("failed to relay the leader's answer: {e}")))
 }
 
 /// Hop-by-hop headers stay on their hop.

@@ -2,26 +2,23 @@
 //! learns when to report next.
 //!
 //! ```text
-//! POST ─▶ leader? ─▶ Node exists? ─▶ status.status != ready ─▶ merge into status (one Raft write)
-//!                                  └▶ HeartbeatTracker::beat (memory only) ─▶ 200 NodeHeartbeat
+//! POST ─▶ body (empty, or any JSON or YAML) ─▶ api::heartbeat ─▶ 200 NodeHeartbeat (the TTL)
 //! ```
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use axum::extract::Request;
 use axum::http::Method;
 use axum::response::Response;
-use caravan_schemas::{API_VERSION, Kind};
+use caravan_schemas::API_VERSION;
 use serde_json::{Value, json};
 
 use super::body;
-use super::context::ApiContext;
 use super::error::ApiError;
-use super::path::{PREFIX, ResourcePath};
-use super::query::Query;
+use super::path::PREFIX;
 use super::respond;
-use super::write::{self, PatchKind};
-use crate::store::ObjectKey;
+use crate::api;
+use crate::context::ApiContext;
 
 /// The node a heartbeat path names: `Some` only for `…/nodes/{name}/heartbeat`.
 pub fn parse(path: &str) -> Option<String> {
@@ -54,46 +51,8 @@ pub async fn handle(ctx: &ApiContext, node: String, req: Request) -> Result<Resp
     if !bytes.iter().all(u8::is_ascii_whitespace) {
         body::decode(&bytes, &media, false).await?;
     }
-    if !ctx.store.is_leader() {
-        return Err(ApiError::Unavailable(
-            "heartbeats are held by the leader and this server is not the leader".into(),
-        ));
-    }
-    let key = ObjectKey {
-        kind: Kind::Node,
-        namespace: String::new(),
-        name: node.clone(),
-    };
-    let current = ctx
-        .store
-        .state()
-        .get(&key)
-        .ok_or_else(|| ApiError::not_found(Kind::Node, &node))?;
-    let ready = current
-        .to_value()
-        .pointer("/status/status")
-        .and_then(Value::as_str)
-        == Some("ready");
-    if !ready {
-        mark_ready(ctx, &node).await?;
-    }
-    let ttl = ctx.heartbeats.beat(&node, Instant::now());
+    let ttl = api::heartbeat(ctx, &node).await?;
     Ok(respond::json(200, &heartbeat_body(&node, ttl)))
-}
-
-/// The one write a heartbeat makes: the node's status becomes `ready`, through the status
-/// subresource like any other status change.
-async fn mark_ready(ctx: &ApiContext, node: &str) -> Result<(), ApiError> {
-    let path = ResourcePath {
-        kind: Kind::Node,
-        namespace: None,
-        name: Some(node.to_string()),
-        status: true,
-    };
-    let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let patch = json!({"status": {"status": "ready", "lastHeartbeat": now}});
-    write::patch_with(ctx, &path, &Query::default(), PatchKind::Merge(patch)).await?;
-    Ok(())
 }
 
 /// The answer to a heartbeat; the TTL is rounded down to milliseconds, e.g. `10s 347ms`.

@@ -30,11 +30,11 @@ use caravan_schemas::{Kind, Status};
 use reqwest::Url;
 use serde_json::Value;
 
-use super::context::ApiContext;
 use super::error::{ApiError, status_response};
 use super::path::PREFIX;
 use super::query::{bad, parse_bool, url_pairs};
-use crate::store::ObjectKey;
+use crate::api::{self, GetOptions};
+use crate::context::ApiContext;
 
 /// How long connecting to a node's agent may take.
 const AGENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -111,7 +111,7 @@ impl LogQuery {
                         "stdout" | "" => LogStream::Stdout,
                         "stderr" => LogStream::Stderr,
                         _ => {
-                            return Err(ApiError::BadRequest(format!(
+                            return Err(ApiError::bad_request(format!(
                                 "stream must be stdout or stderr, got {value:?}"
                             )));
                         }
@@ -135,10 +135,10 @@ impl LogQuery {
 /// through it); so is a uid that is not a UUID (the servers give every object one).
 pub fn agent_url(node: &str, addr: &str, uid: &str, query: &LogQuery) -> Result<Url, ApiError> {
     let invalid =
-        |why: String| ApiError::Unavailable(format!("node {node} has an invalid httpAddr: {why}"));
+        |why: String| ApiError::unavailable(format!("node {node} has an invalid httpAddr: {why}"));
     valid_http_addr(addr).map_err(invalid)?;
     if uid.len() != 36 || uuid::Uuid::try_parse(uid).is_err() {
-        return Err(ApiError::Internal(format!(
+        return Err(ApiError::internal(format!(
             "the allocation's uid {uid:?} is not a UUID"
         )));
     }
@@ -185,7 +185,7 @@ pub async fn handle(ctx: &ApiContext, target: LogPath, req: Request) -> Result<R
     let addr = agent_address(ctx, &node)?;
     let url = agent_url(&node, &addr, &uid, &query)?;
     let unreachable = |e: reqwest::Error| {
-        ApiError::Unavailable(format!(
+        ApiError::unavailable(format!(
             "the agent of node {node} at {addr} could not be reached: {e}"
         ))
     };
@@ -207,16 +207,14 @@ pub async fn handle(ctx: &ApiContext, target: LogPath, req: Request) -> Result<R
 
 /// The node and uid of the allocation.
 fn placement(ctx: &ApiContext, target: &LogPath) -> Result<(String, String), ApiError> {
-    let key = ObjectKey {
-        kind: Kind::Allocation,
-        namespace: target.namespace.clone(),
-        name: target.name.clone(),
-    };
-    let alloc = ctx
-        .store
-        .state()
-        .get(&key)
-        .ok_or_else(|| ApiError::not_found(Kind::Allocation, &target.name))?;
+    let options = GetOptions::default();
+    let alloc = api::get(
+        ctx,
+        Kind::Allocation,
+        &target.namespace,
+        &target.name,
+        &options,
+    )?;
     let node = alloc
         .to_value()
         .pointer("/spec/nodeName")
@@ -224,7 +222,7 @@ fn placement(ctx: &ApiContext, target: &LogPath) -> Result<(String, String), Api
         .unwrap_or_default()
         .to_string();
     if node.is_empty() {
-        return Err(ApiError::BadRequest(format!(
+        return Err(ApiError::bad_request(format!(
             "allocation {} is not placed on a node",
             target.name
         )));
@@ -234,22 +232,13 @@ fn placement(ctx: &ApiContext, target: &LogPath) -> Result<(String, String), Api
 
 /// `spec.httpAddr` of the node, as stored (checked by [`agent_url`]).
 fn agent_address(ctx: &ApiContext, node: &str) -> Result<String, ApiError> {
-    let key = ObjectKey {
-        kind: Kind::Node,
-        namespace: String::new(),
-        name: node.to_string(),
-    };
-    let obj = ctx
-        .store
-        .state()
-        .get(&key)
-        .ok_or_else(|| ApiError::not_found(Kind::Node, node))?;
+    let obj = api::get(ctx, Kind::Node, "", node, &GetOptions::default())?;
     obj.to_value()
         .pointer("/spec/httpAddr")
         .and_then(Value::as_str)
         .filter(|a| !a.trim().is_empty())
         .map(str::to_string)
-        .ok_or_else(|| ApiError::Unavailable(format!("node {node} has no agent address")))
+        .ok_or_else(|| ApiError::unavailable(format!("node {node} has no agent address")))
 }
 
 /// An agent's error answer as a `Status`: 404 and 400 keep their code and the agent's message,
@@ -264,7 +253,7 @@ fn agent_error(node: &str, code: StatusCode, text: &str) -> Response {
         404 => Status::failure(404, "NotFound", message),
         400 => Status::failure(400, "BadRequest", message),
         other => {
-            return axum::response::IntoResponse::into_response(ApiError::Unavailable(format!(
+            return axum::response::IntoResponse::into_response(ApiError::unavailable(format!(
                 "the agent of node {node} answered {other}: {message}"
             )));
         }
@@ -285,7 +274,7 @@ fn agent_client() -> Result<&'static reqwest::Client, ApiError> {
         .connect_timeout(AGENT_CONNECT_TIMEOUT)
         .tcp_keepalive(Duration::from_secs(30))
         .build()
-        .map_err(|e| ApiError::Internal(format!("failed to build the HTTP client: {e}")))?;
+        .map_err(|e| ApiError::internal(format!("failed to build the HTTP client: {e}")))?;
     Ok(CLIENT.get_or_init(|| client))
 }
 
@@ -357,7 +346,7 @@ mod tests {
             "169.254.169.254:80/latest/meta-data?",
         ] {
             let err = url(addr, UID, &q).unwrap_err();
-            let ApiError::Unavailable(message) = &err else {
+            let ApiError::Api(api::Error::Unavailable(message)) = &err else {
                 panic!("{addr:?}: {err:?}")
             };
             assert!(
@@ -405,7 +394,10 @@ mod tests {
         let q = LogQuery::default();
         for uid in ["", "u-1", "../../admin", "x?y", &format!("{UID}/..")] {
             assert!(
-                matches!(url("127.0.0.1:4647", uid, &q), Err(ApiError::Internal(_))),
+                matches!(
+                    url("127.0.0.1:4647", uid, &q),
+                    Err(ApiError::Api(api::Error::Internal(_)))
+                ),
                 "{uid:?}"
             );
         }

@@ -1,5 +1,10 @@
-//! The HTTP API: Kubernetes-style REST, list and watch over the store, discovery, OpenAPI,
-//! health and metrics.
+//! The HTTP API: Kubernetes-style REST, list and watch over the service layer (`api/`),
+//! discovery, OpenAPI, health and metrics.
+//!
+//! Only this module knows HTTP: requests, paths ([`path::ResourcePath`]), query strings
+//! (`query::Query`), headers, media types, bodies, responses and the one mapping from an error
+//! to an HTTP code and a Kubernetes `Status` (`error.rs`). Every handler parses, calls the
+//! service and renders what it answers.
 //!
 //! ```text
 //! request ─▶ router ─┬─ /version /api /apis… ─▶ discovery, openapi
@@ -13,6 +18,7 @@
 //!                    └─ /apis/caravan.dev/v1/… ─▶ resource(): path + query ─┬─ read (get, list)
 //!                                                                         ├─ watch (chunked, WebSocket)
 //!                                                                         └─ write (create, replace, patch, delete)
+//!                                                  each ─▶ api::… ─▶ rendered (JSON, Table, Status)
 //! ```
 //!
 //! In front of it all, `forward.rs`: a follower forwards writes and consistent reads to the
@@ -21,27 +27,20 @@
 mod body;
 mod broker;
 mod cluster;
-mod context;
 mod discovery;
 mod error;
 mod forward;
 mod heartbeat;
-mod liveness;
-mod local_client;
+mod job_plan;
 mod logs;
-mod metrics;
 mod openapi;
-mod outcome;
 #[cfg(test)]
 mod parser_props;
 pub mod path;
 mod plan;
-mod prepare;
-mod process_metrics;
 mod query;
 mod read;
 mod respond;
-mod selector;
 mod serve;
 mod system;
 mod table;
@@ -52,19 +51,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::{Method, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-pub use context::{ApiConfig, ApiContext};
+use crate::api;
+use crate::cluster::secret::SECRET_HEADER;
+use crate::context::ApiContext;
+
 pub use error::ApiError;
-pub use liveness::run_node_liveness;
-pub use local_client::LocalClient;
-pub use metrics::Metrics;
-pub use outcome::{Outcome, Payload};
 pub use serve::serve;
 pub use table::human_duration;
 
@@ -121,8 +118,9 @@ async fn members_only(
     req: Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if crate::cluster::secret::members_only(req.uri().path())
-        && !ctx.store.secret().is_carried_by(req.headers())
+    let carried = req.headers().get(SECRET_HEADER).map(HeaderValue::as_bytes);
+    if is_members_only(req.uri().path())
+        && !carried.is_some_and(|secret| ctx.store.secret().is_carried_by(secret))
     {
         tracing::warn!(
             path = req.uri().path(),
@@ -138,6 +136,11 @@ async fn members_only(
     next.run(req).await
 }
 
+/// Whether a path is served to cluster members only.
+fn is_members_only(path: &str) -> bool {
+    path.starts_with("/internal/") || path.starts_with("/v1/eval-broker/")
+}
+
 fn accept(req: &Request) -> Option<&str> {
     req.headers()
         .get(header::ACCEPT)
@@ -146,13 +149,13 @@ fn accept(req: &Request) -> Option<&str> {
 
 async fn readyz(State(ctx): State<Arc<ApiContext>>) -> Response {
     if let Some(fatal) = ctx.store.fatal() {
-        return ApiError::Unavailable(format!("the Raft core stopped: {fatal}")).into_response();
+        return ApiError::unavailable(format!("the Raft core stopped: {fatal}")).into_response();
     }
     // Ready once a leader is known: a follower answers reads and forwards the rest.
     if ctx.store.leader_addr().is_some() {
         "ok".into_response()
     } else {
-        ApiError::Unavailable("this server has no leader yet".into()).into_response()
+        ApiError::unavailable("this server has no leader yet").into_response()
     }
 }
 
@@ -171,12 +174,10 @@ async fn metrics(State(ctx): State<Arc<ApiContext>>) -> Response {
 /// Every request under `/apis/caravan.dev/v1/`.
 async fn resource(State(ctx): State<Arc<ApiContext>>, req: Request) -> Response {
     let started = Instant::now();
-    let method = req.method().clone();
     let (verb, resource, resp) = match handle(&ctx, req).await {
         Ok((verb, resource, resp)) => (verb, resource, resp),
         Err((verb, resource, err)) => (verb, resource, err.into_response()),
     };
-    let _ = method;
     ctx.metrics.observe(
         verb,
         &resource,
@@ -201,6 +202,13 @@ async fn handle(ctx: &Arc<ApiContext>, req: Request) -> Handled {
         return match logs::handle(ctx, target, req).await {
             Ok(resp) => Ok(("get", resource(), resp)),
             Err(e) => Err(("get", resource(), e)),
+        };
+    }
+    if let Some(target) = job_plan::JobPlanPath::parse(req.uri().path()) {
+        let resource = || "jobs/plan".to_string();
+        return match job_plan::handle(ctx, target, req).await {
+            Ok(resp) => Ok(("create", resource(), resp)),
+            Err(e) => Err(("create", resource(), e)),
         };
     }
     if let Some(target) = plan::PlanPath::parse(req.uri().path()) {
@@ -255,7 +263,7 @@ async fn handle(ctx: &Arc<ApiContext>, req: Request) -> Handled {
             }
             watch_response(ctx, req, &path, &query, accept.as_deref()).await
         }
-        "list" | "get" => match read::wait_for_revision(ctx, &query).await {
+        "list" | "get" => match wait_for_revision(ctx, &query).await {
             Err(e) => Err(e),
             Ok(()) if verb == "list" => read::list(ctx, &path, &query, accept.as_deref()),
             Ok(()) => read::get(ctx, &path, &query, accept.as_deref()),
@@ -271,12 +279,19 @@ async fn handle(ctx: &Arc<ApiContext>, req: Request) -> Handled {
                 "patch" => write::patch(ctx, &path, &query, &media, &bytes).await,
                 _ => write::delete(ctx, &path, &query, &bytes).await,
             }
-            .map(Outcome::into_response)
+            .map(respond::outcome)
         }
     };
     result
         .map(|r| (verb, resource.clone(), r))
         .map_err(|e| (verb, resource, e))
+}
+
+/// Waits a little for a `resourceVersion` a get or list asks for that this server has not
+/// reached yet (`api::wait_for_revision`).
+async fn wait_for_revision(ctx: &ApiContext, query: &query::Query) -> Result<(), ApiError> {
+    let resource_version = query.resource_version_number()?;
+    Ok(api::wait_for_revision(ctx, resource_version).await?)
 }
 
 async fn watch_response(
@@ -286,7 +301,10 @@ async fn watch_response(
     query: &query::Query,
     accept: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let spec = watch::WatchSpec::new(ctx, path, query, accept)?;
+    let options = query.watch_options(path.kind)?;
+    let spec = api::WatchSpec::new(ctx, path.kind, path.namespace.as_deref(), options);
+    let table = table::wants_table(accept).then(|| query.include_object.clone());
+    let framer = watch::JsonFramer::new(path.kind, table);
     let is_upgrade = req
         .headers()
         .get(header::UPGRADE)
@@ -296,10 +314,22 @@ async fn watch_response(
         let (mut parts, _body) = req.into_parts();
         let ws = WebSocketUpgrade::from_request_parts(&mut parts, &())
             .await
-            .map_err(|e| ApiError::BadRequest(format!("invalid WebSocket upgrade: {e}")))?;
+            .map_err(|e| ApiError::bad_request(format!("invalid WebSocket upgrade: {e}")))?;
         let ctx = ctx.clone();
-        return Ok(ws.on_upgrade(move |socket| watch::websocket(ctx, spec, socket)));
+        return Ok(ws.on_upgrade(move |socket| watch::websocket(ctx, spec, framer, socket)));
     }
-    let _ = Body::empty();
-    Ok(watch::chunked(ctx.clone(), spec))
+    Ok(watch::chunked(ctx.clone(), spec, framer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raft_and_broker_paths_are_members_only() {
+        assert!(is_members_only("/internal/raft/vote"));
+        assert!(is_members_only("/v1/eval-broker/dequeue"));
+        assert!(!is_members_only("/apis/caravan.dev/v1/jobs"));
+        assert!(!is_members_only("/v1/agent/members"));
+    }
 }

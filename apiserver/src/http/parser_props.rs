@@ -5,7 +5,7 @@ use caravan_schemas::Kind;
 use proptest::prelude::*;
 
 use super::query::Query;
-use super::selector::{FieldSelector, LabelSelector, Selectors};
+use crate::api::selector::{FieldSelector, LabelSelector, Selectors};
 
 /// Strings made of the characters selectors and queries are built from, so that cases reach
 /// deep into the grammars, plus arbitrary text.

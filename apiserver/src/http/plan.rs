@@ -2,7 +2,7 @@
 //! plan of an evaluation and gets the `PlanResult` (camelCase JSON) back.
 //!
 //! ```text
-//! body (Plan, JSON or YAML) ─▶ namespace / evalName from the path ─▶ crate::plan::submit_plan
+//! body (Plan, JSON or YAML) ─▶ namespace / evalName from the path ─▶ api::submit_plan
 //!                                                                       ─▶ 200 PlanResult
 //! ```
 //!
@@ -15,10 +15,11 @@ use caravan_schemas::plan::Plan;
 use serde_json::Value;
 
 use super::body;
-use super::context::ApiContext;
 use super::error::ApiError;
 use super::path::PREFIX;
 use super::respond::json;
+use crate::api;
+use crate::context::ApiContext;
 
 /// The evaluation a plan path names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,7 +69,7 @@ pub async fn handle(
     let bytes = body::read(req.into_body()).await?;
     let value = body::decode(&bytes, &media, false).await?;
     let plan = decode_plan(value, &target)?;
-    let result = crate::plan::submit_plan(&ctx.store, plan).await?;
+    let result = api::submit_plan(ctx, plan).await?;
     Ok(json(200, &result))
 }
 
@@ -83,7 +84,7 @@ fn decode_plan(mut value: Value, target: &PlanPath) -> Result<Plan, ApiError> {
         }
     }
     let mut plan: Plan = serde_json::from_value(value)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not a plan: {e}")))?;
+        .map_err(|e| ApiError::bad_request(format!("the body is not a plan: {e}")))?;
     for (what, field, wanted) in [
         ("namespace", &mut plan.namespace, &target.namespace),
         ("evaluation", &mut plan.eval_name, &target.eval),
@@ -91,7 +92,7 @@ fn decode_plan(mut value: Value, target: &PlanPath) -> Result<Plan, ApiError> {
         if field.is_empty() {
             field.clone_from(wanted);
         } else if field != wanted {
-            return Err(ApiError::BadRequest(format!(
+            return Err(ApiError::bad_request(format!(
                 "the {what} of the plan ({field}) does not match the {what} sent on the request ({wanted})"
             )));
         }
@@ -150,10 +151,10 @@ mod tests {
     #[test]
     fn another_namespace_or_eval_is_refused() {
         let err = decode_plan(json!({"namespace": "prod"}), &target());
-        assert!(matches!(err, Err(ApiError::BadRequest(_))));
+        assert!(matches!(err, Err(ApiError::Api(api::Error::BadRequest(_)))));
         let err = decode_plan(json!({"evalName": "e2"}), &target());
-        assert!(matches!(err, Err(ApiError::BadRequest(_))));
+        assert!(matches!(err, Err(ApiError::Api(api::Error::BadRequest(_)))));
         let err = decode_plan(json!({"nodeUpdate": 3}), &target());
-        assert!(matches!(err, Err(ApiError::BadRequest(_))));
+        assert!(matches!(err, Err(ApiError::Api(api::Error::BadRequest(_)))));
     }
 }

@@ -1,7 +1,12 @@
 //! Query parameters of resource requests, parsed leniently (empty pairs ignored) as Kubernetes
-//! clients send them.
+//! clients send them, and turned into the service layer's typed options.
+
+use std::time::Duration;
+
+use caravan_schemas::Kind;
 
 use super::error::ApiError;
+use crate::api::{FieldValidation, GetOptions, ListOptions, Selectors, WatchOptions, WriteOptions};
 
 /// Every query parameter a resource request understands.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -23,18 +28,6 @@ pub struct Query {
     pub field_manager: Option<String>,
     pub force: bool,
     pub include_object: Option<String>,
-}
-
-/// How unknown fields are treated on writes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum FieldValidation {
-    /// Unknown fields are errors (Caravan's default, as `kubectl` asks).
-    #[default]
-    Strict,
-    /// Unknown fields are dropped with a `Warning` header.
-    Warn,
-    /// Unknown fields are dropped silently.
-    Ignore,
 }
 
 impl Query {
@@ -62,7 +55,7 @@ impl Query {
                     "All" => q.dry_run = true,
                     "" => {}
                     _ => {
-                        return Err(ApiError::BadRequest(format!(
+                        return Err(ApiError::bad_request(format!(
                             "invalid dry run option {value:?}: only \"All\" is supported"
                         )));
                     }
@@ -73,7 +66,7 @@ impl Query {
                         "Warn" => FieldValidation::Warn,
                         "Ignore" => FieldValidation::Ignore,
                         _ => {
-                            return Err(ApiError::BadRequest(format!(
+                            return Err(ApiError::bad_request(format!(
                                 "fieldValidation must be one of Strict, Warn or Ignore, got {value:?}"
                             )));
                         }
@@ -94,9 +87,57 @@ impl Query {
         match self.resource_version.as_deref() {
             None | Some("") | Some("0") => Ok(None),
             Some(v) => v.parse().map(Some).map_err(|_| {
-                ApiError::BadRequest(format!("invalid resourceVersion {v:?}: not a number"))
+                ApiError::bad_request(format!("invalid resourceVersion {v:?}: not a number"))
             }),
         }
+    }
+
+    /// The selectors of a list or watch of `kind`.
+    fn selectors(&self, kind: Kind) -> Result<Selectors, ApiError> {
+        let labels = self.label_selector.as_deref();
+        Ok(Selectors::parse(
+            kind,
+            labels,
+            self.field_selector.as_deref(),
+        )?)
+    }
+
+    /// The options of a create, replace or patch.
+    pub fn write_options(&self) -> WriteOptions {
+        WriteOptions {
+            dry_run: self.dry_run,
+            field_validation: self.field_validation,
+        }
+    }
+
+    /// The options of a get.
+    pub fn get_options(&self) -> Result<GetOptions, ApiError> {
+        Ok(GetOptions {
+            resource_version: self.resource_version_number()?,
+        })
+    }
+
+    /// The options of a list of `kind`.
+    pub fn list_options(&self, kind: Kind) -> Result<ListOptions, ApiError> {
+        let resource_version = self.resource_version_number()?;
+        Ok(ListOptions {
+            selectors: self.selectors(kind)?,
+            limit: self.limit,
+            continue_token: self.continue_token.clone(),
+            resource_version,
+        })
+    }
+
+    /// The options of a watch of `kind`.
+    pub fn watch_options(&self, kind: Kind) -> Result<WatchOptions, ApiError> {
+        Ok(WatchOptions {
+            selectors: self.selectors(kind)?,
+            resource_version: self.resource_version_number()?,
+            send_initial_events: self.send_initial_events,
+            allow_bookmarks: self.allow_watch_bookmarks,
+            progress_notify: self.progress_notify,
+            timeout: self.timeout_seconds.map(Duration::from_secs),
+        })
     }
 }
 
@@ -127,7 +168,7 @@ pub(super) fn parse_bool(key: &str, v: &str) -> Result<bool, ApiError> {
 }
 
 pub(super) fn bad(key: &str, v: &str) -> ApiError {
-    ApiError::BadRequest(format!("invalid value {v:?} for query parameter {key}"))
+    ApiError::bad_request(format!("invalid value {v:?} for query parameter {key}"))
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@ use axum::response::Response;
 use bytes::Bytes;
 use serde::Serialize;
 
+use crate::api::{Outcome, Payload};
+
 /// A JSON response from a value.
 pub fn json<T: Serialize>(code: u16, value: &T) -> Response {
     raw_json(code, serde_json::to_vec(value).unwrap_or_default().into())
@@ -20,6 +22,17 @@ pub fn raw_json(code: u16, body: Bytes) -> Response {
         HeaderValue::from_static("application/json"),
     );
     resp
+}
+
+/// The response to a write: the object's bytes (201 when created, else 200) and its warnings
+/// as `Warning` headers.
+pub fn outcome(outcome: Outcome) -> Response {
+    let code = if outcome.created { 201 } else { 200 };
+    let resp = match outcome.object {
+        Payload::Stored(o) => raw_json(code, o.json.clone()),
+        Payload::Value(v) => json(code, &v),
+    };
+    with_warnings(resp, &outcome.warnings)
 }
 
 /// Adds Kubernetes `Warning` headers (`299 - "text"`).

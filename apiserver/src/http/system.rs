@@ -2,32 +2,27 @@
 //! collection pass now on the leader's controllers and answers what it deleted.
 //!
 //! ```text
-//! PUT /v1/system/gc ─▶ GcTrigger (set by the agent with the controllers)? ─ no ─▶ 503 Status
-//!                          │ yes
-//!                          ▼
-//!                 collect(force) ─▶ the gc loop's pass ─▶ 200 GcSummary (counts and names per kind)
+//! PUT /v1/system/gc ─▶ api::collect_garbage(force): GcTrigger (set when the server runs the
+//!                        │ controllers)? ─ no ─▶ 503 Status
+//!                        ▼
+//!                 the gc loop's pass ─▶ 200 GcSummary (counts and names per kind)
 //! ```
 //!
 //! Without `force` the configured thresholds apply; with it every threshold is zero, as in
 //! Nomad's forced collection. Either way nothing live is deleted.
 
-use std::time::Duration;
-
 use axum::extract::Request;
 use axum::http::Method;
 use axum::response::Response;
-use caravan_controllers::gc::GcError;
 use serde_json::Value;
 
-use super::context::ApiContext;
 use super::error::ApiError;
 use super::respond;
+use crate::api;
+use crate::context::ApiContext;
 
 /// The path of the endpoint.
 pub const GC_PATH: &str = "/v1/system/gc";
-
-/// How long a request waits for its pass; clients give up after a minute.
-const PASS_TIMEOUT: Duration = Duration::from_secs(50);
 
 /// Whether `path` is the garbage collection endpoint.
 pub fn is_gc(path: &str) -> bool {
@@ -46,7 +41,7 @@ fn force(query: Option<&str>) -> Result<bool, ApiError> {
             "true" | "1" | "" => true,
             "false" | "0" => false,
             other => {
-                return Err(ApiError::BadRequest(format!(
+                return Err(ApiError::bad_request(format!(
                     "invalid force {other:?}: expected true or false"
                 )));
             }
@@ -64,28 +59,9 @@ pub async fn handle_gc(ctx: &ApiContext, req: Request) -> Result<Response, ApiEr
         )));
     }
     let force = force(req.uri().query())?;
-    let trigger = ctx.gc_trigger().ok_or_else(|| {
-        ApiError::Unavailable(
-            "garbage collection runs with the leader's controllers, and this server runs none \
-             (--no-controllers)"
-                .into(),
-        )
-    })?;
-    let summary = match tokio::time::timeout(PASS_TIMEOUT, trigger.collect(force)).await {
-        Ok(Ok(summary)) => summary,
-        Ok(Err(GcError::NotRunning)) => {
-            return Err(ApiError::Unavailable(
-                "garbage collection is not running on this server".into(),
-            ));
-        }
-        Err(_) => {
-            return Err(ApiError::Unavailable(format!(
-                "the garbage collection pass did not finish within {PASS_TIMEOUT:?}; it goes on"
-            )));
-        }
-    };
+    let summary = api::collect_garbage(ctx, force).await?;
     let mut body = serde_json::to_value(&summary)
-        .map_err(|e| ApiError::Internal(format!("failed to encode the summary: {e}")))?;
+        .map_err(|e| ApiError::internal(format!("failed to encode the summary: {e}")))?;
     if let Value::Object(map) = &mut body {
         map.insert("apiVersion".into(), caravan_schemas::API_VERSION.into());
         map.insert("kind".into(), "GcSummary".into());

@@ -1,9 +1,9 @@
 //! Consensus: openraft with the log and vote in redb, the state machine over [`State`], the
-//! server-to-server network, and the group-commit proposer. [`Store`] is the handle the HTTP
+//! server-to-server network, and the group-commit proposer. [`ReplicatedStore`] is the handle the HTTP
 //! layer uses.
 //!
 //! ```text
-//! Store::write ─▶ proposer ─Request(ops)─▶ Raft ─append (1 fsync)─▶ log_store (redb)
+//! ReplicatedStore::write ─▶ proposer ─Request(ops)─▶ Raft ─append (1 fsync)─▶ log_store (redb)
 //!                    ▲                       │ commit
 //!                    └──── Response ◀─ state_machine ─▶ State + WatchCache
 //!                                            │ snapshot_policy: after snapshot_threshold
@@ -32,7 +32,7 @@ use anyhow::Context;
 use openraft::{BasicNode, Raft, ServerState, SnapshotPolicy};
 
 pub use log_store::{LogStore, LogStoreError};
-pub use network::{HttpConnection, HttpNetwork, RAFT_PATH, request_campaign};
+pub use network::{HttpConnection, HttpNetwork, RAFT_PATH, raft_members, request_campaign};
 pub use proposer::Proposer;
 pub use snapshot::{SnapshotBuilder, SnapshotDir, SnapshotError};
 pub use state_machine::StateMachine;
@@ -41,7 +41,7 @@ pub use type_config::{NodeId, OpResult, Request, Response, TypeConfig};
 use crate::cluster::secret::ClusterSecret;
 use crate::store::{Op, OpError, OpOutcome, State, StoredObject, WatchCache};
 
-/// How long `Store::open` waits for a leader and for the log to be applied.
+/// How long `ReplicatedStore::open` waits for a leader and for the log to be applied.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How to open the store.
@@ -105,7 +105,7 @@ pub enum WriteError {
 
 /// The replicated object store.
 #[derive(Clone)]
-pub struct Store {
+pub struct ReplicatedStore {
     state: Arc<std::sync::RwLock<State>>,
     cache: Arc<WatchCache>,
     raft: Raft<TypeConfig>,
@@ -114,10 +114,10 @@ pub struct Store {
     secret: ClusterSecret,
 }
 
-impl Store {
+impl ReplicatedStore {
     /// Opens (or creates) the store in `config.data_dir`: loads the last snapshot, replays the
     /// log, starts Raft, and initializes a one-member cluster when the directory is new.
-    pub async fn open(mut config: StoreConfig) -> anyhow::Result<Store> {
+    pub async fn open(mut config: StoreConfig) -> anyhow::Result<ReplicatedStore> {
         if config.node_id == 0 {
             config.node_id = load_or_create_node_id(&config.data_dir)?;
         }
@@ -183,7 +183,7 @@ impl Store {
         tracing::info!(node_id, revision, "store open");
 
         let proposer = Proposer::spawn(raft.clone(), config.max_batch, config.max_in_flight);
-        Ok(Store {
+        Ok(ReplicatedStore {
             state,
             cache,
             raft,
@@ -208,12 +208,13 @@ impl Store {
         match self.proposer.propose(op).await? {
             OpOutcome::Object(object) => Ok(object),
             OpOutcome::Plan(_) => Err(WriteError::Unavailable(
-                "a plan answers a PlanResult: write it with Store::write_outcome".to_owned(),
+                "a plan answers a PlanResult: write it with ReplicatedStore::write_outcome"
+                    .to_owned(),
             )),
         }
     }
 
-    /// Like [`Store::write`], for any operation: the outcome of a `Plan` is its `PlanResult`.
+    /// Like [`ReplicatedStore::write`], for any operation: the outcome of a `Plan` is its `PlanResult`.
     pub async fn write_outcome(&self, op: Op) -> Result<OpOutcome, WriteError> {
         self.proposer.propose(op).await
     }
@@ -254,8 +255,8 @@ impl Store {
         fatal_reason(&self.raft.metrics().borrow().running_state)
     }
 
-    /// Resolves once the Raft core has stopped on its own (see [`Store::fatal`]), with why;
-    /// never after a [`Store::shutdown`].
+    /// Resolves once the Raft core has stopped on its own (see [`ReplicatedStore::fatal`]), with why;
+    /// never after a [`ReplicatedStore::shutdown`].
     pub async fn failed(&self) -> String {
         let mut metrics = self.raft.metrics();
         loop {

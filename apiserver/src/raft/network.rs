@@ -1,5 +1,6 @@
 //! Server-to-server Raft transport: JSON over HTTP POST to `/internal/raft/{append,vote,snapshot}`,
-//! and `/internal/raft/campaign` (start an election now: a leadership transfer's last step).
+//! `/internal/raft/campaign` (start an election now: a leadership transfer's last step), and
+//! the leader's Raft configuration for a leaving server ([`raft_members`]).
 //!
 //! Both ends live here (the reqwest client and the axum routes) so that TLS, authentication
 //! and compression can be added in one place. Snapshots use openraft's chunked
@@ -52,7 +53,8 @@ impl HttpNetwork {
         // (even for plain http) until one is installed; installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut headers = reqwest::header::HeaderMap::new();
-        let mut value = secret.header_value();
+        let mut value = reqwest::header::HeaderValue::from_str(secret.expose())
+            .expect("a secret is visible ASCII");
         value.set_sensitive(true);
         headers.insert(SECRET_HEADER, value);
         let client = reqwest::Client::builder()
@@ -179,6 +181,32 @@ pub async fn request_campaign(addr: &str, secret: &ClusterSecret) -> anyhow::Res
         .await
         .with_context(|| format!("reading {url}'s answer"))?;
     answer.map_err(|e| anyhow::anyhow!("{addr} cannot campaign: {e}"))
+}
+
+/// The Raft ids in the configuration of the server at `addr` (the leader), as it reports them
+/// at `/v1/operator/raft/configuration` (`http/cluster.rs`): a leaving server's check that it
+/// is out (a removed follower may never receive the entry that removed it).
+pub async fn raft_members(addr: &str, secret: &ClusterSecret) -> anyhow::Result<Vec<NodeId>> {
+    use anyhow::Context;
+    let network = HttpNetwork::new(secret).context("failed to build the HTTP client")?;
+    let url = format!("http://{addr}/v1/operator/raft/configuration");
+    let configuration: serde_json::Value = network
+        .client
+        .get(&url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .with_context(|| format!("asking {url} for the Raft configuration"))?
+        .error_for_status()?
+        .json()
+        .await
+        .with_context(|| format!("reading {url}'s answer"))?;
+    Ok(configuration["servers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|peer| peer["raftId"].as_u64())
+        .collect())
 }
 
 /// An RPC's JSON body. Unlike axum's `Json`, it does not track the path of every value it

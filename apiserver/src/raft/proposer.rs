@@ -2,7 +2,7 @@
 //! entry each, so one log fsync covers many writes.
 //!
 //! ```text
-//! Store::write ──(op, reply)──▶ queue ──▶ proposer task: take one, then every queued op
+//! ReplicatedStore::write ──(op, reply)──▶ queue ──▶ proposer task: take one, then every queued op
 //!                                            (≤ max_batch) ──Request(ops)──▶ raft.client_write_ff
 //!                                                                              │ (≤ max_in_flight)
 //!                    reply per op ◀── waiter task ◀── Response(results) ◀──────┘

@@ -4,8 +4,8 @@
 use std::io::Cursor;
 use std::sync::Arc;
 
-use caravan_schemas::plan::PlanResult;
 use caravan_schemas::Kind;
+use caravan_schemas::plan::PlanResult;
 use openraft::BasicNode;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;

@@ -3,7 +3,7 @@
 //! Data flow of a write:
 //!
 //! ```text
-//! HTTP handler ──Op──▶ Store::write ──▶ proposer (group commit) ──Batch──▶ openraft
+//! service call ──Op──▶ ReplicatedStore::write ──▶ proposer (group commit) ──Batch──▶ openraft
 //!                                                                         │ log in redb, fsync
 //!                                                                         ▼
 //!      WatchCache ◀──events── State::apply(index, ops) ◀── RaftStateMachine::apply
@@ -19,4 +19,4 @@ pub mod watch_cache;
 pub use json::ObjectJson;
 pub use object::{ObjectKey, Op, OpError, OpOutcome, PlanOp, Precondition, StoredObject};
 pub use state::{Applied, State};
-pub use watch_cache::{EventType, TooOld, WatchCache, WatchEvent};
+pub use watch_cache::{Change, EventType, TooOld, WatchCache};

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use caravan_schemas::plan::{Plan, PlanResult};
 use caravan_schemas::Kind;
+use caravan_schemas::plan::{Plan, PlanResult};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 

@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 
 use super::object::{ObjectKey, Op, OpError, OpOutcome, Precondition, StoredObject};
 use super::usage::UsageIndex;
-use super::watch_cache::{EventType, WatchEvent};
+use super::watch_cache::{Change, EventType};
 
 mod key;
 mod plan;
@@ -43,7 +43,7 @@ pub struct Applied {
     /// One result per operation, in order.
     pub results: Vec<Result<OpOutcome, OpError>>,
     /// The watch events the batch produced, in order.
-    pub events: Vec<Arc<WatchEvent>>,
+    pub events: Vec<Arc<Change>>,
 }
 
 /// Every object, indexed.
@@ -248,7 +248,7 @@ impl State {
     }
 
     /// Stores `object` if the current one matches `expect`; the event it produces.
-    fn put(&mut self, object: StoredObject, expect: &Precondition) -> Result<WatchEvent, OpError> {
+    fn put(&mut self, object: StoredObject, expect: &Precondition) -> Result<Change, OpError> {
         let key = &object.key;
         if *expect == Precondition::Absent
             && key.kind.namespaced()
@@ -259,7 +259,7 @@ impl State {
         check(self.lookup(key), expect)?;
         let object = Arc::new(object);
         let previous = self.insert(object.clone());
-        Ok(WatchEvent {
+        Ok(Change {
             event_type: if previous.is_some() {
                 EventType::Modified
             } else {
@@ -276,10 +276,10 @@ impl State {
         key: &ObjectKey,
         expect: &Precondition,
         index: u64,
-    ) -> Result<WatchEvent, OpError> {
+    ) -> Result<Change, OpError> {
         check(self.lookup(key), expect)?;
         let previous = self.remove(key).ok_or(OpError::NotFound)?;
-        Ok(WatchEvent {
+        Ok(Change {
             event_type: EventType::Deleted,
             object: Arc::new(previous.restamped(index)),
             previous: Some(previous),

@@ -10,19 +10,18 @@
 //!              plan applier: totals − stops − replaced + placements ≤ node capacity
 //! ```
 //!
-//! What an allocation holds is computed once, when it is stored, with the scheduler's own
-//! helpers (`resources::alloc_usage`, `util::is_terminal`), so checking a plan costs
+//! What an allocation holds is computed once, when it is stored, with the helpers the scheduler
+//! uses too (`resources::alloc_usage`, `Allocation::is_terminal`), so checking a plan costs
 //! O(allocations in the plan), never a re-parse of the allocations already on the node.
 
 use std::collections::BTreeMap;
 
-use caravan_controllers::scheduler::feasible::NodeStatusChecker;
-use caravan_controllers::scheduler::resources::{self, Comparable};
-use caravan_controllers::scheduler::util;
 use caravan_schemas::allocation::{
     AllocatedResources, AllocationSpec, AllocationStatus, ClientStatus, DesiredStatus,
 };
+use caravan_schemas::fit;
 use caravan_schemas::node::NodeState;
+use caravan_schemas::resources::{self, Comparable};
 use caravan_schemas::{Allocation, Node};
 use serde::Deserialize;
 use serde_json::Value;
@@ -40,7 +39,7 @@ impl AllocUsage {
     /// The usage of a typed allocation; `None` when it is terminal (holds nothing) or has no
     /// node.
     pub fn of_alloc(alloc: &Allocation) -> Option<AllocUsage> {
-        if alloc.spec.node_name.is_empty() || util::is_terminal(alloc) {
+        if alloc.spec.node_name.is_empty() || alloc.is_terminal() {
             return None;
         }
         Some(AllocUsage {
@@ -96,7 +95,7 @@ impl NodeFit {
         let node: Node = serde_json::from_slice(json).ok()?;
         Some(NodeFit {
             ready: node.status.as_ref().map(|s| s.status) == Some(NodeState::Ready),
-            closed: NodeStatusChecker::reason(&node),
+            closed: fit::closed_reason(&node),
             capacity: resources::node_capacity(&node),
         })
     }

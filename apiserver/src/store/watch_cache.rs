@@ -30,7 +30,7 @@ impl EventType {
 /// One change. For `Deleted` the object is the last state with `resource_version` set to the
 /// index of the deletion.
 #[derive(Clone, Debug)]
-pub struct WatchEvent {
+pub struct Change {
     pub event_type: EventType,
     pub object: Arc<StoredObject>,
     /// The object before the change (`None` for `Added`), so selector watches can tell an object
@@ -38,7 +38,7 @@ pub struct WatchEvent {
     pub previous: Option<Arc<StoredObject>>,
 }
 
-impl WatchEvent {
+impl Change {
     pub fn resource_version(&self) -> u64 {
         self.object.resource_version
     }
@@ -83,7 +83,7 @@ struct Rings {
 /// Recent events, oldest first, of one kind or of one indexed value.
 #[derive(Debug)]
 struct Ring {
-    events: VecDeque<Arc<WatchEvent>>,
+    events: VecDeque<Arc<Change>>,
     /// Every event with a resourceVersion greater than this is still in `events`.
     window_start: u64,
 }
@@ -98,7 +98,7 @@ impl Ring {
 
     /// Events with a resourceVersion greater than `after`, oldest first, at most `max`;
     /// `Err(TooOld)` when events after `after` may have been dropped from the window.
-    fn events_after(&self, after: u64, max: usize) -> Result<Vec<Arc<WatchEvent>>, TooOld> {
+    fn events_after(&self, after: u64, max: usize) -> Result<Vec<Arc<Change>>, TooOld> {
         if after < self.window_start {
             return Err(TooOld {
                 requested: after,
@@ -140,7 +140,7 @@ impl WatchCache {
 
     /// Appends the events of one applied log entry and advances the revision to `index`
     /// (even when `events` is empty), waking every waiting watcher.
-    pub fn push(&self, index: u64, events: &[Arc<WatchEvent>]) {
+    pub fn push(&self, index: u64, events: &[Arc<Change>]) {
         if !events.is_empty() {
             let mut touched = Vec::new();
             let mut rings = self.rings.write().unwrap_or_else(PoisonError::into_inner);
@@ -188,7 +188,7 @@ impl WatchCache {
         kind: Kind,
         after: u64,
         max: usize,
-    ) -> Result<Vec<Arc<WatchEvent>>, TooOld> {
+    ) -> Result<Vec<Arc<Change>>, TooOld> {
         let rings = self.rings.read().unwrap_or_else(PoisonError::into_inner);
         match rings.kinds.get(&kind) {
             Some(ring) => ring.events_after(after, max),
@@ -206,7 +206,7 @@ impl WatchCache {
         value: &str,
         after: u64,
         max: usize,
-    ) -> Result<Vec<Arc<WatchEvent>>, TooOld> {
+    ) -> Result<Vec<Arc<Change>>, TooOld> {
         let rings = self.rings.read().unwrap_or_else(PoisonError::into_inner);
         rings.values.events_after(field, value, after, max)
     }

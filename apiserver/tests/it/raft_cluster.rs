@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use caravan_apiserver::raft::{Store, StoreConfig, WriteError};
+use caravan_apiserver::raft::{ReplicatedStore, StoreConfig, WriteError};
 use caravan_apiserver::store::{ObjectJson, ObjectKey, Op, Precondition};
 use caravan_schemas::Kind;
 use openraft::BasicNode;
@@ -35,14 +35,14 @@ async fn start(
     node_id: u64,
     bootstrap: bool,
     snapshot_threshold: u64,
-) -> (Store, String) {
+) -> (ReplicatedStore, String) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     let mut config = StoreConfig::new(dir.path().to_owned(), addr.clone());
     config.node_id = node_id;
     config.bootstrap = bootstrap;
     config.snapshot_threshold = snapshot_threshold;
-    let store = Store::open(config).await.expect("open");
+    let store = ReplicatedStore::open(config).await.expect("open");
     let router: axum::Router = store.raft_router();
     tokio::spawn(async move { axum::serve(listener, router).await });
     (store, addr)

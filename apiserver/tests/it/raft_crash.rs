@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use caravan_apiserver::raft::{Store, StoreConfig};
+use caravan_apiserver::raft::{ReplicatedStore, StoreConfig};
 use caravan_apiserver::store::{ObjectJson, ObjectKey, Op, Precondition};
 use caravan_schemas::Kind;
 use serde_json::json;
@@ -74,7 +74,7 @@ fn acknowledged_writes_survive_kill_9() {
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let store = Store::open(config(dir.path().to_owned()))
+        let store = ReplicatedStore::open(config(dir.path().to_owned()))
             .await
             .expect("reopen after kill");
         {
@@ -104,7 +104,9 @@ fn crash_child() {
     };
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let store = Store::open(config(dir.into())).await.expect("open");
+        let store = ReplicatedStore::open(config(dir.into()))
+            .await
+            .expect("open");
         store
             .write(put(Kind::Namespace, "default"))
             .await

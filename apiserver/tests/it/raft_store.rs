@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use caravan_apiserver::raft::{Store, StoreConfig, WriteError};
+use caravan_apiserver::raft::{ReplicatedStore, StoreConfig, WriteError};
 use caravan_apiserver::store::{ObjectJson, ObjectKey, Op, OpError, Precondition, StoredObject};
 use caravan_schemas::Kind;
 use futures::future::join_all;
@@ -49,12 +49,12 @@ fn job_key(name: &str) -> ObjectKey {
     }
 }
 
-fn last_log_index(store: &Store) -> u64 {
+fn last_log_index(store: &ReplicatedStore) -> u64 {
     store.raft().metrics().borrow().last_log_index.unwrap_or(0)
 }
 
 /// Writes `n` jobs concurrently and returns their resourceVersions by name.
-async fn write_jobs(store: &Store, prefix: &str, n: usize) -> BTreeMap<String, u64> {
+async fn write_jobs(store: &ReplicatedStore, prefix: &str, n: usize) -> BTreeMap<String, u64> {
     let writes = (0..n).map(|i| {
         let name = format!("{prefix}-{i}");
         async move {
@@ -68,7 +68,7 @@ async fn write_jobs(store: &Store, prefix: &str, n: usize) -> BTreeMap<String, u
     join_all(writes).await.into_iter().collect()
 }
 
-fn assert_present(store: &Store, rvs: &BTreeMap<String, u64>) {
+fn assert_present(store: &ReplicatedStore, rvs: &BTreeMap<String, u64>) {
     let state = store.state();
     for (name, rv) in rvs {
         let object = state
@@ -81,7 +81,9 @@ fn assert_present(store: &Store, rvs: &BTreeMap<String, u64>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_then_reopen_keeps_objects_and_resource_versions() {
     let dir = TempDir::new().expect("temp dir");
-    let store = Store::open(config(dir.path())).await.expect("open");
+    let store = ReplicatedStore::open(config(dir.path()))
+        .await
+        .expect("open");
     assert!(store.is_leader());
     let ns_rv = store
         .write(namespace("default"))
@@ -93,7 +95,9 @@ async fn write_then_reopen_keeps_objects_and_resource_versions() {
     store.shutdown().await.expect("shutdown");
     drop(store);
 
-    let store = Store::open(config(dir.path())).await.expect("reopen");
+    let store = ReplicatedStore::open(config(dir.path()))
+        .await
+        .expect("reopen");
     assert!(store.is_leader());
     assert_present(&store, &rvs);
     let ns = store.state().get(&ObjectKey {
@@ -113,7 +117,9 @@ async fn write_then_reopen_keeps_objects_and_resource_versions() {
 #[tokio::test]
 async fn concurrent_writes_are_grouped() {
     let dir = TempDir::new().expect("temp dir");
-    let store = Store::open(config(dir.path())).await.expect("open");
+    let store = ReplicatedStore::open(config(dir.path()))
+        .await
+        .expect("open");
     store.write(namespace("default")).await.expect("namespace");
 
     let before = last_log_index(&store);
@@ -132,7 +138,7 @@ async fn reopen_recovers_from_snapshot_and_log() {
     let dir = TempDir::new().expect("temp dir");
     let mut cfg = config(dir.path());
     cfg.snapshot_threshold = 50;
-    let store = Store::open(cfg.clone()).await.expect("open");
+    let store = ReplicatedStore::open(cfg.clone()).await.expect("open");
     store.write(namespace("default")).await.expect("namespace");
     let mut rvs = BTreeMap::new();
     for i in 0..200 {
@@ -156,7 +162,7 @@ async fn reopen_recovers_from_snapshot_and_log() {
         .count();
     assert_eq!(snapshots, 1, "only the newest snapshot is kept");
 
-    let store = Store::open(cfg).await.expect("reopen");
+    let store = ReplicatedStore::open(cfg).await.expect("reopen");
     assert_present(&store, &rvs);
     assert_eq!(store.state().count(Kind::Job), 200);
     store.shutdown().await.expect("shutdown");
@@ -165,7 +171,9 @@ async fn reopen_recovers_from_snapshot_and_log() {
 #[tokio::test]
 async fn rejected_op_fails_alone_in_its_batch() {
     let dir = TempDir::new().expect("temp dir");
-    let store = Store::open(config(dir.path())).await.expect("open");
+    let store = ReplicatedStore::open(config(dir.path()))
+        .await
+        .expect("open");
     store.write(namespace("default")).await.expect("namespace");
     let existing = store
         .write(job("existing", Precondition::Absent))
@@ -230,7 +238,7 @@ async fn write_throughput() {
         let dir = TempDir::new().expect("temp dir");
         let mut cfg = config(dir.path());
         cfg.max_in_flight = in_flight;
-        let store = Store::open(cfg).await.expect("open");
+        let store = ReplicatedStore::open(cfg).await.expect("open");
         store.write(namespace("default")).await.expect("namespace");
         for concurrency in [1, 16, 64, 256, 1024] {
             let total = 2048.max(concurrency * 4);
@@ -268,7 +276,7 @@ async fn write_throughput() {
 async fn the_log_is_readable_by_its_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let dir = TempDir::new().unwrap();
-    let store = Store::open(config(dir.path())).await.unwrap();
+    let store = ReplicatedStore::open(config(dir.path())).await.unwrap();
     store.write(namespace("private")).await.unwrap();
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir.path().join("raft.redb")), 0o600);

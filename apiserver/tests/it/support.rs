@@ -2,9 +2,8 @@
 
 use std::time::Duration;
 
-use caravan_apiserver::http::ApiConfig;
 use caravan_apiserver::raft::StoreConfig;
-use caravan_apiserver::{Server, ServerConfig};
+use caravan_apiserver::{ApiConfig, Server, ServerConfig};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -37,6 +36,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut StoreConfig, &mut ApiConfig)) -
         api,
         cluster: None,
         cluster_secret: None,
+        controllers: None,
     })
     .await
     .expect("server starts");

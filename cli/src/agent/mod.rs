@@ -10,9 +10,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::Context;
-use caravan_apiserver::http::ApiConfig;
 use caravan_apiserver::raft::StoreConfig;
-use caravan_apiserver::{Server, ServerConfig};
+use caravan_apiserver::{ApiConfig, Server, ServerConfig};
 use caravan_controllers::leader::LeaderConfig;
 use caravan_nodeagent::agent::{Agent, ClientConfig, Shutdown};
 use tokio::sync::watch;
@@ -132,11 +131,6 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     });
     match server {
         Some(server) => {
-            // The leader runs the evaluator, the broker, the workers, the drainer and GC; they
-            // start and stop with leadership.
-            let leader_config = leader_config(&args)?;
-            let leader = (!args.no_controllers)
-                .then(|| servers::spawn_leader_duties(server.ctx.clone(), leader_config));
             // A Raft core that stopped on its own (a storage failure, a broken invariant)
             // cannot write again: exit non-zero, so that a supervisor restarts the agent.
             let store = server.store.clone();
@@ -158,15 +152,13 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
                 if let Some(task) = client_task {
                     let _ = task.await;
                 }
-                if mode == Shutdown::Leave {
-                    servers::leave_voters(&ctx).await;
+                if mode == Shutdown::Leave
+                    && let Some(cluster) = ctx.cluster()
+                {
+                    cluster.leave_voters().await;
                 }
             };
-            let served = server.serve(shutdown).await;
-            if let Some(leader) = leader {
-                leader.abort();
-            }
-            served?;
+            server.serve(shutdown).await?;
         }
         None => {
             let signal = shutdown_signal().await;
@@ -213,6 +205,10 @@ async fn start_server(
              file), e.g. from `head -c 32 /dev/urandom | base64`"
         );
     }
+    // The leader runs the evaluator, the broker, the workers, the drainer and GC; they start
+    // and stop with leadership.
+    let leader_config = leader_config(args)?;
+    let controllers = (!args.no_controllers).then(|| servers::controllers(leader_config));
     let mut api = ApiConfig::default();
     if let Some(ttl) = args.heartbeat_min_ttl {
         api.heartbeat.min_ttl = ttl;
@@ -231,6 +227,7 @@ async fn start_server(
             settings.http_addr,
         )?),
         cluster_secret: args.cluster_secret.clone(),
+        controllers,
     })
     .await
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail, ensure};
 use caravan_client::{
-    Api, Client, DeleteParams, ListParams, PatchParams, PostParams, WatchEvent, WatchParams,
+    Api, DeleteParams, HttpClient, ListParams, PatchParams, PostParams, WatchParams, WireEvent,
 };
 use caravan_schemas::Kind;
 use futures::StreamExt;
@@ -120,7 +120,7 @@ fn task_events(alloc: &Value) -> String {
 }
 
 /// Fails unless a ready node offers a healthy `driver`; returns its name.
-async fn ready_node(client: &Client, driver: &str) -> anyhow::Result<String> {
+async fn ready_node(client: &HttpClient, driver: &str) -> anyhow::Result<String> {
     let nodes = client
         .api(Kind::Node, None)
         .list(&ListParams::default())
@@ -148,7 +148,7 @@ async fn ready_node(client: &Client, driver: &str) -> anyhow::Result<String> {
 
 pub async fn run(address: &str, args: StartupBenchArgs) -> anyhow::Result<()> {
     ensure!(args.jobs > 0, "--jobs must be at least 1");
-    let client = Client::new(address)?;
+    let client = HttpClient::new(address)?;
     let node = ready_node(&client, &args.driver).await?;
     let jobs = client.api(Kind::Job, Some(NAMESPACE));
     let allocs = client.api(Kind::Allocation, Some(NAMESPACE));
@@ -246,7 +246,7 @@ async fn measure_one(
             .ok_or_else(|| anyhow!("job {name}: the allocation watch ended"))?
             .with_context(|| format!("job {name}: the allocation watch failed"))?;
         let object = match event {
-            WatchEvent::Added(o) => {
+            WireEvent::Added(o) => {
                 ensure!(
                     placed.is_none(),
                     "job {name}: a second allocation was added"
@@ -254,15 +254,15 @@ async fn measure_one(
                 placed = Some(t0.elapsed());
                 o
             }
-            WatchEvent::Modified(o) => o,
-            WatchEvent::Bookmark(_) => continue,
-            WatchEvent::Deleted(o) => bail!(
+            WireEvent::Modified(o) => o,
+            WireEvent::Bookmark(_) => continue,
+            WireEvent::Deleted(o) => bail!(
                 "job {name}: allocation {} was deleted",
                 o.pointer("/metadata/name")
                     .and_then(Value::as_str)
                     .unwrap_or("?")
             ),
-            WatchEvent::Error(status) => {
+            WireEvent::Error(status) => {
                 bail!(
                     "job {name}: the allocation watch ended with {}",
                     status.message

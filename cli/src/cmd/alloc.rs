@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::time::SystemTime;
 
 use anyhow::Context as _;
-use caravan_controllers::scheduler::naming::{display_name, parse_index};
 use caravan_schemas::allocation::TaskState;
+use caravan_schemas::naming::{display_name, parse_index};
 use caravan_schemas::{Allocation, Kind};
 use clap::{Args, Subcommand};
 

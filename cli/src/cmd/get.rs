@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use anyhow::bail;
-use caravan_client::{Api, IncludeObject, ListParams, Table, WatchEvent, WatchParams};
+use caravan_client::{Api, IncludeObject, ListParams, Table, WatchParams, WireEvent};
 use caravan_schemas::Kind;
 use futures::StreamExt;
 use serde_json::Value;
@@ -296,15 +296,15 @@ async fn watch(ctx: &Context, args: &GetArgs, target: &Target) -> anyhow::Result
                 resource_version = rv;
             }
             match event {
-                WatchEvent::Error(status) if status.code == 410 => {
+                WireEvent::Error(status) if status.code == 410 => {
                     resource_version = list_and_print(&api, &args_list, &mut printer, true).await?;
                     break;
                 }
-                WatchEvent::Error(status) => return Err(caravan_client::Error::Api(status).into()),
-                WatchEvent::Bookmark(_) => {}
-                WatchEvent::Added(object)
-                | WatchEvent::Modified(object)
-                | WatchEvent::Deleted(object) => {
+                WireEvent::Error(status) => return Err(caravan_client::Error::Api(status).into()),
+                WireEvent::Bookmark(_) => {}
+                WireEvent::Added(object)
+                | WireEvent::Modified(object)
+                | WireEvent::Deleted(object) => {
                     if printer.is_table() {
                         printer.table(&Table::from_response(object)?);
                     } else {
@@ -361,7 +361,7 @@ async fn list_and_print(
 
 /// The resource version an event moves the watch to: the object's, or for a Table event its
 /// row object's.
-fn event_version(event: &WatchEvent) -> Option<String> {
+fn event_version(event: &WireEvent) -> Option<String> {
     if let Some(rv) = event.resource_version() {
         return Some(rv.to_owned());
     }

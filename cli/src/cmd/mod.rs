@@ -14,7 +14,7 @@ pub mod server;
 pub mod system;
 pub mod version;
 
-use caravan_client::{Api, Client};
+use caravan_client::{Api, HttpClient};
 use caravan_schemas::Kind;
 
 use crate::args::{Command, GlobalArgs};
@@ -22,13 +22,13 @@ use crate::args::{Command, GlobalArgs};
 /// What every command needs: the client and the global flags.
 #[derive(Debug)]
 pub struct Context {
-    pub client: Client,
+    pub client: HttpClient,
     pub global: GlobalArgs,
 }
 
 impl Context {
     pub fn new(global: GlobalArgs) -> anyhow::Result<Context> {
-        let client = Client::new(&global.address)?.in_region(global.region.as_deref());
+        let client = HttpClient::new(&global.address)?.in_region(global.region.as_deref());
         Ok(Context { client, global })
     }
 

@@ -1,13 +1,13 @@
 //! `caravan version`: the client's version, and the server's when it answers.
 
-use caravan_client::Client;
+use caravan_client::HttpClient;
 use serde_json::Value;
 
 use crate::args::GlobalArgs;
 
 pub async fn run(global: &GlobalArgs) -> anyhow::Result<()> {
-    println!("Client Version: v{}", env!("CARGO_PKG_VERSION"));
-    let client = Client::new(&global.address)?;
+    println!("HttpClient Version: v{}", env!("CARGO_PKG_VERSION"));
+    let client = HttpClient::new(&global.address)?;
     match client.get_path::<Value>("/version").await {
         Ok(version) => {
             let text = version

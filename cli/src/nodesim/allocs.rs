@@ -8,12 +8,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use caravan_runtime::{Client as _, ClientError, ListQuery};
-use caravan_runtime::watcher::{Event, watcher};
-use caravan_controllers::scheduler::util::job_version;
 use caravan_nodeagent::driver::Driver;
 use caravan_nodeagent::runner::spec::{SpecSettings, restart_policy, task_spec};
 use caravan_nodeagent::runner::status::{StatusBatcher, alloc_status};
+use caravan_runtime::watcher::{Event, watcher};
+use caravan_runtime::{Client as _, ClientError, ListQuery};
 use caravan_schemas::allocation::ClientStatus;
 use caravan_schemas::{Allocation, Job, Kind, NameMap};
 use futures::StreamExt;
@@ -239,12 +238,8 @@ impl NodeAllocs {
                 return;
             }
         };
-        let namespace = alloc
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let name = alloc.metadata.name.clone().unwrap_or_default();
+        let namespace = alloc.metadata.namespace().to_owned();
+        let name = alloc.metadata.name().to_owned();
         let planned = match self.job_for(&alloc, &namespace).await {
             Ok(job) => plan_tasks(&alloc, &uid, &job, &self.drivers),
             Err(message) => Err(message),
@@ -276,7 +271,7 @@ impl NodeAllocs {
     async fn job_for(&mut self, alloc: &Allocation, namespace: &str) -> Result<Arc<Job>, String> {
         let key = (namespace.to_string(), alloc.spec.job_name.clone());
         if let Some(job) = self.jobs.get(&key)
-            && job_version(job) >= alloc.spec.job_version
+            && job.version() >= alloc.spec.job_version
         {
             return Ok(job.clone());
         }

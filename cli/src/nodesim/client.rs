@@ -1,4 +1,4 @@
-//! The HTTP client of one simulated node: the shared `caravan_client::Client` (one connection
+//! The HTTP client of one simulated node: the shared `caravan_client::HttpClient` (one connection
 //! pool for every node) behind the controllers' `Client` trait, so the real agent's watcher
 //! and status batcher run over it unchanged. It counts what the node asked and what the
 //! servers acknowledged.
@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use caravan_runtime::{Client, ClientError, EventStream, ListQuery, ObjectList};
-use caravan_schemas::plan::{Plan, PlanResult};
+use caravan_runtime::{Client, ClientError, EventStream, ListQuery, ObjectList, Subresource};
 use caravan_schemas::Kind;
+use caravan_schemas::plan::{Plan, PlanResult};
 use serde_json::Value;
 
 use super::stats::SimStats;
@@ -48,14 +48,14 @@ pub struct Reached {
 /// One node's view of the shared client.
 #[derive(Clone)]
 pub struct SimClient {
-    http: caravan_client::Client,
+    http: caravan_client::HttpClient,
     stats: Arc<SimStats>,
     /// Allocation name → what the servers acknowledged of its status.
     reported: Arc<Mutex<HashMap<String, Reported>>>,
 }
 
 impl SimClient {
-    pub fn new(http: caravan_client::Client, stats: Arc<SimStats>) -> SimClient {
+    pub fn new(http: caravan_client::HttpClient, stats: Arc<SimStats>) -> SimClient {
         SimClient {
             http,
             stats,
@@ -63,7 +63,7 @@ impl SimClient {
         }
     }
 
-    pub fn http(&self) -> &caravan_client::Client {
+    pub fn http(&self) -> &caravan_client::HttpClient {
         &self.http
     }
 
@@ -136,22 +136,28 @@ impl Client for SimClient {
         self.http.create(kind, object).await
     }
 
-    async fn patch(
+    async fn patch_subresource(
         &self,
         kind: Kind,
         namespace: &str,
         name: &str,
         patch: Value,
-        status: bool,
+        subresource: Subresource,
     ) -> Result<Value, ClientError> {
-        if kind != Kind::Allocation || !status {
-            return self.http.patch(kind, namespace, name, patch, status).await;
+        if kind != Kind::Allocation || subresource != Subresource::Status {
+            return self
+                .http
+                .patch_subresource(kind, namespace, name, patch, subresource)
+                .await;
         }
         let client_status = patch
             .pointer("/status/clientStatus")
             .and_then(Value::as_str)
             .map(str::to_string);
-        let result = self.http.patch(kind, namespace, name, patch, status).await;
+        let result = self
+            .http
+            .patch_subresource(kind, namespace, name, patch, subresource)
+            .await;
         match &result {
             Ok(_) => self.acked_status(name, client_status.as_deref()),
             Err(_) => SimStats::inc(&self.stats.status_errors),

@@ -123,7 +123,7 @@ impl Simulator {
     /// Starts the nodes in the current tokio runtime, `register_rate` per second.
     pub fn start(args: &NodesimArgs) -> anyhow::Result<Simulator> {
         anyhow::ensure!(!args.datacenters.is_empty(), "--datacenters is empty");
-        let http = caravan_client::Client::new(&args.servers)
+        let http = caravan_client::HttpClient::new(&args.servers)
             .with_context(|| format!("invalid server addresses {:?}", args.servers))?;
         let stats = Arc::new(SimStats::default());
         let handles: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
@@ -185,7 +185,7 @@ impl Drop for Simulator {
 /// What every node of a simulator shares.
 #[derive(Clone)]
 struct Shared {
-    http: caravan_client::Client,
+    http: caravan_client::HttpClient,
     stats: Arc<SimStats>,
     drivers: Arc<BTreeMap<String, Arc<dyn Driver>>>,
     interner: Arc<JobInterner>,

@@ -80,20 +80,16 @@ impl Default for BlockedEvals {
 
 fn key(eval: &Evaluation) -> Key {
     (
-        namespace(eval),
-        eval.metadata.name.clone().unwrap_or_default(),
+        eval.metadata.namespace().to_owned(),
+        eval.metadata.name().to_owned(),
     )
 }
 
 fn job_key(eval: &Evaluation) -> Key {
-    (namespace(eval), eval.spec.job_name.clone())
-}
-
-fn namespace(eval: &Evaluation) -> String {
-    eval.metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".to_string())
+    (
+        eval.metadata.namespace().to_owned(),
+        eval.spec.job_name.clone(),
+    )
 }
 
 fn resource_version(eval: &Evaluation) -> u64 {

@@ -25,10 +25,7 @@ fn captured(name: &str, job: &str, classes: &[(&str, bool)]) -> Evaluation {
 }
 
 fn names(evals: &[Evaluation]) -> Vec<&str> {
-    evals
-        .iter()
-        .map(|e| e.metadata.name.as_deref().unwrap_or_default())
-        .collect()
+    evals.iter().map(|e| e.metadata.name()).collect()
 }
 
 #[test]

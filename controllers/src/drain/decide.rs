@@ -18,7 +18,6 @@ use caravan_schemas::node::DrainStrategy;
 use caravan_schemas::{Allocation, Job, Node};
 
 use crate::scheduler::time::parse_rfc3339;
-use crate::scheduler::util::{self, is_client_terminal, is_server_terminal};
 
 /// Drain deadline when the strategy does not name one (Nomad's `-deadline` default).
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(3600);
@@ -81,7 +80,7 @@ fn seconds(raw: Option<&str>, default: &str) -> i64 {
 /// Whether `alloc` counts as healthy for migration: the health its client or deployment
 /// reported, or else running with every task up for the group's `migrate.minHealthyTime`.
 pub fn is_healthy(alloc: &Allocation, group: &TaskGroup, now: i64) -> bool {
-    if is_server_terminal(alloc) || is_client_terminal(alloc) {
+    if alloc.is_server_terminal() || alloc.is_client_terminal() {
         return false;
     }
     let Some(status) = alloc.status.as_ref() else {
@@ -136,7 +135,7 @@ pub fn decide(
         .iter()
         .filter_map(|n| {
             let strategy = n.spec.drain.as_ref()?;
-            let name = util::name(&n.metadata);
+            let name = n.metadata.name();
             if strategy.started_at.is_none() {
                 out.stamp_start.push(name.to_string());
             }
@@ -156,7 +155,7 @@ pub fn decide(
     let mut touched: BTreeSet<GroupKey<'_>> = BTreeSet::new();
     let mut jobs: BTreeMap<(String, String), Option<Arc<Job>>> = BTreeMap::new();
     let mut job_of = |a: &Allocation| -> Option<Arc<Job>> {
-        let ns = util::namespace(&a.metadata);
+        let ns = a.metadata.namespace();
         jobs.entry((ns.to_string(), a.spec.job_name.clone()))
             .or_insert_with(|| job(ns, &a.spec.job_name))
             .clone()
@@ -165,7 +164,7 @@ pub fn decide(
         let Some(lists) = remaining.get_mut(alloc.spec.node_name.as_str()) else {
             continue;
         };
-        if is_client_terminal(alloc) {
+        if alloc.is_client_terminal() {
             continue;
         }
         let j = job_of(alloc);
@@ -174,13 +173,13 @@ pub fn decide(
         } else {
             lists.0.push(alloc);
             touched.insert((
-                util::namespace(&alloc.metadata),
+                alloc.metadata.namespace(),
                 alloc.spec.job_name.as_str(),
                 alloc.spec.group.as_str(),
             ));
         }
     }
-    let markable = |a: &Allocation| !is_server_terminal(a) && !a.spec.should_migrate();
+    let markable = |a: &Allocation| !a.is_server_terminal() && !a.spec.should_migrate();
 
     // Service groups: how many of each may move now.
     let mut budget: BTreeMap<GroupKey<'_>, i64> = BTreeMap::new();
@@ -197,7 +196,7 @@ pub fn decide(
     }
     for alloc in allocs {
         let key = (
-            util::namespace(&alloc.metadata),
+            alloc.metadata.namespace(),
             alloc.spec.job_name.as_str(),
             alloc.spec.group.as_str(),
         );
@@ -231,7 +230,7 @@ pub fn decide(
                 continue;
             }
             let key = (
-                util::namespace(&alloc.metadata),
+                alloc.metadata.namespace(),
                 alloc.spec.job_name.as_str(),
                 alloc.spec.group.as_str(),
             );

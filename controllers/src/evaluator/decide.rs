@@ -9,8 +9,6 @@ use caravan_schemas::node::{NodeState, SchedulingEligibility};
 use caravan_schemas::{API_VERSION, Allocation, Evaluation, Job, Kind, Node, ObjectMeta};
 use serde_json::{Value, json};
 
-use crate::scheduler::util::{job_priority, job_version, namespace};
-
 /// An evaluation to create.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EvalRequest {
@@ -35,11 +33,11 @@ pub fn eval_type(t: JobType) -> EvaluationType {
 
 fn request(job: &Job, triggered_by: TriggeredBy, node_name: Option<&str>) -> EvalRequest {
     EvalRequest {
-        namespace: namespace(&job.metadata).to_string(),
-        job_name: job.metadata.name.clone().unwrap_or_default(),
-        job_version: job_version(job),
+        namespace: job.metadata.namespace().to_string(),
+        job_name: job.metadata.name().to_owned(),
+        job_version: job.version(),
         job_type: eval_type(job.spec.job_type()),
-        priority: job_priority(job),
+        priority: job.priority(),
         triggered_by,
         node_name: node_name.map(str::to_string),
     }
@@ -49,7 +47,7 @@ fn request(job: &Job, triggered_by: TriggeredBy, node_name: Option<&str>) -> Eva
 /// derived from `generation`) needs a `job-register` evaluation, or `job-deregister` when the
 /// job is stopped.
 pub fn job_needs_eval(job: &Job) -> Option<EvalRequest> {
-    let version = job_version(job);
+    let version = job.version();
     let evaluated = job.status.as_ref().map(|s| s.version);
     if evaluated == Some(version) {
         return None;
@@ -64,7 +62,7 @@ pub fn job_needs_eval(job: &Job) -> Option<EvalRequest> {
 
 /// The status patch recording that `job`'s current version was evaluated.
 pub fn job_version_patch(job: &Job) -> Value {
-    json!({ "status": { "version": job_version(job) } })
+    json!({ "status": { "version": job.version() } })
 }
 
 /// A job that was deleted needs a `job-deregister` evaluation: its allocations are stopped.
@@ -90,7 +88,7 @@ impl AllocView {
     pub fn of(alloc: &Allocation) -> AllocView {
         AllocView {
             client_status: alloc.status.as_ref().map(|s| s.client_status),
-            terminal: crate::scheduler::util::is_terminal(alloc),
+            terminal: alloc.is_terminal(),
         }
     }
 }

@@ -29,9 +29,6 @@ use caravan_schemas::{Allocation, Evaluation, Job, Node, ObjectMeta};
 
 use super::GcThresholds;
 use super::age::{alloc_changed_at, down_since, eval_changed_at, job_changed_at, older, time};
-use crate::scheduler::util::{
-    client_status, desired_status, is_terminal, job_version, name, namespace,
-};
 
 /// The objects a decision reads: the leader's caches.
 #[derive(Clone, Copy, Debug)]
@@ -55,8 +52,8 @@ pub struct Target {
 impl Target {
     fn namespaced(meta: &ObjectMeta) -> Target {
         Target {
-            namespace: namespace(meta).to_string(),
-            name: name(meta).to_string(),
+            namespace: meta.namespace().to_string(),
+            name: meta.name().to_string(),
             resource_version: meta.resource_version.clone(),
         }
     }
@@ -109,7 +106,7 @@ impl Garbage {
 type Key<'a> = (&'a str, &'a str);
 
 fn key(meta: &ObjectMeta) -> Key<'_> {
-    (namespace(meta), name(meta))
+    (meta.namespace(), meta.name())
 }
 
 /// The objects, indexed the ways the rules read them.
@@ -138,7 +135,7 @@ impl<'a> Index<'a> {
             busy_nodes: HashSet::new(),
         };
         for eval in objects.evaluations {
-            let ns = namespace(&eval.metadata);
+            let ns = eval.metadata.namespace();
             index.evals.insert(key(&eval.metadata));
             index
                 .evals_by_job
@@ -147,7 +144,7 @@ impl<'a> Index<'a> {
                 .push(eval);
         }
         for alloc in objects.allocations {
-            let ns = namespace(&alloc.metadata);
+            let ns = alloc.metadata.namespace();
             index
                 .allocs_by_job
                 .entry((ns, alloc.spec.job_name.as_str()))
@@ -160,7 +157,7 @@ impl<'a> Index<'a> {
                     .or_default()
                     .push(alloc);
             }
-            if !is_terminal(alloc) {
+            if !alloc.is_terminal() {
                 index.busy_nodes.insert(alloc.spec.node_name.as_str());
             }
         }
@@ -207,7 +204,7 @@ pub fn decide(objects: Objects<'_>, thresholds: &GcThresholds, now: SystemTime) 
     }
     // Allocations whose evaluation is gone (or never named).
     for alloc in objects.allocations {
-        let ns = namespace(&alloc.metadata);
+        let ns = alloc.metadata.namespace();
         let orphan = alloc
             .spec
             .eval_name
@@ -311,7 +308,7 @@ fn newest_evals<'a>(index: &Index<'a>) -> HashSet<Key<'a>> {
                     (
                         rv.and_then(|rv| rv.parse::<u64>().ok()).unwrap_or(0),
                         eval_changed_at(e),
-                        name(&e.metadata),
+                        e.metadata.name(),
                     )
                 })
                 .map(|e| key(&e.metadata))
@@ -359,7 +356,7 @@ fn orphan_may_go(
     thresholds: &GcThresholds,
     now: SystemTime,
 ) -> bool {
-    let job = index.job(namespace(&alloc.metadata), &alloc.spec.job_name);
+    let job = index.job(alloc.metadata.namespace(), &alloc.spec.job_name);
     let batch =
         job.is_some_and(|j| matches!(j.spec.job_type(), JobType::Batch | JobType::Sysbatch));
     let threshold = eval_threshold(batch, thresholds);
@@ -380,7 +377,7 @@ fn allocs_garbage<'a>(
         Some(job) if batch && !(is_dead(job) && job.spec.stop) => allocs
             .iter()
             .copied()
-            .filter(|a| a.spec.job_version < job_version(job))
+            .filter(|a| a.spec.job_version < job.version())
             .filter(|a| finished(a) && older(alloc_changed_at(a), threshold, now))
             .collect(),
         _ => allocs
@@ -394,9 +391,9 @@ fn allocs_garbage<'a>(
 
 /// Terminal, and not running on its node (a stop the node has not carried out yet).
 fn finished(alloc: &Allocation) -> bool {
-    is_terminal(alloc)
+    alloc.is_terminal()
         && !matches!(
-            client_status(alloc),
+            alloc.client_status(),
             ClientStatus::Running | ClientStatus::Unknown
         )
 }
@@ -414,11 +411,11 @@ fn alloc_may_go(
     let Some(job) = job else {
         return true;
     };
-    if job.spec.stop || is_dead(job) || desired_status(alloc) == DesiredStatus::Stop {
+    if job.spec.stop || is_dead(job) || alloc.desired_status() == DesiredStatus::Stop {
         return true;
     }
     // A failed allocation carries the reschedule history its replacement needs.
-    if client_status(alloc) != ClientStatus::Failed || alloc.spec.next_allocation.is_some() {
+    if alloc.client_status() != ClientStatus::Failed || alloc.spec.next_allocation.is_some() {
         return true;
     }
     let Some(group) = job.spec.groups.iter().find(|g| g.name == alloc.spec.group) else {
@@ -459,6 +456,6 @@ fn node_may_go(node: &Node, index: &Index<'_>, threshold: Duration, now: SystemT
         .status
         .as_ref()
         .is_some_and(|s| s.status == NodeState::Down);
-    down && !index.busy_nodes.contains(name(&node.metadata))
+    down && !index.busy_nodes.contains(node.metadata.name())
         && older(down_since(node), threshold, now)
 }

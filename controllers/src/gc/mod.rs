@@ -9,31 +9,22 @@
 //!        └──────────────────────┘
 //! ```
 //!
-//! The rules are in [`decide`]; deletions go through the normal API delete path.
+//! The rules are in [`decide`] (pure); the loop that runs them and deletes through the normal API
+//! delete path is the leader's (`leader::gc`).
 
 mod age;
 pub mod decide;
-mod reap;
 mod trigger;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
-use std::time::{Duration, SystemTime};
-
-use tokio::time::MissedTickBehavior;
+use std::time::Duration;
 
 pub use age::{alloc_changed_at, down_since, eval_changed_at, job_changed_at};
 pub use caravan_schemas::gc::{Deleted, GcSummary};
 pub use decide::{Garbage, Objects, decide};
-pub(crate) use reap::ReapedJobs;
 pub use trigger::{GcError, GcTrigger};
-
-use crate::leader::Caches;
-use caravan_runtime::Client;
-
-/// The shortest interval between periodic passes.
-const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
 /// How old each kind of garbage must be before it is collected (Nomad's defaults).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,70 +78,6 @@ impl Default for GcConfig {
             interval: Duration::from_secs(5 * 60),
             thresholds: GcThresholds::default(),
             trigger: GcTrigger::new(),
-        }
-    }
-}
-
-/// One pass over the cached objects.
-pub(crate) async fn pass<C: Client>(
-    client: &C,
-    caches: &Caches,
-    thresholds: &GcThresholds,
-    reaped: &ReapedJobs,
-) -> GcSummary {
-    let nodes = caches.nodes.state();
-    let jobs = caches.jobs.state();
-    let evaluations = caches.evaluations.state();
-    let allocations = caches.allocations.state();
-    let objects = Objects {
-        nodes: &nodes,
-        jobs: &jobs,
-        evaluations: &evaluations,
-        allocations: &allocations,
-    };
-    let garbage = decide(objects, thresholds, SystemTime::now());
-    if garbage.is_empty() {
-        return GcSummary::default();
-    }
-    reap::reap(client, garbage, reaped).await
-}
-
-/// Runs passes every `config.interval` and on request, until dropped.
-pub(crate) async fn run<C: Client>(
-    client: C,
-    caches: Caches,
-    config: GcConfig,
-    reaped: ReapedJobs,
-) {
-    let mut requests = config.trigger.listen().await;
-    caches.wait_until_ready().await;
-    let period = config.interval.max(MIN_INTERVAL);
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        let (force, reply) = tokio::select! {
-            _ = ticks.tick() => (false, None),
-            Some(request) = requests.recv() => (request.force, Some(request.reply)),
-        };
-        let thresholds = if force {
-            GcThresholds::ZERO
-        } else {
-            config.thresholds
-        };
-        let summary = pass(&client, &caches, &thresholds, &reaped).await;
-        if summary.total() > 0 || !summary.errors.is_empty() {
-            tracing::info!(
-                nodes = summary.nodes.count,
-                jobs = summary.jobs.count,
-                evaluations = summary.evaluations.count,
-                allocations = summary.allocations.count,
-                errors = summary.errors.len(),
-                force,
-                "garbage collected"
-            );
-        }
-        if let Some(reply) = reply {
-            let _ = reply.send(summary);
         }
     }
 }

@@ -1,8 +1,7 @@
-//! Tests of garbage collection: the decision, one rule per test ([`decide`]), and the loop
-//! deleting through a fake client ([`run`]).
+//! Tests of garbage collection's decision, one rule per test ([`decide`]); the fixtures here serve
+//! the loop's tests too (`leader::gc`).
 
 mod decide;
-mod run;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,20 +16,20 @@ use super::GcThresholds;
 use super::decide::{Garbage, Objects, Target, decide};
 use crate::scheduler::time::format_rfc3339;
 
-const HOUR: u64 = 3600;
-const NOW: u64 = 1_700_000_000;
+pub(crate) const HOUR: u64 = 3600;
+pub(crate) const NOW: u64 = 1_700_000_000;
 
-fn now() -> SystemTime {
+pub(crate) fn now() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(NOW)
 }
 
 /// The RFC 3339 time `secs` before [`now`].
-fn ago(secs: u64) -> String {
+pub(crate) fn ago(secs: u64) -> String {
     format_rfc3339(i64::try_from(NOW - secs).unwrap())
 }
 
 /// A job with status `state`, created `age` seconds ago.
-fn job_in(name: &str, mut job: Job, state: JobState, age: u64) -> Job {
+pub(crate) fn job_in(name: &str, mut job: Job, state: JobState, age: u64) -> Job {
     job.metadata.name = Some(name.into());
     job.metadata.creation_timestamp = Some(ago(age));
     job.status = Some(JobStatus {
@@ -40,11 +39,11 @@ fn job_in(name: &str, mut job: Job, state: JobState, age: u64) -> Job {
     job
 }
 
-fn dead_batch(name: &str, age: u64) -> Job {
+pub(crate) fn dead_batch(name: &str, age: u64) -> Job {
     job_in(name, mock::batch_job(name), JobState::Dead, age)
 }
 
-fn eval(name: &str, job: &Job, state: EvaluationState, age: u64) -> Evaluation {
+pub(crate) fn eval(name: &str, job: &Job, state: EvaluationState, age: u64) -> Evaluation {
     let mut eval = mock::evaluation(name, job);
     eval.metadata.creation_timestamp = Some(ago(age));
     eval.status = Some(EvaluationStatus {
@@ -55,7 +54,7 @@ fn eval(name: &str, job: &Job, state: EvaluationState, age: u64) -> Evaluation {
 }
 
 /// An allocation of `job` created by `eval` on node `n1`, last reported `age` seconds ago.
-fn alloc(
+pub(crate) fn alloc(
     name: &str,
     eval: &Evaluation,
     job: &Job,
@@ -75,7 +74,7 @@ fn alloc(
 
 /// A node marked down by the liveness loop `marked` seconds ago (`None`: no time written),
 /// that last became ready `heartbeat` seconds ago.
-fn down_node(name: &str, marked: Option<u64>, heartbeat: Option<u64>) -> Node {
+pub(crate) fn down_node(name: &str, marked: Option<u64>, heartbeat: Option<u64>) -> Node {
     let mut node = mock::node(name);
     node.metadata.creation_timestamp = Some(ago(100 * HOUR));
     let status = node.status.get_or_insert_default();
@@ -88,7 +87,7 @@ fn down_node(name: &str, marked: Option<u64>, heartbeat: Option<u64>) -> Node {
 
 /// The objects of a test.
 #[derive(Default)]
-struct World {
+pub(crate) struct World {
     nodes: Vec<Arc<Node>>,
     jobs: Vec<Arc<Job>>,
     evals: Vec<Arc<Evaluation>>,
@@ -132,6 +131,6 @@ impl World {
     }
 }
 
-fn names(targets: &[Target]) -> Vec<String> {
+pub(crate) fn names(targets: &[Target]) -> Vec<String> {
     targets.iter().map(Target::display).collect()
 }

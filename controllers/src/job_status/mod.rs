@@ -67,23 +67,6 @@ impl StateReason {
     }
 }
 
-fn namespace(meta: &caravan_schemas::ObjectMeta) -> &str {
-    meta.namespace.as_deref().unwrap_or("default")
-}
-
-fn is_terminal_alloc(alloc: &Allocation) -> bool {
-    let desired = alloc.spec.desired_status.unwrap_or_default();
-    let client = alloc
-        .status
-        .as_ref()
-        .map_or(ClientStatus::Pending, |s| s.client_status);
-    desired != DesiredStatus::Run
-        || matches!(
-            client,
-            ClientStatus::Complete | ClientStatus::Failed | ClientStatus::Lost
-        )
-}
-
 fn eval_state(eval: &Evaluation) -> EvaluationState {
     eval.status
         .as_ref()
@@ -106,8 +89,7 @@ fn resource_version(meta: &caravan_schemas::ObjectMeta) -> u64 {
 
 fn belongs<'a>(job: &'a Job) -> impl Fn(&caravan_schemas::ObjectMeta, &str) -> bool + 'a {
     move |meta, job_name| {
-        job_name == job.metadata.name.as_deref().unwrap_or_default()
-            && namespace(meta) == namespace(&job.metadata)
+        job_name == job.metadata.name() && meta.namespace() == job.metadata.namespace()
     }
 }
 
@@ -139,7 +121,7 @@ pub fn job_state(
     let mut allocs = allocs
         .iter()
         .filter(|a| belongs(&a.metadata, &a.spec.job_name));
-    if allocs.any(|a| !is_terminal_alloc(a)) {
+    if allocs.any(|a| !a.is_terminal()) {
         return (JobState::Running, StateReason::AllocationsActive);
     }
     let mut has_eval = false;
@@ -208,14 +190,8 @@ pub fn group_summaries(
         let Some(group) = summary.get_mut(&alloc.spec.group) else {
             continue;
         };
-        let client = alloc
-            .status
-            .as_ref()
-            .map_or(ClientStatus::Pending, |s| s.client_status);
-        let counter = match client {
-            ClientStatus::Pending
-                if alloc.spec.desired_status.unwrap_or_default() == DesiredStatus::Run =>
-            {
+        let counter = match alloc.client_status() {
+            ClientStatus::Pending if alloc.desired_status() == DesiredStatus::Run => {
                 &mut group.starting
             }
             ClientStatus::Pending => continue,

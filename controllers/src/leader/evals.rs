@@ -61,7 +61,7 @@ async fn set_status<C: Client>(
     let (ns, name) = key(eval);
     let patch = json!({"status": {"status": status, "statusDescription": description}});
     if let Err(e) = client
-        .patch(Kind::Evaluation, &ns, &name, patch, true)
+        .patch_status(Kind::Evaluation, &ns, &name, patch)
         .await
     {
         tracing::warn!(eval = %name, error = %e, "could not update the evaluation status");

@@ -11,7 +11,6 @@ use super::Shared;
 use super::evals::create;
 use crate::evaluator::job_needs_eval;
 use crate::job_status::{status_patch, summarize};
-use crate::scheduler::util::{self, job_version, namespace};
 use caravan_runtime::object_ref::{name_of, namespace_of};
 use caravan_runtime::watcher::Event;
 use caravan_runtime::{Action, Controller, ControllerError, ObjectRef};
@@ -57,11 +56,7 @@ fn jobs_of<C: Client>(
                         .state()
                         .iter()
                         .map(|job| {
-                            ObjectRef::new(
-                                Kind::Job,
-                                namespace(&job.metadata),
-                                util::name(&job.metadata),
-                            )
+                            ObjectRef::new(Kind::Job, job.metadata.namespace(), job.metadata.name())
                         })
                         .collect()
                 }
@@ -89,7 +84,7 @@ async fn reconcile<C: Client>(
     job: Arc<Job>,
     shared: Arc<Shared<C>>,
 ) -> Result<Action, ClientError> {
-    let ns = namespace(&job.metadata).to_string();
+    let ns = job.metadata.namespace().to_string();
     let name = job.metadata.name.clone().unwrap_or_default();
     // The evaluation first: the status write below records the version as evaluated.
     if let Some(req) = job_needs_eval(&job) {
@@ -103,14 +98,14 @@ async fn reconcile<C: Client>(
         .evaluations
         .state()
         .into_iter()
-        .filter(|e| e.spec.job_name == name && namespace(&e.metadata) == ns)
+        .filter(|e| e.spec.job_name == name && e.metadata.namespace() == ns)
         .collect();
     let mut status = summarize(&job, &allocs, &evals);
-    status.version = job_version(&job);
+    status.version = job.version();
     if let Some(patch) = status_patch(&job.status, &status) {
         match shared
             .client
-            .patch(Kind::Job, &ns, &name, patch, true)
+            .patch_status(Kind::Job, &ns, &name, patch)
             .await
         {
             Ok(_) | Err(ClientError::NotFound) => {}

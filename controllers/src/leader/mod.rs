@@ -18,7 +18,9 @@
 //! local store) or outside it (over HTTP).
 
 mod caches;
+mod drainer;
 pub(crate) mod evals;
+mod gc;
 mod job_controller;
 mod triggers;
 
@@ -32,9 +34,10 @@ pub use caches::Caches;
 
 use crate::blocked::BlockedEvals;
 use crate::broker::{BrokerConfig, EvalBroker, EvalSource};
-use crate::gc::{GcConfig, ReapedJobs};
+use crate::gc::GcConfig;
 use crate::worker::{WorkerConfig, Workers};
 use caravan_runtime::Client;
+use gc::ReapedJobs;
 
 /// Settings of the leader's controllers.
 #[derive(Clone, Debug)]
@@ -90,13 +93,13 @@ pub async fn run_with_broker<C: Client>(client: C, config: LeaderConfig, broker:
     tasks.spawn(triggers::deleted_jobs(shared.clone(), feeds.jobs));
     tasks.spawn(evals::feed(shared.clone(), feeds.evaluations));
     tasks.spawn(evals::reap_failed(shared.clone()));
-    tasks.spawn(crate::gc::run(
+    tasks.spawn(gc::run(
         client.clone(),
         shared.caches.clone(),
         config.gc.clone(),
         shared.reaped_jobs.clone(),
     ));
-    tasks.spawn(crate::drain::run(shared.clone()));
+    tasks.spawn(drainer::run(shared.clone()));
     let controller = job_controller::controller(shared.clone(), feeds.job_triggers);
     tasks.spawn(async move {
         let mut results = std::pin::pin!(controller);

@@ -14,8 +14,6 @@ use super::evals::{create, requeue};
 use crate::evaluator::{
     AllocView, NodeView, alloc_needs_eval, deleted_job_eval, node_change_evals,
 };
-use crate::scheduler::util::is_terminal;
-use crate::scheduler::util::namespace;
 use caravan_runtime::Client;
 use caravan_runtime::Event;
 use caravan_runtime::object_ref::resource_version_of;
@@ -101,12 +99,12 @@ async fn node_changed<C: Client>(
     let jobs = shared.caches.jobs.state();
     let on_node: Vec<Arc<Job>> = allocs
         .iter()
-        .filter(|a| a.spec.node_name == name && !is_terminal(a))
+        .filter(|a| a.spec.node_name == name && !a.is_terminal())
         .filter_map(|a| {
             shared
                 .caches
                 .jobs
-                .get(namespace(&a.metadata), &a.spec.job_name)
+                .get(a.metadata.namespace(), &a.spec.job_name)
         })
         .collect();
     let system: Vec<&Job> = jobs
@@ -189,7 +187,7 @@ pub(crate) async fn allocations<C: Client>(
 
 fn alloc_key(alloc: &Allocation) -> (String, String) {
     (
-        namespace(&alloc.metadata).to_string(),
+        alloc.metadata.namespace().to_string(),
         alloc.metadata.name.clone().unwrap_or_default(),
     )
 }
@@ -216,7 +214,7 @@ async fn alloc_changed<C: Client>(
     {
         tracing::warn!(alloc = %key.1, error = %e, "could not create an alloc-failure evaluation");
     }
-    let freed = (deleted || is_terminal(alloc)) && old.is_some_and(|o| !o.terminal);
+    let freed = (deleted || alloc.is_terminal()) && old.is_some_and(|o| !o.terminal);
     if freed {
         let unblocked = lock(&shared.blocked).unblock(None, index);
         requeue(shared, unblocked).await;
@@ -248,7 +246,7 @@ pub(crate) async fn deleted_jobs<C: Client>(
                 let Ok(job) = Job::deserialize(&value) else {
                     continue;
                 };
-                known.remove(&(namespace(&job.metadata).to_string(), util_name(&job)));
+                known.remove(&(job.metadata.namespace().to_string(), util_name(&job)));
                 job_deleted(&shared, &job).await;
             }
             Next::Event(_) => {}
@@ -258,7 +256,7 @@ pub(crate) async fn deleted_jobs<C: Client>(
                     .jobs
                     .state()
                     .into_iter()
-                    .map(|job| ((namespace(&job.metadata).to_string(), util_name(&job)), job))
+                    .map(|job| ((job.metadata.namespace().to_string(), util_name(&job)), job))
                     .collect();
                 let gone: Vec<Arc<Job>> = known
                     .iter()

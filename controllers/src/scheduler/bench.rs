@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use caravan_schemas::Evaluation;
 
+use super::Scheduler;
 use super::config::SchedulerConfig;
 use super::generic::GenericScheduler;
 use super::state::{Planner, State};
 use super::testing::{Harness, cluster, eval_for, service_job};
 use super::{Plan, PlanResult, SchedError};
-use super::{Scheduler, util};
 
 /// What one scheduling run measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,14 +72,12 @@ pub fn bench_service_placement(nodes: usize, count: usize) -> Measured {
         applying: Duration::ZERO,
     };
     let start = Instant::now();
-    let outcome = GenericScheduler::new(false, snapshot, &mut planner, SchedulerConfig::default())
+    let outcome = GenericScheduler::service(snapshot, &mut planner, SchedulerConfig::default())
         .process(&eval);
     let total = start.elapsed();
     let applying = planner.applying;
     let placed = match outcome {
-        Ok(()) => harness
-            .live_allocs(util::namespace(&job.metadata), "bench")
-            .len(),
+        Ok(()) => harness.live_allocs(job.metadata.namespace(), "bench").len(),
         Err(_) => 0,
     };
     Measured {

@@ -9,12 +9,12 @@ use caravan_schemas::allocation::{
     RescheduleTracker,
 };
 use caravan_schemas::evaluation::{EvaluationState, TriggeredBy};
+use caravan_schemas::naming::alloc_object_name;
 use caravan_schemas::{
     API_VERSION, Allocation, AllocationSpec, AllocationStatus, Evaluation, EvaluationSpec,
     EvaluationStatus, Job, Kind, Node, ObjectMeta,
 };
 
-use super::naming::alloc_object_name;
 use super::reconcile::PlaceRequest;
 use super::reconcile::reschedule::delay_of;
 use super::state::State;
@@ -31,10 +31,10 @@ pub fn new_alloc(
     metrics: AllocMetrics,
     now_unix: i64,
 ) -> Allocation {
-    let job_name = util::name(&job.metadata);
+    let job_name = job.metadata.name();
     let previous = request.previous.as_deref();
-    let previous_name = previous.map_or("", |p| util::name(&p.metadata));
-    let node_name = util::name(&node.metadata);
+    let previous_name = previous.map_or("", |p| p.metadata.name());
+    let node_name = node.metadata.name();
     let name = alloc_object_name(
         job_name,
         &request.group,
@@ -70,12 +70,12 @@ pub fn new_alloc(
         kind: Kind::Allocation.name().to_string(),
         metadata: ObjectMeta {
             name: Some(name),
-            namespace: Some(util::namespace(&job.metadata).to_string()),
+            namespace: Some(job.metadata.namespace().to_string()),
             ..ObjectMeta::default()
         },
         spec: AllocationSpec {
             job_name: job_name.to_string(),
-            job_version: util::job_version(job),
+            job_version: job.version(),
             group: request.group.clone(),
             node_name: node_name.to_string(),
             desired_status: Some(DesiredStatus::Run),
@@ -96,7 +96,7 @@ pub fn new_alloc(
 /// `alloc` moved to the current version of `job` without restarting.
 pub fn in_place(alloc: &Allocation, job: &Job, eval_name: &str) -> Allocation {
     let mut updated = alloc.clone();
-    updated.spec.job_version = util::job_version(job);
+    updated.spec.job_version = job.version();
     updated.spec.eval_name = Some(eval_name.to_string());
     updated
 }
@@ -121,7 +121,7 @@ pub fn derived_eval(
     triggered_by: TriggeredBy,
     status: EvaluationState,
 ) -> Evaluation {
-    let eval_name = util::name(&eval.metadata);
+    let eval_name = eval.metadata.name();
     let hash = util::stable_hash([eval_name, suffix]);
     let base = eval.spec.job_name.as_str();
     let base = &base[..base.len().min(200)];
@@ -134,14 +134,14 @@ pub fn derived_eval(
                 base.trim_end_matches('-'),
                 hash as u32
             )),
-            namespace: Some(util::namespace(&eval.metadata).to_string()),
+            namespace: Some(eval.metadata.namespace().to_string()),
             ..ObjectMeta::default()
         },
         spec: EvaluationSpec {
             job_name: eval.spec.job_name.clone(),
-            job_version: job.map_or(eval.spec.job_version, util::job_version),
+            job_version: job.map_or(eval.spec.job_version, Job::version),
             triggered_by,
-            priority: job.map(util::job_priority).or(eval.spec.priority),
+            priority: job.map(Job::priority).or(eval.spec.priority),
             r#type: eval.spec.r#type,
             previous_eval: Some(eval_name.to_string()),
             ..EvaluationSpec::default()
@@ -214,7 +214,7 @@ pub fn tainted_nodes(
     let mut tainted = HashMap::new();
     let mut seen = std::collections::HashSet::new();
     for alloc in allocs {
-        if util::is_terminal(alloc) || !seen.insert(alloc.spec.node_name.as_str()) {
+        if alloc.is_terminal() || !seen.insert(alloc.spec.node_name.as_str()) {
             continue;
         }
         let taint = match state.node(&alloc.spec.node_name) {

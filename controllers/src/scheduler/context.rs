@@ -5,41 +5,33 @@
 use std::sync::Arc;
 
 use caravan_schemas::allocation::DesiredStatus;
+use caravan_schemas::fit::{self, NodeUsage};
+use caravan_schemas::resources::{self, Comparable, Held};
 use caravan_schemas::{Allocation, Node};
 
 use super::Plan;
-use super::feasible::fit;
 use super::hash::{FastMap, FastSet};
 use super::metrics::MetricsRecorder;
-use super::resources::{self, Comparable, Held};
 use super::state::State;
-use super::util;
 
-/// Capacity and proposed usage of one node.
+/// One node in the proposed view: its capacity and proposed usage, and the job's proposed
+/// allocations on it.
 #[derive(Clone, Debug, Default)]
-pub struct NodeUsage {
-    /// What the node offers allocations (total minus reserved).
-    pub capacity: Comparable,
-    /// What existing allocations (minus the plan's stops) and the plan's placements use, and
-    /// the core ids they pinned.
-    pub held: Held,
+pub struct ProposedNode {
+    /// Capacity and proposed usage of the node.
+    pub usage: NodeUsage,
     /// The job's proposed allocations on the node per group, as [`JobAllocs`] counts them:
     /// kept here too so that scoring a node looked at before needs no lookup by name.
     pub job: Vec<(String, u32)>,
 }
 
-impl NodeUsage {
+impl ProposedNode {
     /// The job's proposed allocations of `group` on the node.
     pub fn job_count(&self, group: &str) -> u32 {
         self.job
             .iter()
             .find(|(g, _)| g == group)
             .map_or(0, |(_, c)| *c)
-    }
-
-    /// The lowest core ids not in use.
-    pub fn free_cores(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..).filter(|id| !self.held.core_ids.contains(id))
     }
 }
 
@@ -136,9 +128,9 @@ pub struct EvalContext<'s> {
     state: &'s dyn State,
     /// The plan being built.
     pub plan: Plan,
-    /// Usage of every node looked at so far, found by node name or by the node's slot in the
-    /// stack's node list (the hot path, no hashing).
-    usages: Vec<NodeUsage>,
+    /// Every node looked at so far, found by node name or by the node's slot in the stack's
+    /// node list (the hot path, no hashing).
+    usages: Vec<ProposedNode>,
     usage_by_name: FastMap<String, u32>,
     usage_by_slot: Vec<u32>,
     /// Nodes the plan stops, updates or places allocations on: only their usage needs the
@@ -157,9 +149,7 @@ impl<'s> EvalContext<'s> {
     pub fn new(state: &'s dyn State, plan: Plan, job_allocs: &[Arc<Allocation>]) -> Self {
         let mut allocs = JobAllocs::default();
         for alloc in job_allocs {
-            if util::is_terminal(alloc)
-                || plan.stops(&alloc.spec.node_name, util::name(&alloc.metadata))
-            {
+            if alloc.is_terminal() || plan.stops(&alloc.spec.node_name, alloc.metadata.name()) {
                 continue;
             }
             allocs.apply(&alloc.spec.node_name, &alloc.spec.group, 1);
@@ -198,7 +188,7 @@ impl<'s> EvalContext<'s> {
         node
     }
 
-    /// Prepares the slot index for a stack of `nodes` nodes (see [`EvalContext::usage_in`]).
+    /// Prepares the slot index for a stack of `nodes` nodes (see [`EvalContext::proposed`]).
     pub fn index_slots(&mut self, nodes: usize) {
         if self.usage_by_slot.len() != nodes {
             self.usage_by_slot = vec![NO_USAGE; nodes];
@@ -210,26 +200,26 @@ impl<'s> EvalContext<'s> {
 
     /// Capacity and proposed usage of `node`, computed on first use.
     pub fn usage(&mut self, node: &Node) -> &NodeUsage {
-        self.usage_in(None, node)
+        &self.proposed(None, node).usage
     }
 
-    /// [`EvalContext::usage`] of the node at `slot` of the stack's node list (after
-    /// [`EvalContext::index_slots`]): found again without hashing its name.
-    pub fn usage_in(&mut self, slot: Option<usize>, node: &Node) -> &NodeUsage {
+    /// [`EvalContext::usage`] of `node` with the job's allocations on it; `slot` is the node's
+    /// place in the stack's node list (after [`EvalContext::index_slots`]), where it is found
+    /// again without hashing its name.
+    pub fn proposed(&mut self, slot: Option<usize>, node: &Node) -> &ProposedNode {
         if let Some(&at) = slot.and_then(|s| self.usage_by_slot.get(s))
             && at != NO_USAGE
         {
             return &self.usages[at as usize];
         }
-        let name = util::name(&node.metadata);
+        let name = node.metadata.name();
         let at = match self.usage_by_name.get(name) {
             Some(&at) => at,
             None => {
-                let mut usage = match self.state.held_on_node(name) {
+                let usage = match self.state.held_on_node(name) {
                     Some(held) if !self.planned.contains(name) => NodeUsage {
                         capacity: resources::node_capacity(node),
                         held,
-                        job: Vec::new(),
                     },
                     Some(held) => fit::proposed_usage_from(node, held, &self.plan, |alloc| {
                         self.state.alloc_on_node(name, &self.plan.namespace, alloc)
@@ -239,9 +229,9 @@ impl<'s> EvalContext<'s> {
                         fit::proposed_usage(node, &existing, &self.plan)
                     }
                 };
-                usage.job = self.job_allocs.groups_on(name).to_vec();
+                let job = self.job_allocs.groups_on(name).to_vec();
                 let at = u32::try_from(self.usages.len()).unwrap_or(NO_USAGE - 1);
-                self.usages.push(usage);
+                self.usages.push(ProposedNode { usage, job });
                 self.usage_by_name.insert(name.to_string(), at);
                 at
             }
@@ -263,10 +253,10 @@ impl<'s> EvalContext<'s> {
     /// in the usage and in [`JobAllocs`] together.
     fn change(&mut self, node: &str, group: &str, delta: i64, held: impl FnOnce(&mut Held)) {
         if let Some(&at) = self.usage_by_name.get(node)
-            && let Some(usage) = self.usages.get_mut(at as usize)
+            && let Some(proposed) = self.usages.get_mut(at as usize)
         {
-            held(&mut usage.held);
-            count_in(&mut usage.job, group, delta);
+            held(&mut proposed.usage.held);
+            count_in(&mut proposed.job, group, delta);
         }
         self.job_allocs.record(node, group, delta);
     }
@@ -292,8 +282,8 @@ impl<'s> EvalContext<'s> {
         let node = alloc.spec.node_name.as_str();
         self.mark_planned(node);
         self.plan
-            .append_stop(node, util::name(&alloc.metadata), status, description);
-        if util::is_terminal(alloc) {
+            .append_stop(node, alloc.metadata.name(), status, description);
+        if alloc.is_terminal() {
             return;
         }
         self.change(node, &alloc.spec.group, -1, |held| {
@@ -304,8 +294,8 @@ impl<'s> EvalContext<'s> {
     /// Takes back a stop added by [`EvalContext::stop`], when its replacement failed.
     pub fn unstop(&mut self, alloc: &Allocation) {
         let node = alloc.spec.node_name.as_str();
-        self.plan.pop_stop(node, util::name(&alloc.metadata));
-        if util::is_terminal(alloc) {
+        self.plan.pop_stop(node, alloc.metadata.name());
+        if alloc.is_terminal() {
             return;
         }
         self.change(node, &alloc.spec.group, 1, |held| {
@@ -327,7 +317,7 @@ mod tests {
     use crate::scheduler::state::MemState;
 
     fn used(ctx: &mut EvalContext<'_>, slot: Option<usize>, node: &Node) -> u64 {
-        ctx.usage_in(slot, node).held.used.cpu
+        ctx.proposed(slot, node).usage.held.used.cpu
     }
 
     #[test]
@@ -363,18 +353,18 @@ mod tests {
 
         // A stop through the context before the node was looked at counts too.
         let group = on_b.spec.group.clone();
-        assert_eq!(ctx.usage_in(Some(1), &b).job_count(&group), 1);
+        assert_eq!(ctx.proposed(Some(1), &b).job_count(&group), 1);
         ctx.stop(&on_b, DesiredStatus::Stop, "update");
         assert_eq!(used(&mut ctx, None, &b), 0);
         assert_eq!(used(&mut ctx, Some(1), &b), 0);
-        assert_eq!(ctx.usage_in(Some(1), &b).job_count(&group), 0);
+        assert_eq!(ctx.proposed(Some(1), &b).job_count(&group), 0);
         assert_eq!(
-            ctx.usage_in(Some(0), &a).job_count(&group),
+            ctx.proposed(Some(0), &a).job_count(&group),
             0,
             "stopped by the plan"
         );
         ctx.unstop(&on_b);
-        assert_eq!(ctx.usage_in(Some(1), &b).job_count(&group), 1);
+        assert_eq!(ctx.proposed(Some(1), &b).job_count(&group), 1);
         assert_eq!(ctx.job_allocs.count("b", &group), 1);
         ctx.stop(&on_b, DesiredStatus::Stop, "update");
 
@@ -384,10 +374,10 @@ mod tests {
         ctx.place(placed.clone(), &resources::alloc_usage(&placed));
         assert_eq!(used(&mut ctx, Some(2), &c), cpu);
         assert_eq!(used(&mut ctx, None, &c), cpu);
-        assert_eq!(ctx.usage_in(Some(2), &c).job_count(&group), 1);
+        assert_eq!(ctx.proposed(Some(2), &c).job_count(&group), 1);
         assert_eq!(ctx.job_allocs.count("c", &group), 1);
         assert_eq!(
-            ctx.usage_in(Some(2), &c).capacity,
+            ctx.proposed(Some(2), &c).usage.capacity,
             resources::node_capacity(&c)
         );
     }

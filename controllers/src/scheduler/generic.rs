@@ -9,21 +9,23 @@ use std::sync::Arc;
 
 use caravan_schemas::allocation::{AllocMetrics, DesiredStatus};
 use caravan_schemas::evaluation::{EvaluationState, TriggeredBy};
+use caravan_schemas::resources::{self, GroupAsk};
 use caravan_schemas::{Evaluation, Job};
 
+use super::Scheduler;
 use super::build::{self, EvalOutcome};
 use super::config::SchedulerConfig;
 use super::context::EvalContext;
 use super::feasible::ready::ready_nodes;
 use super::reconcile::{AllocReconciler, ReconcileResults};
-use super::resources::{self, GroupAsk};
 use super::stack::{GenericStack, SelectOptions};
 use super::state::{Planner, State};
 use super::{Plan, SchedError};
-use super::{Scheduler, util};
 
-/// Schedules service (`batch == false`) or batch jobs.
+/// Schedules service ([`GenericScheduler::service`]) or batch ([`GenericScheduler::batch`])
+/// jobs.
 pub struct GenericScheduler<'a> {
+    /// Batch jobs rather than services: the reconciler, the stack and the plan attempts differ.
     batch: bool,
     state: Arc<dyn State>,
     planner: &'a mut dyn Planner,
@@ -39,8 +41,25 @@ struct Computed {
 }
 
 impl<'a> GenericScheduler<'a> {
-    /// A scheduler reading `state` and writing through `planner`.
-    pub fn new(
+    /// A service scheduler reading `state` and writing through `planner`.
+    pub fn service(
+        state: Arc<dyn State>,
+        planner: &'a mut dyn Planner,
+        config: SchedulerConfig,
+    ) -> Self {
+        Self::new(false, state, planner, config)
+    }
+
+    /// A batch scheduler reading `state` and writing through `planner`.
+    pub fn batch(
+        state: Arc<dyn State>,
+        planner: &'a mut dyn Planner,
+        config: SchedulerConfig,
+    ) -> Self {
+        Self::new(true, state, planner, config)
+    }
+
+    fn new(
         batch: bool,
         state: Arc<dyn State>,
         planner: &'a mut dyn Planner,
@@ -56,9 +75,9 @@ impl<'a> GenericScheduler<'a> {
 
     fn compute(&self, eval: &Evaluation) -> Computed {
         let state: &dyn State = self.state.as_ref();
-        let namespace = util::namespace(&eval.metadata);
+        let namespace = eval.metadata.namespace();
         let job_name = eval.spec.job_name.as_str();
-        let eval_name = util::name(&eval.metadata);
+        let eval_name = eval.metadata.name();
         let job = state.job(namespace, job_name);
         let allocs = state.allocs_by_job(namespace, job_name);
         let tainted = build::tainted_nodes(state, &allocs);
@@ -77,18 +96,16 @@ impl<'a> GenericScheduler<'a> {
             eval_name: eval_name.to_string(),
             namespace: namespace.to_string(),
             job_name: job_name.to_string(),
-            job_version: job
-                .as_deref()
-                .map_or(eval.spec.job_version, util::job_version),
+            job_version: job.as_deref().map_or(eval.spec.job_version, Job::version),
             priority: job
                 .as_deref()
-                .map_or(eval.spec.priority.unwrap_or(50), util::job_priority),
+                .map_or(eval.spec.priority.unwrap_or(50), Job::priority),
             annotations: results.desired_tg_updates.clone(),
             ..Plan::default()
         };
         for stop in &results.stop {
             let node = &stop.alloc.spec.node_name;
-            let name = util::name(&stop.alloc.metadata);
+            let name = stop.alloc.metadata.name();
             plan.append_stop(node, name, DesiredStatus::Stop, stop.description);
             if let Some(status) = stop.client_status {
                 plan.set_stop_client_status(node, name, status);
@@ -134,7 +151,7 @@ impl<'a> GenericScheduler<'a> {
         outcome: &mut EvalOutcome,
     ) -> Plan {
         let state: &dyn State = self.state.as_ref();
-        let eval_name = util::name(&eval.metadata);
+        let eval_name = eval.metadata.name();
         let ready = ready_nodes(state, job);
         let mut ctx = EvalContext::new(state, plan, allocs);
         ctx.metrics.nodes_available = ready.available_by_dc;

@@ -7,8 +7,6 @@ use std::sync::Arc;
 use caravan_schemas::Node;
 use caravan_schemas::allocation::{AllocMetrics, NodeScore, ScorerScores};
 
-use super::util;
-
 /// Node scores kept per placement (Nomad's `MaxRetainedNodeScores`).
 pub const MAX_RETAINED_SCORES: usize = 5;
 
@@ -115,7 +113,7 @@ impl MetricsRecorder {
     /// A node was filtered out by `reason` (a constraint, `missing drivers`, …).
     pub fn filter_node(&mut self, node: &Node, reason: &str) {
         self.nodes_filtered += 1;
-        let class = util::node_class(node);
+        let class = node.class();
         if !class.is_empty() {
             bump(&mut self.class_filtered, class);
         }
@@ -127,7 +125,7 @@ impl MetricsRecorder {
     /// A node lacked resources in `dimension` (`cpu`, `memory`, …).
     pub fn exhausted_node(&mut self, node: &Node, dimension: &str) {
         self.nodes_exhausted += 1;
-        let class = util::node_class(node);
+        let class = node.class();
         if !class.is_empty() {
             bump(&mut self.class_exhausted, class);
         }
@@ -166,7 +164,7 @@ impl MetricsRecorder {
             .top
             .iter()
             .map(|(node, card)| NodeScore {
-                node_name: util::name(&node.metadata).to_string(),
+                node_name: node.metadata.name().to_string(),
                 scores: ScorerScores {
                     binpack: card.get(Scorer::Binpack),
                     job_anti_affinity: card.get(Scorer::JobAntiAffinity),

@@ -25,6 +25,7 @@
 pub mod build;
 pub mod config;
 pub mod context;
+pub mod dry_run;
 pub mod error;
 pub mod feasible;
 pub mod generic;
@@ -33,7 +34,6 @@ pub mod metrics;
 pub mod naming;
 pub mod rank;
 pub mod reconcile;
-pub mod resources;
 pub mod stack;
 pub mod state;
 pub mod system;
@@ -71,17 +71,13 @@ pub fn new_scheduler<'a>(
     config: SchedulerConfig,
 ) -> Option<Box<dyn Scheduler + 'a>> {
     match kind {
-        EvaluationType::Service => Some(Box::new(GenericScheduler::new(
-            false, state, planner, config,
-        ))),
-        EvaluationType::Batch => Some(Box::new(GenericScheduler::new(
-            true, state, planner, config,
-        ))),
-        EvaluationType::System => Some(Box::new(SystemScheduler::new(
-            false, state, planner, config,
-        ))),
+        EvaluationType::Service => {
+            Some(Box::new(GenericScheduler::service(state, planner, config)))
+        }
+        EvaluationType::Batch => Some(Box::new(GenericScheduler::batch(state, planner, config))),
+        EvaluationType::System => Some(Box::new(SystemScheduler::system(state, planner, config))),
         EvaluationType::Sysbatch => {
-            Some(Box::new(SystemScheduler::new(true, state, planner, config)))
+            Some(Box::new(SystemScheduler::sysbatch(state, planner, config)))
         }
         EvaluationType::Core => None,
     }

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use caravan_schemas::resources::Held;
 use caravan_schemas::{Allocation, Evaluation, Job, Node};
 
-use super::resources::Held;
 use super::{Plan, PlanResult, SchedError};
 
 mod mem;
@@ -50,8 +50,7 @@ pub trait State: Send + Sync {
     /// The allocation `namespace`/`name` when it is placed on `node`.
     fn alloc_on_node(&self, node: &str, namespace: &str, name: &str) -> Option<Arc<Allocation>> {
         self.allocs_by_node(node).into_iter().find(|alloc| {
-            alloc.metadata.name.as_deref() == Some(name)
-                && alloc.metadata.namespace.as_deref().unwrap_or("default") == namespace
+            alloc.metadata.name.as_deref() == Some(name) && alloc.metadata.namespace() == namespace
         })
     }
 }

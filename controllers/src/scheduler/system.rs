@@ -2,28 +2,29 @@
 //! allocation of each group on every feasible node, placed on new nodes, stopped on nodes that
 //! are gone, draining or no longer feasible, updated when the job changes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use caravan_schemas::allocation::{AllocMetrics, DesiredStatus};
+use caravan_schemas::allocation::DesiredStatus;
 use caravan_schemas::evaluation::{EvaluationState, TriggeredBy};
 use caravan_schemas::job::TaskGroup;
-use caravan_schemas::node::{NodeState, SchedulingEligibility};
 use caravan_schemas::{Allocation, Evaluation, Job, Node};
 
+use self::group::{GroupPass, allocs_by_node};
+use super::Scheduler;
 use super::build::{self, EvalOutcome};
 use super::config::SchedulerConfig;
 use super::context::EvalContext;
 use super::feasible::ready::ready_nodes;
-use super::reconcile::{PlaceRequest, reasons, tasks_updated};
-use super::resources::{self, GroupAsk};
+use super::reconcile::reasons;
 use super::stack::SystemStack;
 use super::state::{Planner, State};
 use super::{DesiredUpdates, Plan, SchedError};
-use super::{Scheduler, util};
 
-/// Schedules system (`sysbatch == false`) or sysbatch jobs.
+/// Schedules system ([`SystemScheduler::system`]) or sysbatch ([`SystemScheduler::sysbatch`])
+/// jobs.
 pub struct SystemScheduler<'a> {
+    /// Sysbatch semantics: an allocation that finished is done, not replaced.
     sysbatch: bool,
     state: Arc<dyn State>,
     planner: &'a mut dyn Planner,
@@ -37,8 +38,25 @@ struct Computed {
 }
 
 impl<'a> SystemScheduler<'a> {
-    /// A scheduler reading `state` and writing through `planner`.
-    pub fn new(
+    /// A system scheduler reading `state` and writing through `planner`.
+    pub fn system(
+        state: Arc<dyn State>,
+        planner: &'a mut dyn Planner,
+        config: SchedulerConfig,
+    ) -> Self {
+        Self::new(false, state, planner, config)
+    }
+
+    /// A sysbatch scheduler reading `state` and writing through `planner`.
+    pub fn sysbatch(
+        state: Arc<dyn State>,
+        planner: &'a mut dyn Planner,
+        config: SchedulerConfig,
+    ) -> Self {
+        Self::new(true, state, planner, config)
+    }
+
+    fn new(
         sysbatch: bool,
         state: Arc<dyn State>,
         planner: &'a mut dyn Planner,
@@ -54,28 +72,26 @@ impl<'a> SystemScheduler<'a> {
 
     fn compute(&self, eval: &Evaluation) -> Computed {
         let state: &dyn State = self.state.as_ref();
-        let namespace = util::namespace(&eval.metadata);
+        let namespace = eval.metadata.namespace();
         let job_name = eval.spec.job_name.as_str();
-        let eval_name = util::name(&eval.metadata);
+        let eval_name = eval.metadata.name();
         let job = state.job(namespace, job_name).filter(|j| !j.spec.stop);
         let allocs = state.allocs_by_job(namespace, job_name);
         let plan = Plan {
             eval_name: eval_name.to_string(),
             namespace: namespace.to_string(),
             job_name: job_name.to_string(),
-            job_version: job
-                .as_deref()
-                .map_or(eval.spec.job_version, util::job_version),
+            job_version: job.as_deref().map_or(eval.spec.job_version, Job::version),
             priority: job
                 .as_deref()
-                .map_or(eval.spec.priority.unwrap_or(50), util::job_priority),
+                .map_or(eval.spec.priority.unwrap_or(50), Job::priority),
             ..Plan::default()
         };
         let mut ctx = EvalContext::new(state, plan, &allocs);
         let mut outcome = EvalOutcome::default();
         let Some(job) = job else {
             let mut updates: BTreeMap<String, DesiredUpdates> = BTreeMap::new();
-            for alloc in allocs.iter().filter(|a| !util::is_terminal(a)) {
+            for alloc in allocs.iter().filter(|a| !a.is_terminal()) {
                 ctx.stop(alloc, DesiredStatus::Stop, reasons::JOB_STOPPED);
                 updates.entry(alloc.spec.group.clone()).or_default().stop += 1;
             }
@@ -104,7 +120,7 @@ impl<'a> SystemScheduler<'a> {
             annotations.insert(group.name.clone(), updates);
         }
         // Groups removed from the job.
-        for alloc in allocs.iter().filter(|a| !util::is_terminal(a)) {
+        for alloc in allocs.iter().filter(|a| !a.is_terminal()) {
             if !job.spec.groups.iter().any(|g| g.name == alloc.spec.group) {
                 ctx.stop(alloc, DesiredStatus::Stop, reasons::NOT_NEEDED);
                 let entry: &mut DesiredUpdates =
@@ -121,6 +137,8 @@ impl<'a> SystemScheduler<'a> {
         }
     }
 
+    /// One group of the job: its allocations on nodes that are no longer candidates stop, and
+    /// every ready node gets one allocation of it (see [`GroupPass`]).
     #[allow(clippy::too_many_arguments)]
     fn reconcile_group(
         &self,
@@ -132,193 +150,25 @@ impl<'a> SystemScheduler<'a> {
         ready: &[Arc<Node>],
         outcome: &mut EvalOutcome,
     ) -> DesiredUpdates {
-        let state = ctx.state();
+        let by_node = allocs_by_node(group, allocs, self.sysbatch);
         let eval_name = ctx.plan.eval_name.clone();
-        let version = util::job_version(job);
-        let mut updates = DesiredUpdates::default();
-        let mut budget = group
-            .update
-            .as_ref()
-            .and_then(|u| u.max_parallel)
-            .filter(|n| *n > 0)
-            .map(|n| n as usize);
-        let mut by_node: HashMap<&str, Vec<&Arc<Allocation>>> = HashMap::new();
-        for alloc in allocs.iter().filter(|a| a.spec.group == group.name) {
-            if util::is_server_terminal(alloc) {
-                continue;
-            }
-            // A system allocation that finished is replaced; a sysbatch one is done.
-            if util::is_client_terminal(alloc) && !self.sysbatch {
-                continue;
-            }
-            by_node
-                .entry(alloc.spec.node_name.as_str())
-                .or_default()
-                .push(alloc);
-        }
-        let ready_names: HashMap<&str, &Arc<Node>> =
-            ready.iter().map(|n| (util::name(&n.metadata), n)).collect();
+        let mut pass = GroupPass::new(job, group, eval_name, self.config.now_unix);
 
         // Allocations on nodes that are no longer candidates.
-        let mut off_nodes: Vec<&&str> = by_node
-            .keys()
-            .filter(|n| !ready_names.contains_key(**n))
-            .collect();
-        off_nodes.sort();
-        for node_name in off_nodes {
-            let node = state.node(node_name);
-            // Why the node's allocations stop, and whether they are lost (the node is gone or
-            // down and cannot report their end).
-            let lost = Some(caravan_schemas::allocation::ClientStatus::Lost);
-            let why = match node.as_deref() {
-                None => Some((reasons::LOST, lost)),
-                Some(n) => match n.status.as_ref().map(|s| s.status) {
-                    Some(NodeState::Down | NodeState::Disconnected) => Some((reasons::LOST, lost)),
-                    _ if n.spec.drain.is_some() => Some((reasons::MIGRATING, None)),
-                    Some(NodeState::Ready)
-                        if n.spec.scheduling_eligibility
-                            == Some(SchedulingEligibility::Ineligible) =>
-                    {
-                        None
-                    }
-                    Some(NodeState::Initializing) => None,
-                    _ => Some((reasons::NOT_NEEDED, None)),
-                },
-            };
-            for alloc in by_node.get(*node_name).into_iter().flatten() {
-                // A draining node keeps a system allocation until the drainer marks it (it
-                // moves system jobs last, or never with `ignoreSystemJobs`).
-                let unmarked = why.is_some_and(|(w, _)| w == reasons::MIGRATING)
-                    && !alloc.spec.should_migrate();
-                match why {
-                    Some((why, client_status)) if !unmarked && !util::is_client_terminal(alloc) => {
-                        ctx.stop(alloc, DesiredStatus::Stop, why);
-                        if let Some(status) = client_status {
-                            ctx.plan.set_stop_client_status(
-                                node_name,
-                                util::name(&alloc.metadata),
-                                status,
-                            );
-                        }
-                        updates.stop += 1;
-                    }
-                    _ => updates.ignore += 1,
-                }
-            }
-        }
+        pass.stop_off_nodes(ctx, &by_node, ready);
 
-        let ask = GroupAsk::of(group);
-        let mut failed: Option<AllocMetrics> = None;
+        // One allocation on every ready node.
         for node in ready {
-            let node_name = util::name(&node.metadata);
-            let existing = by_node.get(node_name).cloned().unwrap_or_default();
+            let existing = by_node
+                .get(node.metadata.name())
+                .cloned()
+                .unwrap_or_default();
             let feasible = stack.statically_feasible(group, node);
-            let mut existing = existing.into_iter();
-            let request = match existing.next() {
-                Some(alloc) => {
-                    for extra in existing {
-                        ctx.stop(extra, DesiredStatus::Stop, reasons::NOT_NEEDED);
-                        updates.stop += 1;
-                    }
-                    if !feasible {
-                        if !util::is_client_terminal(alloc) {
-                            ctx.stop(alloc, DesiredStatus::Stop, reasons::NODE_INFEASIBLE);
-                            updates.stop += 1;
-                        }
-                        continue;
-                    }
-                    if alloc.spec.job_version == version || util::is_client_terminal(alloc) {
-                        updates.ignore += 1;
-                        continue;
-                    }
-                    let old = state.job_by_version(
-                        util::namespace(&job.metadata),
-                        util::name(&job.metadata),
-                        alloc.spec.job_version,
-                    );
-                    let in_place = old.as_deref().is_some_and(|old_job| {
-                        old_job
-                            .spec
-                            .groups
-                            .iter()
-                            .find(|g| g.name == group.name)
-                            .is_some_and(|old_group| !tasks_updated(old_job, old_group, job, group))
-                    });
-                    if in_place {
-                        ctx.update_in_place(build::in_place(alloc, job, &eval_name));
-                        updates.in_place_update += 1;
-                        continue;
-                    }
-                    if budget == Some(0) {
-                        updates.ignore += 1;
-                        continue;
-                    }
-                    if let Some(b) = budget.as_mut() {
-                        *b -= 1;
-                    }
-                    updates.destructive_update += 1;
-                    PlaceRequest {
-                        group: group.name.clone(),
-                        index: 0,
-                        previous: Some(Arc::clone(alloc)),
-                        stop_previous: Some(reasons::UPDATING),
-                        reschedule: false,
-                    }
-                }
-                None if feasible => {
-                    updates.place += 1;
-                    PlaceRequest {
-                        group: group.name.clone(),
-                        index: 0,
-                        previous: None,
-                        stop_previous: None,
-                        reschedule: false,
-                    }
-                }
-                None => continue,
-            };
-            if let Some(previous) = &request.previous {
-                ctx.stop(previous, DesiredStatus::Stop, reasons::UPDATING);
-            }
-            match stack.select(ctx, group, node) {
-                Some(ranked) => {
-                    let usage = ctx.usage(node);
-                    let allocated = resources::allocated_resources(
-                        group,
-                        &ask,
-                        node,
-                        &usage.capacity,
-                        usage.free_cores(),
-                    );
-                    let alloc = build::new_alloc(
-                        job,
-                        &eval_name,
-                        &request,
-                        node,
-                        allocated,
-                        ctx.metrics.to_alloc_metrics(),
-                        self.config.now_unix,
-                    );
-                    ctx.place(alloc, &ranked.ask);
-                }
-                None => {
-                    if let Some(previous) = &request.previous {
-                        ctx.unstop(previous);
-                    }
-                    *outcome.queued.entry(group.name.clone()).or_default() += 1;
-                    match failed.as_mut() {
-                        Some(metrics) => metrics.coalesced_failures += 1,
-                        None => failed = Some(ctx.metrics.to_alloc_metrics()),
-                    }
-                }
+            if let Some(request) = pass.request_on(ctx, existing, feasible) {
+                pass.place(ctx, stack, node, &request, outcome);
             }
         }
-        if let Some(metrics) = failed {
-            outcome
-                .failed_group_allocs
-                .insert(group.name.clone(), metrics);
-        }
-        updates
+        pass.finish(outcome)
     }
 }
 
@@ -385,5 +235,6 @@ impl Scheduler for SystemScheduler<'_> {
     }
 }
 
+mod group;
 #[cfg(test)]
 mod tests;

@@ -7,16 +7,15 @@ use std::sync::Arc;
 
 use caravan_schemas::allocation::DesiredStatus;
 use caravan_schemas::evaluation::EvaluationType;
+use caravan_schemas::fit;
 use caravan_schemas::job::{JobType, Resources, defaults};
 use caravan_schemas::node::NodeState;
 use caravan_schemas::{Allocation, Evaluation, Job, Node, mock};
 
 use super::config::SchedulerConfig;
-use super::feasible::NodeStatusChecker;
-use super::feasible::fit;
+use super::new_scheduler;
 use super::state::{MemState, Planner, State};
 use super::{Plan, PlanResult, SchedError};
-use super::{new_scheduler, util};
 
 /// Records plans and evaluations, and applies plans to its state.
 #[derive(Debug)]
@@ -83,7 +82,7 @@ impl Harness {
         match new_scheduler(kind, snapshot, self, config) {
             Some(mut scheduler) => scheduler.process(eval),
             None => Err(SchedError::InvalidEval {
-                eval: util::name(&eval.metadata).to_string(),
+                eval: eval.metadata.name().to_string(),
                 reason: "no scheduler for this type".into(),
             }),
         }
@@ -98,9 +97,7 @@ impl Harness {
             state.upsert_node(node);
         }
         for job in self.state.jobs() {
-            for alloc in
-                snapshot.allocs_by_job(util::namespace(&job.metadata), util::name(&job.metadata))
-            {
+            for alloc in snapshot.allocs_by_job(job.metadata.namespace(), job.metadata.name()) {
                 state.upsert_alloc(alloc);
             }
         }
@@ -117,7 +114,7 @@ impl Harness {
         self.state
             .allocs_by_job(namespace, job)
             .into_iter()
-            .filter(|a| !util::is_terminal(a))
+            .filter(|a| !a.is_terminal())
             .collect()
     }
 
@@ -140,7 +137,7 @@ impl Harness {
             .into_iter()
             .flatten()
             .any(|a| !existing.iter().any(|e| e.metadata.name == a.metadata.name));
-        if new_allocs && NodeStatusChecker::reason(node).is_some() {
+        if new_allocs && fit::closed_reason(node).is_some() {
             return false;
         }
         fit::usage_fits(&fit::proposed_usage(node, &existing, plan)).is_ok()
@@ -184,7 +181,7 @@ impl Planner for Harness {
                 result.node_update.insert(name.clone(), stops.clone());
             }
             if let Some(allocs) = plan.node_allocation.get(name) {
-                let names = allocs.iter().map(|a| util::name(&a.metadata).to_string());
+                let names = allocs.iter().map(|a| a.metadata.name().to_string());
                 result.node_allocation.insert(name.clone(), names.collect());
             }
         }
@@ -280,7 +277,7 @@ pub fn job_of_type(name: &str, job_type: JobType, count: u32) -> Job {
 pub fn next_version(job: &Job, edit: impl FnOnce(&mut Job)) -> Job {
     let mut next = job.clone();
     edit(&mut next);
-    let version = util::job_version(job) + 1;
+    let version = job.version() + 1;
     next.status.get_or_insert_default().version = version;
     if next.metadata.generation.is_some() {
         next.metadata.generation = Some(version + 1);
@@ -303,7 +300,7 @@ pub fn eval_for(name: &str, job: &Job) -> Evaluation {
 /// Allocation count per node of a job's live allocations.
 pub fn allocs_per_node(harness: &Harness, job: &Job) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
-    for alloc in harness.live_allocs(util::namespace(&job.metadata), util::name(&job.metadata)) {
+    for alloc in harness.live_allocs(job.metadata.namespace(), job.metadata.name()) {
         *counts.entry(alloc.spec.node_name.clone()).or_default() += 1;
     }
     counts
@@ -312,7 +309,7 @@ pub fn allocs_per_node(harness: &Harness, job: &Job) -> BTreeMap<String, usize> 
 /// Whether every node's live allocations fit its capacity.
 pub fn no_node_oversubscribed(state: &MemState) -> Result<(), String> {
     for node in state.nodes() {
-        let name = util::name(&node.metadata);
+        let name = node.metadata.name();
         let usage = fit::proposed_usage(&node, &state.allocs_by_node(name), &Plan::default());
         if let Err(dimension) = fit::usage_fits(&usage) {
             return Err(format!("node {name} oversubscribed in {dimension}"));
@@ -337,5 +334,5 @@ pub fn set_client_status(
 
 /// Desired status of an allocation.
 pub fn desired(alloc: &caravan_schemas::Allocation) -> DesiredStatus {
-    util::desired_status(alloc)
+    alloc.desired_status()
 }

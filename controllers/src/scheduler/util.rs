@@ -1,71 +1,11 @@
-//! Small helpers shared by the schedulers: object accessors, allocation states, a stable hash
-//! and a seedable random number generator.
+//! Small helpers shared by the schedulers: a stable hash, a seedable random number generator
+//! and the deterministic node shuffle. Object accessors (name, namespace, job version,
+//! allocation states, node datacenter/pool/class) are methods of the API types in
+//! `caravan_schemas`.
 
 use std::sync::Arc;
 
-use caravan_schemas::allocation::{ClientStatus, DesiredStatus};
-use caravan_schemas::{Allocation, Job, Node, ObjectMeta};
-
-/// Name of an object, empty when unset.
-pub fn name(meta: &ObjectMeta) -> &str {
-    meta.name()
-}
-
-/// Namespace of an object, `default` when unset.
-pub fn namespace(meta: &ObjectMeta) -> &str {
-    meta.namespace()
-}
-
-/// Version of a job: its spec generation minus one (the server bumps `generation` on every spec
-/// change, so versions start at 0 like Nomad's); `status.version` for objects without one.
-pub fn job_version(job: &Job) -> i64 {
-    job.version()
-}
-
-/// Priority of a job.
-pub fn job_priority(job: &Job) -> i32 {
-    job.priority()
-}
-
-/// What the servers want of an allocation, `run` when unset.
-pub fn desired_status(alloc: &Allocation) -> DesiredStatus {
-    alloc.desired_status()
-}
-
-/// What the node reports of an allocation, `pending` when unset.
-pub fn client_status(alloc: &Allocation) -> ClientStatus {
-    alloc.client_status()
-}
-
-/// Whether the node reports the allocation as finished: complete, failed or lost.
-pub fn is_client_terminal(alloc: &Allocation) -> bool {
-    alloc.is_client_terminal()
-}
-
-/// Whether the servers asked the allocation to stop or be evicted.
-pub fn is_server_terminal(alloc: &Allocation) -> bool {
-    alloc.is_server_terminal()
-}
-
-/// Whether the allocation holds no resources any more (Nomad's `TerminalStatus`).
-pub fn is_terminal(alloc: &Allocation) -> bool {
-    alloc.is_terminal()
-}
-
-/// Datacenter of a node, `dc1` when unset.
-pub fn node_datacenter(node: &Node) -> &str {
-    node.datacenter()
-}
-
-/// Node pool of a node, `default` when unset.
-pub fn node_pool(node: &Node) -> &str {
-    node.pool()
-}
-
-/// Class of a node, empty when unset.
-pub fn node_class(node: &Node) -> &str {
-    node.class()
-}
+use caravan_schemas::Node;
 
 /// Stable across runs and platforms: allocation names and shuffle seeds are made from it.
 pub use caravan_schemas::stable_hash::stable_hash;

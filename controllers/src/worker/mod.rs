@@ -171,7 +171,7 @@ impl<C: Client, S: Snapshots, B: EvalSource> Worker<C, S, B> {
 
     /// Processes one delivered evaluation, then acks or nacks it.
     pub async fn process(&self, delivery: Delivery) -> Processed {
-        let eval_name = delivery.eval.metadata.name.clone().unwrap_or_default();
+        let eval_name = delivery.eval.metadata.name().to_owned();
         let span = info_span!(
             "evaluation",
             worker = self.id,
@@ -230,7 +230,7 @@ impl<C: Client, S: Snapshots, B: EvalSource> Worker<C, S, B> {
             let result = match new_scheduler(kind, snapshot, &mut planner, config) {
                 Some(mut scheduler) => scheduler.process(&eval),
                 None => Err(SchedError::InvalidEval {
-                    eval: eval.metadata.name.clone().unwrap_or_default(),
+                    eval: eval.metadata.name().to_owned(),
                     reason: format!("no scheduler for type {kind:?}"),
                 }),
             };

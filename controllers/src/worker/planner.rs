@@ -31,14 +31,6 @@ pub(crate) struct ClientPlanner<C, S, B> {
     pub failure: Option<WorkerError>,
 }
 
-fn eval_name(eval: &Evaluation) -> &str {
-    eval.metadata.name.as_deref().unwrap_or_default()
-}
-
-fn eval_namespace(eval: &Evaluation) -> &str {
-    eval.metadata.namespace.as_deref().unwrap_or("default")
-}
-
 /// A name for a created evaluation that has none: `<job>-<8 hex>`, stable for a given parent
 /// and purpose so a redelivered evaluation creates the same object again.
 pub(crate) fn derived_name(parent: &Evaluation, child: &Evaluation) -> String {
@@ -48,7 +40,7 @@ pub(crate) fn derived_name(parent: &Evaluation, child: &Evaluation) -> String {
         .unwrap_or_default();
     let status = child.status.as_ref().map(|s| s.status).unwrap_or_default();
     let status = format!("{status:?}");
-    let hash = stable_hash([eval_name(parent), purpose.as_str(), status.as_str()]);
+    let hash = stable_hash([parent.metadata.name(), purpose.as_str(), status.as_str()]);
     let job = child.spec.job_name.trim_end_matches('-');
     let job = job.get(..job.len().min(200)).unwrap_or(job);
     format!("{job}-{:08x}", hash as u32)
@@ -64,9 +56,9 @@ impl<C: Client, S: Snapshots, B: EvalSource> ClientPlanner<C, S, B> {
     fn touch(&self) {
         if let Err(error) = self.handle.block_on(
             self.broker
-                .outstanding_reset(eval_name(&self.eval), self.token),
+                .outstanding_reset(self.eval.metadata.name(), self.token),
         ) {
-            debug!(eval = %eval_name(&self.eval), error = %error, "could not extend the nack timeout");
+            debug!(eval = %self.eval.metadata.name(), error = %error, "could not extend the nack timeout");
         }
     }
 }
@@ -76,7 +68,7 @@ impl<C: Client, S: Snapshots, B: EvalSource> Planner for ClientPlanner<C, S, B> 
         &mut self,
         plan: Plan,
     ) -> Result<(PlanResult, Option<Arc<dyn State>>), SchedError> {
-        let name = eval_name(&self.eval).to_string();
+        let name = self.eval.metadata.name().to_string();
         // Waiting on the plan applier is not the worker's fault: no nack timeout meanwhile.
         if let Err(error) = self
             .handle
@@ -131,16 +123,15 @@ impl<C: Client, S: Snapshots, B: EvalSource> Planner for ClientPlanner<C, S, B> 
             return Ok(());
         };
         let (namespace, name) = (
-            eval_namespace(&eval).to_string(),
-            eval_name(&eval).to_string(),
+            eval.metadata.namespace().to_string(),
+            eval.metadata.name().to_string(),
         );
         let patch: Value = json!({ "status": diff });
-        let written = self.handle.block_on(self.client.patch(
+        let written = self.handle.block_on(self.client.patch_status(
             Kind::Evaluation,
             &namespace,
             &name,
             patch,
-            true,
         ));
         self.touch();
         match written {
@@ -160,9 +151,9 @@ impl<C: Client, S: Snapshots, B: EvalSource> Planner for ClientPlanner<C, S, B> 
             eval.metadata.name = Some(derived_name(&self.eval, &eval));
         }
         if eval.metadata.namespace.is_none() {
-            eval.metadata.namespace = Some(eval_namespace(&self.eval).to_string());
+            eval.metadata.namespace = Some(self.eval.metadata.namespace().to_string());
         }
-        let name = eval_name(&eval).to_string();
+        let name = eval.metadata.name().to_string();
         let object = serde_json::to_value(&eval).map_err(|e| {
             SchedError::EvalCreateFailed(format!("evaluation {name} does not serialize: {e}"))
         })?;
@@ -172,7 +163,7 @@ impl<C: Client, S: Snapshots, B: EvalSource> Planner for ClientPlanner<C, S, B> 
         self.touch();
         match created {
             Ok(_) => {
-                debug!(eval = %name, parent = %eval_name(&self.eval), "evaluation created");
+                debug!(eval = %name, parent = %self.eval.metadata.name(), "evaluation created");
                 Ok(())
             }
             // A redelivered evaluation creates the same (deterministically named) object again.

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use caravan_runtime::{Client, ClientError, ListQuery};
 use caravan_runtime::watcher::{Event, watcher};
+use caravan_runtime::{Client, ClientError, ListQuery};
 use caravan_schemas::allocation::{ClientStatus, DesiredStatus};
 use caravan_schemas::{Allocation, Job, Kind, NameMap};
 use futures::StreamExt;

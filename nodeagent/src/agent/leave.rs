@@ -39,7 +39,7 @@ pub fn drain_patch(deadline: Duration, now: SystemTime) -> Value {
 /// Drains `node` and waits until the servers report the drain complete (or the deadline and
 /// some slack pass); then marks the node `down`.
 pub async fn leave(
-    client: &caravan_client::Client,
+    client: &caravan_client::HttpClient,
     node: &str,
     deadline: Duration,
 ) -> Result<(), ClientError> {
@@ -50,7 +50,6 @@ pub async fn leave(
             "",
             node,
             drain_patch(deadline, SystemTime::now()),
-            false,
         )
         .await?;
     let until = Instant::now() + deadline + SLACK;
@@ -67,7 +66,7 @@ pub async fn leave(
         tokio::time::sleep(POLL).await;
     }
     let status = json!({"status": {"status": "down", "statusDescription": "the agent left"}});
-    client.patch(Kind::Node, "", node, status, true).await?;
+    client.patch_status(Kind::Node, "", node, status).await?;
     tracing::info!(node, "left: every allocation migrated");
     Ok(())
 }

@@ -38,14 +38,14 @@ use crate::state::LocalState;
 /// A started node agent.
 pub struct Agent {
     config: ClientConfig,
-    client: caravan_client::Client,
+    client: caravan_client::HttpClient,
     node_name: String,
     node_id: String,
     http_addr: SocketAddr,
     advertised: String,
     fingerprint: Fingerprint,
     drivers: Drivers,
-    manager: AllocManager<caravan_client::Client>,
+    manager: AllocManager<caravan_client::HttpClient>,
     status: StatusBatcher,
     listener: Option<tokio::net::TcpListener>,
 }
@@ -83,7 +83,7 @@ impl Agent {
                 config.data_dir.display()
             )
         })?;
-        let client = caravan_client::Client::new(&config.servers)
+        let client = caravan_client::HttpClient::new(&config.servers)
             .with_context(|| format!("invalid server addresses {:?}", config.servers))?;
         let data_dir = config.data_dir.clone();
         let fingerprint = tokio::task::spawn_blocking(move || fingerprint(&data_dir)).await?;
@@ -259,12 +259,12 @@ pub async fn register_node<C: Client>(
                 "metadata": {"labels": node["metadata"]["labels"]},
                 "spec": node["spec"],
             });
-            client.patch(Kind::Node, "", name, patch, false).await?;
+            client.patch(Kind::Node, "", name, patch).await?;
         }
         Err(e) => return Err(e),
     }
     client
-        .patch(Kind::Node, "", name, json!({ "status": status }), true)
+        .patch_status(Kind::Node, "", name, json!({ "status": status }))
         .await?;
     Ok(())
 }
@@ -272,7 +272,7 @@ pub async fn register_node<C: Client>(
 /// Registers, then heartbeats at the TTL the servers return; re-registers when the Node is
 /// gone; retries with a backoff while the servers are unreachable.
 async fn heartbeat_loop(
-    client: caravan_client::Client,
+    client: caravan_client::HttpClient,
     name: String,
     reg: Registration,
     registered: Arc<tokio::sync::Notify>,

@@ -94,12 +94,8 @@ pub fn task_spec_capped(
     settings: &SpecSettings,
     max_kill_timeout: Duration,
 ) -> TaskSpec {
-    let namespace = alloc
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
-    let alloc_name = alloc.metadata.name.clone().unwrap_or_default();
+    let namespace = alloc.metadata.namespace().to_string();
+    let alloc_name = alloc.metadata.name().to_string();
     let alloc_dir = settings.alloc_root.join(alloc_id);
     let task_dir = alloc_dir.join(&task.name);
     let res = task.resources.clone().unwrap_or_default();

@@ -127,7 +127,7 @@ impl StatusBatcher {
                         async move {
                             let patch = serde_json::json!({ "status": status });
                             let result = client
-                                .patch(Kind::Allocation, &key.0, &key.1, patch, true)
+                                .patch_status(Kind::Allocation, &key.0, &key.1, patch)
                                 .await
                                 .map(|_| ());
                             (key, status, result)

@@ -139,7 +139,7 @@ async fn a_reconcile_runs_once_per_change() {
     assert_eq!(next_name(&mut results).await, "a");
     assert!(quiet(&mut results).await);
 
-    fake.patch(Kind::Job, "default", "a", json!({"spec": {"n": 2}}), false)
+    fake.patch(Kind::Job, "default", "a", json!({"spec": {"n": 2}}))
         .await
         .unwrap();
     assert_eq!(next_name(&mut results).await, "a");
@@ -189,7 +189,7 @@ async fn one_object_is_never_reconciled_twice_at_once() {
     until("the first reconcile starts", || ctx.seen().len() == 1).await;
 
     for n in 1..=3 {
-        fake.patch(Kind::Job, "default", "a", json!({"spec": {"n": n}}), false)
+        fake.patch(Kind::Job, "default", "a", json!({"spec": {"n": n}}))
             .await
             .unwrap();
     }

@@ -56,7 +56,6 @@ async fn patches_merge_and_keep_spec_and_status_apart() {
             "default",
             "a",
             json!({"spec": {"priority": 70}, "status": {"status": "x"}}),
-            false,
         )
         .await
         .unwrap();
@@ -68,12 +67,11 @@ async fn patches_merge_and_keep_spec_and_status_apart() {
     assert_eq!(patched["metadata"]["generation"], 2);
 
     let status = fake
-        .patch(
+        .patch_status(
             Kind::Job,
             "default",
             "a",
             json!({"spec": {"priority": 1}, "status": {"status": "running"}}),
-            true,
         )
         .await
         .unwrap();
@@ -83,24 +81,17 @@ async fn patches_merge_and_keep_spec_and_status_apart() {
 
     let stale = json!({"metadata": {"resourceVersion": a["metadata"]["resourceVersion"]}, "spec": {"priority": 5}});
     assert!(matches!(
-        fake.patch(Kind::Job, "default", "a", stale, false).await,
+        fake.patch(Kind::Job, "default", "a", stale).await,
         Err(ClientError::Conflict(_))
     ));
     let before = fake.revision();
     let same = fake
-        .patch(
-            Kind::Job,
-            "default",
-            "a",
-            json!({"spec": {"priority": 70}}),
-            false,
-        )
+        .patch(Kind::Job, "default", "a", json!({"spec": {"priority": 70}}))
         .await
         .unwrap();
     assert_eq!(rv(&same), before, "a no-op patch writes nothing");
     assert_eq!(
-        fake.patch(Kind::Job, "default", "zz", json!({}), false)
-            .await,
+        fake.patch(Kind::Job, "default", "zz", json!({})).await,
         Err(ClientError::NotFound)
     );
 }
@@ -163,7 +154,6 @@ async fn an_object_leaving_the_selection_is_deleted_for_the_watch() {
         "default",
         "a",
         json!({"metadata": {"labels": {"app": "other"}}}),
-        false,
     )
     .await
     .unwrap();
@@ -262,7 +252,6 @@ async fn a_delete_with_a_stale_resource_version_is_a_conflict_and_keeps_the_obje
         "default",
         "a",
         json!({"metadata": {"labels": {"x": "y"}}}),
-        false,
     )
     .await
     .unwrap();

@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
 use super::{Change, FakeState, Signal};
-use crate::client::ClientError;
 use crate::ObjectRef;
+use crate::client::ClientError;
 use caravan_schemas::plan::{Plan, PlanResult};
 
 type Signals = broadcast::Sender<Arc<Signal>>;

@@ -67,7 +67,7 @@ async fn lists_then_streams_live_changes() {
     );
 
     fake.create(Kind::Job, job("c")).await.unwrap();
-    fake.patch(Kind::Job, "default", "a", json!({"spec": {"x": 1}}), false)
+    fake.patch(Kind::Job, "default", "a", json!({"spec": {"x": 1}}))
         .await
         .unwrap();
     fake.delete(Kind::Job, "default", "b").await.unwrap();

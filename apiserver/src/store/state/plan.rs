@@ -20,18 +20,16 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use caravan_controllers::scheduler::context::NodeUsage;
-use caravan_controllers::scheduler::feasible::fit;
-use caravan_controllers::scheduler::resources::{self, Held};
-use caravan_controllers::scheduler::util;
+use caravan_schemas::fit::{self, NodeUsage};
 use caravan_schemas::plan::{AllocStop, PlanResult};
+use caravan_schemas::resources::{self, Held};
 use caravan_schemas::{Allocation, Kind};
 use serde_json::{Map, Value};
 
 use super::State;
 use crate::store::json::ObjectJson;
 use crate::store::object::{ObjectKey, OpError, PlanOp, StoredObject};
-use crate::store::watch_cache::{EventType, WatchEvent};
+use crate::store::watch_cache::{Change, EventType};
 
 /// Why a node's part of a plan was rejected (logged; the scheduler only sees the refresh index).
 type Rejection = &'static str;
@@ -44,7 +42,7 @@ impl State {
         &mut self,
         index: u64,
         op: PlanOp,
-        events: &mut Vec<Arc<WatchEvent>>,
+        events: &mut Vec<Arc<Change>>,
     ) -> Result<PlanResult, OpError> {
         let plan = op.plan;
         let namespace = plan.namespace.as_str();
@@ -123,9 +121,7 @@ impl State {
         }
         let alloc = |name: &str| self.find(Kind::Allocation, namespace, name);
         // Only new allocations need an eligible, undrained node; in-place updates stay.
-        let places_new = placed
-            .iter()
-            .any(|a| alloc(util::name(&a.metadata)).is_none());
+        let places_new = placed.iter().any(|a| alloc(a.metadata.name()).is_none());
         if places_new && let Some(reason) = node.closed {
             return Err(reason);
         }
@@ -135,7 +131,7 @@ impl State {
         let names = stops
             .iter()
             .map(|s| s.alloc_name.as_str())
-            .chain(placed.iter().map(|a| util::name(&a.metadata)));
+            .chain(placed.iter().map(|a| a.metadata.name()));
         for name in names {
             if !released.insert(name) {
                 continue;
@@ -152,10 +148,10 @@ impl State {
             if alloc.spec.node_name != node_name {
                 return Err("an allocation names another node");
             }
-            if util::namespace(&alloc.metadata) != namespace {
+            if alloc.metadata.namespace() != namespace {
                 return Err("an allocation is in another namespace");
             }
-            if !util::is_terminal(alloc) {
+            if !alloc.is_terminal() {
                 used.add(&resources::alloc_usage(alloc));
             }
             values.push(ObjectJson::serialize(alloc).map_err(|_| "allocation is unserializable")?);
@@ -166,14 +162,13 @@ impl State {
                 used,
                 core_ids: Vec::new(),
             },
-            job: Vec::new(),
         })
         .map(|()| values)
     }
 
     /// Sets `spec.desiredStatus` and `spec.desiredDescription` of the stopped allocation; no
     /// event when it is gone or already says so.
-    fn commit_stop(&mut self, index: u64, namespace: &str, stop: &AllocStop) -> Option<WatchEvent> {
+    fn commit_stop(&mut self, index: u64, namespace: &str, stop: &AllocStop) -> Option<Change> {
         let key = ObjectKey {
             kind: Kind::Allocation,
             namespace: namespace.to_owned(),
@@ -224,11 +219,11 @@ impl State {
         namespace: &str,
         alloc: &Allocation,
         json: ObjectJson,
-    ) -> WatchEvent {
+    ) -> Change {
         let key = ObjectKey {
             kind: Kind::Allocation,
             namespace: namespace.to_owned(),
-            name: util::name(&alloc.metadata).to_owned(),
+            name: alloc.metadata.name().to_owned(),
         };
         if alloc.metadata.namespace.as_deref() == Some(namespace)
             && alloc.metadata.generation.is_some()
@@ -273,10 +268,10 @@ impl State {
     }
 
     /// Stores `object` and describes the change.
-    fn store(&mut self, object: StoredObject) -> WatchEvent {
+    fn store(&mut self, object: StoredObject) -> Change {
         let object = Arc::new(object);
         let previous = self.insert(object.clone());
-        WatchEvent {
+        Change {
             event_type: if previous.is_some() {
                 EventType::Modified
             } else {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use caravan_schemas::Kind;
 use tokio::sync::watch;
 
-use super::{Ring, TooOld, WatchEvent};
+use super::{Change, Ring, TooOld};
 use crate::store::state::INDEXED_FIELDS;
 
 /// An indexed field of a kind, as in [`INDEXED_FIELDS`].
@@ -48,7 +48,7 @@ struct FieldRings {
 }
 
 /// The values of `field` the event's object has now or had before it.
-fn values_of<'e>(event: &'e WatchEvent, field: &'static str) -> impl Iterator<Item = &'e str> {
+fn values_of<'e>(event: &'e Change, field: &'static str) -> impl Iterator<Item = &'e str> {
     let now = field_value(&event.object.fields, field);
     let before = event
         .previous
@@ -77,7 +77,7 @@ impl ValueRings {
 
     /// Appends `event` to the rings of its indexed values; returns the (field, value) pairs it
     /// touched, for waking their watches.
-    pub(super) fn push(&mut self, event: &Arc<WatchEvent>) -> Vec<(Field, String)> {
+    pub(super) fn push(&mut self, event: &Arc<Change>) -> Vec<(Field, String)> {
         let kind = event.kind();
         let mut touched = Vec::new();
         for field in INDEXED_FIELDS.iter().filter(|(k, _)| *k == kind) {
@@ -146,7 +146,7 @@ impl ValueRings {
         value: &str,
         after: u64,
         max: usize,
-    ) -> Result<Vec<Arc<WatchEvent>>, TooOld> {
+    ) -> Result<Vec<Arc<Change>>, TooOld> {
         let Some(rings) = self.fields.get(&field) else {
             return Ring::new(self.initial_floor).events_after(after, max);
         };

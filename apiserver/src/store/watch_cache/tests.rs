@@ -6,16 +6,16 @@ use serde_json::json;
 
 use super::*;
 
-fn event(kind: Kind, name: &str, rv: u64) -> Arc<WatchEvent> {
+fn event(kind: Kind, name: &str, rv: u64) -> Arc<Change> {
     let object = json!({"kind": kind.name(), "metadata": {"name": name, "namespace": "default"}});
-    Arc::new(WatchEvent {
+    Arc::new(Change {
         event_type: EventType::Added,
         object: Arc::new(StoredObject::from_value(kind, object, rv)),
         previous: None,
     })
 }
 
-fn rvs(events: &[Arc<WatchEvent>]) -> Vec<(String, u64)> {
+fn rvs(events: &[Arc<Change>]) -> Vec<(String, u64)> {
     events
         .iter()
         .map(|e| (e.object.key.name.clone(), e.resource_version()))

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use anyhow::Context as _;
-use caravan_client::Client;
-use caravan_controllers::scheduler::naming::parse_index;
+use caravan_client::HttpClient;
+use caravan_schemas::naming::parse_index;
 use futures::StreamExt;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
@@ -161,7 +161,7 @@ pub fn check(jobs: &[String], count: u32, rows: &[Row]) -> Report {
 }
 
 /// Every allocation of `job`, page by page.
-async fn job_rows(client: &Client, job: &str) -> anyhow::Result<Vec<Row>> {
+async fn job_rows(client: &HttpClient, job: &str) -> anyhow::Result<Vec<Row>> {
     let encode = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
     let base = format!(
         "/apis/caravan.dev/v1/namespaces/{NAMESPACE}/allocations?limit=1000&fieldSelector={}",
@@ -187,7 +187,7 @@ async fn job_rows(client: &Client, job: &str) -> anyhow::Result<Vec<Row>> {
 }
 
 /// Reads the allocations of every job from the server, a few jobs at a time.
-pub async fn fetch(client: &Client, jobs: &[String]) -> anyhow::Result<Vec<Row>> {
+pub async fn fetch(client: &HttpClient, jobs: &[String]) -> anyhow::Result<Vec<Row>> {
     let pages: Vec<anyhow::Result<Vec<Row>>> = futures::stream::iter(jobs)
         .map(|job| job_rows(client, job))
         .buffer_unordered(4)

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use anyhow::Context as _;
-use caravan_client::{Client, ListParams, WatchEvent, WatchParams};
+use caravan_client::{HttpClient, ListParams, WatchParams, WireEvent};
 use caravan_schemas::Kind;
 use futures::StreamExt;
 use hdrhistogram::Histogram;
@@ -45,10 +45,10 @@ struct Tracker {
 
 impl Tracker {
     /// Records one event of an evaluation of a job whose name starts with `prefix`.
-    fn observe(&mut self, event: &WatchEvent, prefix: &str, now: Instant) {
+    fn observe(&mut self, event: &WireEvent, prefix: &str, now: Instant) {
         let (added, object) = match event {
-            WatchEvent::Added(o) => (true, o),
-            WatchEvent::Modified(o) => (false, o),
+            WireEvent::Added(o) => (true, o),
+            WireEvent::Modified(o) => (false, o),
             _ => return,
         };
         let job = object.pointer("/spec/jobName").and_then(Value::as_str);
@@ -92,7 +92,7 @@ pub struct EvalWatch {
 
 impl EvalWatch {
     /// Watches evaluations from now on; counts those of jobs named `prefix…`.
-    pub async fn start(client: &Client, prefix: &str) -> anyhow::Result<EvalWatch> {
+    pub async fn start(client: &HttpClient, prefix: &str) -> anyhow::Result<EvalWatch> {
         let api = client.api(Kind::Evaluation, Some(NAMESPACE));
         let list = api
             .list(&ListParams {
@@ -163,22 +163,16 @@ mod tests {
         let t0 = Instant::now();
         let later = t0 + Duration::from_millis(40);
         let events = [
-            (WatchEvent::Added(eval("e1", "c1m-x-1", "pending")), t0),
-            (WatchEvent::Added(eval("e2", "other", "pending")), t0),
-            (WatchEvent::Added(eval("e3", "c1m-x-2", "pending")), t0),
+            (WireEvent::Added(eval("e1", "c1m-x-1", "pending")), t0),
+            (WireEvent::Added(eval("e2", "other", "pending")), t0),
+            (WireEvent::Added(eval("e3", "c1m-x-2", "pending")), t0),
+            (WireEvent::Modified(eval("e1", "c1m-x-1", "pending")), later),
             (
-                WatchEvent::Modified(eval("e1", "c1m-x-1", "pending")),
+                WireEvent::Modified(eval("e1", "c1m-x-1", "complete")),
                 later,
             ),
-            (
-                WatchEvent::Modified(eval("e1", "c1m-x-1", "complete")),
-                later,
-            ),
-            (
-                WatchEvent::Modified(eval("e3", "c1m-x-2", "blocked")),
-                later,
-            ),
-            (WatchEvent::Modified(eval("e2", "other", "complete")), later),
+            (WireEvent::Modified(eval("e3", "c1m-x-2", "blocked")), later),
+            (WireEvent::Modified(eval("e2", "other", "complete")), later),
         ];
         for (event, at) in &events {
             t.observe(event, "c1m-x-", *at);

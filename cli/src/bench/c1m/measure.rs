@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use caravan_client::{Client, PostParams};
+use caravan_client::{HttpClient, PostParams};
 use caravan_schemas::Kind;
 use futures::StreamExt;
 use serde::Deserialize;
@@ -46,7 +46,7 @@ struct Count {
 }
 
 /// Nodes whose status is `ready`.
-async fn ready_nodes(client: &Client) -> anyhow::Result<u64> {
+async fn ready_nodes(client: &HttpClient) -> anyhow::Result<u64> {
     let list: Count = client
         .get_path("/apis/caravan.dev/v1/nodes?fieldSelector=status.status%3Dready")
         .await
@@ -57,7 +57,7 @@ async fn ready_nodes(client: &Client) -> anyhow::Result<u64> {
 /// Waits until `n` nodes are ready and (when simulated here) every one watches its
 /// allocations.
 pub async fn wait_nodes(
-    client: &Client,
+    client: &HttpClient,
     sim: Option<&Simulator>,
     n: u64,
     timeout: Duration,
@@ -80,7 +80,7 @@ pub async fn wait_nodes(
 /// Creates the jobs, `concurrency` requests at a time; with a `rate` (jobs per second), job `i`
 /// is sent no earlier than `i / rate` seconds after the first.
 pub async fn submit(
-    client: &Client,
+    client: &HttpClient,
     run_id: &str,
     shape: &JobShape,
     jobs: usize,
@@ -113,7 +113,7 @@ pub async fn submit(
 
 /// Where the run is watched from.
 pub struct Sources<'a> {
-    pub client: &'a Client,
+    pub client: &'a HttpClient,
     pub http: reqwest::Client,
     pub base: String,
     pub sim: Option<&'a Simulator>,

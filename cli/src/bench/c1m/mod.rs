@@ -22,7 +22,7 @@ mod server;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
-use caravan_client::Client;
+use caravan_client::HttpClient;
 use clap::Args;
 
 use self::evals::EvalWatch;
@@ -122,7 +122,7 @@ pub async fn run(args: C1mBenchArgs) -> anyhow::Result<()> {
         format!("http://{base}")
     };
     let server_pid = local.as_ref().map(LocalServer::pid).or(args.server_pid);
-    let client = Client::new(&address)?;
+    let client = HttpClient::new(&address)?;
     let run_id = format!(
         "{:x}",
         std::time::SystemTime::now()

@@ -1,12 +1,12 @@
 //! `caravan job run|plan|status|stop`: Nomad's job workflow over the Kubernetes-style API.
 //!
 //! `run` and `stop` write the Job, then follow the Evaluation the server creates for the new
-//! version ([`monitor`], driven by [`wait`]); `plan` is a dry run computed client-side with the
-//! real scheduler ([`dryrun`]) and printed as Nomad's plan ([`diff`]); `status` is Nomad's
-//! layout ([`status`]). Exit codes are Nomad's: see [`exit`].
+//! version ([`monitor`], driven by [`wait`]); `plan` asks the server's plan endpoint (a
+//! scheduler dry run on the server's state, Nomad's `Job.Plan`) and prints the answer as
+//! Nomad's plan ([`diff`]); `status` is Nomad's layout ([`status`]). Exit codes are Nomad's:
+//! see [`exit`].
 
 pub mod diff;
-pub mod dryrun;
 pub mod format;
 pub mod monitor;
 mod plan;
@@ -32,7 +32,7 @@ pub struct JobArgs {
 pub enum JobCommand {
     /// Submit a job and follow its evaluation (exit 2 when placements failed).
     Run(RunArgs),
-    /// Show what submitting a job would change, computed client-side (exit 0: no allocation
+    /// Show what submitting a job would change, computed by the server (exit 0: no allocation
     /// changes, 1: allocations created, stopped or replaced, 255: error).
     Plan(PlanArgs),
     /// List jobs, or show one job's groups, evaluations and allocations.

@@ -1,22 +1,20 @@
-//! `caravan job plan`: reads the current Job, the Nodes and the job's Allocations, admits the
-//! file's Job with `dryRun=All` (so defaults are the server's), runs the scheduler locally
-//! ([`super::dryrun`]) and prints Nomad's plan: the diff with per-group annotations, then the
+//! `caravan job plan`: POSTs the file's Job to the server's plan endpoint
+//! (`…/namespaces/{ns}/jobs/{name}/plan`, Nomad's `Job.Plan`), which admits it as `job run`
+//! would store it and runs the real scheduler on its own state, writing nothing; prints
+//! Nomad's plan from the answer (a `JobPlan`): the diff with per-group annotations, then the
 //! scheduler dry-run.
 
-use anyhow::{Context as _, anyhow};
-use caravan_client::{ListParams, ObjectList, PatchParams};
-use caravan_schemas::plan::DesiredUpdates;
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use caravan_schemas::Kind;
 use caravan_schemas::evaluation::TriggeredBy;
 use caravan_schemas::job::JobType;
-use caravan_schemas::{Job, Kind};
-use serde::de::DeserializeOwned;
-use serde_json::Value;
-use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use caravan_schemas::job_plan::{JobPlan, SUBRESOURCE};
+use caravan_schemas::plan::DesiredUpdates;
 
 use super::PlanArgs;
 use super::diff::{job_diff, render};
-use super::dryrun::{DryRunInput, DryRunResult, dry_run};
 use super::exit::PLAN_CHANGES;
 use super::format::{alloc_metrics, failed_group_header};
 use super::run::load_job;
@@ -24,75 +22,30 @@ use crate::cmd::Context;
 
 pub async fn run(ctx: &Context, args: PlanArgs) -> anyhow::Result<i32> {
     let (namespace, name, object) = load_job(ctx, &args.file)?;
-    let api = ctx.client.api(Kind::Job, Some(&namespace));
-    let current_value = api.get_opt(&name).await?;
-    let params = PatchParams {
-        dry_run: true,
-        field_manager: Some("caravan".into()),
-        force: true,
-    };
-    let proposed_value = api
-        .apply(&name, &object, &params)
-        .await
-        .with_context(|| format!("error admitting job {name:?} (dry run)"))?;
-    let nodes = ctx
+    let plan: JobPlan = ctx
         .client
-        .api(Kind::Node, None)
-        .list_all(&ListParams::default())
+        .api(Kind::Job, Some(&namespace))
+        .post_subresource(&name, SUBRESOURCE, &object)
         .await
-        .context("listing nodes")?;
-    let selector = ListParams {
-        field_selector: Some(format!("spec.jobName={name}")),
-        ..ListParams::default()
-    };
-    let allocs = ctx
-        .client
-        .api(Kind::Allocation, Some(&namespace))
-        .list_all(&selector)
-        .await
-        .context("listing the job's allocations")?;
-    let index = list_revision(&nodes).max(list_revision(&allocs));
-    let current: Option<Job> = current_value.clone().map(decode).transpose()?;
-    let proposed: Job = decode(proposed_value.clone())?;
-    let job_type = proposed.spec.job_type();
-    let input = DryRunInput {
-        current,
-        proposed,
-        nodes: decode_all(nodes)?,
-        allocs: decode_all(allocs)?,
-        index,
-        now_unix: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64),
-    };
-    let result = dry_run(input).map_err(|e| anyhow!("the scheduler failed: {e}"))?;
-    let diff = job_diff(
-        &name,
-        current_value.as_ref().and_then(|v| v.get("spec")),
-        proposed_value.get("spec"),
-    );
-    print!("{}", render(&diff, &result.annotations, args.verbose));
+        .with_context(|| format!("error planning job {name:?}"))?;
+    let current = plan
+        .current_spec
+        .as_ref()
+        .map(serde_json::to_value)
+        .transpose()
+        .context("encoding the current job's spec")?;
+    let proposed = serde_json::to_value(&plan.job.spec).context("encoding the job's spec")?;
+    let diff = job_diff(&name, current.as_ref(), Some(&proposed));
+    print!("{}", render(&diff, &plan.annotations, args.verbose));
     println!();
     println!("Scheduler dry-run:");
-    println!("{}", dry_run_section(&result, job_type));
+    println!("{}", dry_run_section(&plan, plan.job.spec.job_type()));
     println!();
     println!(
         "To submit the job, run:\n\ncaravan job run -f {}",
         args.file.display()
     );
-    Ok(exit_code(&result.annotations))
-}
-
-fn decode<T: DeserializeOwned>(value: Value) -> anyhow::Result<T> {
-    serde_json::from_value(value).context("the server returned an undecodable object")
-}
-
-fn decode_all<T: DeserializeOwned>(list: ObjectList) -> anyhow::Result<Vec<T>> {
-    list.items.into_iter().map(decode).collect()
-}
-
-fn list_revision(list: &ObjectList) -> u64 {
-    list.metadata.resource_version.parse().unwrap_or(0)
+    Ok(exit_code(&plan.annotations))
 }
 
 /// Nomad's `job plan` exit code: 1 when allocations would be created, stopped, migrated or
@@ -105,9 +58,9 @@ pub fn exit_code(annotations: &BTreeMap<String, DesiredUpdates>) -> i32 {
 }
 
 /// The lines under `Scheduler dry-run:` (Nomad's `formatDryRun`).
-pub fn dry_run_section(result: &DryRunResult, job_type: JobType) -> String {
+pub fn dry_run_section(plan: &JobPlan, job_type: JobType) -> String {
     let mut out = Vec::new();
-    if result.failed.is_empty() {
+    if plan.failed_group_allocs.is_empty() {
         out.push("- All tasks successfully allocated.".to_owned());
     } else {
         out.push(if job_type == JobType::System {
@@ -115,12 +68,12 @@ pub fn dry_run_section(result: &DryRunResult, job_type: JobType) -> String {
         } else {
             "- WARNING: Failed to place all allocations.".to_owned()
         });
-        for (group, metrics) in &result.failed {
+        for (group, metrics) in &plan.failed_group_allocs {
             out.push(format!("  {}", failed_group_header(group, metrics)));
             out.extend(alloc_metrics(metrics, "    "));
         }
     }
-    let rolling = result
+    let rolling = plan
         .created_evals
         .iter()
         .find(|e| e.spec.triggered_by == TriggeredBy::RollingUpdate);
@@ -157,13 +110,13 @@ mod tests {
 
     #[test]
     fn the_dry_run_section_reports_success_or_each_failed_group() {
-        let ok = DryRunResult::default();
+        let ok = JobPlan::default();
         assert_eq!(
             dry_run_section(&ok, JobType::Service),
             "- All tasks successfully allocated."
         );
-        let failed = DryRunResult {
-            failed: BTreeMap::from([(
+        let failed = JobPlan {
+            failed_group_allocs: BTreeMap::from([(
                 "web".to_owned(),
                 AllocMetrics {
                     nodes_evaluated: 1,
@@ -172,7 +125,7 @@ mod tests {
                     ..AllocMetrics::default()
                 },
             )]),
-            ..DryRunResult::default()
+            ..JobPlan::default()
         };
         assert_eq!(
             dry_run_section(&failed, JobType::Service),

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use caravan_client::{Api, DeleteParams, PatchParams};
-use caravan_controllers::scheduler::util::job_version;
 use caravan_schemas::evaluation::TriggeredBy;
 use caravan_schemas::{API_VERSION, Job, Kind};
 use serde_json::{Value, json};
@@ -88,7 +87,7 @@ pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<i32> {
         .await
         .with_context(|| format!("error submitting job {name:?}"))?;
     let job = decode(applied)?;
-    let version = job_version(&job);
+    let version = job.version();
     if args.detach {
         println!("Job registration successful");
         println!("Job {name:?} is at version {version}");
@@ -142,7 +141,7 @@ pub async fn stop(ctx: &Context, args: StopArgs) -> anyhow::Result<i32> {
         job: name,
         // A delete answers no new revision: any evaluation after the last write qualifies.
         after: revision(&written.metadata),
-        min_version: job_version(&written),
+        min_version: written.version(),
         triggers: vec![TriggeredBy::JobDeregister, TriggeredBy::JobRegister],
     };
     follow(ctx, &namespace, target, existed, args.timeout).await

@@ -6,7 +6,6 @@ use std::time::SystemTime;
 
 use anyhow::Context as _;
 use caravan_client::ListParams;
-use caravan_controllers::scheduler::util::job_version;
 use caravan_schemas::evaluation::EvaluationState;
 use caravan_schemas::job::GroupSummary;
 use caravan_schemas::{Allocation, Evaluation, Job, Kind};
@@ -135,7 +134,7 @@ pub fn job_status(
             spec.node_pool.clone().unwrap_or_else(|| "default".into()),
         ),
         ("Status", job_state(job)),
-        ("Version", job_version(job).to_string()),
+        ("Version", job.version().to_string()),
         ("Periodic", spec.periodic.is_some().to_string()),
         ("Parameterized", spec.parameterized.is_some().to_string()),
     ]);

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
-use caravan_client::{Client, ListParams};
+use caravan_client::{HttpClient, ListParams};
 use caravan_runtime::{ClientError, ListQuery};
 use caravan_runtime::{Event, watcher};
 use caravan_schemas::{Allocation, Evaluation, Kind};
@@ -24,7 +24,7 @@ const SPINNER_AFTER: Duration = Duration::from_secs(3);
 
 /// The names of the job's allocations now: those seen again after a write were modified.
 pub async fn existing_allocs(
-    client: &Client,
+    client: &HttpClient,
     namespace: &str,
     job: &str,
 ) -> anyhow::Result<BTreeSet<String>> {
@@ -49,7 +49,7 @@ fn job_selector(job: &str) -> ListParams {
 
 /// Follows the evaluation `target` describes until it is final or `timeout` passes.
 pub async fn monitor(
-    client: &Client,
+    client: &HttpClient,
     namespace: &str,
     target: Target,
     existed: BTreeSet<String>,

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use caravan_schemas::{Allocation, Job, Node, ObjectMeta};
 use serde_json::Value;
 
-use crate::scheduler::util::{name, namespace};
 use crate::scheduler::{MemState, State};
 use caravan_runtime::object_ref::{name_of, namespace_of};
 use caravan_runtime::{Event, Store};
@@ -57,8 +56,8 @@ impl LiveKind for Job {
     }
     fn upsert(state: &mut MemState, job: Arc<Self>) {
         let (ns, job_name) = (
-            namespace(&job.metadata).to_owned(),
-            name(&job.metadata).to_owned(),
+            job.metadata.namespace().to_owned(),
+            job.metadata.name().to_owned(),
         );
         state.upsert_job(job);
         state.trim_job_versions(&ns, &job_name, TRACKED_VERSIONS);
@@ -91,8 +90,8 @@ fn store_key(object: &Value) -> Option<(&str, &str)> {
 /// The scheduler's key of an object: (namespace, `default` when absent; name).
 fn scheduler_key<T: LiveKind>(object: &T) -> (String, String) {
     (
-        namespace(object.meta()).to_owned(),
-        name(object.meta()).to_owned(),
+        object.meta().namespace().to_owned(),
+        object.meta().name().to_owned(),
     )
 }
 
@@ -170,7 +169,7 @@ mod tests {
         events.extend((0..10).map(|v| Event::Apply(value(&job_version(v)))));
         feed(&mut state, apply::<Job>, &events);
         let current = state.job("default", "web").expect("the job");
-        assert_eq!(crate::scheduler::util::job_version(&current), 9);
+        assert_eq!(current.version(), 9);
         assert!(state.job_by_version("default", "web", 4).is_some());
         assert!(state.job_by_version("default", "web", 3).is_none());
 
@@ -207,7 +206,7 @@ mod tests {
         let names: Vec<String> = state
             .allocs()
             .iter()
-            .map(|a| name(&a.metadata).into())
+            .map(|a| a.metadata.name().into())
             .collect();
         assert_eq!(names, ["a2"]);
         assert!(state.allocs_by_node("n1").is_empty());

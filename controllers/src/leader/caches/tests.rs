@@ -78,7 +78,6 @@ async fn a_snapshot_waits_for_the_kinds_that_lag() {
             "default",
             "web",
             serde_json::json!({"metadata": {"labels": {"touched": "yes"}}}),
-            false,
         )
         .await
         .unwrap();

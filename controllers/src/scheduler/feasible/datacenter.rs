@@ -3,7 +3,6 @@
 use caravan_schemas::Node;
 
 use super::FeasibilityChecker;
-use crate::scheduler::util;
 
 /// One datacenter pattern, sorted by how it is matched (checked on every node of every
 /// evaluation).
@@ -53,7 +52,7 @@ impl DatacenterChecker {
 
 impl FeasibilityChecker for DatacenterChecker {
     fn check(&self, node: &Node) -> Result<(), &str> {
-        if self.matches(util::node_datacenter(node)) {
+        if self.matches(node.datacenter()) {
             Ok(())
         } else {
             Err("datacenter")

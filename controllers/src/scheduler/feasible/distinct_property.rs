@@ -96,7 +96,7 @@ mod tests {
         assert!(!rules[0].satisfied(&n3), "node without the property");
 
         let extra = mock::allocation("b", &job, &n2);
-        let used = crate::scheduler::resources::alloc_usage(&extra);
+        let used = caravan_schemas::resources::alloc_usage(&extra);
         ctx.place(extra, &used);
         rules[0].refresh(&mut ctx);
         assert!(!rules[0].satisfied(&n1));

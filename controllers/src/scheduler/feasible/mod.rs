@@ -1,15 +1,15 @@
 //! Feasibility: which nodes can run a task group at all (Nomad's `scheduler/feasible`).
 //!
 //! Checkers answer for one node; the stacks chain them. Static checks (datacenter, pool,
-//! status, drivers, constraints) depend only on the node; [`distinct_hosts`],
-//! [`distinct_property`] and [`fit`] also depend on what the plan has placed so far.
+//! status, drivers, constraints) depend only on the node; [`distinct_hosts`] and
+//! [`distinct_property`] also depend on what the plan has placed so far, as does the resource
+//! fit ([`caravan_schemas::fit`]) the stacks check last.
 
 pub mod constraint;
 pub mod datacenter;
 pub mod distinct_hosts;
 pub mod distinct_property;
 pub mod driver;
-pub mod fit;
 pub mod node_pool;
 pub mod node_status;
 pub mod property_set;

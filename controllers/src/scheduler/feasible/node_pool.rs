@@ -3,7 +3,6 @@
 use caravan_schemas::Node;
 
 use super::FeasibilityChecker;
-use crate::scheduler::util;
 
 /// The pool that matches every node.
 pub const ALL_POOL: &str = "all";
@@ -25,7 +24,7 @@ impl NodePoolChecker {
 
 impl FeasibilityChecker for NodePoolChecker {
     fn check(&self, node: &Node) -> Result<(), &str> {
-        if self.pool == ALL_POOL || self.pool == util::node_pool(node) {
+        if self.pool == ALL_POOL || self.pool == node.pool() {
             Ok(())
         } else {
             Err("node pool")

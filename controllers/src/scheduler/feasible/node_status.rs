@@ -1,44 +1,24 @@
 //! [`NodeStatusChecker`]: the node is ready, eligible and not draining.
 
 use caravan_schemas::Node;
-use caravan_schemas::node::{NodeState, SchedulingEligibility};
+use caravan_schemas::fit;
 
 use super::FeasibilityChecker;
 
-/// Keeps nodes that accept new allocations.
+/// Keeps nodes that accept new allocations ([`fit::closed_reason`], the plan applier's check).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NodeStatusChecker;
 
-impl NodeStatusChecker {
-    /// Why `node` takes no new allocations, if it does not.
-    pub fn reason(node: &Node) -> Option<&'static str> {
-        let ready = node
-            .status
-            .as_ref()
-            .is_some_and(|s| s.status == NodeState::Ready);
-        if !ready {
-            return Some("node not ready");
-        }
-        if node.spec.scheduling_eligibility == Some(SchedulingEligibility::Ineligible) {
-            return Some("node ineligible");
-        }
-        if node.spec.drain.is_some() {
-            return Some("node draining");
-        }
-        None
-    }
-}
-
 impl FeasibilityChecker for NodeStatusChecker {
     fn check(&self, node: &Node) -> Result<(), &str> {
-        Self::reason(node).map_or(Ok(()), Err)
+        fit::closed_reason(node).map_or(Ok(()), Err)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use caravan_schemas::mock;
-    use caravan_schemas::node::DrainStrategy;
+    use caravan_schemas::node::{DrainStrategy, NodeState, SchedulingEligibility};
 
     use super::*;
 

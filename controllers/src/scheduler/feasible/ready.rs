@@ -9,7 +9,6 @@ use caravan_schemas::{Job, Node};
 
 use super::{DatacenterChecker, FeasibilityChecker, NodePoolChecker, NodeStatusChecker};
 use crate::scheduler::state::State;
-use crate::scheduler::util;
 
 /// The nodes a job may be placed on.
 #[derive(Clone, Debug, Default)]
@@ -32,7 +31,7 @@ pub fn ready_nodes(state: &dyn State, job: &Job) -> ReadyNodes {
         {
             continue;
         }
-        let dc = util::node_datacenter(&node);
+        let dc = node.datacenter();
         match ready.available_by_dc.get_mut(dc) {
             Some(count) => *count += 1,
             None => {
@@ -68,11 +67,7 @@ mod tests {
 
         let job = mock::job("web");
         let ready = ready_nodes(&state, &job);
-        let names: Vec<_> = ready
-            .nodes
-            .iter()
-            .map(|n| util::name(&n.metadata))
-            .collect();
+        let names: Vec<_> = ready.nodes.iter().map(|n| n.metadata.name()).collect();
         assert_eq!(names, ["a"]);
         assert_eq!(ready.available_by_dc.get("dc1"), Some(&1));
     }

@@ -3,8 +3,6 @@
 
 use caravan_schemas::Node;
 
-use crate::scheduler::util;
-
 /// A parsed constraint target.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -62,9 +60,9 @@ impl Target {
                 .as_deref()
                 .or(node.metadata.name.as_deref()),
             Target::NodeName => node.metadata.name.as_deref(),
-            Target::Datacenter => Some(util::node_datacenter(node)),
+            Target::Datacenter => Some(node.datacenter()),
             Target::Class => node.spec.node_class.as_deref(),
-            Target::Pool => Some(util::node_pool(node)),
+            Target::Pool => Some(node.pool()),
             Target::Attribute(key) => node
                 .status
                 .as_ref()

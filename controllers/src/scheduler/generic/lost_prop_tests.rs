@@ -15,7 +15,6 @@ use crate::scheduler::AllocStop;
 use crate::scheduler::config::SchedulerAlgorithm;
 use crate::scheduler::state::State;
 use crate::scheduler::testing::*;
-use crate::scheduler::util;
 
 /// CPU of a node of [`cluster`], the only dimension the asks below can exhaust.
 const NODE_CPU: u64 = 4000;
@@ -134,12 +133,9 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
     // The nodes report their allocations started (or still starting).
     let mut initial: BTreeMap<String, String> = BTreeMap::new();
     for job in &jobs {
-        for alloc in harness
-            .state
-            .allocs_by_job(NAMESPACE, util::name(&job.metadata))
-        {
+        for alloc in harness.state.allocs_by_job(NAMESPACE, job.metadata.name()) {
             initial.insert(
-                util::name(&alloc.metadata).to_string(),
+                alloc.metadata.name().to_string(),
                 alloc.spec.node_name.clone(),
             );
         }
@@ -202,11 +198,9 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
 
     let mut replacements: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (i, job) in jobs.iter().enumerate() {
-        let allocs = harness
-            .state
-            .allocs_by_job(NAMESPACE, util::name(&job.metadata));
+        let allocs = harness.state.allocs_by_job(NAMESPACE, job.metadata.name());
         for alloc in &allocs {
-            let name = util::name(&alloc.metadata);
+            let name = alloc.metadata.name();
             if initial.contains_key(name) {
                 continue;
             }
@@ -233,7 +227,7 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
             }
         }
         let count = case.jobs[i].count as usize;
-        let live = allocs.iter().filter(|a| !util::is_terminal(a)).count();
+        let live = allocs.iter().filter(|a| !a.is_terminal()).count();
         if fits {
             prop_assert_eq!(live, count, "live allocations of job{}", i);
         } else {
@@ -247,7 +241,7 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
             .alloc(NAMESPACE, name)
             .ok_or_else(|| TestCaseError::fail(format!("{name} disappeared")))?;
         prop_assert!(
-            util::is_server_terminal(&alloc),
+            alloc.is_server_terminal(),
             "lost {name} still desired to run"
         );
         let stopped = stops.get(name.as_str()).map_or(&[][..], Vec::as_slice);

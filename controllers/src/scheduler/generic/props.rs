@@ -4,7 +4,7 @@ use caravan_schemas::node::NodeState;
 
 use crate::scheduler::state::State;
 use crate::scheduler::testing::*;
-use crate::scheduler::util::{self, Rng};
+use crate::scheduler::util::Rng;
 
 /// Several schedulers plan from the same stale snapshot; the harness rejects the parts that
 /// would oversubscribe a node and the schedulers retry on fresh snapshots.
@@ -94,14 +94,10 @@ fn convergence_reaches_count_on_feasible_nodes() {
                     node.status.as_ref().map(|s| s.status),
                     Some(NodeState::Ready),
                     "seed {seed}: {} on {}",
-                    util::name(&alloc.metadata),
+                    alloc.metadata.name(),
                     alloc.spec.node_name
                 );
-                assert_eq!(
-                    alloc.spec.job_version,
-                    util::job_version(&job),
-                    "seed {seed}"
-                );
+                assert_eq!(alloc.spec.job_version, job.version(), "seed {seed}");
             }
         }
     }

@@ -3,12 +3,11 @@ use std::collections::BTreeMap;
 use caravan_schemas::allocation::{ClientStatus, DesiredStatus};
 use caravan_schemas::evaluation::{EvaluationState, TriggeredBy};
 use caravan_schemas::job::{Affinity, Constraint, JobType, Operator, Spread, SpreadTarget};
+use caravan_schemas::naming::parse_index;
 use caravan_schemas::node::NodeState;
 
-use crate::scheduler::naming::parse_index;
 use crate::scheduler::state::State;
 use crate::scheduler::testing::*;
-use crate::scheduler::util;
 
 fn register(harness: &mut Harness, job: &caravan_schemas::Job, eval: &str) {
     harness.state.upsert_job(job.clone());
@@ -33,13 +32,13 @@ fn service_job_places_count_allocations() {
     assert_eq!(allocs.len(), 5);
     let mut indexes: Vec<_> = allocs
         .iter()
-        .filter_map(|a| parse_index(util::name(&a.metadata)))
+        .filter_map(|a| parse_index(a.metadata.name()))
         .collect();
     indexes.sort_unstable();
     assert_eq!(indexes, [0, 1, 2, 3, 4]);
     for alloc in &allocs {
         assert_eq!(alloc.spec.eval_name.as_deref(), Some("e1"));
-        assert_eq!(util::client_status(alloc), ClientStatus::Pending);
+        assert_eq!(alloc.client_status(), ClientStatus::Pending);
         let metrics = alloc
             .status
             .as_ref()
@@ -74,7 +73,7 @@ fn scale_up_then_down() {
     assert_eq!(live.len(), 2);
     let mut indexes: Vec<_> = live
         .iter()
-        .filter_map(|a| parse_index(util::name(&a.metadata)))
+        .filter_map(|a| parse_index(a.metadata.name()))
         .collect();
     indexes.sort_unstable();
     assert_eq!(indexes, [0, 1], "highest indexes stopped first");
@@ -106,7 +105,7 @@ fn task_change_is_a_rolling_destructive_update() {
     assert!(new[0].spec.previous_allocation.is_some());
 
     // Once the new allocation runs, the next one is replaced.
-    let name = util::name(&new[0].metadata).to_string();
+    let name = new[0].metadata.name().to_string();
     set_client_status(&mut harness.state, "default", &name, ClientStatus::Running);
     harness.process(&eval_for("e3", &changed)).expect("process");
     let live = harness.live_allocs("default", "web");
@@ -136,7 +135,7 @@ fn batch_job_places_and_completed_allocations_are_not_replaced() {
     register(&mut harness, &job, "e1");
     let live = harness.live_allocs("default", "report");
     assert_eq!(live.len(), 3);
-    let first = util::name(&live[0].metadata).to_string();
+    let first = live[0].metadata.name().to_string();
     set_client_status(
         &mut harness.state,
         "default",
@@ -216,9 +215,7 @@ fn spread_targets_split_allocations_between_datacenters() {
     let mut per_dc: BTreeMap<String, usize> = BTreeMap::new();
     for alloc in harness.live_allocs("default", "web") {
         let node = harness.state.node(&alloc.spec.node_name).expect("node");
-        *per_dc
-            .entry(util::node_datacenter(&node).to_string())
-            .or_default() += 1;
+        *per_dc.entry(node.datacenter().to_string()).or_default() += 1;
     }
     let dc1 = per_dc.get("dc1").copied().unwrap_or(0);
     assert!((6..=8).contains(&dc1), "{per_dc:?}");
@@ -237,7 +234,7 @@ fn affinity_prefers_matching_nodes() {
     register(&mut harness, &job, "e1");
     for alloc in harness.live_allocs("default", "web") {
         let node = harness.state.node(&alloc.spec.node_name).expect("node");
-        assert_eq!(util::node_datacenter(&node), "dc2");
+        assert_eq!(node.datacenter(), "dc2");
     }
 }
 
@@ -310,7 +307,7 @@ fn failed_allocation_is_rescheduled_away_from_its_node() {
     let job = service_job("web", 1, 100, 64);
     register(&mut harness, &job, "e1");
     let failed = harness.live_allocs("default", "web")[0].clone();
-    let name = util::name(&failed.metadata).to_string();
+    let name = failed.metadata.name().to_string();
     set_client_status(&mut harness.state, "default", &name, ClientStatus::Failed);
     harness.process(&eval_for("e2", &job)).expect("process");
     let live = harness.live_allocs("default", "web");
@@ -329,4 +326,39 @@ fn failed_allocation_is_rescheduled_away_from_its_node() {
     assert_eq!(tracker.events.len(), 1);
     let old = harness.state.alloc("default", &name).expect("old");
     assert_eq!(desired(&old), DesiredStatus::Stop);
+}
+
+/// Two tasks of 2^63 MHz and MB each (a wrapping sum: 0) on a 3,992 MHz node.
+#[test]
+fn a_group_whose_tasks_overflow_is_placed_nowhere() {
+    use caravan_schemas::job::Resources;
+
+    use crate::scheduler::state::MemState;
+
+    let mut small = node("node-0", "dc1");
+    let resources = small
+        .status
+        .as_mut()
+        .and_then(|s| s.resources.as_mut())
+        .expect("resources");
+    resources.cpu = 3992;
+    let mut state = MemState::new();
+    state.upsert_node(small);
+    state.set_index(1);
+    let mut harness = Harness::new(state);
+    let mut job = service_job("huge", 1, 1 << 63, 1 << 63);
+    let task = job.spec.groups[0].tasks[0].clone();
+    job.spec.groups[0].tasks.push(caravan_schemas::job::Task {
+        name: "twin".into(),
+        resources: Some(Resources {
+            cpu: Some(1 << 63),
+            memory_mb: Some(1 << 63),
+            ..Resources::default()
+        }),
+        ..task
+    });
+    harness.state.upsert_job(job.clone());
+    harness.process(&eval_for("e1", &job)).expect("process");
+    assert!(harness.live_allocs("default", "huge").is_empty());
+    no_node_oversubscribed(&harness.state).expect("nothing oversubscribed");
 }

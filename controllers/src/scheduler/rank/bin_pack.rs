@@ -1,8 +1,9 @@
 //! [`BinPackIterator`]: Nomad's `ScoreFitBinPack` (prefer full nodes) and `ScoreFitSpread`
 //! (prefer empty nodes), normalized to [0, 1].
 
+use caravan_schemas::resources::Comparable;
+
 use crate::scheduler::config::SchedulerAlgorithm;
-use crate::scheduler::resources::Comparable;
 
 /// Best possible fit score before normalization.
 pub const MAX_FIT_SCORE: f64 = 18.0;

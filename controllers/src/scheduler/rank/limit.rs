@@ -74,7 +74,7 @@ mod tests {
     fn names(nodes: &[RankedNode]) -> Vec<String> {
         nodes
             .iter()
-            .map(|n| n.node.metadata.name.clone().unwrap_or_default())
+            .map(|n| n.node.metadata.name().to_owned())
             .collect()
     }
 

@@ -22,9 +22,9 @@ pub use spread::SpreadScorer;
 use std::sync::Arc;
 
 use caravan_schemas::Node;
+use caravan_schemas::resources::Comparable;
 
 use super::metrics::ScoreCard;
-use super::resources::Comparable;
 
 /// A feasible node with its scores (Nomad's `RankedNode`).
 #[derive(Clone, Debug)]

@@ -163,10 +163,10 @@ fn stop_all(
 ) -> DesiredUpdates {
     let mut updates = DesiredUpdates::default();
     for alloc in allocs {
-        if super::util::is_server_terminal(alloc) {
+        if alloc.is_server_terminal() {
             continue;
         }
-        if super::util::is_client_terminal(alloc) {
+        if alloc.is_client_terminal() {
             results.ignore.push(Arc::clone(alloc));
             updates.ignore += 1;
         } else {

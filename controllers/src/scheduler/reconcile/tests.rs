@@ -2,11 +2,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use caravan_schemas::allocation::{ClientStatus, DesiredStatus};
+use caravan_schemas::naming::{alloc_object_name, parse_index};
 use caravan_schemas::{Allocation, Job, mock};
 
 use super::*;
-use crate::scheduler::naming::{alloc_object_name, parse_index};
-use crate::scheduler::util::{self, Rng};
+use crate::scheduler::util::Rng;
 
 fn job(count: u32, version: i64) -> Job {
     let mut job = mock::job("web");
@@ -33,7 +33,7 @@ fn reconcile(
     old: Option<Job>,
 ) -> ReconcileResults {
     let old = old.map(Arc::new);
-    let versions = move |v: i64| old.clone().filter(|j| util::job_version(j) == v);
+    let versions = move |v: i64| old.clone().filter(|j| j.version() == v);
     AllocReconciler {
         job,
         batch: false,
@@ -88,7 +88,7 @@ fn scale_down_stops_highest_indexes() {
     let stopped: BTreeSet<_> = results
         .stop
         .iter()
-        .filter_map(|s| parse_index(util::name(&s.alloc.metadata)))
+        .filter_map(|s| parse_index(s.alloc.metadata.name()))
         .collect();
     assert_eq!(stopped, BTreeSet::from([2, 3]));
     assert!(results.place.is_empty());
@@ -257,9 +257,8 @@ fn reconcile_covers_every_allocation_exactly_once() {
 
         // Exactly one bucket per non-server-terminal allocation.
         let mut seen: HashMap<String, usize> = HashMap::new();
-        let mut mark = |a: &Arc<Allocation>| {
-            *seen.entry(util::name(&a.metadata).to_string()).or_default() += 1
-        };
+        let mut mark =
+            |a: &Arc<Allocation>| *seen.entry(a.metadata.name().to_string()).or_default() += 1;
         results.ignore.iter().for_each(&mut mark);
         results.inplace_update.iter().for_each(&mut mark);
         results.stop.iter().for_each(|s| mark(&s.alloc));
@@ -269,8 +268,8 @@ fn reconcile_covers_every_allocation_exactly_once() {
             }
         }
         for a in &allocs {
-            let name = util::name(&a.metadata).to_string();
-            let want = usize::from(!util::is_server_terminal(a));
+            let name = a.metadata.name().to_string();
+            let want = usize::from(!a.is_server_terminal());
             assert_eq!(
                 seen.get(&name).copied().unwrap_or(0),
                 want,
@@ -281,7 +280,7 @@ fn reconcile_covers_every_allocation_exactly_once() {
         // Resulting slots: ignored allocations that still hold one, plus updates and placements.
         let holds_slot = |a: &Arc<Allocation>| {
             !matches!(
-                util::client_status(a),
+                a.client_status(),
                 ClientStatus::Complete | ClientStatus::Lost
             )
         };
@@ -289,13 +288,13 @@ fn reconcile_covers_every_allocation_exactly_once() {
             .ignore
             .iter()
             .filter(|a| holds_slot(a))
-            .map(|a| parse_index(util::name(&a.metadata)))
+            .map(|a| parse_index(a.metadata.name()))
             .collect();
         slots.extend(
             results
                 .inplace_update
                 .iter()
-                .map(|a| parse_index(util::name(&a.metadata))),
+                .map(|a| parse_index(a.metadata.name())),
         );
         slots.extend(
             results

@@ -59,7 +59,7 @@ impl GenericStack {
     }
 
     /// What one allocation of `group` asks, once the group was selected for.
-    pub fn ask(&self, group: &str) -> Option<&crate::scheduler::resources::GroupAsk> {
+    pub fn ask(&self, group: &str) -> Option<&caravan_schemas::resources::GroupAsk> {
         self.groups.get(group).map(|g| &g.ask)
     }
 
@@ -90,7 +90,7 @@ impl GenericStack {
             && let Some(slot) = self
                 .nodes
                 .iter()
-                .position(|n| util::name(&n.metadata) == preferred)
+                .position(|n| n.metadata.name() == preferred)
         {
             let node = self.nodes[slot].clone();
             let found = stack.evaluate(

@@ -3,22 +3,22 @@
 
 use std::sync::Arc;
 
+use caravan_schemas::fit;
 use caravan_schemas::job::TaskGroup;
+use caravan_schemas::resources::{Comparable, GroupAsk};
 use caravan_schemas::{Job, Node};
 
 use super::SelectOptions;
 use crate::scheduler::context::EvalContext;
 use crate::scheduler::feasible::distinct_hosts::{self, DistinctHosts};
 use crate::scheduler::feasible::distinct_property::DistinctProperty;
-use crate::scheduler::feasible::{ConstraintChecker, DriverChecker, FeasibilityChecker, fit};
+use crate::scheduler::feasible::{ConstraintChecker, DriverChecker, FeasibilityChecker};
 use crate::scheduler::hash::FastMap;
 use crate::scheduler::metrics::{ScoreCard, Scorer};
 use crate::scheduler::rank::normalize::normalize;
 use crate::scheduler::rank::{
     BinPackIterator, JobAntiAffinity, NodeAffinity, RankedNode, ReschedulePenalty, SpreadScorer,
 };
-use crate::scheduler::resources::{Comparable, GroupAsk};
-use crate::scheduler::util;
 
 /// Reason recorded when a node has no device matching a request.
 const MISSING_DEVICES: &str = "missing devices";
@@ -222,7 +222,7 @@ impl GroupStack {
             ctx.metrics.filter_node(node, &self.reasons[reason]);
             return None;
         }
-        let name = util::name(&node.metadata);
+        let name = node.metadata.name();
         if self.distinct_hosts.is_active()
             && !self
                 .distinct_hosts
@@ -235,8 +235,9 @@ impl GroupStack {
             ctx.metrics.filter_node(node, &rule.label);
             return None;
         }
-        let usage = ctx.usage_in(slot, node);
-        let collisions = usage.job_count(&self.name);
+        let proposed = ctx.proposed(slot, node);
+        let collisions = proposed.job_count(&self.name);
+        let usage = &proposed.usage;
         let ask = match &self.simple_ask {
             Some(ask) => ask.clone(),
             None => match self.ask.on_node(node, &usage.capacity) {

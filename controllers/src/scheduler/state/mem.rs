@@ -9,6 +9,7 @@ use imbl::OrdMap as BTreeMap;
 
 use crate::scheduler::hash::PersistentMap as HashMap;
 
+use caravan_schemas::resources::Held;
 use caravan_schemas::{Allocation, Job, Node};
 
 use super::State;
@@ -34,19 +35,6 @@ pub struct MemState {
     held: HashMap<String, Held>,
 }
 
-fn name_of(meta: &caravan_schemas::ObjectMeta) -> String {
-    meta.name.clone().unwrap_or_default()
-}
-
-fn namespace_of(meta: &caravan_schemas::ObjectMeta) -> String {
-    meta.namespace
-        .clone()
-        .unwrap_or_else(|| "default".to_string())
-}
-
-use crate::scheduler::resources::Held;
-use crate::scheduler::util::{is_terminal, job_version};
-
 impl MemState {
     /// An empty state at index 0.
     pub fn new() -> Self {
@@ -65,7 +53,7 @@ impl MemState {
         if !node.class_is_current() {
             Arc::make_mut(&mut node).compute_class();
         }
-        self.nodes.insert(name_of(&node.metadata), node);
+        self.nodes.insert(node.metadata.name().to_owned(), node);
     }
 
     /// Removes a node; its allocations stay, as in the real store.
@@ -76,12 +64,12 @@ impl MemState {
     /// Inserts or replaces the current version of a job, keeping older versions.
     pub fn upsert_job(&mut self, job: impl Into<Arc<Job>>) {
         let job = job.into();
-        let namespace = namespace_of(&job.metadata);
-        let name = name_of(&job.metadata);
+        let namespace = job.metadata.namespace().to_owned();
+        let name = job.metadata.name().to_owned();
         self.job_versions
             .entry((namespace.clone(), name.clone()))
             .or_default()
-            .insert(job_version(&job), job.clone());
+            .insert(job.version(), job.clone());
         self.jobs.entry(namespace).or_default().insert(name, job);
     }
 
@@ -106,10 +94,10 @@ impl MemState {
     /// Inserts or replaces an allocation, keeping the node and job indexes in step.
     pub fn upsert_alloc(&mut self, alloc: impl Into<Arc<Allocation>>) {
         let alloc = alloc.into();
-        let namespace = namespace_of(&alloc.metadata);
-        let name = name_of(&alloc.metadata);
+        let namespace = alloc.metadata.namespace().to_owned();
+        let name = alloc.metadata.name().to_owned();
         self.delete_alloc(&namespace, &name);
-        if !is_terminal(&alloc) {
+        if !alloc.is_terminal() {
             self.held
                 .entry(alloc.spec.node_name.clone())
                 .or_default()
@@ -134,7 +122,7 @@ impl MemState {
     /// Removes an allocation.
     pub fn delete_alloc(&mut self, namespace: &str, name: &str) -> Option<Arc<Allocation>> {
         let old = self.allocs.get_mut(namespace)?.remove(name)?;
-        if !is_terminal(&old)
+        if !old.is_terminal()
             && let Some(held) = self.held.get_mut(&old.spec.node_name)
         {
             held.remove(&Held::of(&old));
@@ -231,9 +219,12 @@ impl State for MemState {
 
 #[cfg(test)]
 mod tests {
+    use caravan_schemas::allocation::DesiredStatus;
+    use caravan_schemas::fit::{proposed_usage, proposed_usage_from};
     use caravan_schemas::mock;
 
     use super::*;
+    use crate::scheduler::Plan;
 
     #[test]
     fn mem_state_indexes_allocations_by_node_and_job() {
@@ -269,5 +260,67 @@ mod tests {
         assert_eq!(v0.and_then(|j| j.spec.groups[0].count), Some(10));
         let current = state.job("default", "web");
         assert_eq!(current.and_then(|j| j.spec.groups[0].count), Some(3));
+    }
+
+    /// What the state keeps per node ([`State::held_on_node`]) gives the same proposed usage
+    /// as adding up the node's allocations, whatever a plan stops, replaces or places.
+    #[test]
+    fn the_kept_sum_gives_the_same_usage_as_adding_up_the_node() {
+        let job = mock::job("web");
+        let node = mock::node("n1");
+        let other = mock::node("n2");
+        let mut state = MemState::new();
+        let mut pinned = mock::allocation("a", &job, &node);
+        if let Some(task) = pinned
+            .spec
+            .allocated_resources
+            .as_mut()
+            .and_then(|r| r.tasks.values_mut().next())
+        {
+            task.cores = vec![0, 1];
+        }
+        let mut done = mock::allocation("c", &job, &node);
+        done.spec.desired_status = Some(DesiredStatus::Stop);
+        for alloc in [
+            pinned,
+            mock::allocation("b", &job, &node),
+            done,
+            mock::allocation("elsewhere", &job, &other),
+        ] {
+            state.upsert_alloc(alloc);
+        }
+        let compare = |state: &MemState, plan: &Plan| {
+            let summed = proposed_usage(&node, &state.allocs_by_node("n1"), plan);
+            let kept = proposed_usage_from(&node, state.held_on_node("n1").unwrap(), plan, |n| {
+                state.alloc_on_node("n1", &plan.namespace, n)
+            });
+            let sorted = |mut ids: Vec<u32>| {
+                ids.sort_unstable();
+                ids
+            };
+            assert_eq!(kept.held.used, summed.held.used);
+            assert_eq!(kept.capacity, summed.capacity);
+            assert_eq!(sorted(kept.held.core_ids), sorted(summed.held.core_ids));
+            summed.held.used.cpu
+        };
+        let mut plan = Plan {
+            namespace: "default".into(),
+            ..Plan::default()
+        };
+        assert_eq!(compare(&state, &plan), 1000);
+        // A stop, a replacement of an existing allocation, a new one, and a stop of the
+        // replaced one too: each existing allocation is taken out once.
+        plan.append_stop("n1", "a", DesiredStatus::Stop, "test");
+        plan.append_stop("n1", "b", DesiredStatus::Stop, "test");
+        plan.append_alloc(mock::allocation("b", &job, &node));
+        plan.append_alloc(mock::allocation("d", &job, &node));
+        assert_eq!(compare(&state, &plan), 1000);
+        // Allocations that end or go away leave the sum.
+        let mut ended = mock::allocation("b", &job, &node);
+        ended.spec.desired_status = Some(DesiredStatus::Stop);
+        state.upsert_alloc(ended);
+        state.delete_alloc("default", "a");
+        compare(&state, &Plan::default());
+        assert_eq!(state.held_on_node("n1").unwrap(), Held::default());
     }
 }

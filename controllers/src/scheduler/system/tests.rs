@@ -5,7 +5,6 @@ use caravan_schemas::node::{DrainStrategy, NodeState};
 
 use crate::scheduler::state::State;
 use crate::scheduler::testing::*;
-use crate::scheduler::util;
 
 #[test]
 fn system_job_runs_one_allocation_per_node_and_follows_new_nodes() {
@@ -82,7 +81,7 @@ fn system_allocations_stop_on_down_and_draining_nodes() {
     );
     let mut marked = harness
         .state
-        .allocs_by_job("default", util::name(&job.metadata))
+        .allocs_by_job("default", job.metadata.name())
         .into_iter()
         .find(|a| a.spec.node_name == "node-0001")
         .map(|a| (*a).clone())
@@ -96,7 +95,7 @@ fn system_allocations_stop_on_down_and_draining_nodes() {
     assert_eq!(per_node.keys().collect::<Vec<_>>(), ["node-0002"]);
     let stopped = harness
         .state
-        .allocs_by_job("default", util::name(&job.metadata))
+        .allocs_by_job("default", job.metadata.name())
         .into_iter()
         .filter(|a| desired(a) == DesiredStatus::Stop)
         .count();

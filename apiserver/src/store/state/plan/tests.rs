@@ -1,9 +1,9 @@
 //! Tests of the plan applier and the per-node usage index.
 
-use caravan_schemas::plan::Plan;
 use caravan_schemas::allocation::{AllocatedTaskResources, ClientStatus, DesiredStatus};
 use caravan_schemas::mock;
 use caravan_schemas::node::NodeState;
+use caravan_schemas::plan::Plan;
 use serde_json::{Value, json};
 
 use super::*;
@@ -99,7 +99,7 @@ fn plan() -> Plan {
 }
 
 /// Applies `plan` alone at `index`: its result and events.
-fn apply(state: &mut State, index: u64, plan: Plan) -> (PlanResult, Vec<Arc<WatchEvent>>) {
+fn apply(state: &mut State, index: u64, plan: Plan) -> (PlanResult, Vec<Arc<Change>>) {
     let mut applied = state.apply(index, vec![Op::Plan(PlanOp { plan })]);
     let result = match applied.results.pop() {
         Some(Ok(OpOutcome::Plan(result))) => PlanResult::clone(&result),

@@ -7,7 +7,7 @@ use caravan_schemas::Kind;
 use serde_json::json;
 
 use crate::store::StoredObject;
-use crate::store::watch_cache::{EventType, Field, TooOld, WatchCache, WatchEvent};
+use crate::store::watch_cache::{Change, EventType, Field, TooOld, WatchCache};
 
 const NODE: Field = (Kind::Allocation, "spec.nodeName");
 
@@ -20,8 +20,8 @@ fn alloc(name: &str, node: &str, rv: u64) -> Arc<StoredObject> {
     Arc::new(StoredObject::from_value(Kind::Allocation, object, rv))
 }
 
-fn added(name: &str, node: &str, rv: u64) -> Arc<WatchEvent> {
-    Arc::new(WatchEvent {
+fn added(name: &str, node: &str, rv: u64) -> Arc<Change> {
+    Arc::new(Change {
         event_type: EventType::Added,
         object: alloc(name, node, rv),
         previous: None,
@@ -29,15 +29,15 @@ fn added(name: &str, node: &str, rv: u64) -> Arc<WatchEvent> {
 }
 
 /// `name` moved from `from` to `to` at `rv`.
-fn moved(name: &str, from: &str, to: &str, rv: u64) -> Arc<WatchEvent> {
-    Arc::new(WatchEvent {
+fn moved(name: &str, from: &str, to: &str, rv: u64) -> Arc<Change> {
+    Arc::new(Change {
         event_type: EventType::Modified,
         object: alloc(name, to, rv),
         previous: Some(alloc(name, from, rv - 1)),
     })
 }
 
-fn names(events: &[Arc<WatchEvent>]) -> Vec<(String, u64)> {
+fn names(events: &[Arc<Change>]) -> Vec<(String, u64)> {
     events
         .iter()
         .map(|e| (e.object.key.name.clone(), e.resource_version()))
