@@ -31,9 +31,17 @@ fn main() {
         && std::env::var_os("RUSTC_LINKER").is_none()
         && !rustflags.contains("linker");
     if default_lld && order.exists() {
+        // The linker reads a copy in OUT_DIR: the output of a build script that did not rerun
+        // is reused by every checkout sharing a target dir, and a path into one checkout would
+        // outlive it.
+        let out_dir = std::env::var("OUT_DIR").unwrap_or_default();
+        let copy = Path::new(&out_dir).join("link-order.txt");
+        if std::fs::copy(&order, &copy).is_err() {
+            return;
+        }
         println!(
             "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
-            order.display()
+            copy.display()
         );
         // Names that no longer exist (the file lags behind the code) are not an error.
         println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");

@@ -15,8 +15,9 @@
 #   - the libraries the binary loads at run time (readelf's NEEDED, resolved with ldd);
 #   - what the build scripts of this build (cargo's build-script-executed messages, so no stale
 #     build dirs) report: system files in `rerun-if-changed` (bindgen lists the headers it
-#     read), system link-search dirs, and the .pc file of every pkg-config probe (the
-#     `<NAME>_NO_PKG_CONFIG` variable that the pkg-config crate watches names it);
+#     read), the .pc file of every pkg-config probe (the
+#     `<NAME>_NO_PKG_CONFIG` variable that the pkg-config crate watches names it), and system
+#     link-search dirs (only noted: the libraries found there show up among the linked files);
 #   - the C compiler driver and archiver that the link and the cc-based build scripts run.
 # Any package not in the fresh image's list fails the check, naming the file and the package.
 #

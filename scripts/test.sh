@@ -42,8 +42,9 @@ cargo fmt --all -- --check
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy "${CARGO_FLAGS[@]}" --workspace --all-targets -- -D warnings
 
-step "cargo build --workspace --bins --examples"
-cargo build "${CARGO_FLAGS[@]}" --workspace --bins --examples
+step "cargo build --workspace --bins, and the runtime's example controller"
+cargo build "${CARGO_FLAGS[@]}" --workspace --bins
+cargo build "${CARGO_FLAGS[@]}" -p caravan-runtime --examples
 
 step "the binary builds on a fresh machine (scripts/check-fresh-build.sh)"
 scripts/check-fresh-build.sh "${CARGO_FLAGS[@]}"

@@ -19,6 +19,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use caravan_controllers::broker::EvalBroker;
@@ -27,6 +28,7 @@ use caravan_runtime::Client;
 use caravan_runtime::eval_source::EvalSource;
 use caravan_schemas::Kind;
 use serde_json::json;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::cluster::secret::ClusterSecret;
@@ -35,6 +37,9 @@ use crate::liveness;
 use crate::local_client::LocalClient;
 use crate::raft::{ReplicatedStore, WriteError};
 use crate::store::{ObjectJson, ObjectKey, Op, OpError, Precondition};
+
+/// The longest [`Leadership::stop`] waits for the duties to stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Starts a follower's scheduler workers, or `None` when it cannot reach the leader's broker.
 type Follow = dyn Fn(&Arc<ApiContext>, &LeaderConfig) -> Option<Task> + Send + Sync;
@@ -93,6 +98,14 @@ impl Controllers {
 /// A spawned task, aborted when dropped.
 struct Task(JoinHandle<()>);
 
+impl Task {
+    /// Aborts the task and waits until it is gone.
+    async fn stop(mut self) {
+        self.0.abort();
+        let _ = (&mut self.0).await;
+    }
+}
+
 impl Drop for Task {
     fn drop(&mut self) {
         self.0.abort();
@@ -108,13 +121,15 @@ enum Role {
     },
     /// Scheduler workers taking evaluations from the leader's broker.
     Following {
-        _workers: Task,
+        workers: Task,
     },
 }
 
-/// The task that follows leadership; dropping (or stopping) it stops every duty it started.
+/// The task that follows leadership. [`Leadership::stop`] stops every duty it started and
+/// waits for them; dropping it aborts them without waiting.
 pub struct Leadership {
-    _task: Task,
+    task: Task,
+    stop: oneshot::Sender<()>,
 }
 
 impl Leadership {
@@ -131,19 +146,34 @@ impl Leadership {
         if ctx.store.is_leader() {
             ensure_default_namespace(&ctx.store).await?;
         }
+        let (stop, stopped) = oneshot::channel();
         Ok(Leadership {
-            _task: Task(tokio::spawn(follow(ctx, controllers))),
+            task: Task(tokio::spawn(follow(ctx, controllers, stopped))),
+            stop,
         })
     }
 
-    /// Stops every duty.
-    pub fn stop(self) {
-        drop(self);
+    /// Stops every duty (as losing leadership would) and waits until they are gone, at most
+    /// [`STOP_TIMEOUT`]; then aborts what is left.
+    pub async fn stop(self) {
+        let Leadership { mut task, stop } = self;
+        let _ = stop.send(());
+        if tokio::time::timeout(STOP_TIMEOUT, &mut task.0)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the leader's duties did not stop within {STOP_TIMEOUT:?}: aborted");
+        }
     }
 }
 
-/// Switches duties as Raft's metrics show leadership move, until the Raft core stops.
-async fn follow(ctx: Arc<ApiContext>, controllers: Option<Controllers>) {
+/// Switches duties as Raft's metrics show leadership move, until the Raft core stops or
+/// `stopped` fires; then stops them.
+async fn follow(
+    ctx: Arc<ApiContext>,
+    controllers: Option<Controllers>,
+    mut stopped: oneshot::Receiver<()>,
+) {
     let mut metrics = ctx.store.raft().metrics();
     let mut role = Role::None;
     loop {
@@ -154,10 +184,14 @@ async fn follow(ctx: Arc<ApiContext>, controllers: Option<Controllers>) {
                 liveness,
                 controllers: running,
             } if !leading => {
-                revoke(&ctx, liveness, running);
+                tracing::info!("this server no longer leads");
+                revoke(&ctx, liveness, running).await;
                 Role::None
             }
-            Role::Following { .. } if leading => Role::None,
+            Role::Following { workers } if leading => {
+                workers.stop().await;
+                Role::None
+            }
             other => other,
         };
         role = match role {
@@ -168,7 +202,7 @@ async fn follow(ctx: Arc<ApiContext>, controllers: Option<Controllers>) {
                         tracing::info!(
                             "this server follows: scheduling evaluations of the leader's broker"
                         );
-                        Role::Following { _workers: workers }
+                        Role::Following { workers }
                     }
                     None => Role::None,
                 },
@@ -176,9 +210,20 @@ async fn follow(ctx: Arc<ApiContext>, controllers: Option<Controllers>) {
             },
             other => other,
         };
-        if metrics.changed().await.is_err() {
-            break;
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() {
+                break;
+            },
+            _ = &mut stopped => break,
         }
+    }
+    match role {
+        Role::Leading {
+            liveness,
+            controllers,
+        } => revoke(&ctx, liveness, controllers).await,
+        Role::Following { workers } => workers.stop().await,
+        Role::None => {}
     }
 }
 
@@ -208,14 +253,14 @@ async fn establish(ctx: &Arc<ApiContext>, controllers: Option<&Controllers>) -> 
     }
 }
 
-/// What stops when this server loses leadership.
-fn revoke(ctx: &ApiContext, liveness: Task, controllers: Option<Task>) {
+/// What stops when this server loses leadership (or stops).
+async fn revoke(ctx: &ApiContext, liveness: Task, controllers: Option<Task>) {
     if let Some(controllers) = controllers {
-        tracing::info!("this server no longer leads: stopping the leader's controllers");
+        tracing::info!("stopping the leader's controllers");
         ctx.set_broker(None);
-        drop(controllers);
+        controllers.stop().await;
     }
-    drop(liveness);
+    liveness.stop().await;
     liveness::forget_deadlines(ctx);
 }
 
@@ -250,5 +295,39 @@ pub async fn ensure_default_namespace(store: &ReplicatedStore) -> anyhow::Result
     {
         Ok(_) | Err(WriteError::Rejected(OpError::AlreadyExists)) => Ok(()),
         Err(e) => Err(e).context("failed to create the default namespace"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use caravan_schemas::Kind;
+
+    use super::*;
+    use crate::api::{self, GetOptions};
+    use crate::context::ApiConfig;
+    use crate::raft::StoreConfig;
+
+    #[tokio::test]
+    async fn a_leader_has_the_default_namespace_and_stops_its_duties() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = StoreConfig::new(dir.path().join("raft"), "127.0.0.1:0".into());
+        let store = ReplicatedStore::open(config).await.expect("store opens");
+        let ctx = Arc::new(ApiContext::new(store, ApiConfig::default()));
+        let leadership = Leadership::start(ctx.clone(), None).await.expect("starts");
+        // A sole voter leads when its store opens: the namespace exists before serving.
+        let options = GetOptions::default();
+        assert!(api::get(&ctx, Kind::Namespace, "", "default", &options).is_ok());
+        // Registering counts as a heartbeat: the leader holds the node's deadline.
+        let node = serde_json::to_value(caravan_schemas::mock::node("n1")).expect("a node");
+        api::create(&ctx, Kind::Node, "", node, &Default::default())
+            .await
+            .expect("the node registers");
+        assert!(ctx.heartbeats.is_tracked("n1"));
+        tokio::time::timeout(Duration::from_secs(1), leadership.stop())
+            .await
+            .expect("the duties stop at once");
+        // Stopping is losing leadership to the duties: every deadline is forgotten.
+        assert!(!ctx.heartbeats.is_tracked("n1"));
+        assert!(ctx.broker().is_none());
     }
 }

@@ -1,9 +1,10 @@
 //! Caravan's API server: the Kubernetes-style HTTP API over a Raft-replicated object store.
 //!
 //! `api/` is the service layer (every call on typed arguments, no HTTP); `http/` serves it
-//! (routing, parsing, content negotiation, the one mapping from error to `Status`); the
-//! in-process client (`local_client.rs`), node liveness (`liveness.rs`) and what follows
-//! leadership (`leadership.rs`) call `api/` directly.
+//! (routing, parsing, content negotiation, the one mapping from error to `Status`), and only
+//! `http/` knows HTTP. The in-process client (`local_client.rs`) and node liveness
+//! (`liveness.rs`) call `api/` directly; `leadership.rs` starts and stops what follows Raft
+//! leadership (the `default` namespace, liveness, the controllers over the in-process client).
 
 pub mod api;
 pub mod cluster;

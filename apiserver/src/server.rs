@@ -125,7 +125,7 @@ impl Server {
     ) -> anyhow::Result<()> {
         let app = http::router(self.ctx.clone());
         http::serve(self.listener, app, shutdown).await;
-        self.leadership.stop();
+        self.leadership.stop().await;
         if let Some(cluster) = self.ctx.cluster() {
             cluster.shutdown().await;
         }

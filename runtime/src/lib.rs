@@ -70,7 +70,7 @@
 //!     node: Arc<Node>,
 //!     ctx: Arc<Ctx<C>>,
 //! ) -> Result<Action, ClientError> {
-//!     let name = node.metadata.name.as_deref().unwrap_or_default();
+//!     let name = node.metadata.name();
 //!     let Some(status) = &node.status else {
 //!         return Ok(Action::await_change()); // not fingerprinted yet
 //!     };
@@ -88,7 +88,7 @@
 //! }
 //!
 //! fn error_policy<C: Client>(node: Arc<Node>, error: &ClientError, _: Arc<Ctx<C>>) -> Action {
-//!     eprintln!("labelling {:?} failed: {error}", node.metadata.name);
+//!     eprintln!("labelling node {} failed: {error}", node.metadata.name());
 //!     Action::requeue(Duration::from_secs(5))
 //! }
 //!
@@ -151,7 +151,7 @@
 //! #     node: Arc<Node>,
 //! #     ctx: Arc<Ctx<C>>,
 //! # ) -> Result<Action, ClientError> {
-//! #     let name = node.metadata.name.as_deref().unwrap_or_default();
+//! #     let name = node.metadata.name();
 //! #     let Some(status) = &node.status else { return Ok(Action::await_change()) };
 //! #     let state = json!(status.status);
 //! #     if node.metadata.labels.get(LABEL).map(String::as_str) == state.as_str() {

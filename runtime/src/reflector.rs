@@ -1,4 +1,4 @@
-//! The reflector: a cache of typed objects fed by a [`watcher`](super::watcher) stream, with one
+//! The reflector: a cache of typed objects fed by a [`watcher`](mod@super::watcher) stream, with one
 //! [`Writer`] and any number of cheap, cloneable [`Store`] readers (kube-runtime's
 //! `reflector/store.rs`).
 //!

@@ -182,10 +182,10 @@ pub fn allocation(name: &str, job: &Job, node: &Node) -> Allocation {
         kind: Kind::Allocation.name().into(),
         metadata: metadata(name, job.metadata.namespace.as_deref()),
         spec: AllocationSpec {
-            job_name: job.metadata.name.clone().unwrap_or_default(),
+            job_name: job.metadata.name().to_string(),
             job_version: job.status.as_ref().map_or(0, |s| s.version),
             group: group.map(|g| g.name.clone()).unwrap_or_default(),
-            node_name: node.metadata.name.clone().unwrap_or_default(),
+            node_name: node.metadata.name().to_string(),
             desired_status: Some(DesiredStatus::Run),
             allocated_resources: Some(allocated),
             ..AllocationSpec::default()
@@ -210,7 +210,7 @@ pub fn evaluation(name: &str, job: &Job) -> Evaluation {
         kind: Kind::Evaluation.name().into(),
         metadata: metadata(name, job.metadata.namespace.as_deref()),
         spec: EvaluationSpec {
-            job_name: job.metadata.name.clone().unwrap_or_default(),
+            job_name: job.metadata.name().to_string(),
             job_version: job.status.as_ref().map_or(0, |s| s.version),
             triggered_by: TriggeredBy::JobRegister,
             priority: Some(job.spec.priority.unwrap_or(defaults::PRIORITY)),

@@ -146,9 +146,7 @@ impl Plan {
         self.node_allocation
             .iter()
             .map(|(node, allocs)| {
-                let names = allocs
-                    .iter()
-                    .map(|a| a.metadata.name.clone().unwrap_or_default());
+                let names = allocs.iter().map(|a| a.metadata.name().to_string());
                 (node.clone(), names.collect())
             })
             .collect()

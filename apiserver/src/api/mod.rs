@@ -1,9 +1,9 @@
 //! The service layer: every call the API serves, on typed arguments (kind, namespace, name,
 //! options), answering typed values or an [`Error`]. Nothing here knows HTTP — no request,
 //! path, query string, header or `Status` — so the HTTP handlers (`http/`), the in-process
-//! client (`local_client.rs`), the node liveness loop (`liveness.rs`) and the leader's duties
-//! (`leadership.rs`) all come through the same admission, preparation, store writes and watch
-//! code.
+//! client (`local_client.rs`, which the leader's controllers read and write through) and the
+//! node liveness loop (`liveness.rs`) all come through the same admission, preparation, store
+//! writes and watch code.
 //!
 //! ```text
 //! create / replace / patch ─▶ prepare (pure) + schemas::admit ─▶ ReplicatedStore::write(Op)

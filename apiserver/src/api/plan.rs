@@ -90,7 +90,7 @@ pub fn prepare_plan(
                     )));
                 }
             }
-            let name = alloc.metadata.name.clone().unwrap_or_default();
+            let name = alloc.metadata.name().to_string();
             if name.is_empty() {
                 causes.push(cause(
                     format!("{at}.metadata.name"),

@@ -14,6 +14,8 @@
 //!                    ├─ /v1/eval-broker/… ─▶ broker (the leader's, for followers' workers)
 //!                    ├─ …/nodes/{name}/heartbeat ─▶ heartbeat (leader memory; a status change is written)
 //!                    ├─ …/allocations/{name}/log ─▶ logs (proxied to the node's agent)
+//!                    ├─ …/evaluations/{name}/plan ─▶ plan (api::submit_plan)
+//!                    ├─ …/jobs/{name}/plan ─▶ job_plan (what registering the job would do)
 //!                    ├─ /v1/system/gc ─▶ system (a garbage collection pass now)
 //!                    └─ /apis/caravan.dev/v1/… ─▶ resource(): path + query ─┬─ read (get, list)
 //!                                                                         ├─ watch (chunked, WebSocket)

@@ -45,7 +45,7 @@ pub async fn run(ctx: &Context, args: AllocArgs) -> anyhow::Result<()> {
 pub fn alloc_status(alloc: &Allocation, now: SystemTime) -> String {
     let spec = &alloc.spec;
     let status = alloc.status.clone().unwrap_or_default();
-    let name = alloc.metadata.name.clone().unwrap_or_default();
+    let name = alloc.metadata.name().to_string();
     let none = || "<none>".to_owned();
     let display =
         parse_index(&name).map_or_else(none, |i| display_name(&spec.job_name, &spec.group, i));

@@ -81,7 +81,7 @@ pub fn evals_table(mut evals: Vec<Evaluation>, now: SystemTime) -> String {
     for eval in &evals {
         let status = eval.status.clone().unwrap_or_default();
         rows.push(vec![
-            eval.metadata.name.clone().unwrap_or_default(),
+            eval.metadata.name().to_string(),
             eval.spec.priority.unwrap_or(50).to_string(),
             wire(&eval.spec.triggered_by),
             eval.spec.job_name.clone(),
@@ -103,7 +103,7 @@ pub fn eval_status(eval: &Evaluation, now: SystemTime) -> String {
     let status = eval.status.clone().unwrap_or_default();
     let none = || "<none>".to_owned();
     let mut pairs = vec![
-        ("ID", eval.metadata.name.clone().unwrap_or_default()),
+        ("ID", eval.metadata.name().to_string()),
         (
             "Create Time",
             ago(eval.metadata.creation_timestamp.as_deref(), now),
@@ -117,13 +117,7 @@ pub fn eval_status(eval: &Evaluation, now: SystemTime) -> String {
         ("TriggeredBy", wire(&eval.spec.triggered_by)),
         ("Job ID", eval.spec.job_name.clone()),
         ("Job Version", eval.spec.job_version.to_string()),
-        (
-            "Namespace",
-            eval.metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".into()),
-        ),
+        ("Namespace", eval.metadata.namespace().to_string()),
         ("Priority", eval.spec.priority.unwrap_or(50).to_string()),
         (
             "Placement Failures",

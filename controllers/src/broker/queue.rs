@@ -51,11 +51,8 @@ pub(crate) type JobKey = (String, String);
 /// The key of an evaluation.
 pub(crate) fn eval_key(eval: &Evaluation) -> EvalKey {
     (
-        eval.metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".to_string()),
-        eval.metadata.name.clone().unwrap_or_default(),
+        eval.metadata.namespace().to_string(),
+        eval.metadata.name().to_string(),
     )
 }
 

@@ -22,7 +22,7 @@ fn core() -> BrokerCore {
 }
 
 fn name(eval: &Evaluation) -> &str {
-    eval.metadata.name.as_deref().unwrap_or_default()
+    eval.metadata.name()
 }
 
 #[test]

@@ -64,7 +64,7 @@ fn marked(mut alloc: Allocation) -> Allocation {
 fn names(allocs: &[Arc<Allocation>]) -> Vec<String> {
     let mut names: Vec<String> = allocs
         .iter()
-        .map(|a| a.metadata.name.clone().unwrap_or_default())
+        .map(|a| a.metadata.name().to_string())
         .collect();
     names.sort();
     names
@@ -75,10 +75,7 @@ fn run(nodes: &[Arc<Node>], allocs: Vec<Allocation>, jobs: &[Job]) -> super::Dec
     let jobs: Vec<Arc<Job>> = jobs.iter().cloned().map(Arc::new).collect();
     let lookup = |ns: &str, name: &str| {
         jobs.iter()
-            .find(|j| {
-                j.metadata.name.as_deref() == Some(name)
-                    && j.metadata.namespace.as_deref().unwrap_or("default") == ns
-            })
+            .find(|j| j.metadata.name.as_deref() == Some(name) && j.metadata.namespace() == ns)
             .cloned()
     };
     decide(nodes, &allocs, &lookup, NOW)

@@ -44,11 +44,8 @@ pub(crate) async fn create<C: Client>(
 
 fn key(eval: &Evaluation) -> (String, String) {
     (
-        eval.metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into()),
-        eval.metadata.name.clone().unwrap_or_default(),
+        eval.metadata.namespace().to_string(),
+        eval.metadata.name().to_string(),
     )
 }
 

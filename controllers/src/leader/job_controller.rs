@@ -85,7 +85,7 @@ async fn reconcile<C: Client>(
     shared: Arc<Shared<C>>,
 ) -> Result<Action, ClientError> {
     let ns = job.metadata.namespace().to_string();
-    let name = job.metadata.name.clone().unwrap_or_default();
+    let name = job.metadata.name().to_string();
     // The evaluation first: the status write below records the version as evaluated.
     if let Some(req) = job_needs_eval(&job) {
         let version = req.job_version.to_string();
@@ -116,6 +116,6 @@ async fn reconcile<C: Client>(
 }
 
 fn error_policy<C: Client>(job: Arc<Job>, error: &ClientError, _shared: Arc<Shared<C>>) -> Action {
-    tracing::warn!(job = job.metadata.name.as_deref().unwrap_or(""), error = %error, "job reconcile failed; retrying");
+    tracing::warn!(job = job.metadata.name(), error = %error, "job reconcile failed; retrying");
     Action::requeue(std::time::Duration::from_secs(1))
 }

@@ -89,7 +89,7 @@ async fn node_changed<C: Client>(
     node: &Node,
     index: u64,
 ) {
-    let name = node.metadata.name.clone().unwrap_or_default();
+    let name = node.metadata.name().to_string();
     let old = seen.get(&name).cloned();
     let new = NodeView::of(node);
     if old.as_ref() == Some(&new) {
@@ -188,7 +188,7 @@ pub(crate) async fn allocations<C: Client>(
 fn alloc_key(alloc: &Allocation) -> (String, String) {
     (
         alloc.metadata.namespace().to_string(),
-        alloc.metadata.name.clone().unwrap_or_default(),
+        alloc.metadata.name().to_string(),
     )
 }
 
@@ -273,7 +273,7 @@ pub(crate) async fn deleted_jobs<C: Client>(
 }
 
 fn util_name(job: &Job) -> String {
-    job.metadata.name.clone().unwrap_or_default()
+    job.metadata.name().to_string()
 }
 
 /// A deleted job's deregister evaluation, unless the garbage collector deleted it.

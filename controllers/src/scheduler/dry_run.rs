@@ -144,12 +144,8 @@ pub fn dry_run(input: DryRunInput) -> Result<DryRunResult, SchedError> {
     }
     let mut job = input.proposed;
     set_version(&mut job, version);
-    let namespace = job
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
-    let name = job.metadata.name.clone().unwrap_or_default();
+    let namespace = job.metadata.namespace().to_string();
+    let name = job.metadata.name().to_string();
     state.upsert_job(job.clone());
     for alloc in input.allocs {
         state.upsert_alloc(alloc);
@@ -202,7 +198,7 @@ pub fn dry_run(input: DryRunInput) -> Result<DryRunResult, SchedError> {
 
 /// A pending `job-register` evaluation of the proposed job, named for the plan.
 fn plan_eval(job: &Job, version: i64) -> Evaluation {
-    let name = job.metadata.name.clone().unwrap_or_default();
+    let name = job.metadata.name().to_string();
     Evaluation {
         api_version: API_VERSION.into(),
         kind: Kind::Evaluation.name().into(),

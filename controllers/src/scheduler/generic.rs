@@ -337,7 +337,7 @@ impl Scheduler for GenericScheduler<'_> {
 }
 
 #[cfg(test)]
-mod lost_prop_tests;
+mod lost_props;
 #[cfg(test)]
 mod props;
 #[cfg(test)]

@@ -40,8 +40,8 @@ pub mod system;
 pub mod time;
 pub mod util;
 
-#[cfg(any(test, feature = "testsuite"))]
 pub mod bench;
+pub mod harness;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testing;
 

@@ -91,7 +91,7 @@ impl<C: Client> AllocManager<C> {
                 continue;
             };
             let recovered: BTreeMap<String, LocalTask> = tasks.into_iter().collect();
-            tracing::info!(alloc = %alloc.metadata.name.as_deref().unwrap_or(""), tasks = recovered.len(), "re-attaching to a local allocation");
+            tracing::info!(alloc = %alloc.metadata.name(), tasks = recovered.len(), "re-attaching to a local allocation");
             self.spawn(id, alloc, Arc::new(job), recovered).await;
         }
         Ok(count)
@@ -206,20 +206,13 @@ impl<C: Client> AllocManager<C> {
         let mut status = crate::runner::status::alloc_status(&NameMap::new());
         status.client_status = ClientStatus::Failed;
         status.client_description = Some(message);
-        self.status.update(
-            alloc.metadata.namespace.as_deref().unwrap_or("default"),
-            alloc.metadata.name.as_deref().unwrap_or(""),
-            status,
-        );
+        self.status
+            .update(alloc.metadata.namespace(), alloc.metadata.name(), status);
     }
 
     /// The job of an allocation, from a small cache or the servers.
     async fn job_for(&self, alloc: &Allocation) -> Result<Arc<Job>, String> {
-        let namespace = alloc
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
+        let namespace = alloc.metadata.namespace().to_string();
         let key = (namespace.clone(), alloc.spec.job_name.clone());
         if let Some(job) = self.jobs.lock().await.get(&key)
             && job.version() >= alloc.spec.job_version

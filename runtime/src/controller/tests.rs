@@ -43,7 +43,7 @@ type Results =
 
 /// Reconciles `Thing`s; `spec.requeue` (seconds) asks for a requeue, `spec.fail` for an error.
 async fn reconcile(obj: Arc<Thing>, ctx: Arc<Ctx>) -> Result<Action, Failed> {
-    let name = obj.metadata.name.clone().unwrap_or_default();
+    let name = obj.metadata.name().to_string();
     let cached = ctx
         .store
         .lock()

@@ -27,7 +27,7 @@ fn names(store: &Store<Thing>) -> Vec<String> {
     let mut names: Vec<String> = store
         .state()
         .iter()
-        .map(|t| t.metadata.name.clone().unwrap_or_default())
+        .map(|t| t.metadata.name().to_string())
         .collect();
     names.sort();
     names

@@ -292,5 +292,4 @@ fn push(out: &mut String, depth: usize, kind: DiffType, text: &str) {
 }
 
 #[cfg(test)]
-#[path = "diff_tests.rs"]
 mod tests;

@@ -136,7 +136,7 @@ impl Monitor {
         let mut lines = Vec::new();
         match self.eval_name().map(str::to_owned) {
             None if self.target.matches(eval) => {
-                let name = eval.metadata.name.clone().unwrap_or_default();
+                let name = eval.metadata.name().to_string();
                 lines.push(Line::Header(format!("Monitoring evaluation {name:?}")));
                 lines.push(Line::Info(trigger_line(eval)));
                 self.eval = Some(eval.clone());
@@ -161,7 +161,7 @@ impl Monitor {
 
     /// Takes in an allocation of the job.
     pub fn observe_alloc(&mut self, alloc: &Allocation) -> Vec<Line> {
-        let name = alloc.metadata.name.clone().unwrap_or_default();
+        let name = alloc.metadata.name().to_string();
         let Some(eval) = self.eval_name().map(str::to_owned) else {
             if revision(&alloc.metadata) >= self.target.after {
                 self.early.insert(name, alloc.clone());
@@ -217,7 +217,7 @@ impl Monitor {
             };
             return (lines, outcome);
         };
-        let name = eval.metadata.name.clone().unwrap_or_default();
+        let name = eval.metadata.name().to_string();
         let state = state_of(eval);
         if state != self.reported {
             lines.push(status_change(self.reported, state));
@@ -278,5 +278,4 @@ fn status_change(from: EvaluationState, to: EvaluationState) -> Line {
 }
 
 #[cfg(test)]
-#[path = "monitor_tests.rs"]
 mod tests;

@@ -122,13 +122,7 @@ pub fn job_status(
         ("Type", spec.job_type().as_str().to_owned()),
         ("Priority", spec.priority.unwrap_or(50).to_string()),
         ("Datacenters", datacenters),
-        (
-            "Namespace",
-            job.metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".into()),
-        ),
+        ("Namespace", job.metadata.namespace().to_string()),
         (
             "Node Pool",
             spec.node_pool.clone().unwrap_or_else(|| "default".into()),
@@ -278,5 +272,4 @@ pub fn allocs_table(allocs: &[Allocation], now: SystemTime) -> String {
 }
 
 #[cfg(test)]
-#[path = "status_tests.rs"]
 mod tests;

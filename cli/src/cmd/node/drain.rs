@@ -122,7 +122,7 @@ fn seen(alloc: &Allocation) -> Seen {
 pub fn changes(before: &BTreeMap<String, Seen>, allocs: &[Allocation]) -> Vec<String> {
     let mut lines = Vec::new();
     for alloc in allocs {
-        let name = alloc.metadata.name.clone().unwrap_or_default();
+        let name = alloc.metadata.name().to_string();
         let now = seen(alloc);
         let old = before.get(&name);
         if now.marked && !old.is_some_and(|o| o.marked) {
@@ -159,7 +159,7 @@ async fn monitor(ctx: &Context, name: &str) -> anyhow::Result<()> {
         }
         before = allocs
             .iter()
-            .map(|a| (a.metadata.name.clone().unwrap_or_default(), seen(a)))
+            .map(|a| (a.metadata.name().to_string(), seen(a)))
             .collect();
         if node.spec.drain.is_none() {
             if first {

@@ -146,7 +146,7 @@ pub fn node_list(nodes: &[Node]) -> String {
     ];
     for node in nodes {
         rows.push(vec![
-            node.metadata.name.clone().unwrap_or_default(),
+            node.metadata.name().to_string(),
             node.spec
                 .node_pool
                 .clone()
@@ -169,7 +169,7 @@ pub fn node_status(node: &Node, allocs: &[Allocation], now: SystemTime) -> Strin
     let st = node.status.clone().unwrap_or_default();
     let none = || "<none>".to_string();
     let mut out = kv(&[
-        ("Name", node.metadata.name.clone().unwrap_or_default()),
+        ("Name", node.metadata.name().to_string()),
         ("Class", node.spec.node_class.clone().unwrap_or_else(none)),
         (
             "DC",
@@ -240,7 +240,7 @@ pub fn node_status(node: &Node, allocs: &[Allocation], now: SystemTime) -> Strin
     ];
     for a in allocs {
         rows.push(vec![
-            a.metadata.name.clone().unwrap_or_default(),
+            a.metadata.name().to_string(),
             a.metadata.namespace.clone().unwrap_or_default(),
             a.spec.job_name.clone(),
             a.spec.group.clone(),
