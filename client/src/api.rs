@@ -49,6 +49,19 @@ pub struct Api {
     namespace: Option<String>,
 }
 
+impl HttpClient {
+    /// A handle on objects of `kind`. For a namespaced kind, `namespace` selects one namespace
+    /// and `None` means all namespaces (list and watch only); cluster-scoped kinds ignore it.
+    pub fn api(&self, kind: Kind, namespace: Option<&str>) -> Api {
+        Api::new(self.clone(), kind, namespace.map(str::to_owned))
+    }
+
+    /// A handle listing and watching `kind` across every namespace.
+    pub fn all_namespaces(&self, kind: Kind) -> Api {
+        Api::new(self.clone(), kind, None)
+    }
+}
+
 impl Api {
     pub(crate) fn new(client: HttpClient, kind: Kind, namespace: Option<String>) -> Api {
         let namespace = namespace.filter(|_| kind.namespaced());

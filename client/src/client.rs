@@ -5,11 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use caravan_schemas::{Kind, Status};
+use caravan_schemas::Status;
 use reqwest::{Method, StatusCode, header};
 use serde::de::DeserializeOwned;
 
-use crate::api::Api;
 use crate::error::{Error, Result};
 
 /// The address used when none is configured, as with `nomad`.
@@ -166,17 +165,6 @@ impl HttpClient {
     pub fn address(&self) -> &str {
         let i = self.inner.current.load(Ordering::Relaxed);
         &self.inner.addresses[i % self.inner.addresses.len()]
-    }
-
-    /// A handle on objects of `kind`. For a namespaced kind, `namespace` selects one namespace
-    /// and `None` means all namespaces (list and watch only); cluster-scoped kinds ignore it.
-    pub fn api(&self, kind: Kind, namespace: Option<&str>) -> Api {
-        Api::new(self.clone(), kind, namespace.map(str::to_owned))
-    }
-
-    /// A handle listing and watching `kind` across every namespace.
-    pub fn all_namespaces(&self, kind: Kind) -> Api {
-        Api::new(self.clone(), kind, None)
     }
 
     /// GETs any JSON path, e.g. `/version` or `/healthz`.

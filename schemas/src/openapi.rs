@@ -1,5 +1,7 @@
 //! The OpenAPI 3.0 document of `caravan.dev/v1`, served at `/openapi/v3/apis/caravan.dev/v1`.
 
+pub(crate) mod job_plan;
+
 use serde_json::{Map, Value, json};
 
 use crate::schema::{for_each_subschema, object_schema, sorted};
@@ -32,7 +34,7 @@ pub fn openapi_v3_document() -> Value {
     }
     schemas.insert(component("ListMeta"), list_meta_schema());
     schemas.insert(component("Status"), status_schema());
-    schemas.extend(crate::job_plan::openapi_components());
+    schemas.extend(job_plan::openapi_components());
     schemas.insert(
         component("Patch"),
         json!({
@@ -45,7 +47,7 @@ pub fn openapi_v3_document() -> Value {
     for kind in Kind::ALL {
         add_paths(&mut paths, kind);
     }
-    paths.extend([crate::job_plan::openapi_path()]);
+    paths.extend([job_plan::openapi_path()]);
     sorted(json!({
         "openapi": "3.0.0",
         "info": {"title": "Caravan", "version": "v1"},

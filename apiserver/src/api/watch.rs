@@ -34,7 +34,7 @@ use super::options::WatchOptions;
 use super::selector::Selectors;
 use crate::context::ApiContext;
 use crate::store::WatchCache;
-use crate::store::state::INDEXED_FIELDS;
+use crate::store::object::INDEXED_FIELDS;
 use crate::store::watch_cache::Field;
 use crate::store::{Change, EventType, StoredObject};
 use initial::InitialObjects;

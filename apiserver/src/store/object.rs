@@ -12,6 +12,14 @@ use serde_json::{Map, Value};
 use super::json::{Indexed, ObjectJson, readable};
 use super::usage::{AllocUsage, NodeFit};
 
+/// The `(kind, field)` pairs the state keeps a secondary index of, and the watch cache a
+/// ring of events per value of.
+pub(crate) const INDEXED_FIELDS: [(Kind, &str); 3] = [
+    (Kind::Allocation, "spec.nodeName"),
+    (Kind::Allocation, "spec.jobName"),
+    (Kind::Evaluation, "spec.jobName"),
+];
+
 /// Identifies an object: kind, namespace (empty for cluster-scoped kinds) and name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ObjectKey {

@@ -13,7 +13,9 @@ use imbl::{OrdMap, OrdSet};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::object::{ObjectKey, Op, OpError, OpOutcome, Precondition, StoredObject};
+use super::object::{
+    INDEXED_FIELDS, ObjectKey, Op, OpError, OpOutcome, Precondition, StoredObject,
+};
 use super::usage::UsageIndex;
 use super::watch_cache::{Change, EventType};
 
@@ -21,13 +23,6 @@ mod key;
 mod plan;
 
 use key::{NsName, ns_name};
-
-/// The `(kind, field)` pairs kept in a secondary index.
-pub(crate) const INDEXED_FIELDS: [(Kind, &str); 3] = [
-    (Kind::Allocation, "spec.nodeName"),
-    (Kind::Allocation, "spec.jobName"),
-    (Kind::Evaluation, "spec.jobName"),
-];
 
 /// Objects of one kind by (namespace, name). Persistent maps: cloning the state for a snapshot
 /// shares them instead of copying every key, so building one never stalls the writes behind it.

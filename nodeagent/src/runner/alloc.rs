@@ -10,6 +10,8 @@
 //! The stages and their transitions are in `lifecycle.rs`; this file sets the allocation up
 //! and drives them.
 
+mod lifecycle;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -21,11 +23,11 @@ use caravan_schemas::{Allocation, Job, NameMap};
 use tokio::sync::watch;
 
 use super::events;
-use super::lifecycle::Lifecycle;
 use super::spec::SpecSettings;
 use super::status::{StatusBatcher, alloc_status};
 use crate::driver::Driver;
 use crate::state::{LocalState, LocalTask};
+use lifecycle::Lifecycle;
 
 /// Drivers by name.
 pub type Drivers = Arc<BTreeMap<String, Arc<dyn Driver>>>;

@@ -3,7 +3,6 @@
 
 pub mod alloc;
 pub mod events;
-mod lifecycle;
 pub mod restart;
 pub mod spec;
 pub mod status;

@@ -21,7 +21,7 @@ use caravan_schemas::Kind;
 use tokio::sync::watch;
 
 use super::{Change, Ring, TooOld};
-use crate::store::state::INDEXED_FIELDS;
+use crate::store::object::INDEXED_FIELDS;
 
 /// An indexed field of a kind, as in [`INDEXED_FIELDS`].
 pub type Field = (Kind, &'static str);

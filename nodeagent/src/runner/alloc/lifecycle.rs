@@ -12,11 +12,11 @@ use caravan_schemas::{Allocation, NameMap};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{Id, JoinError, JoinSet};
 
-use super::alloc::AllocRunner;
-use super::events;
-use super::spec::{Phase, restart_policy, task_spec_capped};
-use super::status::alloc_status;
-use super::task::{TaskRunner, TaskUpdate};
+use super::AllocRunner;
+use crate::runner::events;
+use crate::runner::spec::{Phase, restart_policy, task_spec_capped};
+use crate::runner::status::alloc_status;
+use crate::runner::task::{TaskRunner, TaskUpdate};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
