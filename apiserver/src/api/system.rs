@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use caravan_controllers::gc::{GcError, GcSummary};
+use caravan_controllers::gc::GcError;
+use caravan_schemas::gc::GcSummary;
 
 use super::error::Error;
 use crate::context::ApiContext;
