@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace, stopping at the first failing step:
-#   test dependencies (kubectl, Python client) → rustfmt → clippy → build the binaries →
+#   test dependencies (kubectl, Python client) → rustfmt → clippy → rustdoc → build the binaries →
 #   check that the binary needs no Debian package a fresh machine lacks → cargo nextest (unit,
 #   integration and end-to-end tests) → schema-driven API fuzzing.
 # Extra arguments go to `cargo nextest run`, e.g. `scripts/test.sh -E 'test(kubectl)'`.
@@ -41,6 +41,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy "${CARGO_FLAGS[@]}" --workspace --all-targets -- -D warnings
+
+step "cargo doc --workspace --no-deps (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc "${CARGO_FLAGS[@]}" --workspace --no-deps
 
 step "cargo build --workspace --bins, and the runtime's example controller"
 cargo build "${CARGO_FLAGS[@]}" --workspace --bins

@@ -154,7 +154,7 @@ impl Leadership {
     }
 
     /// Stops every duty (as losing leadership would) and waits until they are gone, at most
-    /// [`STOP_TIMEOUT`]; then aborts what is left.
+    /// `STOP_TIMEOUT`; then aborts what is left.
     pub async fn stop(self) {
         let Leadership { mut task, stop } = self;
         let _ = stop.send(());

@@ -18,7 +18,7 @@ use super::write::key;
 use crate::context::ApiContext;
 use crate::store::StoredObject;
 
-/// Waits up to [`FUTURE_RESOURCE_VERSION_WAIT`] for the state to reach `resource_version` (a
+/// Waits up to `FUTURE_RESOURCE_VERSION_WAIT` for the state to reach `resource_version` (a
 /// revision another server already answered with); [`Error::ResourceVersionTooLarge`] when it
 /// does not come. Call before [`get`] or [`list`], which only check (and are synchronous).
 pub async fn wait_for_revision(

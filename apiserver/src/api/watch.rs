@@ -12,13 +12,13 @@
 //! ```
 //!
 //! A watcher that does not read costs bounded memory: the stream makes a batch only when the
-//! connection asks for one, and a batch stops at [`BATCH_BYTES`] of frames. The initial state
+//! connection asks for one, and a batch stops at `BATCH_BYTES` of frames. The initial state
 //! (no `resourceVersion`, or `sendInitialEvents`) is the list of the objects (shared with the
 //! state, not copied) framed a batch at a time (`initial.rs`); events are read from the cache
 //! a batch at a time, so a watcher that fell behind by more than the cache's window gets
 //! [`Error::Gone`] (a 410 `Expired` `ERROR` event over HTTP) instead of its backlog. A
 //! resourceVersion the server has not reached yet is waited for up to
-//! [`FUTURE_RESOURCE_VERSION_WAIT`], then answered with
+//! `FUTURE_RESOURCE_VERSION_WAIT`, then answered with
 //! [`Error::ResourceVersionTooLarge`] (Kubernetes' 504 `Too large resource version`).
 
 mod initial;
@@ -122,7 +122,7 @@ impl WatchSpec {
     }
 }
 
-/// The framed events of a watch, batch by batch (each of at most about [`BATCH_BYTES`]),
+/// The framed events of a watch, batch by batch (each of at most about `BATCH_BYTES`),
 /// until the timeout or a revision that fell out of the window (an `expired` frame ends it).
 /// Every watcher reads this stream itself: no task and no channel per watcher between the
 /// cache and the connection, and nothing is framed before the connection asks for it.

@@ -20,7 +20,7 @@ const LEAVE_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl Cluster {
     /// Leaves the voter set gracefully (see the module docs); returns once out of it, or
-    /// after [`LEAVE_TIMEOUT`].
+    /// after `LEAVE_TIMEOUT`.
     pub async fn leave_voters(&self) {
         let id = self.store.node_id();
         let voters = || -> usize {

@@ -3,7 +3,7 @@
 //! A write is serialized once: the API server turns the admitted object into [`ObjectJson`],
 //! the Raft log embeds those bytes as they are, and applying the entry splices
 //! `metadata.resourceVersion` into them and reads the indexed fields through a borrowed view
-//! ([`Indexed`]), without building a `serde_json::Value`.
+//! (`Indexed`), without building a `serde_json::Value`.
 //!
 //! ```text
 //! admitted object ──serialize once──▶ ObjectJson ──▶ log entry (verbatim)

@@ -57,7 +57,7 @@ impl StoredObject {
     }
 
     /// Builds a stored object from the JSON of a put, stamped with `resource_version`. The
-    /// bytes are spliced, not re-serialized, when the JSON allows it (see [`Indexed::read`]);
+    /// bytes are spliced, not re-serialized, when the JSON allows it (see `Indexed::read`);
     /// otherwise this is [`StoredObject::from_value`] of the parsed JSON.
     pub fn from_put(kind: Kind, json: &ObjectJson, resource_version: u64) -> StoredObject {
         let text = json.get();

@@ -1,6 +1,6 @@
 //! The in-memory state built by applying Raft entries: objects by kind/namespace/name, plus
 //! indexes (node → allocations, job → allocations and evaluations, node → usage of its live
-//! allocations). Pure and deterministic. Plans are applied by [`plan`].
+//! allocations). Pure and deterministic. Plans are applied by `plan`.
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -9,7 +9,7 @@
 //!        └──────────────────────┘
 //! ```
 //!
-//! The rules are in [`decide`] (pure); the loop that runs them and deletes through the normal API
+//! The rules are in [`decide`](mod@decide) (pure); the loop that runs them and deletes through the normal API
 //! delete path is the leader's (`leader::gc`).
 
 mod age;

@@ -30,7 +30,7 @@ pub struct ContainerRequest {
     /// Absolute cgroups path, e.g. `/caravan/<alloc-id>/<task>`.
     pub cgroups_path: String,
     pub root: ContainerRoot,
-    /// argv[0] and the arguments; for `oci`, empty means the image's entrypoint + cmd.
+    /// `argv[0]` and the arguments; for `oci`, empty means the image's entrypoint + cmd.
     pub command: Vec<String>,
     /// Environment (added to the image's for `oci`).
     pub env: BTreeMap<String, String>,

@@ -83,7 +83,7 @@ pub struct SpecParams<'a> {
 }
 
 /// What [`build`] needs to know about the machine and the root filesystem; gathered by
-/// [`super::run`] before building.
+/// `super::run` before building.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostFacts {
     /// The root filesystem's `/etc/passwd` (the host's for a chroot), if readable.

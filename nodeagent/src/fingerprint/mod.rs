@@ -37,7 +37,7 @@
 //!
 //! CPU frequency: the highest `cpu MHz` of `/proc/cpuinfo`; when absent (most ARM machines,
 //! some VMs) `cpu0`'s `cpuinfo_max_freq`; when that is absent too, 1000 MHz per core is
-//! assumed ([`cpu::FALLBACK_MHZ`]), so the node still offers a usable amount of CPU.
+//! assumed (`cpu::FALLBACK_MHZ`), so the node still offers a usable amount of CPU.
 //!
 //! Addresses: `Hostname` first, then one `InternalIP` per IPv4 address of the chosen interface.
 

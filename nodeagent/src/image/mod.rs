@@ -278,7 +278,7 @@ impl Drop for TempDir {
 }
 
 /// Imports an OCI image layout (a directory, or a tar archive of one, maybe gzip-compressed)
-/// into the store under `name` (see [`import_name`] for the default). Importing an image that
+/// into the store under `name` (see `import_name` for the default). Importing an image that
 /// is already there only (re)records its name.
 pub fn import(image_dir: &Path, path: &Path, name: Option<&str>) -> Result<ImageRef, String> {
     let requested = name.map(parse_reference).transpose()?;

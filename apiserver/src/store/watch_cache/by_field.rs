@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use super::{Change, Ring, TooOld};
 use crate::store::object::INDEXED_FIELDS;
 
-/// An indexed field of a kind, as in [`INDEXED_FIELDS`].
+/// An indexed field of a kind, as in `INDEXED_FIELDS`.
 pub type Field = (Kind, &'static str);
 
 /// Events per indexed value.

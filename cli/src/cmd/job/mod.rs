@@ -1,7 +1,7 @@
 //! `caravan job run|plan|status|stop`: Nomad's job workflow over the Kubernetes-style API.
 //!
 //! `run` and `stop` write the Job, then follow the Evaluation the server creates for the new
-//! version ([`monitor`], driven by [`wait`]); `plan` asks the server's plan endpoint (a
+//! version ([`monitor`], driven by `wait`); `plan` asks the server's plan endpoint (a
 //! scheduler dry run on the server's state, Nomad's `Job.Plan`) and prints the answer as
 //! Nomad's plan ([`diff`]); `status` is Nomad's layout ([`status`]). Exit codes are Nomad's:
 //! see [`exit`].
