@@ -3,6 +3,7 @@
 
 pub mod alloc;
 pub mod events;
+pub mod health;
 pub mod restart;
 pub mod spec;
 pub mod status;
