@@ -14,7 +14,7 @@ use caravan_schemas::job_plan::SUBRESOURCE;
 
 use super::body;
 use super::error::ApiError;
-use super::path::PREFIX;
+use super::path::namespaced_action;
 use super::query::Query;
 use super::respond::{json, with_warnings};
 use crate::context::ApiContext;
@@ -31,24 +31,8 @@ impl JobPlanPath {
     /// `Some` only for `…/namespaces/{ns}/jobs/{name}/plan`; every other path is left to the
     /// resource router.
     pub fn parse(path: &str) -> Option<JobPlanPath> {
-        let rest = path.strip_prefix(PREFIX)?;
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
-        match segments.as_slice() {
-            ["namespaces", ns, "jobs", name, last]
-                if *last == SUBRESOURCE && !ns.is_empty() && !name.is_empty() =>
-            {
-                Some(JobPlanPath {
-                    namespace: decode(ns),
-                    job: decode(name),
-                })
-            }
-            _ => None,
-        }
+        let (namespace, job) = namespaced_action(path, "jobs", SUBRESOURCE)?;
+        Some(JobPlanPath { namespace, job })
     }
 }
 

@@ -7,6 +7,26 @@ use super::error::ApiError;
 /// The prefix every resource path starts with.
 pub const PREFIX: &str = "/apis/caravan.dev/v1/";
 
+/// The namespace and name of `…/namespaces/{ns}/{plural}/{name}/{action}` (both non-empty,
+/// percent-decoded), for the action paths served apart from the resource router (plans).
+pub fn namespaced_action(path: &str, plural: &str, action: &str) -> Option<(String, String)> {
+    let rest = path.strip_prefix(PREFIX)?;
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["namespaces", ns, kind, name, last]
+            if *kind == plural && *last == action && !ns.is_empty() && !name.is_empty() =>
+        {
+            Some((decode(ns), decode(name)))
+        }
+        _ => None,
+    }
+}
+
 /// What a resource path names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResourcePath {

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::body;
 use super::error::ApiError;
-use super::path::PREFIX;
+use super::path::namespaced_action;
 use super::respond::json;
 use crate::api;
 use crate::context::ApiContext;
@@ -32,24 +32,8 @@ impl PlanPath {
     /// `Some` only for `…/namespaces/{ns}/evaluations/{name}/plan`; every other path is left to
     /// the resource router.
     pub fn parse(path: &str) -> Option<PlanPath> {
-        let rest = path.strip_prefix(PREFIX)?;
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
-        match segments.as_slice() {
-            ["namespaces", ns, "evaluations", name, "plan"]
-                if !ns.is_empty() && !name.is_empty() =>
-            {
-                Some(PlanPath {
-                    namespace: decode(ns),
-                    eval: decode(name),
-                })
-            }
-            _ => None,
-        }
+        let (namespace, eval) = namespaced_action(path, "evaluations", "plan")?;
+        Some(PlanPath { namespace, eval })
     }
 }
 
@@ -105,6 +89,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::http::path::PREFIX;
 
     fn target() -> PlanPath {
         PlanPath {

@@ -10,6 +10,7 @@ use tempfile::TempDir;
 use tower::ServiceExt as _;
 
 use super::*;
+use crate::http::path::PREFIX;
 use crate::raft::{ReplicatedStore, StoreConfig};
 
 const V1: &str = "/apis/caravan.dev/v1";
