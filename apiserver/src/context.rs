@@ -13,7 +13,11 @@ use crate::heartbeat::{HeartbeatConfig, HeartbeatTracker};
 use crate::metrics::Metrics;
 use crate::raft::ReplicatedStore;
 
-/// Tunables of the API: watches and node heartbeats.
+/// How many versions of each job the servers keep by default, besides its newest stable one
+/// (Nomad's `job_tracked_versions`).
+pub const DEFAULT_JOB_VERSIONS_KEPT: u32 = 6;
+
+/// Tunables of the API: watches, node heartbeats and job versions.
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
     /// How often a watch with `allowWatchBookmarks=true` gets a BOOKMARK.
@@ -22,6 +26,9 @@ pub struct ApiConfig {
     pub max_watch_timeout: Duration,
     /// Heartbeat TTLs and grace of nodes.
     pub heartbeat: HeartbeatConfig,
+    /// How many of a job's newest versions (JobVersions) are kept when a new one is written;
+    /// its newest stable version is kept too. At least 1 (0 counts as 1).
+    pub job_versions_kept: u32,
 }
 
 impl Default for ApiConfig {
@@ -30,6 +37,7 @@ impl Default for ApiConfig {
             bookmark_interval: Duration::from_secs(10),
             max_watch_timeout: Duration::from_secs(1800),
             heartbeat: HeartbeatConfig::default(),
+            job_versions_kept: DEFAULT_JOB_VERSIONS_KEPT,
         }
     }
 }

@@ -285,6 +285,7 @@ mod tests {
                 kind,
                 object: ObjectJson::from_value(object),
                 expect: Precondition::Absent,
+                version: None,
             }],
         );
         assert!(applied.results[0].is_ok(), "{:?}", applied.results);

@@ -290,6 +290,7 @@ pub async fn ensure_default_namespace(store: &ReplicatedStore) -> anyhow::Result
             kind: Kind::Namespace,
             object: ObjectJson::from_value(object),
             expect: Precondition::Absent,
+            version: None,
         })
         .await
     {

@@ -21,7 +21,7 @@ pub mod raft;
 pub mod server;
 pub mod store;
 
-pub use context::{ApiConfig, ApiContext};
+pub use context::{ApiConfig, ApiContext, DEFAULT_JOB_VERSIONS_KEPT};
 pub use leadership::Controllers;
 pub use local_client::LocalClient;
 pub use server::{Server, ServerConfig};

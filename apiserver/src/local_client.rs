@@ -37,9 +37,10 @@ fn client_error(e: Error) -> ClientError {
         Error::NotFound { .. } => ClientError::NotFound,
         Error::AlreadyExists { .. } => ClientError::AlreadyExists,
         Error::Conflict { message, .. } => ClientError::Conflict(message),
-        Error::Invalid { .. } | Error::BadRequest(_) | Error::TooLarge { .. } => {
-            ClientError::Invalid(e.message())
-        }
+        Error::Invalid { .. }
+        | Error::BadRequest(_)
+        | Error::TooLarge { .. }
+        | Error::MethodNotAllowed(_) => ClientError::Invalid(e.message()),
         Error::Gone(message) => ClientError::Gone(message),
         _ => ClientError::Unavailable(e.to_string()),
     }

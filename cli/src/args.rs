@@ -55,6 +55,8 @@ pub enum Command {
     Version,
     /// Run, plan, inspect and stop jobs, as `nomad job` does.
     Job(crate::cmd::job::JobArgs),
+    /// List, inspect, promote, fail, pause and resume deployments, as `nomad deployment` does.
+    Deployment(crate::cmd::deployment::DeploymentArgs),
     /// List and inspect evaluations.
     Eval(crate::cmd::eval::EvalArgs),
     /// Inspect allocations.
@@ -164,4 +166,28 @@ pub struct DeleteArgs {
     /// `server`: have the server check the delete, persisting nothing.
     #[arg(long, value_enum, default_value = "none", num_args = 0..=1, default_missing_value = "server")]
     pub dry_run: DryRun,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn job_inspect_and_revert_take_a_version() {
+        let cli = Cli::try_parse_from(["caravan", "job", "inspect", "web", "--version", "2"]);
+        assert!(cli.is_ok(), "{cli:?}");
+        let cli = Cli::try_parse_from(["caravan", "-n", "prod", "job", "revert", "web", "1"]);
+        assert!(cli.is_ok(), "{cli:?}");
+        let cli = Cli::try_parse_from(["caravan", "job", "scale", "web", "frontend", "3"]);
+        assert!(cli.is_ok(), "{cli:?}");
+        let cli = Cli::try_parse_from(["caravan", "job", "scale", "web", "a", "b", "3"]);
+        assert!(cli.is_err());
+    }
 }

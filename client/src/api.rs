@@ -17,6 +17,7 @@ use crate::watch::{WireEvent, decode_events};
 
 const JSON: &str = "application/json";
 const MERGE_PATCH: &str = "application/merge-patch+json";
+const JSON_PATCH: &str = "application/json-patch+json";
 const APPLY_PATCH: &str = "application/apply-patch+yaml";
 
 /// A page of objects, as returned by a list.
@@ -213,6 +214,18 @@ impl Api {
     ) -> Result<Value> {
         let path = format!("{}{}", self.object_path(name)?, params.query().finish());
         self.patch(path, MERGE_PATCH, patch).await
+    }
+
+    /// PATCH with an RFC 6902 JSON patch: `patch` is the array of operations, applied in
+    /// order and all or none (a failed `test` operation fails the whole patch with 422).
+    pub async fn patch_json(
+        &self,
+        name: &str,
+        patch: &Value,
+        params: &PatchParams,
+    ) -> Result<Value> {
+        let path = format!("{}{}", self.object_path(name)?, params.query().finish());
+        self.patch(path, JSON_PATCH, patch).await
     }
 
     /// PATCH the status subresource with a JSON merge patch.

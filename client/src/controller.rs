@@ -40,7 +40,8 @@ fn status_error(status: &Status) -> ClientError {
         409 if status.reason == "AlreadyExists" => ClientError::AlreadyExists,
         409 => ClientError::Conflict(message),
         410 => ClientError::Gone(message),
-        400 | 422 => ClientError::Invalid(message),
+        // 405: a verb the kind refuses (a client write of a JobVersion); retrying cannot help.
+        400 | 405 | 422 => ClientError::Invalid(message),
         code => ClientError::Unavailable(format!("{} ({code}): {message}", status.reason)),
     }
 }

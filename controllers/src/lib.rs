@@ -7,6 +7,7 @@
 
 pub mod blocked;
 pub mod broker;
+pub mod deployment;
 pub mod drain;
 pub mod evaluator;
 pub mod gc;

@@ -1,12 +1,13 @@
 //! The agent's local state in redb (`<data>/client/state.redb`): every allocation it runs, the
-//! job it runs it from, and per task the driver handle and the last reported state. A restarted
-//! agent reads it back to re-attach to its tasks instead of restarting them.
+//! job it runs it from, the health it decided for it within a deployment, and per task the driver
+//! handle and the last reported state. A restarted agent reads it back to re-attach to its tasks
+//! instead of restarting them, and to never decide an allocation's health twice.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use caravan_schemas::allocation::TaskState;
+use caravan_schemas::allocation::{AllocDeploymentStatus, TaskState};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -22,6 +23,19 @@ pub struct LocalAlloc {
     pub alloc: Value,
     /// The Job object the allocation's tasks come from.
     pub job: Value,
+    /// The health this agent decided for the allocation, once it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<LocalHealth>,
+}
+
+/// The health an agent decided for an allocation within one deployment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalHealth {
+    /// The deployment the decision is for (the allocation's `spec.deploymentName` then).
+    pub deployment: String,
+    /// What was decided, as written to `status.deploymentStatus`.
+    pub status: AllocDeploymentStatus,
 }
 
 /// A task as the agent keeps it.
@@ -124,6 +138,26 @@ impl LocalState {
         Ok(())
     }
 
+    /// Records the health decided for a saved allocation (durably, before returning); nothing
+    /// for an allocation that is not saved.
+    pub fn put_health(&self, id: &str, health: &LocalHealth) -> anyhow::Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut allocs = txn.open_table(ALLOCS)?;
+            let saved = match allocs.get(id)? {
+                Some(value) => serde_json::from_slice::<LocalAlloc>(value.value())?,
+                None => return Ok(()),
+            };
+            let bytes = serde_json::to_vec(&LocalAlloc {
+                health: Some(health.clone()),
+                ..saved
+            })?;
+            allocs.insert(id, bytes.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
     /// Saves a task (durably, before returning).
     pub fn put_task(&self, alloc_id: &str, task: &str, state: &LocalTask) -> anyhow::Result<()> {
         let bytes = serde_json::to_vec(state)?;
@@ -182,6 +216,17 @@ mod tests {
         assert!(state.task("u1", "web").unwrap().is_some());
     }
 
+    fn health() -> LocalHealth {
+        LocalHealth {
+            deployment: "j-v1".into(),
+            status: AllocDeploymentStatus {
+                healthy: Some(true),
+                canary: true,
+                timestamp: Some("2027-01-15T08:00:00.000Z".into()),
+            },
+        }
+    }
+
     #[test]
     fn allocations_and_tasks_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
@@ -191,9 +236,12 @@ mod tests {
             let alloc = LocalAlloc {
                 alloc: serde_json::json!({"metadata": {"name": "a1"}}),
                 job: serde_json::json!({"metadata": {"name": "j"}}),
+                health: None,
             };
             state.put_alloc("u1", &alloc).unwrap();
             state.put_alloc("u2", &alloc).unwrap();
+            state.put_health("u1", &health()).unwrap();
+            state.put_health("u3", &health()).unwrap();
             let task = LocalTask {
                 handle: Some(serde_json::json!({"pid": 42})),
                 ..Default::default()
@@ -206,8 +254,10 @@ mod tests {
         let state = LocalState::open(&path).unwrap();
         let loaded = state.load().unwrap();
         assert_eq!(loaded.len(), 1);
-        let (id, _, tasks) = &loaded[0];
+        let (id, alloc, tasks) = &loaded[0];
         assert_eq!(id, "u1");
+        assert_eq!(alloc.health, Some(health()));
+        assert_eq!(alloc.job["metadata"]["name"], "j", "kept beside the health");
         let names: Vec<_> = tasks.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["sidecar", "web"]);
         assert_eq!(tasks[0].1.handle, Some(serde_json::json!({"pid": 42})));

@@ -11,17 +11,19 @@ pub enum Kind {
     Evaluation,
     Allocation,
     Deployment,
+    JobVersion,
 }
 
 impl Kind {
     /// Every kind, in a stable order.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Namespace,
         Kind::Node,
         Kind::Job,
         Kind::Evaluation,
         Kind::Allocation,
         Kind::Deployment,
+        Kind::JobVersion,
     ];
 
     /// The `kind` field, e.g. `Job`.
@@ -33,6 +35,7 @@ impl Kind {
             Kind::Evaluation => "Evaluation",
             Kind::Allocation => "Allocation",
             Kind::Deployment => "Deployment",
+            Kind::JobVersion => "JobVersion",
         }
     }
 
@@ -50,6 +53,7 @@ impl Kind {
             Kind::Evaluation => "evaluations",
             Kind::Allocation => "allocations",
             Kind::Deployment => "deployments",
+            Kind::JobVersion => "jobversions",
         }
     }
 
@@ -62,6 +66,7 @@ impl Kind {
             Kind::Evaluation => "evaluation",
             Kind::Allocation => "allocation",
             Kind::Deployment => "deployment",
+            Kind::JobVersion => "jobversion",
         }
     }
 
@@ -74,6 +79,7 @@ impl Kind {
             Kind::Evaluation => &["eval", "evals"],
             Kind::Allocation => &["alloc", "allocs"],
             Kind::Deployment => &["deploy"],
+            Kind::JobVersion => &["jv"],
         }
     }
 
@@ -85,6 +91,12 @@ impl Kind {
     /// Whether the kind has a `status` subresource (status is then only written through it).
     pub fn has_status(self) -> bool {
         !matches!(self, Kind::Namespace)
+    }
+
+    /// Whether clients may create, replace, patch and delete objects of this kind (their
+    /// status subresource aside). JobVersions are written by the servers only.
+    pub fn client_writable(self) -> bool {
+        self != Kind::JobVersion
     }
 
     /// Field paths usable in a `fieldSelector` besides `metadata.name` and `metadata.namespace`.
@@ -99,6 +111,7 @@ impl Kind {
             ],
             Kind::Evaluation => &["spec.jobName", "spec.nodeName", "status.status"],
             Kind::Deployment => &["spec.jobName", "status.status"],
+            Kind::JobVersion => &["spec.jobName"],
             Kind::Node => &["spec.datacenter", "spec.nodePool", "status.status"],
             Kind::Job => &["spec.type", "status.status"],
             Kind::Namespace => &[],

@@ -233,24 +233,29 @@ fn add_paths(paths: &mut Map<String, Value>, kind: Kind) {
     let mut o = op("list", "list", name, None, &list);
     o.description = format!("list or watch objects of kind {name}");
     collection.insert("get".into(), operation(kind, o));
-    let mut o = op("post", "create", name, Some("json"), name);
-    o.description = format!("create a {name}");
-    collection.insert("post".into(), operation(kind, o));
+    if kind.client_writable() {
+        let mut o = op("post", "create", name, Some("json"), name);
+        o.description = format!("create a {name}");
+        collection.insert("post".into(), operation(kind, o));
+    }
     paths.insert(prefix.clone(), path_item(kind, collection, false));
 
     let mut item = Map::new();
     let mut o = op("get", "read", name, None, name);
     o.description = format!("read the specified {name}");
     item.insert("get".into(), operation(kind, o));
-    let mut o = op("put", "replace", name, Some("json"), name);
-    o.description = format!("replace the specified {name}");
-    item.insert("put".into(), operation(kind, o));
-    let mut o = op("patch", "patch", name, Some("patch"), name);
-    o.description = format!("partially update the specified {name}");
-    item.insert("patch".into(), operation(kind, o));
-    let mut o = op("delete", "delete", name, None, name);
-    o.description = format!("delete a {name}");
-    item.insert("delete".into(), operation(kind, o));
+    // Objects only the servers write (JobVersions) are read-only here, their status aside.
+    if kind.client_writable() {
+        let mut o = op("put", "replace", name, Some("json"), name);
+        o.description = format!("replace the specified {name}");
+        item.insert("put".into(), operation(kind, o));
+        let mut o = op("patch", "patch", name, Some("patch"), name);
+        o.description = format!("partially update the specified {name}");
+        item.insert("patch".into(), operation(kind, o));
+        let mut o = op("delete", "delete", name, None, name);
+        o.description = format!("delete a {name}");
+        item.insert("delete".into(), operation(kind, o));
+    }
     paths.insert(format!("{prefix}/{{name}}"), path_item(kind, item, true));
 
     if kind.has_status() {

@@ -42,6 +42,9 @@ pub struct DesiredUpdates {
     pub migrate: u64,
     /// Allocations replaced because their node was lost or they failed.
     pub reschedule: u64,
+    /// Canaries placed beside the allocations they will replace once promoted.
+    #[serde(default)]
+    pub canary: u64,
 }
 
 /// A write request: allocations to stop and allocations to create or update, applied atomically

@@ -1,11 +1,14 @@
 //! Delete: immediate without finalizers, otherwise `deletionTimestamp` is set and the object
-//! stays until its last finalizer is removed.
+//! stays until its last finalizer is removed. A Job's JobVersions go with it, in the same
+//! entry (the state machine deletes them); clients cannot delete JobVersions themselves.
 
 use std::time::SystemTime;
 
+use caravan_runtime::Subresource;
 use caravan_schemas::Kind;
 
 use super::error::Error;
+use super::job_version;
 use super::options::DeleteOptions;
 use super::outcome::Outcome;
 use super::prepare::{self, mark_deleting};
@@ -23,6 +26,7 @@ pub async fn delete(
     name: &str,
     options: &DeleteOptions,
 ) -> Result<Outcome, Error> {
+    job_version::check_client_write(kind, Subresource::Main, "delete")?;
     let key = key(kind, namespace, name);
     let pre = &options.preconditions;
     for _ in 0..MAX_ATTEMPTS {
@@ -55,6 +59,8 @@ pub async fn delete(
                 kind,
                 object: ObjectJson::from_value(mark_deleting(value.clone(), SystemTime::now())),
                 expect: Precondition::ResourceVersion(cur.resource_version),
+                // Marking a job as being deleted leaves its spec, and its versions, as they are.
+                version: None,
             }
         } else {
             Op::Delete {

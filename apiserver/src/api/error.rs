@@ -40,6 +40,9 @@ pub enum Error {
     /// A watch fell behind the watch cache's window.
     #[error("{0}")]
     Gone(String),
+    /// The call is never allowed on this resource (e.g. a client creating a JobVersion).
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// Not now: no leader, not the leader, a duty this server does not run.
     #[error("{0}")]
     Unavailable(String),

@@ -21,6 +21,7 @@
 mod delete;
 mod error;
 mod heartbeat;
+pub mod job_version;
 mod options;
 mod outcome;
 pub mod plan;

@@ -177,10 +177,11 @@ pub fn prepare_create(
     for f in SERVER_FIELDS {
         meta.remove(f);
     }
-    // Status is written through its subresource; only an Evaluation is created with its initial
-    // status (a blocked evaluation must never be seen as pending, even for an instant).
+    // Status is written through its subresource; only an Evaluation and a Deployment are
+    // created with their initial status (a blocked evaluation must never be seen as pending,
+    // even for an instant; nor a deployment without its canaries and deadlines).
     if kind.has_status()
-        && kind != Kind::Evaluation
+        && !matches!(kind, Kind::Evaluation | Kind::Deployment)
         && let Some(obj) = v.as_object_mut()
     {
         obj.remove("status");

@@ -13,6 +13,7 @@ use caravan_schemas::{FieldError, FieldErrorKind, Kind, Replacement};
 use serde_json::Value;
 
 use super::error::Error;
+use super::job_version;
 use super::options::WriteOptions;
 use super::outcome::Outcome;
 use super::prepare::{self, prepare_create, prepare_update, ready_to_remove};
@@ -66,6 +67,7 @@ pub async fn create(
     value: Value,
     options: &WriteOptions,
 ) -> Result<Outcome, Error> {
+    job_version::check_client_write(kind, Subresource::Main, "create")?;
     let uid = uuid::Uuid::new_v4().to_string();
     let now = SystemTime::now();
     let prepared = prepare_create(kind, value, Some(namespace), options.strict(), &uid, now)?;
@@ -78,12 +80,14 @@ pub async fn create(
         let object = serde_json::from_str(prepared.json.get()).expect("an ObjectJson is JSON");
         return Ok(Outcome::value(object).created().with_warnings(warnings));
     }
+    let version = job_version::version_put(ctx, kind, &prepared.json, None, now)?;
     let stored = ctx
         .store
         .write(Op::Put {
             kind,
             object: prepared.json,
             expect: Precondition::Absent,
+            version,
         })
         .await
         .map_err(|e| Error::from_write(e, kind, &name))?;
@@ -118,6 +122,7 @@ pub async fn replace(
     mut desired: Value,
     options: &WriteOptions,
 ) -> Result<Outcome, Error> {
+    job_version::check_client_write(kind, subresource, "update")?;
     let key = key(kind, namespace, name);
     let status = subresource == Subresource::Status;
     prepare::check_type_meta(kind, &desired)?;
@@ -216,7 +221,8 @@ async fn commit_replacement(
 }
 
 /// Writes `object` in place of `cur`, or removes the object when `removed`, on the condition
-/// that `cur` is still the stored version.
+/// that `cur` is still the stored version. A Job whose generation changed is written with its
+/// new JobVersion.
 async fn write_over(
     ctx: &ApiContext,
     key: &ObjectKey,
@@ -232,10 +238,12 @@ async fn write_over(
             expect,
         }
     } else {
+        let version = job_version::version_put(ctx, kind, &object, Some(cur), SystemTime::now())?;
         Op::Put {
             kind,
             object,
             expect,
+            version,
         }
     };
     let stored = ctx
@@ -267,6 +275,7 @@ pub async fn patch(
     patch: Patch,
     options: &WriteOptions,
 ) -> Result<Outcome, Error> {
+    job_version::check_client_write(kind, subresource, "patch")?;
     let key = key(kind, namespace, name);
     let status = subresource == Subresource::Status;
     let strict = options.strict();

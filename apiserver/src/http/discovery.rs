@@ -6,6 +6,7 @@ use caravan_schemas::{GROUP, Kind, VERSION};
 use serde_json::{Value, json};
 
 use super::respond;
+use crate::api::job_version::client_writable;
 
 /// The Kubernetes minor version Caravan's API matches (kubectl warns beyond one minor of skew).
 pub const KUBE_COMPAT: (&str, &str) = ("1", "37");
@@ -78,11 +79,16 @@ fn group_version() -> String {
     format!("{GROUP}/{VERSION}")
 }
 
+/// The verbs of a kind's main resource: JobVersions are written by the servers, so clients
+/// only read them (and write their status).
 fn verbs(kind: Kind) -> Vec<&'static str> {
-    let _ = kind;
-    vec![
-        "create", "delete", "get", "list", "patch", "update", "watch",
-    ]
+    if client_writable(kind) {
+        vec![
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ]
+    } else {
+        vec!["get", "list", "watch"]
+    }
 }
 
 /// `GET /apis`.

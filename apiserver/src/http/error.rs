@@ -71,6 +71,7 @@ pub fn status(error: &api::Error) -> Status {
         E::TooLarge { .. } => (413, "RequestEntityTooLarge"),
         E::ResourceVersionTooLarge { .. } => (504, "Timeout"),
         E::Gone(_) => (410, "Expired"),
+        E::MethodNotAllowed(_) => (405, "MethodNotAllowed"),
         E::Unavailable(_) => (503, "ServiceUnavailable"),
         E::Internal(_) => (500, "InternalError"),
     };

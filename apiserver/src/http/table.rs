@@ -30,7 +30,19 @@ enum Source {
     Age,
     Join(&'static [&'static str]),
     GroupCount,
+    /// A boolean at a path, `false` when absent.
+    Flag(&'static [&'static str]),
+    /// The sum of a number field over the values of the map at a path (`0` without the map).
+    Sum(&'static [&'static str], &'static str),
+    /// A deployment's canaries over its groups, `placed/desired`; `<none>` when no group
+    /// wants canaries.
+    Canaries,
+    /// The earliest RFC 3339 time in a field over the values of the map at a path.
+    Earliest(&'static [&'static str], &'static str),
 }
+
+/// The map of a deployment's group states.
+const GROUPS: &[&str] = &["status", "groups"];
 
 const fn col(
     name: &'static str,
@@ -152,7 +164,56 @@ fn columns(kind: Kind) -> Vec<Column> {
                 0,
                 Path(&["status", "status"]),
             ),
+            col(
+                "Desired",
+                "Allocations wanted, over every group",
+                0,
+                Sum(GROUPS, "desiredTotal"),
+            ),
+            col(
+                "Placed",
+                "Allocations placed",
+                0,
+                Sum(GROUPS, "placedAllocs"),
+            ),
+            col(
+                "Healthy",
+                "Placed allocations that became healthy",
+                0,
+                Sum(GROUPS, "healthyAllocs"),
+            ),
+            col(
+                "Unhealthy",
+                "Placed allocations that became unhealthy",
+                0,
+                Sum(GROUPS, "unhealthyAllocs"),
+            ),
+            col("Canaries", "Canaries placed/wanted", 0, Canaries),
             age,
+            col(
+                "Description",
+                "Details of the status",
+                1,
+                Path(&["status", "statusDescription"]),
+            ),
+            col(
+                "Progress Deadline",
+                "Earliest time a group must make progress by",
+                1,
+                Earliest(GROUPS, "requireProgressBy"),
+            ),
+        ]),
+        Kind::JobVersion => cols.extend([
+            col("Job", "Job", 0, Path(&["spec", "jobName"])),
+            col("Version", "Job version", 0, Path(&["spec", "version"])),
+            col(
+                "Stable",
+                "A deployment of this version succeeded",
+                0,
+                Flag(&["status", "stable"]),
+            ),
+            age,
+            col("Type", "Scheduler type", 1, Path(&["spec", "job", "type"])),
         ]),
         Kind::Namespace => cols.extend([
             col(
@@ -251,6 +312,29 @@ fn cell(source: &Source, value: &Value, now: SystemTime) -> Value {
                 .map_or(0, Vec::len)
                 .to_string(),
         ),
+        Source::Flag(p) => {
+            Value::String(at(p).and_then(Value::as_bool).unwrap_or(false).to_string())
+        }
+        Source::Sum(map, field) => Value::String(sum(at(map), field).to_string()),
+        Source::Canaries => {
+            let groups = at(GROUPS);
+            let desired = sum(groups, "desiredCanaries");
+            let placed: u64 = values(groups)
+                .filter_map(|g| g.get("placedCanaries")?.as_array())
+                .fold(0, |n: u64, names| {
+                    n.saturating_add(u64::try_from(names.len()).unwrap_or(u64::MAX))
+                });
+            Value::String(if desired == 0 && placed == 0 {
+                "<none>".into()
+            } else {
+                format!("{placed}/{desired}")
+            })
+        }
+        Source::Earliest(map, field) => values(at(map))
+            .filter_map(|g| g.get(*field)?.as_str())
+            .filter_map(|t| Some((humantime::parse_rfc3339_weak(t).ok()?, t)))
+            .min_by_key(|(time, _)| *time)
+            .map_or_else(|| Value::String("<none>".into()), |(_, t)| t.into()),
         Source::Age => Value::String(
             at(&["metadata", "creationTimestamp"])
                 .and_then(Value::as_str)
@@ -259,6 +343,20 @@ fn cell(source: &Source, value: &Value, now: SystemTime) -> Value {
                 .unwrap_or_else(|| "<unknown>".into()),
         ),
     }
+}
+
+/// The values of a JSON object (none for anything else).
+fn values(map: Option<&Value>) -> impl Iterator<Item = &Value> {
+    map.and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|m| m.values())
+}
+
+/// The sum of the non-negative integer `field` over the values of `map`, saturating.
+fn sum(map: Option<&Value>, field: &str) -> u64 {
+    values(map)
+        .filter_map(|v| v.get(field)?.as_u64())
+        .fold(0, u64::saturating_add)
 }
 
 /// Kubernetes' `HumanDuration`: `45s`, `3m20s`, `12m`, `5h10m`, `3d4h`, `30d`, `2y10d`.
@@ -296,34 +394,4 @@ pub fn human_duration(d: std::time::Duration) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn human_duration_matches_kubernetes() {
-        let cases = [
-            (5, "5s"),
-            (119, "119s"),
-            (200, "3m20s"),
-            (600, "10m"),
-            (3600 * 5 + 600, "5h10m"),
-            (3600 * 20, "20h"),
-            (86400 * 3 + 3600 * 4, "3d4h"),
-            (86400 * 30, "30d"),
-            (86400 * (365 * 2 + 10), "2y10d"),
-        ];
-        for (secs, want) in cases {
-            assert_eq!(human_duration(Duration::from_secs(secs)), want);
-        }
-    }
-
-    #[test]
-    fn table_accept_header_is_detected() {
-        assert!(wants_table(Some(
-            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
-        )));
-        assert!(!wants_table(Some("application/json")));
-        assert!(!wants_table(None));
-    }
-}
+mod tests;

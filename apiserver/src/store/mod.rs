@@ -17,6 +17,8 @@ pub mod usage;
 pub mod watch_cache;
 
 pub use json::ObjectJson;
-pub use object::{ObjectKey, Op, OpError, OpOutcome, PlanOp, Precondition, StoredObject};
+pub use object::{
+    ObjectKey, Op, OpError, OpOutcome, PlanOp, Precondition, StoredObject, VersionPut,
+};
 pub use state::{Applied, State};
 pub use watch_cache::{Change, EventType, TooOld, WatchCache};

@@ -257,8 +257,13 @@ pub enum Op {
         kind: Kind,
         object: ObjectJson,
         expect: Precondition,
+        /// The JobVersion a Job write that changed the spec stores with it: stored only when
+        /// the put itself is, in the same entry. Absent from entries written before versions
+        /// existed, and from every other put.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<Box<VersionPut>>,
     },
-    /// Remove the object.
+    /// Remove the object; removing a Job removes its JobVersions with it.
     Delete {
         key: ObjectKey,
         expect: Precondition,
@@ -266,6 +271,17 @@ pub enum Op {
     /// Apply a scheduler's plan: per node, re-check the fit against the current state and
     /// commit the node's stops and allocations, or reject the node's whole part.
     Plan(PlanOp),
+}
+
+/// A JobVersion carried by the put of its Job (see `Op::Put`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VersionPut {
+    /// The whole JobVersion, as the API server built it (uid and creationTimestamp included).
+    pub object: ObjectJson,
+    /// How many of the job's newest versions are kept once this one is stored; its newest
+    /// stable version is kept too. Decided by the proposing server, so every replica trims
+    /// alike.
+    pub keep: u32,
 }
 
 /// A plan as proposed: allocations already carry their uid, creationTimestamp, generation and

@@ -1,6 +1,7 @@
 //! The in-memory state built by applying Raft entries: objects by kind/namespace/name, plus
 //! indexes (node → allocations, job → allocations and evaluations, node → usage of its live
-//! allocations). Pure and deterministic. Plans are applied by `plan`.
+//! allocations). Pure and deterministic. Plans are applied by `plan`, the JobVersions kept with
+//! their Job by `versions`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -21,6 +22,7 @@ use super::watch_cache::{Change, EventType};
 
 mod key;
 mod plan;
+mod versions;
 
 use key::{NsName, ns_name};
 
@@ -53,33 +55,44 @@ pub struct State {
 
 impl State {
     /// Applies a batch at log `index`: each op is checked against its precondition and applied
-    /// or rejected on its own; later ops see the effects of earlier ones.
+    /// or rejected on its own; later ops see the effects of earlier ones. A put that carries a
+    /// JobVersion stores it (and trims the job's versions) only when the put itself succeeds;
+    /// deleting a Job deletes its JobVersions (`versions`).
     pub fn apply(&mut self, index: u64, ops: Vec<Op>) -> Applied {
         let mut applied = Applied {
             results: Vec::with_capacity(ops.len()),
             events: Vec::with_capacity(ops.len()),
         };
         for op in ops {
-            let event = match op {
+            let result = match op {
                 Op::Put {
                     kind,
                     object,
                     expect,
-                } => self.put(StoredObject::from_put(kind, &object, index), &expect),
-                Op::Delete { key, expect } => self.delete(&key, &expect, index),
-                Op::Plan(plan) => {
-                    let result = self
-                        .apply_plan(index, plan, &mut applied.events)
-                        .map(|result| OpOutcome::Plan(Arc::new(result)));
-                    applied.results.push(result);
-                    continue;
+                    version,
+                } => {
+                    let put = self.put(StoredObject::from_put(kind, &object, index), &expect);
+                    let result = recorded(put, &mut applied.events);
+                    if result.is_ok()
+                        && let Some(version) = version
+                    {
+                        self.put_version(index, &version, &mut applied.events);
+                    }
+                    result
                 }
+                Op::Delete { key, expect } => {
+                    let deleted = self.delete(&key, &expect, index);
+                    let result = recorded(deleted, &mut applied.events);
+                    if result.is_ok() && key.kind == Kind::Job {
+                        self.delete_versions(index, &key.namespace, &key.name, &mut applied.events);
+                    }
+                    result
+                }
+                Op::Plan(plan) => self
+                    .apply_plan(index, plan, &mut applied.events)
+                    .map(|result| OpOutcome::Plan(Arc::new(result))),
             };
-            applied.results.push(event.map(|event| {
-                let object = event.object.clone();
-                applied.events.push(Arc::new(event));
-                OpOutcome::Object(object)
-            }));
+            applied.results.push(result);
         }
         self.revision = index;
         applied
@@ -345,6 +358,18 @@ impl State {
             }
         }
     }
+}
+
+/// The outcome of a put or delete, its event appended to `events`.
+fn recorded(
+    change: Result<Change, OpError>,
+    events: &mut Vec<Arc<Change>>,
+) -> Result<OpOutcome, OpError> {
+    change.map(|change| {
+        let object = change.object.clone();
+        events.push(Arc::new(change));
+        OpOutcome::Object(object)
+    })
 }
 
 /// The entry `object` has in the index of (`kind`, `field`), if any.

@@ -36,7 +36,19 @@ async fn discovery_documents_describe_every_kind() {
     let resources = aggregated["items"][0]["versions"][0]["resources"]
         .as_array()
         .unwrap();
-    assert_eq!(resources.len(), 6);
+    assert_eq!(resources.len(), caravan_schemas::Kind::ALL.len());
+    let versions = resources
+        .iter()
+        .find(|r| r["resource"] == "jobversions")
+        .expect("jobversions in aggregated discovery");
+    assert_eq!(
+        versions["verbs"],
+        serde_json::json!(["get", "list", "watch"])
+    );
+    assert_eq!(
+        versions["subresources"][0]["verbs"],
+        serde_json::json!(["get", "patch", "update"])
+    );
     let (_, list) = s.get(&s.url("/apis/caravan.dev/v1")).await;
     let names: Vec<&str> = list["resources"]
         .as_array()

@@ -2,6 +2,7 @@
 
 mod api_discovery;
 mod api_heartbeat;
+mod api_job_versions;
 mod api_list;
 mod api_logs;
 mod api_slow_client;

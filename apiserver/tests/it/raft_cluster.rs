@@ -18,6 +18,7 @@ fn namespace(name: &str) -> Op {
             json!({"apiVersion": "caravan.dev/v1", "kind": "Namespace", "metadata": {"name": name}}),
         ),
         expect: Precondition::Absent,
+        version: None,
     }
 }
 

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use caravan_apiserver::raft::{ReplicatedStore, StoreConfig};
-use caravan_apiserver::store::{ObjectJson, ObjectKey, Op, Precondition};
+use caravan_apiserver::store::{ObjectJson, ObjectKey, Op, Precondition, VersionPut};
 use caravan_schemas::Kind;
 use serde_json::json;
 use tempfile::TempDir;
@@ -32,12 +32,22 @@ fn put(kind: Kind, name: &str) -> Op {
         Kind::Namespace => json!({"name": name}),
         _ => json!({"name": name, "namespace": "default"}),
     };
+    // A job is written with its version 0, as the API server proposes it.
+    let version = (kind == Kind::Job).then(|| {
+        let object = ObjectJson::from_value(json!({
+            "apiVersion": "caravan.dev/v1", "kind": "JobVersion",
+            "metadata": {"name": format!("{name}-v0"), "namespace": "default"},
+            "spec": {"jobName": name, "version": 0, "job": {"groups": []}},
+        }));
+        Box::new(VersionPut { object, keep: 6 })
+    });
     Op::Put {
         kind,
         object: ObjectJson::from_value(
             json!({"apiVersion": "caravan.dev/v1", "kind": kind.name(), "metadata": metadata}),
         ),
         expect: Precondition::Absent,
+        version,
     }
 }
 
@@ -89,6 +99,15 @@ fn acknowledged_writes_survive_kill_9() {
                     .get(&key)
                     .unwrap_or_else(|| panic!("acknowledged {name} lost"));
                 assert_eq!(object.resource_version, *rv, "{name}");
+                let version = ObjectKey {
+                    kind: Kind::JobVersion,
+                    name: format!("{name}-v0"),
+                    ..key
+                };
+                let version = state
+                    .get(&version)
+                    .unwrap_or_else(|| panic!("the version of acknowledged {name} lost"));
+                assert_eq!(version.resource_version, *rv, "{name}-v0");
             }
         }
         store.shutdown().await.expect("shutdown");

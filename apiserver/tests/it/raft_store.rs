@@ -6,7 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use caravan_apiserver::raft::{ReplicatedStore, StoreConfig, WriteError};
-use caravan_apiserver::store::{ObjectJson, ObjectKey, Op, OpError, Precondition, StoredObject};
+use caravan_apiserver::store::{
+    ObjectJson, ObjectKey, Op, OpError, Precondition, StoredObject, VersionPut,
+};
 use caravan_schemas::Kind;
 use futures::future::join_all;
 use serde_json::json;
@@ -25,6 +27,7 @@ fn namespace(name: &str) -> Op {
             "metadata": {"name": name, "uid": format!("uid-ns-{name}")},
         })),
         expect: Precondition::Absent,
+        version: None,
     }
 }
 
@@ -38,6 +41,36 @@ fn job(name: &str, expect: Precondition) -> Op {
             "spec": {"type": "service", "groups": []},
         })),
         expect,
+        version: None,
+    }
+}
+
+/// The put of a new job with its version 0, as the API server proposes it.
+fn versioned_job(name: &str, expect: Precondition) -> Op {
+    let Op::Put {
+        kind,
+        object,
+        expect,
+        ..
+    } = job(name, expect)
+    else {
+        unreachable!("job() is a put");
+    };
+    let version = ObjectJson::from_value(json!({
+        "apiVersion": "caravan.dev/v1",
+        "kind": "JobVersion",
+        "metadata": {"name": format!("{name}-v0"), "namespace": "default",
+                     "uid": format!("uid-{name}-v0"), "labels": {"caravan.dev/job": name}},
+        "spec": {"jobName": name, "version": 0, "job": {"type": "service", "groups": []}},
+    }));
+    Op::Put {
+        kind,
+        object,
+        expect,
+        version: Some(Box::new(VersionPut {
+            object: version,
+            keep: 6,
+        })),
     }
 }
 
@@ -46,6 +79,14 @@ fn job_key(name: &str) -> ObjectKey {
         kind: Kind::Job,
         namespace: "default".to_owned(),
         name: name.to_owned(),
+    }
+}
+
+fn version_key(name: &str) -> ObjectKey {
+    ObjectKey {
+        kind: Kind::JobVersion,
+        namespace: "default".to_owned(),
+        name: format!("{name}-v0"),
     }
 }
 
@@ -59,7 +100,7 @@ async fn write_jobs(store: &ReplicatedStore, prefix: &str, n: usize) -> BTreeMap
         let name = format!("{prefix}-{i}");
         async move {
             let object = store
-                .write(job(&name, Precondition::Absent))
+                .write(versioned_job(&name, Precondition::Absent))
                 .await
                 .unwrap_or_else(|e| panic!("write {name}: {e}"));
             (name, object.resource_version)
@@ -75,6 +116,10 @@ fn assert_present(store: &ReplicatedStore, rvs: &BTreeMap<String, u64>) {
             .get(&job_key(name))
             .unwrap_or_else(|| panic!("{name} missing"));
         assert_eq!(object.resource_version, *rv, "{name} resourceVersion");
+        let version = state
+            .get(&version_key(name))
+            .unwrap_or_else(|| panic!("the version of {name} missing"));
+        assert_eq!(version.resource_version, *rv, "written in the job's entry");
     }
 }
 
@@ -165,6 +210,7 @@ async fn reopen_recovers_from_snapshot_and_log() {
     let store = ReplicatedStore::open(cfg).await.expect("reopen");
     assert_present(&store, &rvs);
     assert_eq!(store.state().count(Kind::Job), 200);
+    assert_eq!(store.state().count(Kind::JobVersion), 200);
     store.shutdown().await.expect("shutdown");
 }
 
@@ -176,20 +222,20 @@ async fn rejected_op_fails_alone_in_its_batch() {
         .expect("open");
     store.write(namespace("default")).await.expect("namespace");
     let existing = store
-        .write(job("existing", Precondition::Absent))
+        .write(versioned_job("existing", Precondition::Absent))
         .await
         .expect("existing");
 
     // Issued together, so the proposer puts them in one batch (one log index).
     let ops = vec![
-        job("a", Precondition::Absent),
-        job("existing", Precondition::Absent),
-        job("b", Precondition::Absent),
-        job(
+        versioned_job("a", Precondition::Absent),
+        versioned_job("existing", Precondition::Absent),
+        versioned_job("b", Precondition::Absent),
+        versioned_job(
             "existing",
             Precondition::ResourceVersion(existing.resource_version + 100),
         ),
-        job("c", Precondition::Absent),
+        versioned_job("c", Precondition::Absent),
         namespace("default"),
     ];
     let results: Vec<Result<Arc<StoredObject>, WriteError>> =
@@ -224,6 +270,17 @@ async fn rejected_op_fails_alone_in_its_batch() {
         assert_eq!(
             state.get(&job_key("existing")).map(|o| o.resource_version),
             Some(existing.resource_version)
+        );
+        // The rejected puts of "existing" stored no version over its own.
+        assert_eq!(
+            state
+                .get(&version_key("existing"))
+                .map(|o| o.resource_version),
+            Some(existing.resource_version)
+        );
+        assert_eq!(
+            state.get(&version_key("a")).map(|o| o.resource_version),
+            Some(ok[0])
         );
     }
     store.shutdown().await.expect("shutdown");

@@ -41,6 +41,10 @@ pub struct AgentArgs {
     /// last snapshot's size [default: 10000].
     #[arg(long)]
     pub snapshot_threshold: Option<u64>,
+    /// Versions of each job the servers keep (JobVersions), besides its newest stable one
+    /// [default: 6] (Nomad's `job_tracked_versions`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub job_tracked_versions: Option<u32>,
     /// Events kept per kind for watches to resume from [default: 20000].
     #[arg(long)]
     pub watch_cache_size: Option<usize>,

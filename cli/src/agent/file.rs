@@ -15,6 +15,7 @@
 //!   jobGCThreshold: 4h
 //!   evalGCThreshold: 1h
 //!   batchEvalGCThreshold: 24h
+//!   jobTrackedVersions: 6
 //! client:
 //!   enabled: true
 //!   servers: ["caravan-0.caravan:4646", "caravan-1.caravan:4646"]
@@ -85,6 +86,7 @@ pub struct ServerSection {
     #[serde(rename = "batchEvalGCThreshold", default, with = "opt_humantime")]
     pub batch_eval_gc_threshold: Option<std::time::Duration>,
     pub snapshot_threshold: Option<u64>,
+    pub job_tracked_versions: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -180,6 +182,10 @@ pub fn merge(mut args: AgentArgs, file: FileConfig) -> AgentArgs {
         file.server.batch_eval_gc_threshold,
     );
     fill(&mut args.snapshot_threshold, file.server.snapshot_threshold);
+    fill(
+        &mut args.job_tracked_versions,
+        file.server.job_tracked_versions,
+    );
     let client = file.client;
     fill(&mut args.max_kill_timeout, client.max_kill_timeout);
     if args.servers.is_empty() {

@@ -216,6 +216,10 @@ async fn start_server(
     if let Some(grace) = args.heartbeat_grace {
         api.heartbeat.grace = grace;
     }
+    if let Some(kept) = args.job_tracked_versions {
+        anyhow::ensure!(kept > 0, "--job-tracked-versions must be at least 1");
+        api.job_versions_kept = kept;
+    }
     Server::start(ServerConfig {
         data_dir: data_dir.to_path_buf(),
         http_addr: settings.http_addr,

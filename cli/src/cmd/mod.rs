@@ -3,6 +3,7 @@
 pub mod alloc;
 pub mod apply;
 pub mod delete;
+pub mod deployment;
 pub mod describe;
 pub mod eval;
 pub mod get;
@@ -54,6 +55,7 @@ pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
         Command::Describe(args) => describe::run(&ctx, args).await,
         Command::Delete(args) => delete::run(&ctx, args).await,
         Command::Job(args) => job::run(&ctx, args).await,
+        Command::Deployment(args) => deployment::run(&ctx, args).await,
         Command::Eval(args) => eval::run(&ctx, args).await,
         Command::Alloc(args) => alloc::run(&ctx, args).await,
         Command::Logs(args) => logs::run(&ctx, args).await,

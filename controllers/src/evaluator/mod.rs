@@ -11,6 +11,7 @@
 //! what it returns.
 
 mod decide;
+pub mod deployment;
 
 pub use decide::{
     AllocView, EvalRequest, NodeView, alloc_needs_eval, deleted_job_eval, drain_eval, eval_name,

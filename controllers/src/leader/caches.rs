@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use caravan_schemas::{Allocation, Evaluation, Job, Kind, Node};
+use caravan_schemas::{Allocation, Deployment, Evaluation, Job, Kind, Node};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use std::time::Duration;
@@ -23,11 +23,11 @@ mod live;
 type LiveState = Arc<Mutex<MemState>>;
 
 /// The revision each cache has applied every change of its kind up to (jobs, nodes,
-/// allocations, evaluations), from the progress BOOKMARKs and the objects' resourceVersions
+/// allocations, evaluations, deployments), from the progress BOOKMARKs and the objects' resourceVersions
 /// (the revision before theirs: the other events of their commit may still be on the way).
 /// Watches of different kinds run apart, so a snapshot is complete only up to the least.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Revisions([u64; 4]);
+pub struct Revisions([u64; 5]);
 
 impl Revisions {
     /// Every change of every kind up to this revision is cached.
@@ -43,7 +43,7 @@ impl Revisions {
     }
 }
 
-/// Readers of the four caches, and the live scheduler state they keep. The watch tasks behind
+/// Readers of the five caches, and the live scheduler state they keep. The watch tasks behind
 /// them stop when the last clone is dropped (a leader that lost its leadership).
 #[derive(Clone)]
 pub struct Caches {
@@ -51,6 +51,7 @@ pub struct Caches {
     pub nodes: Store<Node>,
     pub allocations: Store<Allocation>,
     pub evaluations: Store<Evaluation>,
+    pub deployments: Store<Deployment>,
     /// Nodes, jobs (with their recent versions) and allocations as the caches hold them.
     live: LiveState,
     /// How far each cache is complete; the snapshot index is the least of them.
@@ -221,12 +222,20 @@ impl Caches {
             revisions.clone(),
             (live.clone(), live::ignore),
         );
+        let (deployments, _, deployments_task) = spawn_cache(
+            &client,
+            (Kind::Deployment, &[]),
+            4,
+            revisions.clone(),
+            (live.clone(), live::apply::<Deployment>),
+        );
         (
             Caches {
                 jobs,
                 nodes,
                 allocations,
                 evaluations,
+                deployments,
                 live,
                 revisions,
                 _tasks: Arc::new(CacheTasks(vec![
@@ -234,6 +243,7 @@ impl Caches {
                     nodes_task,
                     allocs_task,
                     evals_task,
+                    deployments_task,
                 ])),
             },
             Feeds {
@@ -252,6 +262,7 @@ impl Caches {
         let _ = self.nodes.wait_until_ready().await;
         let _ = self.allocations.wait_until_ready().await;
         let _ = self.evaluations.wait_until_ready().await;
+        let _ = self.deployments.wait_until_ready().await;
     }
 
     /// A scheduler snapshot of the cached objects, at the revision every cache is complete up
@@ -276,6 +287,14 @@ impl Caches {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .allocs_by_job(namespace, job)
+    }
+
+    /// Version `version` of a job, as the live state keeps the recent ones.
+    pub fn job_version(&self, namespace: &str, job: &str, version: i64) -> Option<Arc<Job>> {
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .job_by_version(namespace, job, version)
     }
 
     /// Snapshots for the workers.

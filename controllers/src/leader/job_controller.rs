@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use caravan_schemas::{Job, Kind};
+use caravan_schemas::{Deployment, Job, Kind};
 use futures::Stream;
 use tokio::sync::broadcast;
 
 use super::Shared;
 use super::evals::create;
+use crate::evaluator::deployment::{cancel_patch, deployment_changes};
 use crate::evaluator::job_needs_eval;
 use crate::job_status::{status_patch, summarize};
 use caravan_runtime::object_ref::{name_of, namespace_of};
@@ -86,13 +87,19 @@ async fn reconcile<C: Client>(
 ) -> Result<Action, ClientError> {
     let ns = job.metadata.namespace().to_string();
     let name = job.metadata.name().to_string();
-    // The evaluation first: the status write below records the version as evaluated.
-    if let Some(req) = job_needs_eval(&job) {
+    let needs_eval = job_needs_eval(&job);
+    let allocs = shared.caches.allocs_of_job(&ns, &name);
+    // The deployment before the evaluation: the scheduler finds it in the snapshot it takes at
+    // the evaluation's revision. Only a new version (or a stop) changes deployments.
+    if needs_eval.is_some() {
+        write_deployments(&shared, &job, &allocs).await?;
+    }
+    // The evaluation next: the status write below records the version as evaluated.
+    if let Some(req) = needs_eval {
         let version = req.job_version.to_string();
         let uid = job.metadata.uid.clone().unwrap_or_default();
         create(&shared.client, &req, &["job", &uid, &version]).await?;
     }
-    let allocs = shared.caches.allocs_of_job(&ns, &name);
     let evals: Vec<_> = shared
         .caches
         .evaluations
@@ -115,7 +122,77 @@ async fn reconcile<C: Client>(
     Ok(Action::await_change())
 }
 
+/// Creates the deployment of a new version and cancels the job's other active ones
+/// ([`deployment_changes`]).
+async fn write_deployments<C: Client>(
+    shared: &Shared<C>,
+    job: &Job,
+    allocs: &[Arc<caravan_schemas::Allocation>],
+) -> Result<(), ClientError> {
+    let ns = job.metadata.namespace();
+    let name = job.metadata.name();
+    let deployments: Vec<Arc<Deployment>> = shared
+        .caches
+        .deployments
+        .state()
+        .into_iter()
+        .filter(|d| d.spec.job_name == name && d.metadata.namespace() == ns)
+        .collect();
+    let versions = |version: i64| shared.caches.job_version(ns, name, version);
+    let now = now_unix();
+    let changes = deployment_changes(job, &deployments, allocs, &versions, now);
+    if let Some(stale) = &changes.delete_stale {
+        match shared.client.delete(Kind::Deployment, ns, stale).await {
+            Ok(()) | Err(ClientError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for (cancel, why) in &changes.cancel {
+        let Some(deployment) = deployments.iter().find(|d| d.metadata.name() == cancel) else {
+            continue;
+        };
+        let patch = cancel_patch(deployment, why, now);
+        match shared
+            .client
+            .patch_status(Kind::Deployment, ns, cancel, patch)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(deployment = %cancel, reason = why, "deployment cancelled");
+            }
+            Err(ClientError::NotFound) => {}
+            // A conflict (its status changed since the cache read it) fails the reconcile,
+            // which the error policy retries from fresher caches.
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some(deployment) = changes.create {
+        let object =
+            serde_json::to_value(&deployment).map_err(|e| ClientError::Invalid(e.to_string()))?;
+        match shared.client.create(Kind::Deployment, object).await {
+            Ok(_) => {
+                tracing::info!(
+                    deployment = deployment.metadata.name(),
+                    "deployment created"
+                );
+            }
+            Err(ClientError::AlreadyExists) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 fn error_policy<C: Client>(job: Arc<Job>, error: &ClientError, _shared: Arc<Shared<C>>) -> Action {
     tracing::warn!(job = job.metadata.name(), error = %error, "job reconcile failed; retrying");
     Action::requeue(std::time::Duration::from_secs(1))
 }
+
+#[cfg(test)]
+mod tests;

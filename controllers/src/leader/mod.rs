@@ -9,6 +9,8 @@
 //! watch Allocs ▶ alloc trigger ─▶ alloc-failure evals, unblock on freed capacity
 //! watch Evals ─▶ eval feed ─────▶ EvalBroker (pending) / BlockedEvals (blocked)
 //! draining Nodes ─▶ drainer ───▶ desiredTransition.migrate marks, node-drain evals
+//! watch Deployments + alloc feed ─▶ deployment controller ─▶ Deployment status, evals,
+//!                                   JobVersion stable, job reverted
 //!                                      │ dequeue
 //!                                      ▼
 //!        workers: snapshot (caches → MemState) → scheduler → Client::submit_plan → ack
@@ -18,6 +20,7 @@
 //! local store) or outside it (over HTTP).
 
 mod caches;
+mod deployments;
 mod drainer;
 pub(crate) mod evals;
 mod gc;
@@ -80,6 +83,7 @@ pub async fn run<C: Client>(client: C, config: LeaderConfig) {
 /// Like [`run`], around `broker`, which the caller also serves to followers' workers.
 pub async fn run_with_broker<C: Client>(client: C, config: LeaderConfig, broker: EvalBroker) {
     let (caches, feeds) = Caches::start(client.clone());
+    let deployment_allocations = feeds.allocations.resubscribe();
     let shared = Arc::new(Shared {
         client: client.clone(),
         caches,
@@ -106,6 +110,15 @@ pub async fn run_with_broker<C: Client>(client: C, config: LeaderConfig, broker:
         while let Some(result) = results.next().await {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "job reconcile failed");
+            }
+        }
+    });
+    let deployments = deployments::controller(shared.clone(), deployment_allocations);
+    tasks.spawn(async move {
+        let mut results = std::pin::pin!(deployments);
+        while let Some(result) = results.next().await {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "deployment reconcile failed");
             }
         }
     });

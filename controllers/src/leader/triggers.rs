@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use caravan_schemas::job::JobType;
-use caravan_schemas::{Allocation, Job, Node};
+use caravan_schemas::{Allocation, Job, Kind, Node};
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
@@ -14,9 +14,9 @@ use super::evals::{create, requeue};
 use crate::evaluator::{
     AllocView, NodeView, alloc_needs_eval, deleted_job_eval, node_change_evals,
 };
-use caravan_runtime::Client;
 use caravan_runtime::Event;
 use caravan_runtime::object_ref::resource_version_of;
+use caravan_runtime::{Client, ClientError};
 
 /// What a feed delivers next.
 enum Next {
@@ -287,6 +287,25 @@ async fn job_deleted<C: Client>(shared: &Shared<C>, job: &Job) {
         tracing::warn!(job = %req.job_name, error = %e, "could not create a deregister evaluation");
     }
     lock(&shared.blocked).untrack(&req.namespace, &req.job_name);
+    // Its deployments go with it (its versions went in the same write as the job).
+    let deployments = shared.caches.deployments.state().into_iter().filter(|d| {
+        d.spec.job_name == req.job_name
+            && d.metadata.namespace() == req.namespace
+            && d.spec.job_uid == uid
+    });
+    for deployment in deployments {
+        let name = deployment.metadata.name();
+        match shared
+            .client
+            .delete(Kind::Deployment, &req.namespace, name)
+            .await
+        {
+            Ok(()) | Err(ClientError::NotFound) => {}
+            Err(e) => {
+                tracing::warn!(deployment = name, error = %e, "could not delete the deployment of a deleted job");
+            }
+        }
+    }
 }
 
 #[cfg(test)]

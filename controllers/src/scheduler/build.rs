@@ -5,14 +5,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use caravan_schemas::allocation::{
-    AllocMetrics, AllocatedResources, ClientStatus, DesiredStatus, RescheduleEvent,
-    RescheduleTracker,
+    AllocDeploymentStatus, AllocMetrics, AllocatedResources, ClientStatus, DesiredStatus,
+    RescheduleEvent, RescheduleTracker,
 };
 use caravan_schemas::evaluation::{EvaluationState, TriggeredBy};
 use caravan_schemas::naming::alloc_object_name;
 use caravan_schemas::{
-    API_VERSION, Allocation, AllocationSpec, AllocationStatus, Evaluation, EvaluationSpec,
-    EvaluationStatus, Job, Kind, Node, ObjectMeta,
+    API_VERSION, Allocation, AllocationSpec, AllocationStatus, Deployment, Evaluation,
+    EvaluationSpec, EvaluationStatus, Job, Kind, Node, ObjectMeta,
 };
 
 use super::reconcile::PlaceRequest;
@@ -21,10 +21,20 @@ use super::state::State;
 use super::time::format_rfc3339;
 use super::util;
 
-/// A new allocation of `job` placed by `eval_name` on `node`.
+/// The deployment that allocations of `group` placed or updated now belong to: the job's
+/// current deployment while it is active and names the group.
+pub fn deployment_of<'a>(deployment: Option<&'a Deployment>, group: &str) -> Option<&'a str> {
+    deployment
+        .filter(|d| d.is_active() && d.spec.groups.contains_key(group))
+        .and_then(|d| d.metadata.name.as_deref())
+}
+
+/// A new allocation of `job` placed by `eval_name` on `node`, in `deployment` when given.
+#[allow(clippy::too_many_arguments)]
 pub fn new_alloc(
     job: &Job,
     eval_name: &str,
+    deployment: Option<&str>,
     request: &PlaceRequest,
     node: &Node,
     resources: AllocatedResources,
@@ -81,6 +91,7 @@ pub fn new_alloc(
             desired_status: Some(DesiredStatus::Run),
             previous_allocation: previous.map(|_| previous_name.to_string()),
             eval_name: Some(eval_name.to_string()),
+            deployment_name: deployment.map(str::to_owned),
             allocated_resources: Some(resources),
             reschedule_tracker,
             ..AllocationSpec::default()
@@ -88,16 +99,29 @@ pub fn new_alloc(
         status: Some(AllocationStatus {
             client_status: ClientStatus::Pending,
             metrics: Some(Box::new(metrics)),
+            deployment_status: request.canary.then(|| AllocDeploymentStatus {
+                canary: true,
+                ..AllocDeploymentStatus::default()
+            }),
             ..AllocationStatus::default()
         }),
     }
 }
 
-/// `alloc` moved to the current version of `job` without restarting.
-pub fn in_place(alloc: &Allocation, job: &Job, eval_name: &str) -> Allocation {
+/// `alloc` moved to the current version of `job` without restarting, into `deployment` when
+/// given (it keeps the health it reported).
+pub fn in_place(
+    alloc: &Allocation,
+    job: &Job,
+    eval_name: &str,
+    deployment: Option<&str>,
+) -> Allocation {
     let mut updated = alloc.clone();
     updated.spec.job_version = job.version();
     updated.spec.eval_name = Some(eval_name.to_string());
+    if let Some(deployment) = deployment {
+        updated.spec.deployment_name = Some(deployment.to_owned());
+    }
     updated
 }
 

@@ -28,6 +28,7 @@ use caravan_schemas::{
 use super::build::tainted_nodes;
 use super::reconcile::AllocReconciler;
 use super::{MemState, Planner, SchedError, SchedulerConfig, State, new_scheduler};
+use crate::evaluator::deployment::{needs_deployment, new_deployment};
 
 /// What the plan is computed from.
 #[derive(Debug, Clone, Default)]
@@ -139,6 +140,10 @@ pub fn dry_run(input: DryRunInput) -> Result<DryRunResult, SchedError> {
     for node in input.nodes {
         state.upsert_node(node);
     }
+    let changed = input
+        .current
+        .as_ref()
+        .is_none_or(|c| c.version() != version);
     if let Some(current) = input.current {
         state.upsert_job(current);
     }
@@ -149,6 +154,13 @@ pub fn dry_run(input: DryRunInput) -> Result<DryRunResult, SchedError> {
     state.upsert_job(job.clone());
     for alloc in input.allocs {
         state.upsert_alloc(alloc);
+    }
+    // A new version would get its deployment (canaries, pacing) before it is scheduled.
+    if changed && needs_deployment(&job) {
+        let allocs = state.allocs_by_job(&namespace, &name);
+        let versions = |v: i64| state.job_by_version(&namespace, &name, v);
+        let deployment = new_deployment(&job, &allocs, &versions, input.now_unix);
+        state.upsert_deployment(deployment);
     }
 
     let eval = plan_eval(&job, version);
@@ -244,6 +256,7 @@ fn unchanged_annotations(
             allocs: &allocs,
             tainted: &tainted,
             job_version: &versions,
+            deployment: None,
             now_unix,
         }
         .compute()
@@ -364,17 +377,49 @@ mod tests {
 
     #[test]
     fn a_changed_task_replaces_allocations() {
-        let job = service_job("web", 2, 100, 64);
+        let mut job = service_job("web", 2, 100, 64);
         let (nodes, allocs) = running(2, &job);
         let mut changed = job.clone();
         changed.spec.groups[0].tasks[0]
             .env
             .insert("NEW".into(), "1".into());
+        // Without an update block every allocation is replaced at once, as in Nomad.
+        let result = dry_run(input(Some(&job), &changed, nodes.clone(), allocs.clone())).unwrap();
+        let got = updates(&result);
+        assert_eq!((got.destructive_update, got.ignore), (2, 0), "{got:?}");
+        assert_eq!(result.version, 1);
+        // The update strategy's maxParallel (1) limits replacements per evaluation.
+        job.spec.groups[0].update = Some(caravan_schemas::job::defaults::update_strategy());
+        changed.spec.groups[0].update = job.spec.groups[0].update.clone();
+        let result = dry_run(input(Some(&job), &changed, nodes.clone(), allocs.clone())).unwrap();
+        let got = updates(&result);
+        assert_eq!((got.destructive_update, got.ignore), (1, 1), "{got:?}");
+        // With a canary, the plan places it beside the old allocations and replaces none.
+        if let Some(update) = changed.spec.groups[0].update.as_mut() {
+            update.canary = Some(1);
+        }
         let result = dry_run(input(Some(&job), &changed, nodes, allocs)).unwrap();
         let got = updates(&result);
-        // The update strategy's maxParallel (1) limits replacements per evaluation, as in Nomad.
-        assert_eq!((got.destructive_update, got.ignore), (1, 1), "{got:?}");
-        assert_eq!(result.version, 1);
+        assert_eq!(
+            (got.canary, got.destructive_update, got.ignore),
+            (1, 0, 2),
+            "{got:?}"
+        );
+        let plan = result.plan.expect("the canary's plan");
+        let canary = plan
+            .node_allocation
+            .values()
+            .flatten()
+            .next()
+            .expect("a canary");
+        assert!(
+            canary
+                .status
+                .as_ref()
+                .and_then(|s| s.deployment_status.as_ref())
+                .is_some_and(|d| d.canary)
+        );
+        assert_eq!(canary.spec.deployment_name.as_deref(), Some("web-v1"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use caravan_schemas::allocation::{AllocMetrics, DesiredStatus};
 use caravan_schemas::evaluation::{EvaluationState, TriggeredBy};
 use caravan_schemas::resources::{self, GroupAsk};
-use caravan_schemas::{Evaluation, Job};
+use caravan_schemas::{Deployment, Evaluation, Job, deployment};
 
 use super::Scheduler;
 use super::build::{self, EvalOutcome};
@@ -82,12 +82,16 @@ impl<'a> GenericScheduler<'a> {
         let allocs = state.allocs_by_job(namespace, job_name);
         let tainted = build::tainted_nodes(state, &allocs);
         let versions = |version: i64| state.job_by_version(namespace, job_name, version);
+        let deployment = job.as_deref().and_then(|j| {
+            state.deployment(namespace, &deployment::name_for(job_name, j.version()))
+        });
         let results = AllocReconciler {
             job: job.as_deref(),
             batch: self.batch,
             allocs: &allocs,
             tainted: &tainted,
             job_version: &versions,
+            deployment: deployment.as_deref(),
             now_unix: self.config.now_unix,
         }
         .compute();
@@ -122,7 +126,8 @@ impl<'a> GenericScheduler<'a> {
             };
         };
         for alloc in &results.inplace_update {
-            plan.append_alloc(build::in_place(alloc, &job, eval_name));
+            let deployment = build::deployment_of(deployment.as_deref(), &alloc.spec.group);
+            plan.append_alloc(build::in_place(alloc, &job, eval_name, deployment));
         }
         if results.place.is_empty() && results.destructive_update.is_empty() {
             return Computed {
@@ -132,7 +137,14 @@ impl<'a> GenericScheduler<'a> {
                 reschedule_at,
             };
         }
-        let plan = self.place(eval, &job, &allocs, plan, &results, &mut outcome);
+        let plan = self.place(
+            eval,
+            (&job, deployment.as_deref()),
+            &allocs,
+            plan,
+            &results,
+            &mut outcome,
+        );
         Computed {
             plan,
             job: Some(job),
@@ -144,7 +156,7 @@ impl<'a> GenericScheduler<'a> {
     fn place(
         &self,
         eval: &Evaluation,
-        job: &Arc<Job>,
+        (job, deployment): (&Arc<Job>, Option<&Deployment>),
         allocs: &[Arc<caravan_schemas::Allocation>],
         plan: Plan,
         results: &ReconcileResults,
@@ -206,6 +218,7 @@ impl<'a> GenericScheduler<'a> {
                     let alloc = build::new_alloc(
                         job,
                         eval_name,
+                        build::deployment_of(deployment, &group.name),
                         request,
                         &ranked.node,
                         allocated,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use caravan_schemas::resources::Held;
-use caravan_schemas::{Allocation, Evaluation, Job, Node};
+use caravan_schemas::{Allocation, Deployment, Evaluation, Job, Node};
 
 use super::{Plan, PlanResult, SchedError};
 
@@ -32,6 +32,12 @@ pub trait State: Send + Sync {
     fn job_by_version(&self, namespace: &str, name: &str, version: i64) -> Option<Arc<Job>> {
         self.job(namespace, name)
             .filter(|job| job.status.as_ref().map_or(0, |s| s.version) == version)
+    }
+
+    /// A deployment by namespace and name (`<job>-v<version>`). Stores that keep none return
+    /// `None`: the job's updates are then not paced by a deployment.
+    fn deployment(&self, _namespace: &str, _name: &str) -> Option<Arc<Deployment>> {
+        None
     }
 
     /// Every allocation of a job, terminal ones included.

@@ -1,8 +1,9 @@
 //! The allocation manager: watches the node's own allocations
-//! (`fieldSelector=spec.nodeName=<node>`), starts an allocation runner for each new one, passes
-//! changes (a `desiredStatus` of stop) to its runner, and forgets an allocation once the
-//! servers deleted it. At start it re-creates the runners of the allocations in the local
-//! state, which re-attach to their running tasks.
+//! (`fieldSelector=spec.nodeName=<node>`), starts an allocation runner for each new one with
+//! the job at the version the allocation runs, passes changes (a `desiredStatus` of stop, an
+//! update in place into a new job version and deployment, deployment health set) to its runner,
+//! and forgets an allocation once the servers deleted it. At start it re-creates the runners of
+//! the allocations in the local state, which re-attach to their running tasks.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -10,8 +11,8 @@ use std::time::Duration;
 
 use caravan_runtime::watcher::{Event, watcher};
 use caravan_runtime::{Client, ClientError, ListQuery};
-use caravan_schemas::allocation::{ClientStatus, DesiredStatus};
-use caravan_schemas::{Allocation, Job, Kind, NameMap};
+use caravan_schemas::allocation::{AllocDeploymentStatus, ClientStatus, DesiredStatus};
+use caravan_schemas::{Allocation, Job, JobVersion, Kind, NameMap, job_version};
 use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::{Mutex, watch};
@@ -20,13 +21,18 @@ use tokio::task::JoinHandle;
 use crate::runner::alloc::{AllocRunner, Drivers};
 use crate::runner::spec::SpecSettings;
 use crate::runner::status::StatusBatcher;
-use crate::state::{LocalAlloc, LocalState, LocalTask};
+use crate::state::{LocalAlloc, LocalHealth, LocalState, LocalTask};
 
-/// Jobs by namespace and name, as last read.
-type JobCache = HashMap<(String, String), Arc<Job>>;
+/// Versions of a job kept in the cache.
+const CACHED_VERSIONS: usize = 4;
+
+/// Jobs by namespace and name, then version, as last read.
+type JobCache = HashMap<(String, String), BTreeMap<i64, Arc<Job>>>;
 
 struct Entry {
     alloc: watch::Sender<Allocation>,
+    /// The job at the version the allocation runs.
+    job: watch::Sender<Arc<Job>>,
     runner: JoinHandle<()>,
 }
 
@@ -92,7 +98,8 @@ impl<C: Client> AllocManager<C> {
             };
             let recovered: BTreeMap<String, LocalTask> = tasks.into_iter().collect();
             tracing::info!(alloc = %alloc.metadata.name(), tasks = recovered.len(), "re-attaching to a local allocation");
-            self.spawn(id, alloc, Arc::new(job), recovered).await;
+            self.spawn(id, alloc, Arc::new(job), recovered, local.health)
+                .await;
         }
         Ok(count)
     }
@@ -158,15 +165,20 @@ impl<C: Client> AllocManager<C> {
             }
         };
 
-        {
+        let known = {
             let entries = self.entries.lock().await;
-            if let Some(entry) = entries.get(&uid) {
-                let changed = entry.alloc.borrow().spec != alloc.spec;
-                if changed {
-                    let _ = entry.alloc.send(alloc);
-                }
-                return;
+            entries.get(&uid).map(|entry| {
+                let current = entry.alloc.borrow();
+                let changed = current.spec != alloc.spec
+                    || deployment_status(&current) != deployment_status(&alloc);
+                (changed, current.spec.job_version != alloc.spec.job_version)
+            })
+        };
+        if let Some((changed, new_version)) = known {
+            if changed {
+                self.update_runner(&uid, alloc, new_version).await;
             }
+            return;
         }
         let terminal = alloc.status.as_ref().is_some_and(|s| {
             matches!(
@@ -194,11 +206,36 @@ impl<C: Client> AllocManager<C> {
         let local = LocalAlloc {
             alloc: serde_json::to_value(&alloc).unwrap_or(Value::Null),
             job: serde_json::to_value(job.as_ref()).unwrap_or(Value::Null),
+            health: None,
         };
         if let Err(e) = self.local.put_alloc(&uid, &local) {
             tracing::error!(alloc = %uid, error = %e, "failed to save the allocation locally");
         }
-        self.spawn(uid, alloc, job, BTreeMap::new()).await;
+        self.spawn(uid, alloc, job, BTreeMap::new(), None).await;
+    }
+
+    /// Passes a changed Allocation to its runner; an update in place into another job version
+    /// passes that version's job first.
+    async fn update_runner(&self, uid: &str, alloc: Allocation, new_version: bool) {
+        let job = if new_version {
+            match self.job_for(&alloc).await {
+                Ok(job) => Some(job),
+                Err(message) => {
+                    tracing::warn!(alloc = %alloc.metadata.name(), error = %message, "the job of an updated allocation is unknown; keeping the one it runs");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let entries = self.entries.lock().await;
+        let Some(entry) = entries.get(uid) else {
+            return;
+        };
+        if let Some(job) = job {
+            let _ = entry.job.send(job);
+        }
+        let _ = entry.alloc.send(alloc);
     }
 
     /// Reports the allocation failed without running anything.
@@ -210,37 +247,100 @@ impl<C: Client> AllocManager<C> {
             .update(alloc.metadata.namespace(), alloc.metadata.name(), status);
     }
 
-    /// The job of an allocation, from a small cache or the servers.
+    /// The job at the version the allocation runs (`spec.jobVersion`), from a small cache or
+    /// the servers: the current Job, or the JobVersion `<job>-v<N>` when the job moved on since.
+    /// The current job when that version is not found.
     async fn job_for(&self, alloc: &Allocation) -> Result<Arc<Job>, String> {
-        let namespace = alloc.metadata.namespace().to_string();
-        let key = (namespace.clone(), alloc.spec.job_name.clone());
-        if let Some(job) = self.jobs.lock().await.get(&key)
-            && job.version() >= alloc.spec.job_version
+        let namespace = alloc.metadata.namespace();
+        let name = &alloc.spec.job_name;
+        let wanted = alloc.spec.job_version;
+        let key = (namespace.to_string(), name.clone());
+        if let Some(job) = self
+            .jobs
+            .lock()
+            .await
+            .get(&key)
+            .and_then(|versions| versions.get(&wanted))
         {
             return Ok(job.clone());
         }
+        let value = self
+            .get_retrying(Kind::Job, namespace, name)
+            .await
+            .map_err(|e| format!("failed to read job {name}: {e}"))?
+            .ok_or_else(|| format!("job {name} not found"))?;
+        let current: Job =
+            serde_json::from_value(value).map_err(|e| format!("unreadable job {name}: {e}"))?;
+        let current = Arc::new(current);
+        let job = if current.version() == wanted {
+            current
+        } else {
+            match self.job_at_version(&current, wanted).await {
+                Some(job) => Arc::new(job),
+                None => {
+                    tracing::debug!(job = %name, version = wanted, "job version not found; using the current job");
+                    current
+                }
+            }
+        };
+        let mut jobs = self.jobs.lock().await;
+        let versions = jobs.entry(key).or_default();
+        versions.insert(job.version(), job.clone());
+        while versions.len() > CACHED_VERSIONS {
+            versions.pop_first();
+        }
+        Ok(job)
+    }
+
+    /// Version `version` of `current`'s job, from its JobVersion; `None` when there is none
+    /// (or it belongs to an earlier job of the same name, or the servers refuse to read it).
+    async fn job_at_version(&self, current: &Job, version: i64) -> Option<Job> {
+        let namespace = current.metadata.namespace();
+        let name = job_version::name_for(current.metadata.name(), version);
+        let value = match self.get_retrying(Kind::JobVersion, namespace, &name).await {
+            Ok(value) => value?,
+            Err(e) => {
+                tracing::warn!(version = %name, error = %e, "failed to read a job version");
+                return None;
+            }
+        };
+        let stored: JobVersion = match serde_json::from_value(value) {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(version = %name, error = %e, "ignoring an unreadable job version");
+                return None;
+            }
+        };
+        let uid = current.metadata.uid.as_deref().unwrap_or_default();
+        if !stored.spec.job_uid.is_empty() && !uid.is_empty() && stored.spec.job_uid != uid {
+            return None;
+        }
+        let mut job = current.clone();
+        job.metadata.generation = Some(version + 1);
+        job.spec = stored.spec.job;
+        job.status = None;
+        Some(job)
+    }
+
+    /// An object from the servers, retried with a backoff while they are unavailable; `None`
+    /// when not found.
+    async fn get_retrying(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Value>, ClientError> {
         let mut delay = Duration::from_millis(100);
         loop {
-            match self
-                .client
-                .get(Kind::Job, &namespace, &alloc.spec.job_name)
-                .await
-            {
-                Ok(value) => {
-                    let job: Job = serde_json::from_value(value)
-                        .map_err(|e| format!("unreadable job {}: {e}", alloc.spec.job_name))?;
-                    let job = Arc::new(job);
-                    self.jobs.lock().await.insert(key, job.clone());
-                    return Ok(job);
-                }
-                Err(ClientError::NotFound) => {
-                    return Err(format!("job {} not found", alloc.spec.job_name));
-                }
-                Err(e) => {
-                    tracing::warn!(job = %alloc.spec.job_name, error = %e, "failed to read the job; retrying");
+            match self.client.get(kind, namespace, name).await {
+                Ok(value) => return Ok(Some(value)),
+                Err(ClientError::NotFound) => return Ok(None),
+                Err(e @ ClientError::Unavailable(_)) => {
+                    tracing::warn!(%kind, name = %name, error = %e, "failed to read; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
+                Err(e) => return Err(e),
             }
         }
     }
@@ -251,17 +351,21 @@ impl<C: Client> AllocManager<C> {
         alloc: Allocation,
         job: Arc<Job>,
         recovered: BTreeMap<String, LocalTask>,
+        health: Option<LocalHealth>,
     ) {
         let (tx, rx) = watch::channel(alloc);
+        let (job_tx, job_rx) = watch::channel(job.clone());
         let runner = AllocRunner {
             alloc_id: uid.clone(),
             alloc: rx,
             job: job.as_ref().clone(),
+            running_job: job_rx,
             drivers: self.drivers.clone(),
             settings: self.settings.clone(),
             max_kill_timeout: self.max_kill_timeout,
             local: self.local.clone(),
             recovered,
+            health,
             status: self.status.clone(),
         };
         let handle = tokio::spawn(async move {
@@ -271,6 +375,7 @@ impl<C: Client> AllocManager<C> {
             uid,
             Entry {
                 alloc: tx,
+                job: job_tx,
                 runner: handle,
             },
         );
@@ -309,6 +414,11 @@ impl<C: Client> AllocManager<C> {
     }
 }
 
+/// The deployment health the Allocation carries.
+fn deployment_status(alloc: &Allocation) -> Option<&AllocDeploymentStatus> {
+    alloc.status.as_ref()?.deployment_status.as_ref()
+}
+
 /// Removes the allocation's (empty) parent cgroups, `caravan/<uid>` under every hierarchy;
 /// deleting a container removes only its own leaf. `uid` has passed [`crate::paths::alloc_uid`].
 fn remove_alloc_cgroups(uid: &str) {
@@ -321,3 +431,6 @@ fn remove_alloc_cgroups(uid: &str) {
         let _ = std::fs::remove_dir(hierarchy.join("caravan").join(uid));
     }
 }
+
+#[cfg(test)]
+mod tests;

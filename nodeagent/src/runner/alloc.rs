@@ -8,8 +8,10 @@
 //! ```
 //!
 //! The stages and their transitions are in `lifecycle.rs`; this file sets the allocation up
-//! and drives them.
+//! and drives them. While the allocation runs within a deployment, its health is tracked
+//! (`health.rs`) and reported with its status, once.
 
+mod health;
 mod lifecycle;
 
 use std::collections::BTreeMap;
@@ -23,10 +25,10 @@ use caravan_schemas::{Allocation, Job, NameMap};
 use tokio::sync::watch;
 
 use super::events;
-use super::spec::SpecSettings;
+use super::spec::{Phase, SpecSettings};
 use super::status::{StatusBatcher, alloc_status};
 use crate::driver::Driver;
-use crate::state::{LocalState, LocalTask};
+use crate::state::{LocalHealth, LocalState, LocalTask};
 use lifecycle::Lifecycle;
 
 /// Drivers by name.
@@ -38,7 +40,12 @@ pub struct AllocRunner {
     pub alloc_id: String,
     /// Updates of the Allocation object (the runner reacts to `desiredStatus`).
     pub alloc: watch::Receiver<Allocation>,
+    /// The job the tasks are built from (the version the allocation started with).
     pub job: Job,
+    /// The job at the version the allocation runs now: `job` at first, a newer version after an
+    /// update in place (sent before the Allocation that says so). Health is tracked with its
+    /// group's `update` block.
+    pub running_job: watch::Receiver<Arc<Job>>,
     pub drivers: Drivers,
     pub settings: SpecSettings,
     /// The longest a task gets between its kill signal and SIGKILL, whatever its
@@ -47,12 +54,14 @@ pub struct AllocRunner {
     pub local: LocalState,
     /// Task states saved by an earlier agent process.
     pub recovered: BTreeMap<String, LocalTask>,
+    /// The health an earlier agent process decided (sent again, once, in case it was not).
+    pub health: Option<LocalHealth>,
     pub status: StatusBatcher,
 }
 
 impl AllocRunner {
     /// Runs the allocation until every task is dead; returns the final task states.
-    pub async fn run(self) -> NameMap<TaskState> {
+    pub async fn run(mut self) -> NameMap<TaskState> {
         let alloc = self.alloc.borrow().clone();
         let group = match self.setup(&alloc) {
             Ok(group) => group,
@@ -74,7 +83,7 @@ impl AllocRunner {
     /// Finds the allocation's group and prepares the allocation directory. `Err` with the
     /// final task states (none without a group) when the allocation cannot run, its failed
     /// status reported.
-    fn setup(&self, alloc: &Allocation) -> Result<TaskGroup, NameMap<TaskState>> {
+    fn setup(&mut self, alloc: &Allocation) -> Result<TaskGroup, NameMap<TaskState>> {
         let namespace = alloc.metadata.namespace();
         let name = alloc.metadata.name();
         let Some(group) = self
@@ -107,6 +116,7 @@ impl AllocRunner {
                 let states = refused(&group, &message, SystemTime::now());
                 let mut status = alloc_status(&states);
                 status.client_description = Some(format!("invalid allocation: {message}"));
+                status.deployment_status = self.refused_health(alloc, &group, &states);
                 self.status.update(namespace, name, status);
                 return Err(states);
             }
@@ -115,6 +125,23 @@ impl AllocRunner {
             tracing::error!(alloc = %name, error = %e, "failed to prepare the allocation directory");
         }
         Ok(group)
+    }
+
+    /// The deployment health of a refused allocation: unhealthy at once when tracked.
+    fn refused_health(
+        &mut self,
+        alloc: &Allocation,
+        group: &TaskGroup,
+        states: &NameMap<TaskState>,
+    ) -> Option<caravan_schemas::allocation::AllocDeploymentStatus> {
+        let mut tracker = health::tracker(self, alloc, &group.name, states);
+        let phases = group
+            .tasks
+            .iter()
+            .map(|t| (t.name.clone(), Phase::of(t)))
+            .collect();
+        health::check(self, alloc.metadata.name(), &mut tracker, &phases, states);
+        tracker.take_unsent()
     }
 }
 

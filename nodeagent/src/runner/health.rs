@@ -4,22 +4,31 @@
 //! ```text
 //!  any task failed ─────────────────────────────────────────────▶ Unhealthy (at once)
 //!  every main and sidecar task running, prestart hooks completed
-//!      since T (the latest of their starts) and T + minHealthyTime ≤ now ─▶ Healthy at T + min
+//!      since T (the latest of their starts, at the earliest the tracking start)
+//!      and T + minHealthyTime ≤ now ─────────────────────────────▶ Healthy at T + min
 //!  not Healthy by tracking start + healthyDeadline ──────────────▶ Unhealthy at the deadline
 //!  otherwise ──────────────────────────────────────────────────────▶ Pending: look again at
 //!                                                     min(T + minHealthyTime, deadline)
 //! ```
 //!
 //! A restart moves a task's start forward, so a task that restarts inside the window starts
-//! the window again. Poststop hooks are not looked at; poststart hooks that are not sidecars
-//! only must not fail. `checks` behaves as `task_states` until services bring checks;
-//! `manual` health is set by the operator, not tracked here.
+//! the window again. Tasks already running when tracking starts (an allocation updated in place
+//! into a new deployment) count from the tracking start, as Nomad's tracker does. Poststop
+//! hooks are not looked at; poststart hooks that are not sidecars only must not fail. `checks`
+//! behaves as `task_states` until services bring checks; `manual` health is set by the
+//! operator, not tracked here. Which allocations are tracked with which rules is in
+//! `rules.rs`, task states become [`TaskView`]s in `tasks.rs`, and `tracker.rs` follows one
+//! allocation from its start to its decision.
 
 use std::time::{Duration, SystemTime};
 
 use caravan_schemas::allocation::TaskLifecycleState;
 
 use super::spec::Phase;
+
+pub mod rules;
+pub mod tasks;
+pub mod tracker;
 
 /// What a task must do for its allocation to be healthy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,7 +114,7 @@ pub fn decide(
             reason: format!("task {} failed", task.name),
         };
     }
-    let ready_since = ready_since(tasks);
+    let ready_since = ready_since(tasks).map(|since| since.max(tracking_since));
     if let Some(since) = ready_since {
         let healthy_at = since.checked_add(rules.min_healthy_time).unwrap_or(since);
         if healthy_at <= now && healthy_at <= deadline {

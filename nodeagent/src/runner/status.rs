@@ -1,7 +1,10 @@
 //! Allocation status as Nomad derives it from task states, and the batcher that sends the
 //! latest status of every changed allocation to the servers through the `status` subresource.
+//! A status carries the allocation's deployment health (`deploymentStatus`) once, when the
+//! runner decided it: the batcher keeps it through newer statuses and retries until sent.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -56,6 +59,27 @@ struct Pending {
     latest: HashMap<Key, AllocationStatus>,
 }
 
+impl Pending {
+    /// Queues `status`, `newer` than a queued one or (a status to retry) older; the queued
+    /// status wins unless `newer`, and a deployment health either carries is kept.
+    fn queue(&mut self, key: Key, mut status: AllocationStatus, newer: bool) {
+        match self.latest.entry(key) {
+            Entry::Vacant(entry) => {
+                entry.insert(status);
+            }
+            Entry::Occupied(mut entry) => {
+                let queued = entry.get_mut();
+                if newer {
+                    std::mem::swap(queued, &mut status);
+                }
+                if queued.deployment_status.is_none() {
+                    queued.deployment_status = status.deployment_status;
+                }
+            }
+        }
+    }
+}
+
 /// Coalesces status updates: each flush sends the latest status of every allocation that
 /// changed since the previous flush, concurrently, then waits `window` before the next.
 #[derive(Clone)]
@@ -84,12 +108,11 @@ impl StatusBatcher {
         }
     }
 
-    /// Queues the allocation's latest status (replacing an unsent one).
+    /// Queues the allocation's latest status (replacing an unsent one, whose deployment
+    /// health it keeps when it carries none).
     pub fn update(&self, namespace: &str, name: &str, status: AllocationStatus) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending
-            .latest
-            .insert((namespace.to_string(), name.to_string()), status);
+        pending.queue((namespace.to_string(), name.to_string()), status, true);
         drop(pending);
         self.notify.notify_one();
     }
@@ -146,7 +169,7 @@ impl StatusBatcher {
                     Err(e) => {
                         tracing::warn!(alloc = %key.1, error = %e, "allocation status not sent; retrying");
                         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-                        pending.latest.entry(key).or_insert(status);
+                        pending.queue(key, status, false);
                         retry = true;
                     }
                 }
@@ -201,6 +224,42 @@ mod tests {
                 .collect();
             assert_eq!(client_status(&map).0, want);
         }
+    }
+
+    #[test]
+    fn a_deployment_health_survives_newer_statuses_and_retries() {
+        let batcher = StatusBatcher::new();
+        let health = caravan_schemas::allocation::AllocDeploymentStatus {
+            healthy: Some(true),
+            canary: true,
+            timestamp: Some("2027-01-15T08:00:00.000Z".into()),
+        };
+        let mut tasks = NameMap::new();
+        tasks.insert("t".to_string(), state(TaskLifecycleState::Running, false));
+        let mut decided = alloc_status(&tasks);
+        decided.deployment_status = Some(health.clone());
+        batcher.update("default", "a1", decided.clone());
+        tasks.insert("t".to_string(), state(TaskLifecycleState::Dead, true));
+        batcher.update("default", "a1", alloc_status(&tasks));
+        let sent = batcher.take_pending();
+        assert_eq!(sent.len(), 1);
+        let (_, latest) = &sent[0];
+        assert_eq!(
+            latest.client_status,
+            ClientStatus::Failed,
+            "the newest status"
+        );
+        assert_eq!(latest.deployment_status.as_ref(), Some(&health));
+        // A failed send queued again behind a newer status: the newer one, with the health.
+        batcher.update("default", "a1", alloc_status(&tasks));
+        batcher
+            .pending
+            .lock()
+            .unwrap()
+            .queue(("default".into(), "a1".into()), decided, false);
+        let (_, retried) = &batcher.take_pending()[0];
+        assert_eq!(retried.client_status, ClientStatus::Failed);
+        assert_eq!(retried.deployment_status.as_ref(), Some(&health));
     }
 
     #[tokio::test]

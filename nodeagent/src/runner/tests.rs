@@ -89,15 +89,18 @@ impl Fixture {
         alloc: watch::Receiver<Allocation>,
         recovered: BTreeMap<String, LocalTask>,
     ) -> AllocRunner {
+        let (_, running_job) = watch::channel(Arc::new(job.clone()));
         AllocRunner {
             alloc_id: U1.into(),
             alloc,
             job,
+            running_job,
             drivers: self.drivers.clone(),
             settings: self.settings.clone(),
             max_kill_timeout: caravan_schemas::limits::MAX_KILL_TIMEOUT,
             local: self.local.clone(),
             recovered,
+            health: None,
             status: StatusBatcher::new(),
         }
     }
@@ -371,3 +374,5 @@ async fn a_panicked_task_runner_fails_its_task_instead_of_hanging_the_allocation
         caravan_schemas::allocation::ClientStatus::Failed
     );
 }
+
+mod health;

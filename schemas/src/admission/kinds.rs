@@ -7,7 +7,7 @@ use crate::job::{defaults, validate};
 use crate::limits::{MAX_CPU_MHZ, MAX_DISK_MB, MAX_MEMORY_MB};
 use crate::meta::ObjectMeta;
 use crate::node::{SchedulingEligibility, valid_http_addr};
-use crate::{Allocation, Deployment, Evaluation, Job, Namespace, Node};
+use crate::{Allocation, Deployment, Evaluation, Job, JobVersion, Namespace, Node};
 
 /// A kind's typed admission steps: semantic checks on what the user wrote, then defaults.
 pub(crate) trait Admissible:
@@ -246,6 +246,19 @@ impl Admissible for Deployment {
             checks.duration(format!("{base}.stagger"), update.stagger.as_deref());
         }
     }
+    fn apply_defaults(&mut self) {}
+}
+
+impl Admissible for JobVersion {
+    spec_and_status!();
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+    /// The spec is a job's spec that passed admission when the job was written.
+    fn check(&self, _checks: &mut Checks) {}
     fn apply_defaults(&mut self) {}
 }
 

@@ -69,12 +69,18 @@ fn service_job_gets_nomad_defaults() {
     assert_eq!(spec["region"], "global");
     assert_eq!(spec["datacenters"], json!(["*"]));
     assert_eq!(spec["nodePool"], "default");
+    // No update block, none filled in (Nomad: no rolling updates, no deployments).
+    assert!(spec.get("update").is_none());
+    let mut rolling = minimal_job("service");
+    rolling["spec"]["update"] = json!({"canary": 1});
+    let rolling = admitted(Kind::Job, rolling);
     assert_eq!(
-        spec["update"],
+        rolling["spec"]["update"],
         json!({"maxParallel": 1, "healthCheck": "checks", "minHealthyTime": "10s",
                "healthyDeadline": "5m", "progressDeadline": "10m", "autoRevert": false,
-               "autoPromote": false, "canary": 0, "stagger": "30s"})
+               "autoPromote": false, "canary": 1})
     );
+    assert_eq!(rolling["spec"]["groups"][0]["update"]["canary"], 1);
     let group = &spec["groups"][0];
     assert_eq!(group["count"], 1);
     assert_eq!(
@@ -87,7 +93,7 @@ fn service_job_gets_nomad_defaults() {
                "maxDelay": "1h", "unlimited": true})
     );
     assert_eq!(group["migrate"]["maxParallel"], 1);
-    assert_eq!(group["update"]["maxParallel"], 1);
+    assert!(group.get("update").is_none());
     assert_eq!(
         group["ephemeralDisk"],
         json!({"sizeMB": 300, "sticky": false, "migrate": false})
@@ -126,7 +132,12 @@ fn system_jobs_are_not_rescheduled() {
     }
     let system = admitted(Kind::Job, minimal_job("system"));
     assert_eq!(system["spec"]["groups"][0]["restart"]["attempts"], 2);
-    assert_eq!(system["spec"]["groups"][0]["update"]["maxParallel"], 1);
+    // As Nomad: no update block, no rolling updates.
+    assert!(system["spec"]["groups"][0].get("update").is_none());
+    let mut rolling = minimal_job("system");
+    rolling["spec"]["update"] = json!({"canary": 0});
+    let rolling = admitted(Kind::Job, rolling);
+    assert_eq!(rolling["spec"]["groups"][0]["update"]["maxParallel"], 1);
     let sysbatch = admitted(Kind::Job, minimal_job("sysbatch"));
     assert_eq!(sysbatch["spec"]["groups"][0]["restart"]["interval"], "24h");
 }
@@ -141,7 +152,8 @@ fn group_settings_override_job_settings_field_by_field() {
     let group = &job["spec"]["groups"][0];
     assert_eq!(group["update"]["canary"], 2);
     assert_eq!(group["update"]["maxParallel"], 3);
-    assert_eq!(group["update"]["stagger"], "30s");
+    assert_eq!(group["update"]["minHealthyTime"], "10s");
+    assert!(group["update"].get("stagger").is_none());
     assert_eq!(group["restart"]["attempts"], 5);
     assert_eq!(group["restart"]["interval"], "30m");
 }

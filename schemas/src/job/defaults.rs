@@ -41,7 +41,7 @@ pub fn update_strategy() -> UpdateStrategy {
         auto_revert: Some(false),
         auto_promote: Some(false),
         canary: Some(0),
-        stagger: Some("30s".into()),
+        stagger: None,
     }
 }
 
@@ -107,12 +107,14 @@ pub fn apply(spec: &mut JobSpec) {
         &mut spec.spreads,
     );
 
+    // As Nomad: a job without an `update` block gets none (no deployments, every
+    // allocation replaced at once); one with a block gets the defaults under it.
     let updates = matches!(job_type, JobType::Service | JobType::System);
-    spec.update = merged(
-        spec.update.take(),
-        updates.then(update_strategy),
-        merge_update,
-    );
+    let update_defaults = || updates.then(update_strategy);
+    spec.update = spec
+        .update
+        .take()
+        .map(|own| merged(Some(own), update_defaults(), merge_update).unwrap_or_default());
     spec.reschedule = merged(
         spec.reschedule.take(),
         reschedule_policy(job_type),
@@ -132,7 +134,8 @@ pub fn apply(spec: &mut JobSpec) {
     }
 
     for group in &mut spec.groups {
-        group.update = merged(group.update.take(), spec.update.clone(), merge_update);
+        group.update = merged(group.update.take(), spec.update.clone(), merge_update)
+            .map(|own| merged(Some(own), update_defaults(), merge_update).unwrap_or_default());
         group.reschedule = merged(
             group.reschedule.take(),
             spec.reschedule.clone(),

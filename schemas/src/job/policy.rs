@@ -103,7 +103,8 @@ pub struct UpdateStrategy {
     /// Canaries placed before a rolling update proceeds. Defaults to 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<u32>,
-    /// Delay between updates of successive batches (legacy). Defaults to 30s.
+    /// Delay between updates of successive batches (Nomad's legacy field): refused, rolling
+    /// updates wait for health instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stagger: Option<String>,
 }

@@ -256,7 +256,13 @@ fn update_strategy(checks: &mut Checks, base: &str, update: &UpdateStrategy) {
         format!("{base}.progressDeadline"),
         update.progress_deadline.as_deref(),
     );
-    checks.duration(format!("{base}.stagger"), update.stagger.as_deref());
+    if update.stagger.is_some() {
+        checks.invalid(
+            format!("{base}.stagger"),
+            "stagger is not supported: rolling updates wait for each batch to be healthy \
+             (minHealthyTime) instead",
+        );
+    }
 }
 
 fn migrate_strategy(checks: &mut Checks, base: &str, migrate: &MigrateStrategy) {

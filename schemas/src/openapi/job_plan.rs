@@ -22,6 +22,7 @@ pub fn openapi_components() -> Vec<(String, Value)> {
             "destructiveUpdate": count("Allocations replaced because their tasks changed."),
             "migrate": count("Allocations moved off draining nodes."),
             "reschedule": count("Allocations replaced because their node was lost or they failed."),
+            "canary": count("Canaries placed beside the allocations they will replace once promoted."),
         },
     });
     let job_plan = json!({

@@ -34,6 +34,7 @@ fn create(kind: Kind, object: Value) -> Op {
         kind,
         object: ObjectJson::from_value(object),
         expect: Precondition::Absent,
+        version: None,
     }
 }
 
@@ -42,6 +43,7 @@ fn put(kind: Kind, object: Value, expect: Precondition) -> Op {
         kind,
         object: ObjectJson::from_value(object),
         expect,
+        version: None,
     }
 }
 

@@ -220,6 +220,7 @@ pub fn field_line(field: &FieldDiff) -> String {
 /// out. Reschedules are placements, as in Nomad.
 pub fn annotation(updates: &DesiredUpdates) -> String {
     let mut parts: Vec<(&str, u64)> = vec![
+        ("canary", updates.canary),
         ("create", updates.place + updates.reschedule),
         ("create/destroy update", updates.destructive_update),
         ("destroy", updates.stop),

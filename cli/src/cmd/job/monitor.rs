@@ -35,6 +35,7 @@ impl Line {
         match self {
             Line::Header(text) => format!("==> {now}: {text}"),
             Line::Info(text) => format!("    {now}: {text}"),
+            Line::Detail(text) if text.is_empty() => String::new(),
             Line::Detail(text) => format!("    {text}"),
         }
     }

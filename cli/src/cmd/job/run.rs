@@ -1,16 +1,18 @@
-//! `caravan job run` (server-side apply of the Job, as `caravan apply --server-side` does) and
+//! `caravan job run` (registers the file's Job as a whole, as Nomad does: created, or replacing
+//! the stored one, so a field left out of the file is gone from the job) and
 //! `caravan job stop` (merge patch `spec.stop: true`, or delete with `--purge`), each then
-//! following the Evaluation the server creates for the write.
+//! following the Evaluation the server creates for the write; `run` then follows the new
+//! version's Deployment to its end when it gets one (`follow.rs`).
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use caravan_client::{Api, DeleteParams, PatchParams};
+use caravan_client::{Api, DeleteParams, PatchParams, PostParams};
 use caravan_schemas::evaluation::TriggeredBy;
 use caravan_schemas::{API_VERSION, Job, Kind};
 use serde_json::{Value, json};
 
+use super::follow::follow_write;
 use super::format::revision;
 use super::monitor::{Target, exit_code};
 use super::wait::{existing_allocs, monitor};
@@ -18,12 +20,9 @@ use super::{RunArgs, StopArgs};
 use crate::cmd::Context;
 use crate::manifest::{self, Manifest};
 
-/// Field manager of the apply, the one `caravan apply --server-side` uses.
-const FIELD_MANAGER: &str = "caravan";
-
 /// Reads the one Job of `file` and settles its namespace as `caravan apply` does. A file that
 /// does not set `spec.stop` sets it to false: running a stopped job starts it again, as in
-/// Nomad (the apply then owns the field the stop patch wrote).
+/// Nomad.
 pub fn load_job(ctx: &Context, file: &std::path::Path) -> anyhow::Result<(String, String, Value)> {
     let manifests = manifest::load(&[file.to_path_buf()], &mut std::io::stdin())?;
     let [Manifest { source, object }] = manifests.as_slice() else {
@@ -65,7 +64,8 @@ pub fn load_job(ctx: &Context, file: &std::path::Path) -> anyhow::Result<(String
     Ok((namespace, name, object))
 }
 
-fn decode(value: Value) -> anyhow::Result<Job> {
+/// Decodes a Job the server answered.
+pub(super) fn decode(value: Value) -> anyhow::Result<Job> {
     serde_json::from_value(value).context("the server returned an undecodable Job")
 }
 
@@ -82,11 +82,10 @@ pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<i32> {
     } else {
         existing_allocs(&ctx.client, &namespace, &name).await?
     };
-    let applied = api
-        .apply(&name, &object, &PatchParams::apply(FIELD_MANAGER))
+    let registered = register(&api, &name, &object, before.as_ref())
         .await
         .with_context(|| format!("error submitting job {name:?}"))?;
-    let job = decode(applied)?;
+    let job = decode(registered)?;
     let version = job.version();
     if args.detach {
         println!("Job registration successful");
@@ -97,14 +96,40 @@ pub async fn run(ctx: &Context, args: RunArgs) -> anyhow::Result<i32> {
         println!("Job {name:?} is unchanged (version {version}): no evaluation was created");
         return Ok(0);
     }
-    let target = Target {
-        job: name,
-        after: revision(&job.metadata),
-        min_version: version,
-        // A job that stays stopped (the file sets `stop: true`) is evaluated as a deregister.
-        triggers: vec![TriggeredBy::JobRegister, TriggeredBy::JobDeregister],
-    };
-    follow(ctx, &namespace, target, existed, args.timeout).await
+    follow_write(ctx, &namespace, &job, existed, args.timeout).await
+}
+
+/// Writes `object` as the whole job: created when there is none, else replacing the stored
+/// one at the revision it was read at; a concurrent write makes it read and replace again.
+async fn register(
+    api: &Api,
+    name: &str,
+    object: &Value,
+    before: Option<&Job>,
+) -> caravan_client::Result<Value> {
+    let mut current = before.and_then(|job| job.metadata.resource_version.clone());
+    let mut conflicts = 0;
+    loop {
+        let result = match &current {
+            None => api.create(object, &PostParams::default()).await,
+            Some(rv) => {
+                let mut object = object.clone();
+                object["metadata"]["resourceVersion"] = Value::String(rv.clone());
+                api.replace(name, &object, &PostParams::default()).await
+            }
+        };
+        match result {
+            Err(e) if e.is_conflict() && conflicts < 3 => {
+                conflicts += 1;
+                current = api.get_opt(name).await?.and_then(|job| {
+                    job["metadata"]["resourceVersion"]
+                        .as_str()
+                        .map(str::to_owned)
+                });
+            }
+            other => return other,
+        }
+    }
 }
 
 pub async fn stop(ctx: &Context, args: StopArgs) -> anyhow::Result<i32> {
@@ -144,16 +169,6 @@ pub async fn stop(ctx: &Context, args: StopArgs) -> anyhow::Result<i32> {
         min_version: written.version(),
         triggers: vec![TriggeredBy::JobDeregister, TriggeredBy::JobRegister],
     };
-    follow(ctx, &namespace, target, existed, args.timeout).await
-}
-
-async fn follow(
-    ctx: &Context,
-    namespace: &str,
-    target: Target,
-    existed: BTreeSet<String>,
-    timeout: Duration,
-) -> anyhow::Result<i32> {
-    let outcome = monitor(&ctx.client, namespace, target, existed, timeout).await?;
+    let outcome = monitor(&ctx.client, &namespace, target, existed, args.timeout).await?;
     Ok(exit_code(&outcome))
 }

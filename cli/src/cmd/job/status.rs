@@ -1,5 +1,6 @@
 //! `caravan job status [NAME]`: the jobs table, or one job in Nomad's layout — its fields,
-//! the per-group `Summary`, placement failures, the latest evaluations and the allocations.
+//! the per-group `Summary`, placement failures, the latest deployment, the latest evaluations
+//! and the allocations.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -8,12 +9,14 @@ use anyhow::Context as _;
 use caravan_client::ListParams;
 use caravan_schemas::evaluation::EvaluationState;
 use caravan_schemas::job::GroupSummary;
-use caravan_schemas::{Allocation, Evaluation, Job, Kind};
+use caravan_schemas::{Allocation, Deployment, Evaluation, Job, Kind};
 use serde::de::DeserializeOwned;
 
 use super::StatusArgs;
 use super::format::{ago, alloc_metrics, columns, kv, revision, wire};
 use crate::cmd::Context;
+use crate::cmd::deployment::format::latest_deployment;
+use crate::cmd::deployment::operate;
 
 /// Evaluations shown under `Latest Evaluations`.
 const LATEST_EVALS: usize = 5;
@@ -34,7 +37,9 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<()> {
     let selector = format!("spec.jobName={name}");
     let evals: Vec<Evaluation> = list(ctx, Kind::Evaluation, Some(&selector)).await?;
     let allocs: Vec<Allocation> = list(ctx, Kind::Allocation, Some(&selector)).await?;
-    print!("{}", job_status(&job, &evals, &allocs, now));
+    let deployments: Vec<Deployment> = list(ctx, Kind::Deployment, Some(&selector)).await?;
+    let latest = operate::latest(&deployments, &job);
+    print!("{}", job_status(&job, &evals, &allocs, latest, now));
     Ok(())
 }
 
@@ -102,11 +107,13 @@ pub fn jobs_table(jobs: &[Job], now: SystemTime) -> String {
     columns(&rows)
 }
 
-/// One job in Nomad's `job status` layout.
+/// One job in Nomad's `job status` layout; `deployment` is the job's latest deployment, shown
+/// under `Latest Deployment`.
 pub fn job_status(
     job: &Job,
     evals: &[Evaluation],
     allocs: &[Allocation],
+    deployment: Option<&Deployment>,
     now: SystemTime,
 ) -> String {
     let spec = &job.spec;
@@ -139,6 +146,10 @@ pub fn job_status(
     if let Some(failures) = placement_failures(&evals) {
         out.push_str("\nPlacement Failure\n");
         out.push_str(&failures);
+    }
+    if let Some(deployment) = deployment {
+        out.push_str("\nLatest Deployment\n");
+        out.push_str(&latest_deployment(deployment));
     }
     out.push_str("\nLatest Evaluations\n");
     if evals.is_empty() {

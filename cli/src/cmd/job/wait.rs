@@ -1,9 +1,10 @@
 //! Drives the [`Monitor`]: watches the job's evaluations and allocations (list, then watch,
 //! re-listing on expiry) until the followed evaluation is final, printing the monitor's lines
-//! and, on waits of more than a few seconds, a spinner with the elapsed time on stderr.
+//! and, on waits of more than a few seconds, a spinner with the elapsed time on stderr
+//! ([`Progress`]).
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use caravan_client::{HttpClient, ListParams};
@@ -11,16 +12,12 @@ use caravan_runtime::{ClientError, ListQuery};
 use caravan_runtime::{Event, watcher};
 use caravan_schemas::{Allocation, Evaluation, Kind};
 use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::format::timestamp;
-use super::monitor::{Line, Monitor, Outcome, Target};
+use super::monitor::{Monitor, Outcome, Target};
+use super::progress::Progress;
 use crate::output::age::human_duration;
-
-/// Quiet time after which the spinner appears.
-const SPINNER_AFTER: Duration = Duration::from_secs(3);
 
 /// The names of the job's allocations now: those seen again after a write were modified.
 pub async fn existing_allocs(
@@ -83,7 +80,7 @@ pub async fn monitor(
                     progress.print(monitor.observe_alloc(&alloc));
                 }
             }
-            _ = tick.tick() => progress.tick(&job, monitor.eval_name()),
+            _ = tick.tick() => progress.tick(&waiting(&job, monitor.eval_name())),
             _ = &mut deadline => {
                 progress.clear();
                 let what = match monitor.eval_name() {
@@ -111,6 +108,14 @@ pub async fn monitor(
     Ok(outcome)
 }
 
+/// What the spinner says while the evaluation is awaited.
+fn waiting(job: &str, eval: Option<&str>) -> String {
+    match eval {
+        Some(eval) => format!("Waiting for evaluation {eval:?} to finish"),
+        None => format!("Waiting for an evaluation of job {job:?}"),
+    }
+}
+
 /// The object of an added or modified event; fails when the server cannot be reached (the
 /// watcher itself re-lists on expiry and retries other errors).
 fn applied<T: DeserializeOwned>(event: Result<Event, ClientError>) -> anyhow::Result<Option<T>> {
@@ -130,62 +135,6 @@ fn applied<T: DeserializeOwned>(event: Result<Event, ClientError>) -> anyhow::Re
         Err(e) => {
             tracing::warn!("skipping an undecodable object: {e}");
             Ok(None)
-        }
-    }
-}
-
-/// Monitor lines on stdout, and a spinner on stderr (only on a terminal) while nothing happens.
-struct Progress {
-    started: Instant,
-    quiet_since: Instant,
-    bar: Option<ProgressBar>,
-}
-
-impl Progress {
-    fn new() -> Progress {
-        let now = Instant::now();
-        Progress {
-            started: now,
-            quiet_since: now,
-            bar: None,
-        }
-    }
-
-    fn print(&mut self, lines: Vec<Line>) {
-        if lines.is_empty() {
-            return;
-        }
-        self.quiet_since = Instant::now();
-        let now = timestamp(SystemTime::now());
-        let text: Vec<String> = lines.iter().map(|l| l.render(&now)).collect();
-        let print = || println!("{}", text.join("\n"));
-        match &self.bar {
-            Some(bar) => bar.suspend(print),
-            None => print(),
-        }
-    }
-
-    fn tick(&mut self, job: &str, eval: Option<&str>) {
-        if self.bar.is_none() && self.quiet_since.elapsed() >= SPINNER_AFTER {
-            let bar = ProgressBar::new_spinner();
-            if let Ok(style) = ProgressStyle::with_template("    {spinner} {msg}") {
-                bar.set_style(style);
-            }
-            self.bar = Some(bar);
-        }
-        let Some(bar) = &self.bar else { return };
-        let waiting = match eval {
-            Some(eval) => format!("Waiting for evaluation {eval:?} to finish"),
-            None => format!("Waiting for an evaluation of job {job:?}"),
-        };
-        let elapsed = human_duration(self.started.elapsed());
-        bar.set_message(format!("{waiting} ({elapsed})"));
-        bar.tick();
-    }
-
-    fn clear(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
         }
     }
 }

@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use caravan_schemas::{Allocation, Job, Node, ObjectMeta};
+use caravan_schemas::{Allocation, Deployment, Job, Node, ObjectMeta};
 use serde_json::Value;
 
 use crate::scheduler::{MemState, State};
@@ -79,6 +79,21 @@ impl LiveKind for Allocation {
     }
     fn delete(state: &mut MemState, namespace: &str, name: &str) {
         state.delete_alloc(namespace, name);
+    }
+}
+
+impl LiveKind for Deployment {
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn held(state: &MemState) -> Vec<Arc<Self>> {
+        state.deployments()
+    }
+    fn upsert(state: &mut MemState, deployment: Arc<Self>) {
+        state.upsert_deployment(deployment);
+    }
+    fn delete(state: &mut MemState, namespace: &str, name: &str) {
+        state.delete_deployment(namespace, name);
     }
 }
 

@@ -153,11 +153,11 @@ async fn a_commit_is_complete_only_once_all_its_objects_arrived() {
 async fn dropping_the_caches_stops_their_watches() {
     let fake = FakeClient::new();
     let (caches, feeds) = Caches::start(fake.clone());
-    wait_for("the caches watch", || fake.open_watches() == 4).await;
+    wait_for("the caches watch", || fake.open_watches() == 5).await;
     let snapshots = caches.snapshots();
     drop((caches, feeds));
     // A clone still in use keeps them.
-    assert_eq!(fake.open_watches(), 4);
+    assert_eq!(fake.open_watches(), 5);
     drop(snapshots);
     wait_for("the watches end with the caches", || {
         fake.open_watches() == 0

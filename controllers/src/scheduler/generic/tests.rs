@@ -82,7 +82,8 @@ fn scale_up_then_down() {
 #[test]
 fn task_change_is_a_rolling_destructive_update() {
     let mut harness = Harness::new(cluster(10, &["dc1"]));
-    let job = service_job("web", 3, 500, 256);
+    let mut job = service_job("web", 3, 500, 256);
+    job.spec.groups[0].update = Some(caravan_schemas::job::defaults::update_strategy());
     register(&mut harness, &job, "e1");
     let changed = next_version(&job, |j| {
         j.spec.groups[0].tasks[0]

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use caravan_schemas::allocation::ClientStatus;
+use caravan_schemas::deployment::DeploymentState;
 use caravan_schemas::job::TaskGroup;
 use caravan_schemas::naming::parse_index;
-use caravan_schemas::{Allocation, Job};
+use caravan_schemas::{Allocation, Deployment, Job};
 
 use super::reschedule::{Reschedule, reschedule_time};
 use super::{AllocReconciler, NodeTaint, PlaceRequest, ReconcileResults, StopRequest, reasons};
@@ -57,18 +58,21 @@ struct Slot<'a> {
     removed: bool,
 }
 
+/// The rolling update's parallelism: `None` (unlimited) without an `update` block, with
+/// `maxParallel: 0` and for batch jobs, as in Nomad.
 fn max_parallel(group: &TaskGroup, batch: bool) -> Option<usize> {
     if batch {
         return None;
     }
     match group.update.as_ref().and_then(|u| u.max_parallel) {
-        Some(0) => None,
+        Some(0) | None => None,
         Some(n) => Some(n as usize),
-        None => Some(1),
     }
 }
 
-/// Whether a new-version allocation still counts against the rolling update's parallelism.
+/// Whether a new-version allocation still counts against the rolling update's parallelism:
+/// until it is healthy (an unhealthy one holds its place), or, when nobody tracks its health
+/// (no deployment), while it is pending.
 fn in_flight(alloc: &Allocation) -> bool {
     let healthy = alloc
         .status
@@ -77,7 +81,80 @@ fn in_flight(alloc: &Allocation) -> bool {
         .and_then(|d| d.healthy);
     match healthy {
         Some(healthy) => !healthy,
-        None => alloc.client_status() == ClientStatus::Pending,
+        None => {
+            alloc.spec.deployment_name.is_some() || alloc.client_status() == ClientStatus::Pending
+        }
+    }
+}
+
+/// Whether an allocation serves: healthy, or running where nobody tracks its health.
+fn serving(alloc: &Allocation) -> bool {
+    let healthy = alloc
+        .status
+        .as_ref()
+        .and_then(|s| s.deployment_status.as_ref())
+        .and_then(|d| d.healthy);
+    match healthy {
+        Some(healthy) => healthy,
+        None => alloc.spec.deployment_name.is_none(),
+    }
+}
+
+fn is_canary(alloc: &Allocation) -> bool {
+    alloc
+        .status
+        .as_ref()
+        .and_then(|s| s.deployment_status.as_ref())
+        .is_some_and(|d| d.canary)
+}
+
+/// How the deployment of the job's current version steers one group.
+#[derive(Clone, Copy, Debug, Default)]
+struct Rollout<'a> {
+    /// The deployment, when it names this group.
+    deployment: Option<&'a Deployment>,
+    /// Canaries wanted before the rolling update proceeds, while not promoted.
+    canaries: usize,
+    /// Paused or failed: no replacements and no canaries are placed.
+    held: bool,
+    /// The canaries failed before promotion: they are stopped.
+    drop_canaries: bool,
+}
+
+impl<'a> Rollout<'a> {
+    fn of(deployment: Option<&'a Deployment>, job: &Job, group: &TaskGroup) -> Self {
+        let Some(deployment) = deployment.filter(|d| {
+            d.spec.job_version == job.version() && d.spec.groups.contains_key(&group.name)
+        }) else {
+            return Rollout::default();
+        };
+        let state = deployment.state();
+        let failed = state == DeploymentState::Failed || deployment.spec.is_failed();
+        let paused = state == DeploymentState::Paused || deployment.spec.is_paused();
+        let promoted = deployment.promoted(&group.name);
+        let desired = deployment
+            .group(&group.name)
+            .map_or(0, |g| g.desired_canaries as usize);
+        Rollout {
+            deployment: Some(deployment),
+            canaries: if deployment.is_active() && !promoted {
+                desired
+            } else {
+                0
+            },
+            held: failed || paused,
+            drop_canaries: desired > 0
+                && !promoted
+                && (failed || state == DeploymentState::Cancelled),
+        }
+    }
+
+    /// Whether `alloc` is a canary of this deployment.
+    fn owns_canary(&self, alloc: &Allocation) -> bool {
+        is_canary(alloc)
+            && self.deployment.is_some_and(|d| {
+                alloc.spec.deployment_name.as_deref() == d.metadata.name.as_deref()
+            })
     }
 }
 
@@ -95,11 +172,21 @@ pub(super) fn reconcile_group(
         .unwrap_or(1)
         .min(u32::try_from(caravan_schemas::limits::MAX_GROUP_COUNT).unwrap_or(u32::MAX))
         as usize;
+    let rollout = Rollout::of(rec.deployment, job, group);
     let mut slots = classify(rec, job, group, allocs, results, &mut updates);
+    let canaries = set_canaries_aside(&rollout, &mut slots, results, &mut updates);
     let mut names = mark_duplicates(&mut slots);
     let excess = scale_down(&mut slots, count, &mut names, results, &mut updates);
-    let budget = destructive_budget(group, rec.batch, &slots);
+    let budget = destructive_budget(group, rec.batch, &rollout, &slots);
     let mut place_new = carry_out_fates(group, &slots, budget, &mut names, results, &mut updates);
+    place_canaries(
+        group,
+        &rollout,
+        &slots,
+        &canaries,
+        &mut place_new,
+        &mut updates,
+    );
     scale_up(
         group,
         count,
@@ -203,11 +290,91 @@ fn update_fate(
     }
 }
 
-/// Takes every slot's index; duplicate or missing indexes are marked, the first to go on
-/// scale down.
+/// While canaries are wanted, this deployment's canaries stand beside the group's slots (they
+/// neither count toward nor are stopped by its count) and are returned; once promoted they
+/// are slots like the others (and the old allocations of their indexes, duplicates, go on
+/// scale down). Canaries of a deployment that failed unpromoted are stopped.
+fn set_canaries_aside<'a>(
+    rollout: &Rollout<'_>,
+    slots: &mut Vec<Slot<'a>>,
+    results: &mut ReconcileResults,
+    updates: &mut DesiredUpdates,
+) -> Vec<Slot<'a>> {
+    if rollout.canaries == 0 && !rollout.drop_canaries {
+        return Vec::new();
+    }
+    let (canaries, rest): (Vec<_>, Vec<_>) = std::mem::take(slots)
+        .into_iter()
+        .partition(|s| s.fate == Fate::Keep && rollout.owns_canary(s.alloc));
+    *slots = rest;
+    for canary in &canaries {
+        if rollout.drop_canaries {
+            results.stop.push(StopRequest {
+                alloc: Arc::clone(canary.alloc),
+                description: reasons::CANARY_OF_FAILED,
+                client_status: None,
+            });
+            updates.stop += 1;
+        } else {
+            results.ignore.push(Arc::clone(canary.alloc));
+            updates.ignore += 1;
+        }
+    }
+    if rollout.drop_canaries {
+        Vec::new()
+    } else {
+        canaries
+    }
+}
+
+/// Places the canaries still missing, each with the index of an allocation it will replace.
+fn place_canaries(
+    group: &TaskGroup,
+    rollout: &Rollout<'_>,
+    slots: &[Slot<'_>],
+    canaries: &[Slot<'_>],
+    place_new: &mut Vec<PlaceRequest>,
+    updates: &mut DesiredUpdates,
+) {
+    if rollout.held || canaries.len() >= rollout.canaries {
+        return;
+    }
+    let taken: Vec<u32> = canaries.iter().filter_map(|c| c.index).collect();
+    let mut to_replace: Vec<u32> = slots
+        .iter()
+        .filter(|s| !s.removed && s.fate == Fate::Destructive)
+        .filter_map(|s| s.index)
+        .filter(|i| !taken.contains(i))
+        .collect();
+    // Nothing left to replace: no canaries needed.
+    if to_replace.is_empty() && canaries.is_empty() {
+        return;
+    }
+    to_replace.sort_unstable();
+    to_replace.dedup();
+    let missing = rollout.canaries - canaries.len();
+    for index in to_replace.into_iter().take(missing) {
+        place_new.push(PlaceRequest {
+            group: group.name.clone(),
+            index,
+            previous: None,
+            stop_previous: None,
+            reschedule: false,
+            canary: true,
+        });
+        updates.canary += 1;
+    }
+}
+
+/// Takes every slot's index, slots at the current version first (a promoted canary keeps the
+/// index it shares with the allocation it replaces); duplicate or missing indexes are marked,
+/// the first to go on scale down.
 fn mark_duplicates(slots: &mut [Slot<'_>]) -> NameIndex {
     let mut names = NameIndex::default();
-    for slot in slots.iter_mut() {
+    let mut order: Vec<usize> = (0..slots.len()).collect();
+    order.sort_by_key(|&i| slots[i].fate != Fate::Keep);
+    for i in order {
+        let slot = &mut slots[i];
         slot.duplicate = slot.index.is_none_or(|index| !names.take(index));
     }
     names
@@ -252,8 +419,16 @@ fn scale_down(
 }
 
 /// Rolling update budget: max_parallel minus new-version allocations not yet healthy; `None`
-/// when unlimited.
-fn destructive_budget(group: &TaskGroup, batch: bool, slots: &[Slot<'_>]) -> Option<usize> {
+/// when unlimited; none while canaries are wanted or the deployment is paused or failed.
+fn destructive_budget(
+    group: &TaskGroup,
+    batch: bool,
+    rollout: &Rollout<'_>,
+    slots: &[Slot<'_>],
+) -> Option<usize> {
+    if rollout.held || rollout.canaries > 0 {
+        return Some(0);
+    }
     max_parallel(group, batch).map(|limit| {
         let busy = slots
             .iter()
@@ -275,7 +450,10 @@ fn carry_out_fates(
     updates: &mut DesiredUpdates,
 ) -> Vec<PlaceRequest> {
     let mut place_new = Vec::new();
-    for slot in slots.iter().filter(|s| !s.removed) {
+    // Old allocations that are not healthy are replaced first: that costs no serving one.
+    let mut kept: Vec<&Slot<'_>> = slots.iter().filter(|s| !s.removed).collect();
+    kept.sort_by_key(|s| s.fate == Fate::Destructive && serving(s.alloc));
+    for slot in kept {
         let alloc = slot.alloc;
         // A replacement keeps the index of what it replaces, or takes a fresh one.
         let index_for = |names: &mut NameIndex| match slot.index {
@@ -311,6 +489,7 @@ fn carry_out_fates(
                     previous: Some(Arc::clone(alloc)),
                     stop_previous: Some(reasons::UPDATING),
                     reschedule: false,
+                    canary: false,
                 });
                 updates.destructive_update += 1;
             }
@@ -333,6 +512,7 @@ fn carry_out_fates(
                     previous: Some(Arc::clone(alloc)),
                     stop_previous: None,
                     reschedule: false,
+                    canary: false,
                 });
             }
             Fate::Reschedule => {
@@ -343,6 +523,7 @@ fn carry_out_fates(
                     previous: Some(Arc::clone(alloc)),
                     stop_previous: Some(reasons::RESCHEDULED),
                     reschedule: true,
+                    canary: false,
                 });
             }
         }
@@ -369,6 +550,7 @@ fn scale_up(
             previous: None,
             stop_previous: None,
             reschedule: false,
+            canary: false,
         });
         updates.place += 1;
     }

@@ -11,13 +11,17 @@ pub mod reschedule;
 pub mod update;
 
 #[cfg(test)]
+mod deployment_tests;
+#[cfg(test)]
+mod rollout_props;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use caravan_schemas::allocation::ClientStatus;
-use caravan_schemas::{Allocation, Job};
+use caravan_schemas::{Allocation, Deployment, Job};
 
 use super::DesiredUpdates;
 
@@ -48,6 +52,8 @@ pub mod reasons {
     pub const RESCHEDULED: &str = "alloc was rescheduled because it failed";
     /// No longer feasible on its node (system jobs).
     pub const NODE_INFEASIBLE: &str = "alloc not needed since node is no longer feasible";
+    /// A canary of a deployment that failed before it was promoted.
+    pub const CANARY_OF_FAILED: &str = "alloc not needed since its deployment failed";
 }
 
 /// A new allocation to place.
@@ -63,6 +69,8 @@ pub struct PlaceRequest {
     pub stop_previous: Option<&'static str>,
     /// Whether this replaces a failed allocation (reschedule tracking and node penalty).
     pub reschedule: bool,
+    /// A canary: placed beside the allocation of `index` it replaces once promoted.
+    pub canary: bool,
 }
 
 /// An allocation to stop.
@@ -108,6 +116,9 @@ pub struct AllocReconciler<'a> {
     pub tainted: &'a HashMap<String, NodeTaint>,
     /// Earlier versions of the job, to tell in-place from destructive updates.
     pub job_version: &'a dyn Fn(i64) -> Option<Arc<Job>>,
+    /// The deployment of the job's current version, when it has one: it places canaries and
+    /// paces (or, paused or failed, holds) the rolling update of the groups it names.
+    pub deployment: Option<&'a Deployment>,
     /// Current time, Unix seconds.
     pub now_unix: i64,
 }

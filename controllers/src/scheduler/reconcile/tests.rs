@@ -11,6 +11,7 @@ use crate::scheduler::util::Rng;
 fn job(count: u32, version: i64) -> Job {
     let mut job = mock::job("web");
     job.spec.groups[0].count = Some(count);
+    job.spec.groups[0].update = Some(caravan_schemas::job::defaults::update_strategy());
     job.status.get_or_insert_default().version = version;
     job
 }
@@ -40,6 +41,7 @@ fn reconcile(
         allocs,
         tainted,
         job_version: &versions,
+        deployment: None,
         now_unix: 0,
     }
     .compute()

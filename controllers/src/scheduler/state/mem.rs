@@ -10,7 +10,7 @@ use imbl::OrdMap as BTreeMap;
 use crate::scheduler::hash::PersistentMap as HashMap;
 
 use caravan_schemas::resources::Held;
-use caravan_schemas::{Allocation, Job, Node};
+use caravan_schemas::{Allocation, Deployment, Job, Node};
 
 use super::State;
 
@@ -33,6 +33,8 @@ pub struct MemState {
     by_job: HashMap<String, HashMap<String, BTreeMap<String, Arc<Allocation>>>>,
     /// node → what its live (non-terminal) allocations hold together.
     held: HashMap<String, Held>,
+    /// (namespace, deployment name) → deployment.
+    deployments: HashMap<AllocKey, Arc<Deployment>>,
 }
 
 impl MemState {
@@ -140,6 +142,27 @@ impl MemState {
         Some(old)
     }
 
+    /// Inserts or replaces a deployment.
+    pub fn upsert_deployment(&mut self, deployment: impl Into<Arc<Deployment>>) {
+        let deployment = deployment.into();
+        let key = (
+            deployment.metadata.namespace().to_owned(),
+            deployment.metadata.name().to_owned(),
+        );
+        self.deployments.insert(key, deployment);
+    }
+
+    /// Removes a deployment.
+    pub fn delete_deployment(&mut self, namespace: &str, name: &str) -> Option<Arc<Deployment>> {
+        self.deployments
+            .remove(&(namespace.to_string(), name.to_string()))
+    }
+
+    /// Every deployment.
+    pub fn deployments(&self) -> Vec<Arc<Deployment>> {
+        self.deployments.values().cloned().collect()
+    }
+
     /// One allocation by namespace and name.
     pub fn alloc(&self, namespace: &str, name: &str) -> Option<Arc<Allocation>> {
         self.allocs.get(namespace)?.get(name).cloned()
@@ -187,6 +210,12 @@ impl State for MemState {
         self.job_versions
             .get(&(namespace.to_string(), name.to_string()))?
             .get(&version)
+            .cloned()
+    }
+
+    fn deployment(&self, namespace: &str, name: &str) -> Option<Arc<Deployment>> {
+        self.deployments
+            .get(&(namespace.to_string(), name.to_string()))
             .cloned()
     }
 

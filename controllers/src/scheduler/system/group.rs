@@ -168,6 +168,7 @@ impl<'p> GroupPass<'p> {
                 previous: None,
                 stop_previous: None,
                 reschedule: false,
+                canary: false,
             });
         };
         for extra in existing {
@@ -200,7 +201,7 @@ impl<'p> GroupPass<'p> {
                 .is_some_and(|old_group| !tasks_updated(old_job, old_group, job, group))
         });
         if in_place {
-            ctx.update_in_place(build::in_place(alloc, job, &self.eval_name));
+            ctx.update_in_place(build::in_place(alloc, job, &self.eval_name, None));
             self.updates.in_place_update += 1;
             return None;
         }
@@ -218,6 +219,7 @@ impl<'p> GroupPass<'p> {
             previous: Some(Arc::clone(alloc)),
             stop_previous: Some(reasons::UPDATING),
             reschedule: false,
+            canary: false,
         })
     }
 
@@ -247,6 +249,7 @@ impl<'p> GroupPass<'p> {
                 let alloc = build::new_alloc(
                     self.job,
                     &self.eval_name,
+                    None,
                     request,
                     node,
                     allocated,

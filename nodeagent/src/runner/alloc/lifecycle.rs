@@ -1,6 +1,8 @@
 //! The lifecycle state machine of an allocation's tasks (the diagram is in [`super::alloc`]):
 //! which tasks each stage starts, when the allocation moves to the next stage, and what the
-//! runner does when a task reports, a task runner ends, or the servers change the allocation.
+//! runner does when a task reports, a task runner ends, the servers change the allocation, or
+//! its deployment health is due to be decided. Health is tracked while the tasks run (prestart
+//! and main stages), and goes out with the next status report once decided.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
@@ -12,8 +14,9 @@ use caravan_schemas::{Allocation, NameMap};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{Id, JoinError, JoinSet};
 
-use super::AllocRunner;
+use super::{AllocRunner, health};
 use crate::runner::events;
+use crate::runner::health::tracker::Tracker;
 use crate::runner::spec::{Phase, restart_policy, task_spec_capped};
 use crate::runner::status::alloc_status;
 use crate::runner::task::{TaskRunner, TaskUpdate};
@@ -55,12 +58,14 @@ pub(super) struct Lifecycle {
     stop_reason: Option<String>,
     /// Whether the stage has started what it runs.
     entered: bool,
+    /// The allocation's health within its deployment.
+    health: Tracker,
 }
 
 impl Lifecycle {
     /// The allocation at the start of its prestart stage, task states as an earlier agent
     /// process saved them.
-    pub(super) fn new(runner: AllocRunner, alloc: Allocation, group: TaskGroup) -> Lifecycle {
+    pub(super) fn new(mut runner: AllocRunner, alloc: Allocation, group: TaskGroup) -> Lifecycle {
         let phases = group
             .tasks
             .iter()
@@ -79,6 +84,7 @@ impl Lifecycle {
             })
             .collect();
         let (updates_tx, updates) = mpsc::unbounded_channel();
+        let health = health::tracker(&mut runner, &alloc, &group.name, &states);
         Lifecycle {
             runner,
             alloc,
@@ -96,6 +102,7 @@ impl Lifecycle {
             stage: Stage::Prestart,
             stop_reason: None,
             entered: false,
+            health,
         }
     }
 
@@ -144,22 +151,25 @@ impl Lifecycle {
         true
     }
 
-    /// Waits for something to happen: a task's update, a task runner's end, or (while the
-    /// tasks run) a change of the Allocation.
+    /// Waits for something to happen: a task's update, a task runner's end, (while the tasks
+    /// run) a change of the Allocation, or the time to decide its health again.
     pub(super) async fn wait(&mut self) {
         // Once stopping, what the servers want no longer matters (and the watch of a dropped
         // allocation would be ready forever).
         let watch_alloc =
             self.stop_reason.is_none() || matches!(self.stage, Stage::Prestart | Stage::Main);
+        let recheck = health::recheck_deadline(&self.health);
+        let recheck_at = recheck.unwrap_or_else(tokio::time::Instant::now);
         tokio::select! {
             Some(update) = self.updates.recv() => self.on_update(update),
             Some(joined) = self.joins.join_next_with_id() => self.on_joined(joined),
             changed = self.runner.alloc.changed(), if watch_alloc => self.on_alloc_change(changed),
+            () = tokio::time::sleep_until(recheck_at), if recheck.is_some() => self.report_health(),
         }
     }
 
     /// Reports the final status; the final task states.
-    pub(super) fn finish(self) -> NameMap<TaskState> {
+    pub(super) fn finish(mut self) -> NameMap<TaskState> {
         self.report();
         self.states
     }
@@ -205,7 +215,11 @@ impl Lifecycle {
 
     fn on_alloc_change(&mut self, changed: Result<(), watch::error::RecvError>) {
         let stop = match changed {
-            Ok(()) => self.runner.alloc.borrow().desired_status() != DesiredStatus::Run,
+            Ok(()) => {
+                health::follow(&self.runner, &mut self.health, &self.group.name);
+                self.report_health();
+                self.runner.alloc.borrow().desired_status() != DesiredStatus::Run
+            }
             // The agent dropped the allocation: stop it.
             Err(_) => true,
         };
@@ -277,6 +291,10 @@ impl Lifecycle {
     }
 
     fn go_to(&mut self, stage: Stage) {
+        if stage == Stage::Stopping {
+            // Health only matters while the allocation runs.
+            self.health.stop();
+        }
         self.stage = stage;
         self.entered = false;
     }
@@ -349,11 +367,34 @@ impl Lifecycle {
             .insert(task.name.clone(), Running { kill: kill_tx });
     }
 
-    fn report(&self) {
+    /// Decides health if it is due, then queues the allocation's status (with a health
+    /// decision not sent yet).
+    fn report(&mut self) {
+        self.check_health();
+        let mut status = alloc_status(&self.states);
+        status.deployment_status = self.health.take_unsent();
         let meta = &self.alloc.metadata;
         self.runner
             .status
-            .update(meta.namespace(), meta.name(), alloc_status(&self.states));
+            .update(meta.namespace(), meta.name(), status);
+    }
+
+    /// Reports the status if health is decided now (or a decision waits to be sent).
+    fn report_health(&mut self) {
+        self.check_health();
+        if self.health.has_unsent() {
+            self.report();
+        }
+    }
+
+    fn check_health(&mut self) {
+        health::check(
+            &self.runner,
+            self.alloc.metadata.name(),
+            &mut self.health,
+            &self.phases,
+            &self.states,
+        );
     }
 }
 

@@ -190,3 +190,19 @@ fn roles_follow_the_lifecycle_phase() {
     );
     assert_eq!(TaskRole::of(Phase::Poststop), TaskRole::Ignored);
 }
+
+#[test]
+fn tasks_running_before_tracking_count_from_its_start() {
+    // Updated in place into a new deployment at 100, its task running since 5.
+    let tasks = [main_task(Running, Some(5))];
+    assert_eq!(
+        decide(RULES, at(100), &tasks, at(104)),
+        Health::Pending {
+            recheck_at: at(110)
+        }
+    );
+    assert_eq!(
+        decide(RULES, at(100), &tasks, at(111)),
+        Health::Healthy { at: at(110) }
+    );
+}

@@ -50,6 +50,7 @@ fn create(kind: Kind, object: Value) -> Op {
         kind,
         object: ObjectJson::from_value(object),
         expect: Precondition::Absent,
+        version: None,
     }
 }
 
@@ -331,6 +332,7 @@ fn the_usage_index_follows_creates_stops_status_writes_deletes_and_snapshots() {
             kind: Kind::Allocation,
             object: ObjectJson::from_value(alloc_value(&done)),
             expect: Precondition::ResourceVersion(2),
+            version: None,
         }],
     );
     assert!(applied.results[0].is_ok());

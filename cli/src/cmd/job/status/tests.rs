@@ -82,7 +82,7 @@ fn one_job_shows_fields_summary_failures_evaluations_and_allocations() {
         )]),
         ..EvaluationStatus::default()
     });
-    let out = job_status(&job, &[done, blocked], &[alloc], now());
+    let out = job_status(&job, &[done, blocked], &[alloc], None, now());
     assert_eq!(
         out,
         "\
@@ -133,4 +133,39 @@ web  service  50        running         10m ago
 api  service  50        dead (stopped)  10m ago
 "
     );
+}
+
+#[test]
+fn the_latest_deployment_comes_before_the_evaluations() {
+    use caravan_schemas::deployment::{DeploymentState, descriptions};
+
+    use crate::cmd::deployment::fixtures::{deployment, group, with_groups};
+
+    let d = with_groups(
+        deployment("web", 2, DeploymentState::Running, descriptions::RUNNING),
+        [("web", group(10, 4, 3, 0))],
+    );
+    let out = job_status(&job(), &[], &[], Some(&d), now());
+    assert!(
+        out.contains(
+            "\
+web         1       0         9        0       0         0     0
+
+Latest Deployment
+ID          = web-v2
+Status      = running
+Description = Deployment is running
+
+Deployed
+Task Group  Desired  Placed  Healthy  Unhealthy  Progress Deadline
+web         10       4       3        0          2026-01-02T15:14:05Z
+
+Latest Evaluations
+No evaluations found
+"
+        ),
+        "{out}"
+    );
+    let without = job_status(&job(), &[], &[], None, now());
+    assert!(!without.contains("Latest Deployment"), "{without}");
 }
