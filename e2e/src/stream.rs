@@ -85,6 +85,24 @@ impl StreamingChild {
         .with_context(|| format!("`{}`\n{}", self.command, self.report()))
     }
 
+    /// Waits until the process exits and returns its status; the error carries both outputs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                anyhow::bail!(
+                    "`{}` did not exit within {timeout:?}\n{}",
+                    self.command,
+                    self.report()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Both outputs, for failure messages.
     pub fn report(&self) -> String {
         format!(

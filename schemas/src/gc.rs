@@ -24,6 +24,9 @@ pub struct GcSummary {
     pub evaluations: Deleted,
     #[serde(default)]
     pub allocations: Deleted,
+    /// Terminal deployments (`namespace/name`).
+    #[serde(default)]
+    pub deployments: Deleted,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
 }
@@ -31,6 +34,10 @@ pub struct GcSummary {
 impl GcSummary {
     /// Objects deleted, every kind together.
     pub fn total(&self) -> usize {
-        self.nodes.count + self.jobs.count + self.evaluations.count + self.allocations.count
+        self.nodes.count
+            + self.jobs.count
+            + self.evaluations.count
+            + self.allocations.count
+            + self.deployments.count
     }
 }

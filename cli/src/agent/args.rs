@@ -101,6 +101,10 @@ pub struct AgentArgs {
     /// [default: 24h].
     #[arg(long, value_parser = humantime::parse_duration)]
     pub batch_eval_gc_threshold: Option<std::time::Duration>,
+    /// A terminal deployment unchanged this long is garbage-collected, unless it is its job's
+    /// newest or an allocation that is not terminal was placed under it [default: 1h].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub deployment_gc_threshold: Option<std::time::Duration>,
     /// On SIGINT, drain this client so its allocations migrate, then exit (without it, SIGINT
     /// stops the agent at once and its tasks keep running).
     #[arg(long)]

@@ -85,6 +85,8 @@ pub struct ServerSection {
     pub eval_gc_threshold: Option<std::time::Duration>,
     #[serde(rename = "batchEvalGCThreshold", default, with = "opt_humantime")]
     pub batch_eval_gc_threshold: Option<std::time::Duration>,
+    #[serde(rename = "deploymentGCThreshold", default, with = "opt_humantime")]
+    pub deployment_gc_threshold: Option<std::time::Duration>,
     pub snapshot_threshold: Option<u64>,
     pub job_tracked_versions: Option<u32>,
 }
@@ -181,6 +183,10 @@ pub fn merge(mut args: AgentArgs, file: FileConfig) -> AgentArgs {
         &mut args.batch_eval_gc_threshold,
         file.server.batch_eval_gc_threshold,
     );
+    fill(
+        &mut args.deployment_gc_threshold,
+        file.server.deployment_gc_threshold,
+    );
     fill(&mut args.snapshot_threshold, file.server.snapshot_threshold);
     fill(
         &mut args.job_tracked_versions,
@@ -245,7 +251,7 @@ mod tests {
     #[test]
     fn gc_settings_come_from_the_server_section_under_the_flags() {
         let file: FileConfig = yaml_serde::from_str(
-            "server:\n  gcInterval: 1m\n  nodeGCThreshold: 2h\n  jobGCThreshold: 3h\n  evalGCThreshold: 30m\n  batchEvalGCThreshold: 12h\n",
+            "server:\n  gcInterval: 1m\n  nodeGCThreshold: 2h\n  jobGCThreshold: 3h\n  evalGCThreshold: 30m\n  batchEvalGCThreshold: 12h\n  deploymentGCThreshold: 90m\n",
         )
         .unwrap();
         let args = AgentArgs {
@@ -259,6 +265,7 @@ mod tests {
         assert_eq!(secs(merged.job_gc_threshold), Some(5));
         assert_eq!(secs(merged.eval_gc_threshold), Some(30 * 60));
         assert_eq!(secs(merged.batch_eval_gc_threshold), Some(12 * 3600));
+        assert_eq!(secs(merged.deployment_gc_threshold), Some(90 * 60));
     }
 
     #[test]

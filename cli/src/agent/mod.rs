@@ -256,6 +256,7 @@ fn leader_config(args: &AgentArgs) -> anyhow::Result<LeaderConfig> {
         (args.job_gc_threshold, &mut thresholds.job),
         (args.eval_gc_threshold, &mut thresholds.eval),
         (args.batch_eval_gc_threshold, &mut thresholds.batch_eval),
+        (args.deployment_gc_threshold, &mut thresholds.deployment),
     ] {
         if let Some(value) = flag {
             *threshold = value;
@@ -433,5 +434,21 @@ mod tests {
             ..client
         };
         assert!(!client_only(&with_file));
+    }
+
+    #[test]
+    fn gc_threshold_flags_set_the_leaders_thresholds() {
+        let hours = |h: u64| Some(std::time::Duration::from_secs(h * 3600));
+        let args = AgentArgs {
+            job_gc_threshold: hours(2),
+            deployment_gc_threshold: hours(3),
+            ..Default::default()
+        };
+        let thresholds = leader_config(&args).unwrap().gc.thresholds;
+        assert_eq!(Some(thresholds.job), hours(2));
+        assert_eq!(Some(thresholds.deployment), hours(3));
+        let defaults = leader_config(&AgentArgs::default()).unwrap().gc.thresholds;
+        assert_eq!(Some(defaults.deployment), hours(1));
+        assert_eq!(Some(defaults.node), hours(24));
     }
 }

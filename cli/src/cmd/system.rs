@@ -58,11 +58,12 @@ pub fn report(summary: &GcSummary) -> String {
     if summary.total() == 0 {
         return "==> Nothing to collect\n".to_string();
     }
-    let kinds: [(&str, &Deleted); 4] = [
+    let kinds: [(&str, &Deleted); 5] = [
         ("node", &summary.nodes),
         ("job", &summary.jobs),
         ("evaluation", &summary.evaluations),
         ("allocation", &summary.allocations),
+        ("deployment", &summary.deployments),
     ];
     let counts: Vec<String> = kinds
         .iter()
@@ -103,7 +104,9 @@ mod tests {
         };
         let text = report(&summary);
         assert!(
-            text.starts_with("==> Collected 1 node, 1 job, 2 evaluations, 0 allocations\n\nKind"),
+            text.starts_with(
+                "==> Collected 1 node, 1 job, 2 evaluations, 0 allocations, 0 deployments\n\nKind"
+            ),
             "{text}"
         );
         let rows: Vec<Vec<&str>> = text

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use caravan_schemas::{Allocation, Evaluation, Job, Node};
+use caravan_schemas::{Allocation, Deployment, Evaluation, Job, Node};
 
 use crate::job_status::RUNNING_CONDITION;
 use crate::scheduler::time::parse_rfc3339;
@@ -72,4 +72,18 @@ pub fn job_changed_at(job: &Job) -> Option<SystemTime> {
     let submitted = status.and_then(|s| time(s.submit_time.as_deref()));
     let created = time(job.metadata.creation_timestamp.as_deref());
     [transition, submitted, created].into_iter().flatten().max()
+}
+
+/// When a deployment last changed: the newest transition of any of its conditions (the
+/// deployment controller moves one at every change of state), else its creation.
+pub fn deployment_changed_at(deployment: &Deployment) -> Option<SystemTime> {
+    let created = time(deployment.metadata.creation_timestamp.as_deref());
+    deployment
+        .status
+        .iter()
+        .flat_map(|s| &s.conditions)
+        .map(|c| time(c.last_transition_time.as_deref()))
+        .chain([created])
+        .flatten()
+        .max()
 }

@@ -16,6 +16,9 @@
 //!   be rescheduled. Allocations whose evaluation is gone follow the same rules.
 //! - A node goes when it has been `down` longer than the node threshold and none of its
 //!   allocations is non-terminal.
+//! - A deployment goes when it is terminal, changed longer than the deployment threshold ago,
+//!   no allocation that is not terminal names it, and it is not the newest deployment of a
+//!   job that exists (`gc/deployments.rs`, Nomad's `deploymentGC`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -25,10 +28,11 @@ use caravan_schemas::allocation::{ClientStatus, DesiredStatus};
 use caravan_schemas::evaluation::{EvaluationState, EvaluationType};
 use caravan_schemas::job::{JobState, JobType, defaults};
 use caravan_schemas::node::NodeState;
-use caravan_schemas::{Allocation, Evaluation, Job, Node, ObjectMeta};
+use caravan_schemas::{Allocation, Deployment, Evaluation, Job, Node, ObjectMeta};
 
 use super::GcThresholds;
 use super::age::{alloc_changed_at, down_since, eval_changed_at, job_changed_at, older, time};
+use super::deployments::deployment_garbage;
 
 /// The objects a decision reads: the leader's caches.
 #[derive(Clone, Copy, Debug)]
@@ -37,6 +41,8 @@ pub struct Objects<'a> {
     pub jobs: &'a [Arc<Job>],
     pub evaluations: &'a [Arc<Evaluation>],
     pub allocations: &'a [Arc<Allocation>],
+    /// Every deployment, of jobs that exist and of jobs that are gone.
+    pub deployments: &'a [Arc<Deployment>],
 }
 
 /// One object to delete, as it was when the decision was made.
@@ -50,7 +56,7 @@ pub struct Target {
 }
 
 impl Target {
-    fn namespaced(meta: &ObjectMeta) -> Target {
+    pub(super) fn namespaced(meta: &ObjectMeta) -> Target {
         Target {
             namespace: meta.namespace().to_string(),
             name: meta.name().to_string(),
@@ -84,12 +90,14 @@ pub struct JobGarbage {
 }
 
 /// What one pass deletes, in order: jobs with what belongs to them, then allocations,
-/// evaluations and nodes.
+/// evaluations, deployments and nodes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Garbage {
     pub jobs: Vec<JobGarbage>,
     pub allocations: Vec<Target>,
     pub evaluations: Vec<Target>,
+    /// Terminal deployments past the deployment threshold that nothing needs.
+    pub deployments: Vec<Target>,
     pub nodes: Vec<Target>,
 }
 
@@ -98,14 +106,15 @@ impl Garbage {
         self.jobs.is_empty()
             && self.allocations.is_empty()
             && self.evaluations.is_empty()
+            && self.deployments.is_empty()
             && self.nodes.is_empty()
     }
 }
 
 /// (namespace, name) of a namespaced object.
-type Key<'a> = (&'a str, &'a str);
+pub(super) type Key<'a> = (&'a str, &'a str);
 
-fn key(meta: &ObjectMeta) -> Key<'_> {
+pub(super) fn key(meta: &ObjectMeta) -> Key<'_> {
     (meta.namespace(), meta.name())
 }
 
@@ -222,6 +231,7 @@ pub fn decide(objects: Objects<'_>, thresholds: &GcThresholds, now: SystemTime) 
     );
     garbage.evaluations.sort();
 
+    garbage.deployments = deployment_garbage(objects, thresholds.deployment, now);
     garbage.nodes = sorted(
         objects
             .nodes
@@ -232,7 +242,7 @@ pub fn decide(objects: Objects<'_>, thresholds: &GcThresholds, now: SystemTime) 
     garbage
 }
 
-fn sorted(targets: impl Iterator<Item = Target>) -> Vec<Target> {
+pub(super) fn sorted(targets: impl Iterator<Item = Target>) -> Vec<Target> {
     let mut targets: Vec<Target> = targets.collect();
     targets.sort();
     targets.dedup();

@@ -1,5 +1,6 @@
 //! Garbage collection on the leader, after Nomad's core scheduler: nodes down for long, dead
-//! jobs, and terminal evaluations and allocations are deleted once they pass their thresholds.
+//! jobs, and terminal evaluations, allocations and deployments are deleted once they pass
+//! their thresholds.
 //!
 //! ```text
 //!  every gcInterval ─┐
@@ -14,6 +15,7 @@
 
 mod age;
 pub mod decide;
+mod deployments;
 mod trigger;
 
 #[cfg(test)]
@@ -21,7 +23,9 @@ pub(crate) mod tests;
 
 use std::time::Duration;
 
-pub use age::{alloc_changed_at, down_since, eval_changed_at, job_changed_at};
+pub use age::{
+    alloc_changed_at, deployment_changed_at, down_since, eval_changed_at, job_changed_at,
+};
 pub use caravan_schemas::gc::{Deleted, GcSummary};
 pub use decide::{Garbage, Objects, decide};
 pub use trigger::{GcError, GcTrigger};
@@ -38,6 +42,9 @@ pub struct GcThresholds {
     /// A terminal evaluation of a batch or sysbatch job this old goes (`batchEvalGCThreshold`,
     /// 24h).
     pub batch_eval: Duration,
+    /// A terminal deployment unchanged for this long goes, unless it is its job's newest or
+    /// an allocation that is not terminal names it (`deploymentGCThreshold`, 1h).
+    pub deployment: Duration,
 }
 
 impl GcThresholds {
@@ -47,6 +54,7 @@ impl GcThresholds {
         job: Duration::ZERO,
         eval: Duration::ZERO,
         batch_eval: Duration::ZERO,
+        deployment: Duration::ZERO,
     };
 }
 
@@ -58,6 +66,7 @@ impl Default for GcThresholds {
             job: Duration::from_secs(4 * HOUR),
             eval: Duration::from_secs(HOUR),
             batch_eval: Duration::from_secs(24 * HOUR),
+            deployment: Duration::from_secs(HOUR),
         }
     }
 }

@@ -2,15 +2,21 @@
 //! the loop's tests too (`leader::gc`).
 
 mod decide;
+mod deployments;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use caravan_schemas::allocation::{ClientStatus, DesiredStatus};
+use caravan_schemas::condition::{Condition, ConditionStatus};
+use caravan_schemas::deployment::{DeploymentState, name_for};
 use caravan_schemas::evaluation::EvaluationState;
 use caravan_schemas::job::JobState;
 use caravan_schemas::node::NodeState;
-use caravan_schemas::{Allocation, Evaluation, EvaluationStatus, Job, JobStatus, Node, mock};
+use caravan_schemas::{
+    Allocation, Deployment, DeploymentSpec, DeploymentStatus, Evaluation, EvaluationStatus, Job,
+    JobStatus, Kind, Node, mock,
+};
 
 use super::GcThresholds;
 use super::decide::{Garbage, Objects, Target, decide};
@@ -85,6 +91,38 @@ pub(crate) fn down_node(name: &str, marked: Option<u64>, heartbeat: Option<u64>)
     node
 }
 
+/// The deployment of version `version` of `job`, created two days ago, whose `Progressing`
+/// condition last moved `age` seconds ago, when it reached `state`.
+pub(crate) fn deployment(job: &Job, version: i64, state: DeploymentState, age: u64) -> Deployment {
+    let job_name = job.metadata.name();
+    Deployment {
+        api_version: "caravan.dev/v1".into(),
+        kind: Kind::Deployment.name().into(),
+        metadata: caravan_schemas::ObjectMeta {
+            name: Some(name_for(job_name, version)),
+            namespace: job.metadata.namespace.clone(),
+            creation_timestamp: Some(ago(48 * HOUR)),
+            ..Default::default()
+        },
+        spec: DeploymentSpec {
+            job_name: job_name.into(),
+            job_uid: job.metadata.uid.clone().unwrap_or_default(),
+            job_version: version,
+            ..DeploymentSpec::default()
+        },
+        status: Some(DeploymentStatus {
+            status: state,
+            conditions: vec![Condition {
+                r#type: "Progressing".into(),
+                status: ConditionStatus::True,
+                last_transition_time: Some(ago(age)),
+                ..Condition::default()
+            }],
+            ..DeploymentStatus::default()
+        }),
+    }
+}
+
 /// The objects of a test.
 #[derive(Default)]
 pub(crate) struct World {
@@ -92,6 +130,7 @@ pub(crate) struct World {
     jobs: Vec<Arc<Job>>,
     evals: Vec<Arc<Evaluation>>,
     allocs: Vec<Arc<Allocation>>,
+    deployments: Vec<Arc<Deployment>>,
 }
 
 impl World {
@@ -115,12 +154,18 @@ impl World {
         self
     }
 
+    fn deployment(mut self, deployment: Deployment) -> World {
+        self.deployments.push(Arc::new(deployment));
+        self
+    }
+
     fn decide_with(&self, thresholds: &GcThresholds) -> Garbage {
         let objects = Objects {
             nodes: &self.nodes,
             jobs: &self.jobs,
             evaluations: &self.evals,
             allocations: &self.allocs,
+            deployments: &self.deployments,
         };
         decide(objects, thresholds, now())
     }

@@ -1,7 +1,8 @@
 //! The deployment controller: one reconcile per deployment change or change of one of its
 //! allocations (from the caches' allocation feed, `spec.deploymentName`) carries out what
-//! [`crate::deployment::decide`] decides: the status, then the follow-ups — the JobVersion
-//! marked stable, the evaluation, the job reverted — and a look again at the next deadline.
+//! [`crate::deployment::decide`] decides: the JobVersion marked stable (on success, before the
+//! status says so), the status, then the follow-ups — the evaluation, the job reverted — and a
+//! look again at the next deadline.
 //!
 //! The status is written first, with the `resourceVersion` read as precondition, so the
 //! scheduler that the evaluation wakes sees it. Follow-ups left undone by an error are kept
@@ -188,6 +189,15 @@ async fn reconcile<C: Client>(
         }
     }
     let rv = deployment.metadata.resource_version.as_deref();
+    // A version is stable before its deployment shows successful: whoever waits for the one
+    // finds the other.
+    if decision.mark_stable {
+        ctx.carry_out(&FollowUp::Stable {
+            namespace: ns.to_string(),
+            name: job_version::name_for(job_name, deployment.spec.job_version),
+        })
+        .await?;
+    }
     if let Some(patch) = status_patch(deployment.status.as_ref(), &status, rv) {
         match shared
             .client
@@ -204,12 +214,6 @@ async fn reconcile<C: Client>(
         }
     }
     let mut follow_ups = Vec::new();
-    if decision.mark_stable {
-        follow_ups.push(FollowUp::Stable {
-            namespace: ns.to_string(),
-            name: job_version::name_for(job_name, deployment.spec.job_version),
-        });
-    }
     if decision.evaluate
         && let Some(job) = job.as_deref()
     {
@@ -293,9 +297,11 @@ async fn redo_follow_ups<C: Client>(
             .resource_version
             .clone()
             .unwrap_or_default();
+        // Keyed apart from the evaluation of a health change, which is keyed by the same
+        // resourceVersion when it is the first change this leader sees.
         vec![FollowUp::Evaluate {
             request: evaluation_request(job),
-            key: [uid, name.to_string(), rv],
+            key: [uid, format!("{name}/new-leader"), rv],
         }]
     } else if state == caravan_schemas::deployment::DeploymentState::Successful {
         vec![FollowUp::Stable {

@@ -32,11 +32,13 @@ pub(crate) async fn pass<C: Client>(
     let jobs = caches.jobs.state();
     let evaluations = caches.evaluations.state();
     let allocations = caches.allocations.state();
+    let deployments = caches.deployments.state();
     let objects = Objects {
         nodes: &nodes,
         jobs: &jobs,
         evaluations: &evaluations,
         allocations: &allocations,
+        deployments: &deployments,
     };
     let garbage = decide(objects, thresholds, SystemTime::now());
     if garbage.is_empty() {
@@ -74,6 +76,7 @@ pub(crate) async fn run<C: Client>(
                 jobs = summary.jobs.count,
                 evaluations = summary.evaluations.count,
                 allocations = summary.allocations.count,
+                deployments = summary.deployments.count,
                 errors = summary.errors.len(),
                 force,
                 "garbage collected"

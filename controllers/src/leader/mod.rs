@@ -4,7 +4,8 @@
 //! collection ([`crate::gc`]).
 //!
 //! ```text
-//! watch Jobs ──▶ job controller ── reconcile(job) ─▶ create Evaluation, patch Job status
+//! watch Jobs ──▶ job controller ── reconcile(job) ─▶ create Deployment (new version of a job
+//!                                  with an update block), create Evaluation, patch Job status
 //! watch Nodes ─▶ node trigger ──▶ node-update evals, unblock blocked evals
 //! watch Allocs ▶ alloc trigger ─▶ alloc-failure evals, unblock on freed capacity
 //! watch Evals ─▶ eval feed ─────▶ EvalBroker (pending) / BlockedEvals (blocked)

@@ -5,6 +5,7 @@ mod bench;
 mod c1m;
 mod cli;
 mod custom_controller;
+mod deployments;
 mod drain;
 mod durability;
 mod gc;

@@ -148,7 +148,7 @@ async fn reap_all<C: Client>(client: &C, kind: Kind, targets: Vec<Target>) -> Ve
 }
 
 /// Deletes what `garbage` holds: jobs with what belongs to them, then allocations,
-/// evaluations and nodes. Returns what was deleted and what failed.
+/// evaluations, deployments and nodes. Returns what was deleted and what failed.
 pub(crate) async fn reap<C: Client>(
     client: &C,
     garbage: Garbage,
@@ -162,6 +162,7 @@ pub(crate) async fn reap<C: Client>(
         .await;
     records.extend(reap_all(client, Kind::Allocation, garbage.allocations).await);
     records.extend(reap_all(client, Kind::Evaluation, garbage.evaluations).await);
+    records.extend(reap_all(client, Kind::Deployment, garbage.deployments).await);
     records.extend(reap_all(client, Kind::Node, garbage.nodes).await);
     let mut summary = GcSummary::default();
     for (kind, target, outcome) in records {
@@ -183,6 +184,7 @@ fn record(
                 Kind::Job => &mut summary.jobs,
                 Kind::Evaluation => &mut summary.evaluations,
                 Kind::Allocation => &mut summary.allocations,
+                Kind::Deployment => &mut summary.deployments,
                 _ => &mut summary.nodes,
             };
             deleted.count += 1;
@@ -204,6 +206,7 @@ fn sort(summary: &mut GcSummary) {
         &mut summary.jobs,
         &mut summary.evaluations,
         &mut summary.allocations,
+        &mut summary.deployments,
     ] {
         deleted.names.sort();
     }

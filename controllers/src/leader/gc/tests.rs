@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use caravan_schemas::allocation::{ClientStatus, DesiredStatus};
+use caravan_schemas::deployment::DeploymentState;
 use caravan_schemas::evaluation::EvaluationState;
 use caravan_schemas::job::JobState;
 use caravan_schemas::{Kind, mock};
@@ -68,6 +69,21 @@ fn seed_cluster(client: &FakeClient) {
     seed(client, Kind::Node, &mock::node("n2"));
 }
 
+/// Deployments of `web` (seeded by [`seed_cluster`]): `web-v1`, cancelled, and `web-v2`, its
+/// newest, successful; and `gone-v0` of a job that is no more. All ended two days ago; `web-v1`
+/// and `gone-v0` are garbage.
+fn seed_deployments(client: &FakeClient) {
+    let web = job_in("web", mock::job("web"), JobState::Running, 48 * HOUR);
+    let gone = job_in("gone", mock::job("gone"), JobState::Dead, 48 * HOUR);
+    for deployment in [
+        deployment(&web, 1, DeploymentState::Cancelled, 48 * HOUR),
+        deployment(&web, 2, DeploymentState::Successful, 48 * HOUR),
+        deployment(&gone, 0, DeploymentState::Successful, 48 * HOUR),
+    ] {
+        seed(client, Kind::Deployment, &deployment);
+    }
+}
+
 fn spawn_loop(client: &FakeClient, config: GcConfig) -> tokio::task::JoinHandle<()> {
     let (caches, _feeds) = Caches::start(client.clone());
     tokio::spawn(run(client.clone(), caches, config, ReapedJobs::default()))
@@ -85,6 +101,7 @@ async fn a_trigger_nobody_listens_to_answers_not_running() {
 async fn a_forced_pass_deletes_through_the_client_and_reports_what_it_deleted() {
     let client = FakeClient::new();
     seed_cluster(&client);
+    seed_deployments(&client);
     let config = GcConfig {
         interval: Duration::from_secs(3600),
         ..GcConfig::default()
@@ -97,8 +114,12 @@ async fn a_forced_pass_deletes_through_the_client_and_reports_what_it_deleted() 
     assert_eq!(summary.jobs.names, ["default/report"]);
     assert_eq!(summary.evaluations.names, ["default/report-e1"]);
     assert_eq!(summary.allocations.names, ["default/report-a1"]);
+    assert_eq!(
+        summary.deployments.names,
+        ["default/gone-v0", "default/web-v1"]
+    );
     assert_eq!(summary.nodes.names, ["n1"]);
-    assert_eq!(summary.total(), 4);
+    assert_eq!(summary.total(), 6);
     assert!(summary.errors.is_empty(), "{:?}", summary.errors);
     assert!(client.object(Kind::Job, "default", "report").is_none());
     assert!(client.object(Kind::Node, "", "n1").is_none());
@@ -115,6 +136,17 @@ async fn a_forced_pass_deletes_through_the_client_and_reports_what_it_deleted() 
             .is_some()
     );
     assert!(client.object(Kind::Node, "", "n2").is_some());
+    assert!(
+        client
+            .object(Kind::Deployment, "default", "web-v1")
+            .is_none()
+    );
+    // The newest deployment of a job that exists stays.
+    assert!(
+        client
+            .object(Kind::Deployment, "default", "web-v2")
+            .is_some()
+    );
 
     // Nothing is left to collect.
     let again = trigger.collect(true).await.unwrap();
@@ -126,6 +158,7 @@ async fn a_forced_pass_deletes_through_the_client_and_reports_what_it_deleted() 
 async fn the_loop_collects_on_its_interval_with_the_thresholds() {
     let client = FakeClient::new();
     seed_cluster(&client);
+    seed_deployments(&client);
     let config = GcConfig {
         interval: Duration::from_millis(20),
         thresholds: GcThresholds {
@@ -144,7 +177,17 @@ async fn the_loop_collects_on_its_interval_with_the_thresholds() {
         client.object(Kind::Job, "default", "report").is_none()
     })
     .await;
+    // Deployments ended two days ago pass the 1h deployment threshold.
+    wait_for("the old deployments are collected", || {
+        client.objects(Kind::Deployment).len() == 1
+    })
+    .await;
     assert!(client.object(Kind::Job, "default", "web").is_some());
+    assert!(
+        client
+            .object(Kind::Deployment, "default", "web-v2")
+            .is_some()
+    );
     task.abort();
 }
 
@@ -174,6 +217,12 @@ async fn deletions_skip_changed_and_missing_objects_and_report_failures() {
     let a1 = seed(&client, Kind::Allocation, &a1);
     let a2 = seed(&client, Kind::Allocation, &a2);
     let node = seed(&client, Kind::Node, &down_node("n1", Some(1), None));
+    let web = job_in("web", mock::job("web"), JobState::Running, 48 * HOUR);
+    let d1 = seed(
+        &client,
+        Kind::Deployment,
+        &deployment(&web, 1, DeploymentState::Successful, 48 * HOUR),
+    );
 
     let mut stale_job = target(&job);
     stale_job.resource_version = Some("1".into());
@@ -183,6 +232,8 @@ async fn deletions_skip_changed_and_missing_objects_and_report_failures() {
         name: "gone".into(),
         ..target(&a1)
     };
+    let mut stale_deployment = target(&d1);
+    stale_deployment.resource_version = Some("1".into());
     let garbage = Garbage {
         // The job changed: neither it nor its evaluation goes.
         jobs: vec![JobGarbage {
@@ -193,6 +244,7 @@ async fn deletions_skip_changed_and_missing_objects_and_report_failures() {
         // a2 changed since the decision: the delete's precondition keeps it.
         allocations: vec![stale, missing],
         evaluations: vec![],
+        deployments: vec![stale_deployment],
         nodes: vec![],
     };
     let summary = reap(&client, garbage, &ReapedJobs::default()).await;
@@ -211,6 +263,7 @@ async fn deletions_skip_changed_and_missing_objects_and_report_failures() {
         (Kind::Job, "report"),
         (Kind::Evaluation, "e1"),
         (Kind::Allocation, "a2"),
+        (Kind::Deployment, "web-v1"),
     ] {
         assert!(client.object(kind, "default", name).is_some(), "{name}");
     }
@@ -222,15 +275,18 @@ async fn deletions_skip_changed_and_missing_objects_and_report_failures() {
             evaluations: vec![target(&e1)],
             allocations: vec![target(&a1), target(&a2)],
         }],
+        deployments: vec![target(&d1)],
         nodes: vec![target(&node)],
         ..Garbage::default()
     };
     let summary = reap(&client, garbage, &ReapedJobs::default()).await;
     assert_eq!(summary.jobs.names, ["default/report"]);
+    assert_eq!(summary.deployments.names, ["default/web-v1"]);
     assert_eq!(summary.evaluations.names, ["default/e1"]);
     assert_eq!(summary.allocations.names, ["default/a1", "default/a2"]);
     assert_eq!(summary.nodes.count, 1);
     assert!(client.objects(Kind::Allocation).is_empty());
+    assert!(client.objects(Kind::Deployment).is_empty());
 }
 
 /// Names of the evaluations of `job`.

@@ -241,3 +241,54 @@ fn without_an_update_block_everything_is_replaced_at_once() {
     let results = reconcile(&new, &old, &old_allocs(&old, 4), None);
     assert_eq!(results.destructive_update.len(), 4);
 }
+
+/// A failed allocation of the new version, with no reschedule left.
+fn failed(job: &Job, index: u32) -> Arc<Allocation> {
+    let mut a = (*alloc(job, index, Some(false), false)).clone();
+    a.status.get_or_insert_default().client_status = ClientStatus::Failed;
+    Arc::new(a)
+}
+
+fn no_reschedule(job: &mut Job) {
+    job.spec.groups[0].reschedule = Some(caravan_schemas::job::ReschedulePolicy {
+        attempts: Some(0),
+        unlimited: Some(false),
+        ..caravan_schemas::job::ReschedulePolicy::default()
+    });
+}
+
+#[test]
+fn failed_allocations_of_a_bad_version_hold_the_rolling_budget() {
+    let old = job(3, 0, 1, 0);
+    let mut new = job(3, 1, 1, 0);
+    no_reschedule(&mut new);
+    let d = deployment(&new, 0, false, DeploymentState::Running);
+    let mut allocs = old_allocs(&old, 2);
+    allocs.push(failed(&new, 2));
+    let results = reconcile(&new, &old, &allocs, Some(&d));
+    assert!(
+        results.destructive_update.is_empty(),
+        "the failed replacement holds maxParallel: {:?}",
+        results.destructive_update
+    );
+    assert!(results.stop.is_empty());
+}
+
+#[test]
+fn failed_allocations_of_an_older_version_are_replaced_by_the_current_one() {
+    // Version 1 failed everywhere; version 2 (a revert to version 0's tasks) replaces them.
+    let mut bad = job(3, 1, 1, 0);
+    no_reschedule(&mut bad);
+    let mut reverted = job(3, 2, 1, 0);
+    no_reschedule(&mut reverted);
+    let d = deployment(&reverted, 0, false, DeploymentState::Running);
+    let allocs: Vec<_> = (0..3).map(|i| failed(&bad, i)).collect();
+    let results = reconcile(&reverted, &bad, &allocs, Some(&d));
+    assert_eq!(results.destructive_update.len(), 1, "maxParallel 1");
+    assert!(
+        results.destructive_update[0]
+            .previous
+            .as_ref()
+            .is_some_and(|p| p.spec.job_version == 1)
+    );
+}

@@ -74,12 +74,7 @@ fn max_parallel(group: &TaskGroup, batch: bool) -> Option<usize> {
 /// until it is healthy (an unhealthy one holds its place), or, when nobody tracks its health
 /// (no deployment), while it is pending.
 fn in_flight(alloc: &Allocation) -> bool {
-    let healthy = alloc
-        .status
-        .as_ref()
-        .and_then(|s| s.deployment_status.as_ref())
-        .and_then(|d| d.healthy);
-    match healthy {
+    match reported_health(alloc) {
         Some(healthy) => !healthy,
         None => {
             alloc.spec.deployment_name.is_some() || alloc.client_status() == ClientStatus::Pending
@@ -89,15 +84,19 @@ fn in_flight(alloc: &Allocation) -> bool {
 
 /// Whether an allocation serves: healthy, or running where nobody tracks its health.
 fn serving(alloc: &Allocation) -> bool {
-    let healthy = alloc
-        .status
-        .as_ref()
-        .and_then(|s| s.deployment_status.as_ref())
-        .and_then(|d| d.healthy);
-    match healthy {
+    match reported_health(alloc) {
         Some(healthy) => healthy,
         None => alloc.spec.deployment_name.is_none(),
     }
+}
+
+/// The health an allocation's node agent (or an operator) reported, when it did.
+fn reported_health(alloc: &Allocation) -> Option<bool> {
+    alloc
+        .status
+        .as_ref()
+        .and_then(|s| s.deployment_status.as_ref())
+        .and_then(|d| d.healthy)
 }
 
 fn is_canary(alloc: &Allocation) -> bool {
@@ -177,7 +176,7 @@ pub(super) fn reconcile_group(
     let canaries = set_canaries_aside(&rollout, &mut slots, results, &mut updates);
     let mut names = mark_duplicates(&mut slots);
     let excess = scale_down(&mut slots, count, &mut names, results, &mut updates);
-    let budget = destructive_budget(group, rec.batch, &rollout, &slots);
+    let budget = destructive_budget((group, job.version()), rec.batch, &rollout, &slots);
     let mut place_new = carry_out_fates(group, &slots, budget, &mut names, results, &mut updates);
     place_canaries(
         group,
@@ -226,6 +225,11 @@ fn classify<'a>(
                 match reschedule_time(alloc, group.reschedule.as_ref(), job_type, rec.now_unix) {
                     Reschedule::Now => Fate::Reschedule,
                     Reschedule::Later(at) => Fate::RescheduleLater(at),
+                    // A failed service allocation of an older version is replaced by the
+                    // current one (a revert brings back what failed), paced like any update.
+                    Reschedule::Never if !rec.batch && alloc.spec.job_version != version => {
+                        Fate::Destructive
+                    }
                     Reschedule::Never => Fate::Done,
                 },
             ),
@@ -421,7 +425,7 @@ fn scale_down(
 /// Rolling update budget: max_parallel minus new-version allocations not yet healthy; `None`
 /// when unlimited; none while canaries are wanted or the deployment is paused or failed.
 fn destructive_budget(
-    group: &TaskGroup,
+    (group, version): (&TaskGroup, i64),
     batch: bool,
     rollout: &Rollout<'_>,
     slots: &[Slot<'_>],
@@ -430,9 +434,11 @@ fn destructive_budget(
         return Some(0);
     }
     max_parallel(group, batch).map(|limit| {
+        // Every allocation of the current version not healthy yet holds its place, a failed
+        // or unhealthy one too: a bad version never replaces more than the limit.
         let busy = slots
             .iter()
-            .filter(|s| !s.removed && s.fate == Fate::Keep && in_flight(s.alloc))
+            .filter(|s| !s.removed && s.alloc.spec.job_version == version && in_flight(s.alloc))
             .count();
         limit.saturating_sub(busy)
     })
