@@ -128,12 +128,21 @@ pub fn fits(usage: &NodeUsage, ask: &Comparable) -> Result<Comparable, &'static 
     }
 }
 
-/// Whether the node's proposed usage fits its capacity (the plan applier's check).
+/// Whether the node's proposed usage fits its capacity, and no host port is held twice (the
+/// plan applier's check).
 pub fn usage_fits(usage: &NodeUsage) -> Result<(), &'static str> {
-    usage
-        .capacity
-        .exceeded_by(&usage.held.used)
-        .map_or(Ok(()), Err)
+    if let Some(dimension) = usage.capacity.exceeded_by(&usage.held.used) {
+        return Err(dimension);
+    }
+    let ports = &usage.held.ports;
+    let twice = ports
+        .iter()
+        .enumerate()
+        .any(|(i, port)| ports[i + 1..].contains(port));
+    if twice {
+        return Err(crate::ports::PORT_COLLISION);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -180,6 +189,7 @@ mod tests {
                     ..Comparable::default()
                 },
                 core_ids: Vec::new(),
+                ports: Vec::new(),
             },
         };
         let ask = Comparable {
@@ -217,6 +227,7 @@ mod tests {
                 held: Held {
                     used: huge.clone(),
                     core_ids: Vec::new(),
+                    ports: Vec::new(),
                 },
             };
             assert_eq!(fits(&usage, &huge), Err("cpu"), "capacity {capacity}");
@@ -230,11 +241,13 @@ mod tests {
             held.add(&Held {
                 used: huge.clone(),
                 core_ids: Vec::new(),
+                ports: Vec::new(),
             });
             assert_eq!(held.used.cpu, u64::MAX, "saturated, not wrapped");
             held.remove(&Held {
                 used: huge.clone(),
                 core_ids: Vec::new(),
+                ports: Vec::new(),
             });
             let after = NodeUsage {
                 held,
@@ -250,6 +263,7 @@ mod tests {
             held: Held {
                 used: Comparable::default(),
                 core_ids: vec![0, 2],
+                ports: Vec::new(),
             },
             ..NodeUsage::default()
         };

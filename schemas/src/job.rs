@@ -10,6 +10,7 @@ use crate::meta::ObjectMeta;
 
 pub mod defaults;
 pub mod group;
+mod network;
 pub mod placement;
 pub mod policy;
 pub mod task;

@@ -28,6 +28,7 @@ pub mod naming;
 pub mod node;
 mod openapi;
 pub mod plan;
+pub mod ports;
 pub mod resources;
 pub mod schema;
 pub mod selector;

@@ -37,6 +37,15 @@ pub const MAX_GROUPS: usize = 100;
 /// Most tasks in a task group.
 pub const MAX_TASKS_PER_GROUP: usize = 100;
 
+/// Most ports in a task group's network.
+pub const MAX_PORTS_PER_GROUP: usize = 64;
+
+/// Longest port label: it becomes part of environment variable names.
+pub const MAX_PORT_LABEL_LEN: usize = 64;
+
+/// Most network addresses a node reports.
+pub const MAX_NODE_NETWORKS: usize = 64;
+
 /// Largest `count` of a task group.
 pub const MAX_GROUP_COUNT: i64 = 10_000;
 

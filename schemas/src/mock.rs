@@ -8,7 +8,9 @@ use crate::allocation::{AllocatedResources, AllocatedTaskResources, ClientStatus
 use crate::evaluation::{EvaluationState, EvaluationType, TriggeredBy};
 use crate::job::{Constraint, JobType, Operator, Resources, Task, TaskGroup, defaults};
 use crate::meta::ObjectMeta;
-use crate::node::{DriverInfo, NodeAddress, NodeReservedResources, NodeResources, NodeState};
+use crate::node::{
+    DriverInfo, NodeAddress, NodeNetwork, NodeReservedResources, NodeResources, NodeState,
+};
 use crate::{
     API_VERSION, Allocation, AllocationSpec, AllocationStatus, Evaluation, EvaluationSpec,
     EvaluationStatus, Job, JobSpec, Kind, Namespace, NamespaceSpec, Node, NodeSpec, NodeStatus,
@@ -129,12 +131,19 @@ pub fn node(name: &str) -> Node {
                 cores: 4,
                 memory_mb: 8192,
                 disk_mb: 100 * 1024,
-                networks: Vec::new(),
+                networks: vec![NodeNetwork {
+                    device: "eth0".into(),
+                    cidr: "192.168.0.100/32".into(),
+                    ip: "192.168.0.100".into(),
+                    ..NodeNetwork::default()
+                }],
+                ..NodeResources::default()
             }),
             reserved: Some(NodeReservedResources {
                 cpu: 100,
                 memory_mb: 256,
                 disk_mb: 4 * 1024,
+                ..NodeReservedResources::default()
             }),
             drivers: BTreeMap::from([("mock".into(), driver.clone()), ("raw_exec".into(), driver)]),
             addresses: vec![NodeAddress {

@@ -269,6 +269,14 @@ pub struct NodeResources {
     /// Network interfaces.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<NodeNetwork>,
+    /// Lowest port the scheduler assigns dynamically. Defaults to 20000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub min_dynamic_port: Option<u32>,
+    /// Highest port the scheduler assigns dynamically. Defaults to 32000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub max_dynamic_port: Option<u32>,
 }
 
 /// A network interface of a node.
@@ -287,6 +295,12 @@ pub struct NodeNetwork {
     /// Bandwidth in Mbit/s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mbits: Option<u64>,
+    /// Host network the address belongs to, as job ports name it. Defaults to `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_network: Option<String>,
+    /// Ports no allocation may hold on this address, e.g. `22,8000-8100`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_ports: Option<String>,
 }
 
 /// Resources of a node kept away from allocations.
@@ -302,6 +316,9 @@ pub struct NodeReservedResources {
     /// Disk in MB.
     #[serde(default, rename = "diskMB")]
     pub disk_mb: u64,
+    /// Ports no allocation may hold on any address, e.g. `22,8000-8100`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_ports: Option<String>,
 }
 
 /// Health of one task driver on a node.

@@ -6,6 +6,7 @@ mod ask;
 
 pub use ask::{DeviceAsk, GroupAsk, allocated_resources, device_matches};
 
+use crate::ports::HostPort;
 use crate::{Allocation, Node};
 
 /// Prefix of node attributes that advertise devices until nodes report a device inventory:
@@ -181,11 +182,13 @@ pub fn mhz_per_core(node: &Node) -> u64 {
         .map_or(0, |r| r.cpu / u64::from(r.cores))
 }
 
-/// What allocations hold on a node: their resources and the cores they pinned.
+/// What allocations hold on a node: their resources, the cores they pinned and the host
+/// ports they hold.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Held {
     pub used: Comparable,
     pub core_ids: Vec<u32>,
+    pub ports: Vec<HostPort>,
 }
 
 impl Held {
@@ -194,6 +197,7 @@ impl Held {
         Held {
             used: alloc_usage(alloc),
             core_ids: pinned_cores(alloc).collect(),
+            ports: HostPort::of_alloc(alloc).collect(),
         }
     }
 
@@ -201,6 +205,7 @@ impl Held {
     pub fn add(&mut self, other: &Held) {
         self.used.add(&other.used);
         self.core_ids.extend(&other.core_ids);
+        self.ports.extend(other.ports.iter().cloned());
     }
 
     /// Takes back what [`Held::add`] added.
@@ -209,6 +214,11 @@ impl Held {
         for id in &other.core_ids {
             if let Some(at) = self.core_ids.iter().position(|held| held == id) {
                 self.core_ids.swap_remove(at);
+            }
+        }
+        for port in &other.ports {
+            if let Some(at) = self.ports.iter().position(|held| held == port) {
+                self.ports.swap_remove(at);
             }
         }
     }

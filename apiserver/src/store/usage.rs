@@ -21,6 +21,7 @@ use caravan_schemas::allocation::{
 };
 use caravan_schemas::fit;
 use caravan_schemas::node::NodeState;
+use caravan_schemas::ports::{HostPort, NodePorts};
 use caravan_schemas::resources::{self, Comparable};
 use caravan_schemas::{Allocation, Node};
 use serde::Deserialize;
@@ -33,6 +34,8 @@ pub struct AllocUsage {
     pub node: String,
     /// Resources it holds there.
     pub used: Comparable,
+    /// Host ports it holds there.
+    pub ports: Vec<HostPort>,
 }
 
 impl AllocUsage {
@@ -45,6 +48,7 @@ impl AllocUsage {
         Some(AllocUsage {
             node: alloc.spec.node_name.clone(),
             used: resources::alloc_usage(alloc),
+            ports: HostPort::of_alloc(alloc).collect(),
         })
     }
 
@@ -87,6 +91,8 @@ pub struct NodeFit {
     pub closed: Option<&'static str>,
     /// What the node offers (`resources::node_capacity`).
     pub capacity: Comparable,
+    /// Its addresses, reserved ports and dynamic range (`NodePorts::of`).
+    pub ports: NodePorts,
 }
 
 impl NodeFit {
@@ -97,6 +103,7 @@ impl NodeFit {
             ready: node.status.as_ref().map(|s| s.status) == Some(NodeState::Ready),
             closed: fit::closed_reason(&node),
             capacity: resources::node_capacity(&node),
+            ports: NodePorts::of(&node),
         })
     }
 }
@@ -134,6 +141,9 @@ pub struct NodeTotals {
     pub allocs: u64,
     /// Their summed usage; devices sorted by name, none with a zero count.
     pub used: Comparable,
+    /// The host ports they hold, with how many of them hold each (more than one only in a
+    /// state written before ports were checked); none with a zero count.
+    pub ports: BTreeMap<HostPort, u32>,
 }
 
 /// Node name → [`NodeTotals`] of its live allocations. Nodes without live allocations have no
@@ -150,6 +160,9 @@ impl UsageIndex {
         totals.allocs += 1;
         totals.used.add(&usage.used);
         canonical(&mut totals.used);
+        for port in &usage.ports {
+            *totals.ports.entry(port.clone()).or_default() += 1;
+        }
     }
 
     /// Stops counting an allocation counted by [`UsageIndex::add`].
@@ -160,6 +173,14 @@ impl UsageIndex {
         totals.allocs = totals.allocs.saturating_sub(1);
         totals.used.subtract(&usage.used);
         canonical(&mut totals.used);
+        for port in &usage.ports {
+            if let Some(count) = totals.ports.get_mut(port) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    totals.ports.remove(port);
+                }
+            }
+        }
         if totals.allocs == 0 {
             self.nodes.remove(&usage.node);
         }

@@ -72,6 +72,21 @@ pub struct AgentArgs {
     /// Memory in MB kept away from allocations.
     #[arg(long)]
     pub reserved_memory: Option<u64>,
+    /// Ports no allocation may hold on this client, e.g. `22,80,8000-8100` (Nomad's
+    /// `reserved_ports`).
+    #[arg(long, value_name = "LIST")]
+    pub reserved_ports: Option<String>,
+    /// Lowest port the scheduler assigns dynamically on this client [default: 20000].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub min_dynamic_port: Option<u16>,
+    /// Highest port the scheduler assigns dynamically on this client [default: 32000].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_dynamic_port: Option<u16>,
+    /// The interface whose IPv4 addresses the client offers ports on (its `default` host
+    /// network; Nomad's `network_interface`), e.g. `eth1` or `lo` [default: the default
+    /// route's interface, else the first with a usable address, else 127.0.0.1].
+    #[arg(long, value_name = "IFACE")]
+    pub network_interface: Option<String>,
     /// The local OCI image store [default: $CARAVAN_IMAGE_DIR or /var/lib/caravan/images].
     #[arg(long)]
     pub image_dir: Option<PathBuf>,

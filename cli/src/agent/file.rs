@@ -24,7 +24,10 @@
 //!   nodePool: default
 //!   nodeClass: compute
 //!   meta: {rack: r1}
-//!   reserved: {cpu: 500, memoryMB: 512}
+//!   reserved: {cpu: 500, memoryMB: 512, reservedPorts: "22,8000-8100"}
+//!   minDynamicPort: 20000
+//!   maxDynamicPort: 32000
+//!   networkInterface: eth0
 //!   imageDir: /var/lib/caravan/images
 //!   drivers: [raw_exec, exec, oci]
 //! ```
@@ -106,6 +109,9 @@ pub struct ClientSection {
     pub meta: BTreeMap<String, String>,
     #[serde(default)]
     pub reserved: Reserved,
+    pub min_dynamic_port: Option<u16>,
+    pub max_dynamic_port: Option<u16>,
+    pub network_interface: Option<String>,
     pub image_dir: Option<PathBuf>,
     #[serde(default)]
     pub drivers: Vec<String>,
@@ -121,6 +127,8 @@ pub struct Reserved {
     pub cpu: Option<u64>,
     #[serde(rename = "memoryMB")]
     pub memory_mb: Option<u64>,
+    /// Nomad's `reserved_ports` syntax: `22,80,8000-8100`.
+    pub reserved_ports: Option<String>,
 }
 
 mod opt_humantime {
@@ -203,6 +211,10 @@ pub fn merge(mut args: AgentArgs, file: FileConfig) -> AgentArgs {
     fill(&mut args.node_class, client.node_class);
     fill(&mut args.reserved_cpu, client.reserved.cpu);
     fill(&mut args.reserved_memory, client.reserved.memory_mb);
+    fill(&mut args.reserved_ports, client.reserved.reserved_ports);
+    fill(&mut args.min_dynamic_port, client.min_dynamic_port);
+    fill(&mut args.max_dynamic_port, client.max_dynamic_port);
+    fill(&mut args.network_interface, client.network_interface);
     fill(&mut args.image_dir, client.image_dir);
     fill(&mut args.leave_deadline, client.leave_deadline);
     if args.drivers.is_empty() {
@@ -266,6 +278,38 @@ mod tests {
         assert_eq!(secs(merged.eval_gc_threshold), Some(30 * 60));
         assert_eq!(secs(merged.batch_eval_gc_threshold), Some(12 * 3600));
         assert_eq!(secs(merged.deployment_gc_threshold), Some(90 * 60));
+    }
+
+    #[test]
+    fn port_settings_come_from_the_client_section_under_the_flags() {
+        let file: FileConfig = yaml_serde::from_str(
+            "client:\n  minDynamicPort: 21000\n  maxDynamicPort: 22000\n  networkInterface: eth1\n  reserved: {cpu: 100, reservedPorts: \"22,80\"}\n",
+        )
+        .unwrap();
+        let args = AgentArgs {
+            max_dynamic_port: Some(23000),
+            ..Default::default()
+        };
+        let merged = merge(args, file);
+        assert_eq!(merged.min_dynamic_port, Some(21000));
+        assert_eq!(merged.max_dynamic_port, Some(23000));
+        assert_eq!(merged.network_interface.as_deref(), Some("eth1"));
+        assert_eq!(merged.reserved_ports.as_deref(), Some("22,80"));
+        assert_eq!(merged.reserved_cpu, Some(100));
+        let flag = AgentArgs {
+            reserved_ports: Some("443".into()),
+            network_interface: Some("lo".into()),
+            ..Default::default()
+        };
+        let file: FileConfig = yaml_serde::from_str(
+            "client:\n  networkInterface: eth1\n  reserved: {reservedPorts: \"22\"}\n",
+        )
+        .unwrap();
+        let merged = merge(flag, file);
+        assert_eq!(merged.reserved_ports.as_deref(), Some("443"));
+        assert_eq!(merged.network_interface.as_deref(), Some("lo"));
+        // A port out of range is refused when the file is read.
+        assert!(yaml_serde::from_str::<FileConfig>("client:\n  minDynamicPort: 70000\n").is_err());
     }
 
     #[test]

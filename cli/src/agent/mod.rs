@@ -46,6 +46,49 @@ fn parse_meta(entries: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
         .collect()
 }
 
+/// The client's port settings: the dynamic range (Nomad's defaults unless given) and the
+/// reserved ports, checked. An agent with settings it cannot use refuses to start.
+struct Ports {
+    min_dynamic: u16,
+    max_dynamic: u16,
+    reserved: Option<String>,
+}
+
+fn ports(args: &AgentArgs) -> anyhow::Result<Ports> {
+    let ports = Ports {
+        min_dynamic: args
+            .min_dynamic_port
+            .unwrap_or(caravan_schemas::ports::DEFAULT_MIN_DYNAMIC_PORT),
+        max_dynamic: args
+            .max_dynamic_port
+            .unwrap_or(caravan_schemas::ports::DEFAULT_MAX_DYNAMIC_PORT),
+        reserved: args.reserved_ports.clone(),
+    };
+    anyhow::ensure!(
+        ports.min_dynamic <= ports.max_dynamic,
+        "--min-dynamic-port ({}) is above --max-dynamic-port ({}) (config file: \
+         client.minDynamicPort, client.maxDynamicPort)",
+        ports.min_dynamic,
+        ports.max_dynamic
+    );
+    if let Some(list) = &ports.reserved {
+        caravan_schemas::ports::parse_port_list(list).map_err(|e| {
+            anyhow::anyhow!(
+                "invalid --reserved-ports {list:?} (config file: client.reserved.reservedPorts): \
+                 {e}; expected ports and ranges such as 22,80,8000-8100"
+            )
+        })?;
+    }
+    // The node agent's own check, which it makes again when it starts.
+    caravan_nodeagent::agent::config::check_ports(
+        ports.min_dynamic,
+        ports.max_dynamic,
+        ports.reserved.as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    Ok(ports)
+}
+
 /// Whether these arguments (with their config file) run a client and no server. A config
 /// file that cannot be read answers no here and fails in [`run`].
 pub fn client_only(args: &AgentArgs) -> bool {
@@ -83,6 +126,14 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     }
     if settings.client && !settings.server && args.servers.is_empty() {
         anyhow::bail!("caravan agent --client needs --servers ADDR[,ADDR]");
+    }
+    // Before anything starts: settings the client could not use.
+    ports(&args)?;
+    if settings.client
+        && let Some(iface) = &args.network_interface
+    {
+        caravan_nodeagent::fingerprint::check_network_interface(iface)
+            .context("invalid --network-interface (config file: client.networkInterface)")?;
     }
     if !settings.client {
         crate::limits::raise_open_files();
@@ -282,6 +333,12 @@ fn client_config(
     config.meta = parse_meta(&args.meta)?;
     config.reserved_cpu = args.reserved_cpu.unwrap_or(0);
     config.reserved_memory_mb = args.reserved_memory.unwrap_or(0);
+    let ports = ports(args)?;
+    config.min_dynamic_port = ports.min_dynamic;
+    config.max_dynamic_port = ports.max_dynamic;
+    config.reserved_ports = ports.reserved;
+    config.network_interface = args.network_interface.clone();
+    config.region = settings.region.clone();
     if let Some(max) = args.max_kill_timeout {
         config.max_kill_timeout = max;
     }
@@ -434,6 +491,103 @@ mod tests {
             ..client
         };
         assert!(!client_only(&with_file));
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            dev: false,
+            server: false,
+            client: true,
+            http_addr: "127.0.0.1:4646".parse().unwrap(),
+            log_level: "info".into(),
+            region: "eu".into(),
+            datacenter: "dc2".into(),
+        }
+    }
+
+    fn parse(flags: &[&str]) -> Result<AgentArgs, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            agent: AgentArgs,
+        }
+        use clap::Parser;
+        Cli::try_parse_from(std::iter::once("caravan-agent").chain(flags.iter().copied()))
+            .map(|cli| cli.agent)
+    }
+
+    #[test]
+    fn port_flags_reach_the_client_config() {
+        let args = parse(&[
+            "--client",
+            "--min-dynamic-port",
+            "21000",
+            "--max-dynamic-port",
+            "21999",
+            "--reserved-ports",
+            "22,8000-8100",
+            "--network-interface",
+            "lo",
+        ])
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = client_config(&args, &settings(), "s:4646".into(), dir.path(), false).unwrap();
+        assert_eq!(config.min_dynamic_port, 21000);
+        assert_eq!(config.max_dynamic_port, 21999);
+        assert_eq!(config.reserved_ports.as_deref(), Some("22,8000-8100"));
+        assert_eq!(config.network_interface.as_deref(), Some("lo"));
+        assert_eq!(config.region, "eu");
+        assert_eq!(config.datacenter, "dc2");
+        // Defaults: Nomad's range, nothing reserved, the interface chosen by the fingerprint.
+        let config = client_config(
+            &parse(&["--client"]).unwrap(),
+            &settings(),
+            "s:4646".into(),
+            dir.path(),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            (config.min_dynamic_port, config.max_dynamic_port),
+            (20000, 32000)
+        );
+        assert_eq!(config.reserved_ports, None);
+        assert_eq!(config.network_interface, None);
+    }
+
+    #[test]
+    fn bad_port_settings_are_refused() {
+        for flags in [
+            &["--min-dynamic-port", "0"][..],
+            &["--max-dynamic-port", "65536"],
+            &["--min-dynamic-port", "http"],
+        ] {
+            assert!(parse(flags).is_err(), "{flags:?}");
+        }
+        let err = |flags: &[&str]| ports(&parse(flags).unwrap()).err().map(|e| e.to_string());
+        let inverted =
+            err(&["--min-dynamic-port", "30000", "--max-dynamic-port", "25000"]).unwrap();
+        assert!(
+            inverted.contains("--min-dynamic-port (30000) is above --max-dynamic-port (25000)"),
+            "{inverted}"
+        );
+        let above_default = err(&["--min-dynamic-port", "40000"]).unwrap();
+        assert!(
+            above_default.contains("above --max-dynamic-port (32000)"),
+            "{above_default}"
+        );
+        let list = err(&["--reserved-ports", "22,80-"]).unwrap();
+        assert!(
+            list.contains("invalid --reserved-ports \"22,80-\""),
+            "{list}"
+        );
+        assert!(list.contains("is not a port"), "{list}");
+        assert_eq!(err(&["--reserved-ports", "22, 80,8000-8100"]), None);
+        // The file's values are checked the same way, after the merge.
+        let file: file::FileConfig =
+            yaml_serde::from_str("client:\n  reserved: {reservedPorts: \"99999\"}\n").unwrap();
+        let merged = file::merge(AgentArgs::default(), file);
+        assert!(ports(&merged).is_err());
     }
 
     #[test]

@@ -132,6 +132,9 @@ pub struct SchedulerBenchArgs {
     /// Measured runs, after one warm-up run.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
+    /// Dynamic host ports each allocation asks for.
+    #[arg(long, default_value_t = 0)]
+    pub ports: usize,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -43,15 +43,15 @@ pub async fn run(args: SchedulerBenchArgs) -> anyhow::Result<()> {
     ensure!(args.runs > 0, "--runs must be at least 1");
     ensure!(args.nodes > 0, "--nodes must be at least 1");
     println!(
-        "bench scheduler: service job of {} allocations (100 MHz, 64 MB) on {} nodes, {} runs after 1 warm-up",
-        args.count, args.nodes, args.runs
+        "bench scheduler: service job of {} allocations (100 MHz, 64 MB, {} dynamic ports) on {} nodes, {} runs after 1 warm-up",
+        args.count, args.ports, args.nodes, args.runs
     );
-    let (nodes, count, runs) = (args.nodes, args.count, args.runs);
+    let (nodes, count, runs, ports) = (args.nodes, args.count, args.runs, args.ports);
     let results = tokio::task::spawn_blocking(move || {
-        let _ = bench_service_placement(nodes, count);
+        let _ = bench_service_placement(nodes, count, ports);
         (0..runs)
             .map(|i| {
-                let measured = bench_service_placement(nodes, count);
+                let measured = bench_service_placement(nodes, count, ports);
                 println!("{}", run_line(i + 1, &measured));
                 measured
             })

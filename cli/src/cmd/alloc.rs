@@ -87,6 +87,17 @@ pub fn alloc_status(alloc: &Allocation, now: SystemTime) -> String {
     let mut out = kv(&pairs);
 
     let resources = spec.allocated_resources.as_ref();
+    let ports = resources.map_or(&[][..], |r| r.shared.ports.as_slice());
+    if !ports.is_empty() {
+        out.push_str("\nAllocation Addresses:\n");
+        let mut rows = vec![vec!["Label".into(), "Address".into(), "To".into()]];
+        for port in ports {
+            let ip = port.host_ip.as_deref().unwrap_or("<none>");
+            let to = port.to.map_or_else(|| "-".to_owned(), |to| to.to_string());
+            rows.push(vec![port.label.clone(), format!("{ip}:{}", port.value), to]);
+        }
+        out.push_str(&columns(&rows));
+    }
     let mut tasks: BTreeSet<&String> = status.task_states.keys().collect();
     tasks.extend(resources.iter().flat_map(|r| r.tasks.keys()));
     for task in tasks {
@@ -228,7 +239,23 @@ mod tests {
             })),
             ..AllocationStatus::default()
         });
+        if let Some(resources) = alloc.spec.allocated_resources.as_mut() {
+            resources.shared.ports = vec![caravan_schemas::allocation::AllocatedPort {
+                label: "http".into(),
+                value: 24527,
+                to: None,
+                host_ip: Some("10.0.0.5".into()),
+            }];
+        }
         let out = alloc_status(&alloc, SystemTime::now());
+        assert!(
+            out.contains(
+                "\nAllocation Addresses:\n\
+                 Label  Address         To\n\
+                 http   10.0.0.5:24527  -\n"
+            ),
+            "{out}"
+        );
         assert!(out.contains("Name                = web.web[3]\n"), "{out}");
         assert!(out.contains("Eval ID             = web-e1\n"), "{out}");
         assert!(out.contains("Client Status       = failed\n"), "{out}");

@@ -72,6 +72,7 @@ fn settings() -> SpecSettings {
     SpecSettings {
         alloc_root: "/nonexistent/caravan-nodesim/alloc".into(),
         pids_limit: 0,
+        node: Default::default(),
     }
 }
 
@@ -98,7 +99,7 @@ pub fn plan_tasks(
         .tasks
         .iter()
         .map(|task| {
-            let mut spec = task_spec(alloc, uid, group, task, &settings);
+            let mut spec = task_spec(job, alloc, uid, group, task, &settings);
             // The mock driver reads no environment; dropping it keeps a million tasks small.
             spec.env.clear();
             TaskPlan {

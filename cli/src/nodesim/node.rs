@@ -128,7 +128,9 @@ pub fn fingerprint(node: &Identity, shape: &Shape) -> Fingerprint {
                 cidr: format!("{}/32", node.ip),
                 ip: node.ip.clone(),
                 mbits: Some(1000),
+                ..Default::default()
             }],
+            ..Default::default()
         },
         addresses: vec![
             NodeAddress {

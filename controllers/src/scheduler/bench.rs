@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use caravan_schemas::job::defaults;
+use caravan_schemas::job::{NetworkResource, Port, defaults};
 use caravan_schemas::{Evaluation, Job, Node};
 use serde_json::json;
 
@@ -88,7 +88,10 @@ fn node(name: &str) -> Node {
                 "driver.mock": "1",
                 "driver.raw_exec": "1",
             },
-            "resources": {"cpu": 4000, "cores": 4, "memoryMB": 8192, "diskMB": 102_400},
+            "resources": {
+                "cpu": 4000, "cores": 4, "memoryMB": 8192, "diskMB": 102_400,
+                "networks": [{"device": "eth0", "cidr": "192.168.0.100/32", "ip": "192.168.0.100"}],
+            },
             "drivers": {"mock": driver, "raw_exec": driver},
             "addresses": [{"type": "InternalIP", "address": "192.168.0.100"}],
             "heartbeatTTL": "10s",
@@ -156,11 +159,23 @@ fn eval_for(name: &str, job: &Job) -> Evaluation {
 }
 
 /// Builds an in-memory cluster of `nodes` nodes, registers one service job of `count`
-/// allocations (100 MHz, 64 MB each) and runs the service scheduler once through a [`Harness`]
-/// that applies the plan to its state without keeping a copy.
-pub fn bench_service_placement(nodes: usize, count: usize) -> Measured {
+/// allocations (100 MHz, 64 MB each, `ports` dynamic host ports each) and runs the service
+/// scheduler once through a [`Harness`] that applies the plan to its state without keeping a
+/// copy.
+pub fn bench_service_placement(nodes: usize, count: usize, ports: usize) -> Measured {
     let mut harness = Harness::without_records(cluster(nodes));
-    let job = service_job("bench", u32::try_from(count).unwrap_or(u32::MAX), 100, 64);
+    let mut job = service_job("bench", u32::try_from(count).unwrap_or(u32::MAX), 100, 64);
+    if ports > 0 {
+        job.spec.groups[0].network = Some(NetworkResource {
+            mode: None,
+            ports: (0..ports)
+                .map(|i| Port {
+                    label: format!("p{i}"),
+                    ..Port::default()
+                })
+                .collect(),
+        });
+    }
     harness.state.upsert_job(job.clone());
     let eval = eval_for("bench-eval", &job);
     let snapshot = harness.snapshot();
@@ -201,7 +216,7 @@ mod tests {
 
     #[test]
     fn bench_places_every_allocation_and_splits_the_time() {
-        let measured = bench_service_placement(200, 100);
+        let measured = bench_service_placement(200, 100, 1);
         assert_eq!(measured.placed, 100);
         assert!(measured.applying > Duration::ZERO);
         assert!(measured.scheduling() > Duration::ZERO);

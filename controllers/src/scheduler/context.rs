@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use caravan_schemas::allocation::DesiredStatus;
 use caravan_schemas::fit::{self, NodeUsage};
+use caravan_schemas::ports::HostPort;
 use caravan_schemas::resources::{self, Comparable, Held};
+use caravan_schemas::stable_hash::stable_hash;
 use caravan_schemas::{Allocation, Node};
 
 use super::Plan;
@@ -261,12 +263,19 @@ impl<'s> EvalContext<'s> {
         self.job_allocs.record(node, group, delta);
     }
 
+    /// Where dynamic ports on `node` start being looked for in this evaluation: different
+    /// for each evaluation and node, so that schedulers working at once rarely pick one port.
+    pub fn port_seed(&self, node: &str) -> u64 {
+        stable_hash([self.plan.eval_name.as_str(), node])
+    }
+
     /// Adds a new allocation to the plan, holding `used` on its node.
     pub fn place(&mut self, alloc: Allocation, used: &Comparable) {
         self.mark_planned(&alloc.spec.node_name);
         self.change(&alloc.spec.node_name, &alloc.spec.group, 1, |held| {
             held.used.add(used);
             held.core_ids.extend(resources::pinned_cores(&alloc));
+            held.ports.extend(HostPort::of_alloc(&alloc));
         });
         self.plan.append_alloc(alloc);
     }

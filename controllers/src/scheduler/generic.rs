@@ -214,6 +214,7 @@ impl<'a> GenericScheduler<'a> {
                         &ranked.node,
                         &usage.capacity,
                         usage.free_cores(),
+                        ranked.ports.clone(),
                     );
                     let alloc = build::new_alloc(
                         job,
@@ -351,6 +352,8 @@ impl Scheduler for GenericScheduler<'_> {
 
 #[cfg(test)]
 mod lost_props;
+#[cfg(test)]
+mod port_tests;
 #[cfg(test)]
 mod props;
 #[cfg(test)]

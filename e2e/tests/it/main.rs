@@ -12,6 +12,7 @@ mod gc;
 mod hostile;
 mod job_plan;
 mod kubectl;
+mod networking;
 mod node_agent;
 mod node_lifecycle;
 mod scheduling;

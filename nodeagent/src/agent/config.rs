@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use caravan_schemas::ports::{DEFAULT_MAX_DYNAMIC_PORT, DEFAULT_MIN_DYNAMIC_PORT, parse_port_list};
+
 /// Settings of a client agent. Build one with [`ClientConfig::new`] and adjust fields.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -17,6 +19,8 @@ pub struct ClientConfig {
     /// Node name; defaults to the host name.
     pub name: Option<String>,
     pub datacenter: String,
+    /// Region of the agent: `${node.region}` in tasks.
+    pub region: String,
     pub node_pool: String,
     pub node_class: Option<String>,
     pub meta: BTreeMap<String, String>,
@@ -24,6 +28,16 @@ pub struct ClientConfig {
     pub reserved_cpu: u64,
     pub reserved_memory_mb: u64,
     pub reserved_disk_mb: u64,
+    /// Ports no allocation may hold on any of the node's addresses, Nomad's syntax
+    /// (`22,80,8000-8100`); see [`ClientConfig::check`].
+    pub reserved_ports: Option<String>,
+    /// Lowest and highest port the scheduler assigns dynamically on this node.
+    pub min_dynamic_port: u16,
+    pub max_dynamic_port: u16,
+    /// The interface whose IPv4 addresses form the node's `default` host network (Nomad's
+    /// `network_interface`; a loopback interface may be named). `None` takes the default
+    /// route's interface, else the first with a usable address, else the loopback address.
+    pub network_interface: Option<String>,
     /// Where the agent's own API (task logs) listens.
     pub http_addr: SocketAddr,
     /// Address the servers use to reach the agent's API; defaults to `http_addr`, with an
@@ -61,12 +75,17 @@ impl ClientConfig {
             data_dir: data_dir.into(),
             name: None,
             datacenter: "dc1".into(),
+            region: "global".into(),
             node_pool: "default".into(),
             node_class: None,
             meta: BTreeMap::new(),
             reserved_cpu: 0,
             reserved_memory_mb: 0,
             reserved_disk_mb: 0,
+            reserved_ports: None,
+            min_dynamic_port: DEFAULT_MIN_DYNAMIC_PORT,
+            max_dynamic_port: DEFAULT_MAX_DYNAMIC_PORT,
+            network_interface: None,
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertise_addr: None,
             executor_command: vec![executor, OsString::from("executor")],
@@ -100,6 +119,43 @@ impl ClientConfig {
             .as_ref()
             .is_none_or(|d| d.iter().any(|n| n == name))
     }
+
+    /// Checks the port settings: a readable reserved list, a dynamic range that is not empty.
+    /// The agent refuses to start otherwise.
+    pub fn check(&self) -> Result<(), String> {
+        check_ports(
+            self.min_dynamic_port,
+            self.max_dynamic_port,
+            self.reserved_ports.as_deref(),
+        )
+    }
+
+    /// The reserved ports as the Node reports them: the list as given, `None` when it names
+    /// no port.
+    pub fn reserved_ports_text(&self) -> Option<String> {
+        self.reserved_ports
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+    }
+}
+
+/// Checks port settings (`--min-dynamic-port`, `--max-dynamic-port`, `--reserved-ports`):
+/// ports from 1 to 65535, `min <= max`, a reserved list in Nomad's syntax (`22,80,8000-8100`).
+pub fn check_ports(min: u16, max: u16, reserved: Option<&str>) -> Result<(), String> {
+    if min == 0 || max == 0 {
+        return Err("the dynamic port range must be within 1-65535".into());
+    }
+    if min > max {
+        return Err(format!(
+            "the lowest dynamic port ({min}) is above the highest ({max})"
+        ));
+    }
+    if let Some(text) = reserved {
+        parse_port_list(text).map_err(|e| format!("invalid reserved ports {text:?}: {e}"))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -113,5 +169,37 @@ mod tests {
             config.max_kill_timeout,
             caravan_schemas::limits::MAX_KILL_TIMEOUT
         );
+    }
+
+    #[test]
+    fn port_settings_are_checked() {
+        let mut config = ClientConfig::new("127.0.0.1:4646", "/tmp/x");
+        assert_eq!(
+            (config.min_dynamic_port, config.max_dynamic_port),
+            (20000, 32000)
+        );
+        assert_eq!(config.check(), Ok(()));
+        config.reserved_ports = Some(" 22, 80,8000-8100 ".into());
+        assert_eq!(config.check(), Ok(()));
+        assert_eq!(
+            config.reserved_ports_text().as_deref(),
+            Some("22, 80,8000-8100")
+        );
+        config.reserved_ports = Some(" ".into());
+        assert_eq!(config.reserved_ports_text(), None);
+        config.reserved_ports = Some("22,http".into());
+        let err = config.check().unwrap_err();
+        assert!(err.contains("invalid reserved ports \"22,http\""), "{err}");
+        config.reserved_ports = Some("90-80".into());
+        assert!(config.check().is_err());
+        config.reserved_ports = None;
+        config.min_dynamic_port = 40000;
+        let err = config.check().unwrap_err();
+        assert!(
+            err.contains("(40000) is above the highest (32000)"),
+            "{err}"
+        );
+        assert!(check_ports(0, 10, None).is_err());
+        assert_eq!(check_ports(30000, 30000, Some("")), Ok(()));
     }
 }

@@ -29,7 +29,7 @@ pub use self::allocs::AllocManager;
 pub use self::config::ClientConfig;
 pub use self::leave::Shutdown;
 use crate::driver::Driver;
-use crate::fingerprint::{Fingerprint, fingerprint, load_or_create_node_id};
+use crate::fingerprint::{Fingerprint, FingerprintSettings, fingerprint, load_or_create_node_id};
 use crate::runner::alloc::Drivers;
 use crate::runner::spec::SpecSettings;
 use crate::runner::status::StatusBatcher;
@@ -77,6 +77,7 @@ impl Agent {
     /// Fingerprints the machine, opens the local state, binds the agent's API and re-attaches
     /// to the tasks of an earlier run. Nothing talks to the servers yet.
     pub async fn start(config: ClientConfig) -> anyhow::Result<Agent> {
+        config.check().map_err(anyhow::Error::msg)?;
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!(
                 "failed to create the data directory {}",
@@ -86,7 +87,12 @@ impl Agent {
         let client = caravan_client::HttpClient::new(&config.servers)
             .with_context(|| format!("invalid server addresses {:?}", config.servers))?;
         let data_dir = config.data_dir.clone();
-        let fingerprint = tokio::task::spawn_blocking(move || fingerprint(&data_dir)).await?;
+        let fingerprint_settings = FingerprintSettings {
+            network_interface: config.network_interface.clone(),
+        };
+        let fingerprint =
+            tokio::task::spawn_blocking(move || fingerprint(&data_dir, &fingerprint_settings))
+                .await??;
         let node_id = load_or_create_node_id(&config.data_dir)?;
         let node_name = config
             .name
@@ -102,9 +108,19 @@ impl Agent {
         let http_addr = listener.local_addr()?;
         let advertised = node::advertised_http_addr(&config, http_addr, &fingerprint);
         let status = StatusBatcher::new();
+        // What tasks interpolate: the node as it registers (attributes, meta, datacenter …),
+        // known before any runner, restored ones included, builds a task spec.
+        let driver_infos = driver_infos(&drivers);
         let settings = SpecSettings {
             alloc_root: config.alloc_root(),
             pids_limit: config.pids_limit,
+            node: Arc::new(node::node_vars(
+                &node_name,
+                &node_id,
+                &fingerprint,
+                &driver_infos,
+                &config,
+            )),
         };
         // Before any task starts: delete containers whose executor died (they would block
         // forever with their cgroups).
@@ -156,10 +172,7 @@ impl Agent {
 
     /// The drivers' health, as reported in the Node's status.
     pub fn driver_infos(&self) -> BTreeMap<String, DriverInfo> {
-        self.drivers
-            .iter()
-            .map(|(name, d)| (name.clone(), d.fingerprint()))
-            .collect()
+        driver_infos(&self.drivers)
     }
 
     /// Registers the Node, then heartbeats, runs allocations and serves the agent API until
@@ -235,6 +248,14 @@ impl Agent {
             ),
         }
     }
+}
+
+/// The drivers' health, by name.
+fn driver_infos(drivers: &Drivers) -> BTreeMap<String, DriverInfo> {
+    drivers
+        .iter()
+        .map(|(name, d)| (name.clone(), d.fingerprint()))
+        .collect()
 }
 
 /// What the agent writes to register its Node.

@@ -3,8 +3,10 @@
 //!
 //! Every fact family lives in its own module with PURE parsers (file contents in, values
 //! out) and a small `collect` that reads the system. A fact that cannot be read is left out
-//! with a `tracing::debug!`; [`fingerprint`] never fails. It does blocking I/O (and may run
-//! `nvidia-smi` for up to a few seconds): call it from `spawn_blocking` in async code.
+//! with a `tracing::debug!`; [`fingerprint`] fails only when the agent's settings ask for
+//! what the machine does not have (a `--network-interface` without an IPv4 address). It does
+//! blocking I/O (and may run `nvidia-smi` for up to a few seconds): call it from
+//! `spawn_blocking` in async code.
 //!
 //! Attributes produced (Nomad's names unless noted):
 //!
@@ -23,7 +25,7 @@
 //! | `unique.hostname` | host name |
 //! | `unique.storage.volume` | source of the file system holding the data dir (`df`'s column) |
 //! | `unique.storage.bytestotal`, `unique.storage.bytesfree` | size and space available to unprivileged users of that file system |
-//! | `unique.network.ip-address` | IPv4 address of the default-route interface |
+//! | `unique.network.ip-address` | first IPv4 address of the `default` host network: the `--network-interface`'s, else the default-route interface's, else `127.0.0.1` (see `network.rs`) |
 //! | `os.cgroups.version` | `1` (v1 or hybrid) or `2` |
 //! | `unique.cgroup.mountpoint` | cgroup root (`/sys/fs/cgroup`); Nomad dropped it in 1.7, kept here |
 //! | `gpu.count` | Caravan's: number of NVIDIA GPUs listed by `nvidia-smi` |
@@ -32,8 +34,10 @@
 //!
 //! Resources: `cpu` = `cpu.totalcompute`, `cores` = `cpu.numcores`, `memory_mb` = MemTotal in
 //! MiB, `disk_mb` = free space of the data dir's file system in MiB, `networks` = the IPv4
-//! addresses of the chosen interface (CIDR `ip/32` as in Nomad, `mbits` from
-//! `/sys/class/net/<dev>/speed` when the link reports one).
+//! addresses of the chosen interface, the node's `default` host network (CIDR `ip/32` as in
+//! Nomad, `mbits` from `/sys/class/net/<dev>/speed` when the link reports one). The dynamic
+//! port range and the reserved ports come from the agent's settings, not from here
+//! (`agent/node.rs`).
 //!
 //! CPU frequency: the highest `cpu MHz` of `/proc/cpuinfo`; when absent (most ARM machines,
 //! some VMs) `cpu0`'s `cpuinfo_max_freq`; when that is absent too, 1000 MHz per core is
@@ -78,18 +82,33 @@ impl Fingerprint {
     }
 }
 
+/// What the agent's settings ask of the fingerprint.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FingerprintSettings {
+    /// The interface whose IPv4 addresses form the node's `default` host network (Nomad's
+    /// `network_interface`; a loopback interface may be named). `None` chooses one.
+    pub network_interface: Option<String>,
+}
+
 /// Fingerprints this machine; `data_dir` is the agent's data directory (it need not exist yet:
-/// the nearest existing ancestor is measured). Never fails: missing facts are left out.
-pub fn fingerprint(data_dir: &Path) -> Fingerprint {
+/// the nearest existing ancestor is measured). Missing facts are left out; fails only when
+/// `settings.network_interface` has no IPv4 address.
+pub fn fingerprint(data_dir: &Path, settings: &FingerprintSettings) -> anyhow::Result<Fingerprint> {
     let mut fp = Fingerprint::default();
     os::collect(&mut fp);
     cpu::collect(&mut fp);
     memory::collect(&mut fp);
     storage::collect(&mut fp, data_dir);
-    network::collect(&mut fp);
+    network::collect(&mut fp, settings.network_interface.as_deref()).map_err(anyhow::Error::msg)?;
     cgroup::collect(&mut fp);
     gpu::collect(&mut fp);
-    fp
+    Ok(fp)
+}
+
+/// Checks that the interface `name` (`--network-interface`) has an IPv4 address, so that an
+/// agent can refuse it before it starts anything; [`fingerprint`] checks it again.
+pub fn check_network_interface(name: &str) -> anyhow::Result<()> {
+    network::check_interface(name).map_err(anyhow::Error::msg)
 }
 
 /// Reads a whole text file, or logs why not at debug level.
@@ -111,7 +130,11 @@ mod tests {
     #[test]
     fn fingerprint_this_machine_has_the_basics() {
         let dir = tempfile::tempdir().unwrap();
-        let fp = fingerprint(&dir.path().join("not-yet-created"));
+        let fp = fingerprint(
+            &dir.path().join("not-yet-created"),
+            &FingerprintSettings::default(),
+        )
+        .unwrap();
         assert!(fp.resources.cores >= 1, "{fp:#?}");
         assert!(fp.resources.cpu >= 1, "{fp:#?}");
         assert!(fp.resources.memory_mb > 0, "{fp:#?}");
@@ -124,5 +147,30 @@ mod tests {
         assert!(attr("unique.storage.bytestotal").is_some());
         assert_eq!(fp.addresses[0].r#type, "Hostname");
         assert_eq!(fp.addresses[0].address, fp.hostname);
+        // Every machine has an address to offer ports on, if only the loopback one.
+        let ip = attr("unique.network.ip-address").unwrap();
+        assert_eq!(fp.resources.networks[0].ip, ip);
+        assert_eq!(fp.addresses[1].address, ip);
+    }
+
+    #[test]
+    fn fingerprint_the_named_loopback_interface() {
+        let dir = tempfile::tempdir().unwrap();
+        let lo = FingerprintSettings {
+            network_interface: Some("lo".into()),
+        };
+        let fp = fingerprint(dir.path(), &lo).unwrap();
+        assert_eq!(fp.attributes["unique.network.ip-address"], "127.0.0.1");
+        assert!(fp.resources.networks.iter().all(|n| n.device == "lo"));
+        let missing = FingerprintSettings {
+            network_interface: Some("caravan-no-such0".into()),
+        };
+        let err = fingerprint(dir.path(), &missing).unwrap_err().to_string();
+        assert!(
+            err.contains("\"caravan-no-such0\" has no IPv4 address"),
+            "{err}"
+        );
+        assert!(check_network_interface("lo").is_ok());
+        assert!(check_network_interface("caravan-no-such0").is_err());
     }
 }

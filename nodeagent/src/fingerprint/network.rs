@@ -1,8 +1,12 @@
 //! Network: `unique.network.ip-address`, the node's networks and `InternalIP` addresses.
 //!
-//! The interface is the one of the default IPv4 route (lowest metric) in `/proc/net/route`;
-//! when there is none, or it has no IPv4 address, the first interface that is up and has a
-//! non-loopback, non-link-local IPv4 address.
+//! With `--network-interface` (Nomad's `network_interface`) the addresses are the IPv4
+//! addresses of that interface, a loopback one included; the agent refuses to start when it
+//! has none. Otherwise the interface is the one of the default IPv4 route (lowest metric) in
+//! `/proc/net/route`; when there is none, or it has no IPv4 address, the first interface that
+//! is up and has a non-loopback, non-link-local IPv4 address; when no interface has one, the
+//! loopback address `127.0.0.1`, so that a machine with nothing else (a sandbox, a laptop
+//! offline) can still run jobs with ports. The addresses found form the `default` host network.
 
 use std::net::Ipv4Addr;
 
@@ -53,7 +57,7 @@ fn usable(addr: &IfaceAddr) -> bool {
 }
 
 /// The addresses to report: those of `default_iface` when it has any usable one, else those
-/// of the first up interface with a usable address.
+/// of the first up interface with a usable address. Empty when no interface has one.
 pub fn select_addresses(addrs: &[IfaceAddr], default_iface: Option<&str>) -> Vec<IfaceAddr> {
     let of = |device: &str| -> Vec<IfaceAddr> {
         addrs
@@ -70,6 +74,67 @@ pub fn select_addresses(addrs: &[IfaceAddr], default_iface: Option<&str>) -> Vec
         .find(|a| a.up && usable(a))
         .map(|a| of(&a.device))
         .unwrap_or_default()
+}
+
+/// The IPv4 addresses of the interface named `iface` (Nomad's `network_interface`): every
+/// address but `0.0.0.0`, loopback ones included. An error naming the interfaces that have an
+/// address when it has none.
+pub fn interface_addresses_of(addrs: &[IfaceAddr], iface: &str) -> Result<Vec<IfaceAddr>, String> {
+    let found: Vec<IfaceAddr> = addrs
+        .iter()
+        .filter(|a| a.device == iface && !a.ip.is_unspecified())
+        .cloned()
+        .collect();
+    if !found.is_empty() {
+        return Ok(found);
+    }
+    let mut known: Vec<&str> = Vec::new();
+    for a in addrs.iter().filter(|a| !a.ip.is_unspecified()) {
+        if !known.contains(&a.device.as_str()) {
+            known.push(&a.device);
+        }
+    }
+    Err(if known.is_empty() {
+        format!("network interface {iface:?} has no IPv4 address (no interface has one)")
+    } else {
+        format!(
+            "network interface {iface:?} has no IPv4 address (interfaces with one: {})",
+            known.join(", ")
+        )
+    })
+}
+
+/// The loopback address a node without any usable address reports: `127.0.0.1` on the
+/// loopback interface that holds it (`lo` when none is listed).
+pub fn loopback_fallback(addrs: &[IfaceAddr]) -> IfaceAddr {
+    addrs
+        .iter()
+        .find(|a| a.ip == Ipv4Addr::LOCALHOST)
+        .cloned()
+        .unwrap_or_else(|| IfaceAddr {
+            device: "lo".into(),
+            ip: Ipv4Addr::LOCALHOST,
+            up: true,
+            loopback: true,
+        })
+}
+
+/// The addresses of the node's `default` host network: those of `named` when the agent names
+/// an interface (an error when it has none), else [`select_addresses`], else the loopback
+/// address. Never empty when `Ok`.
+pub fn choose_addresses(
+    addrs: &[IfaceAddr],
+    default_iface: Option<&str>,
+    named: Option<&str>,
+) -> Result<Vec<IfaceAddr>, String> {
+    if let Some(iface) = named {
+        return interface_addresses_of(addrs, iface);
+    }
+    let chosen = select_addresses(addrs, default_iface);
+    if chosen.is_empty() {
+        return Ok(vec![loopback_fallback(addrs)]);
+    }
+    Ok(chosen)
 }
 
 /// Parses `/sys/class/net/<dev>/speed` (Mbit/s); `-1` or garbage means unknown.
@@ -97,25 +162,53 @@ fn interface_addresses() -> Vec<IfaceAddr> {
     .collect()
 }
 
-pub(super) fn collect(fp: &mut Fingerprint) {
-    let default_iface = read_text("/proc/net/route").and_then(|t| default_route_interface(&t));
-    if default_iface.is_none() {
-        tracing::debug!("fingerprint: no default IPv4 route");
+/// Checks that the interface `iface` has an IPv4 address, as [`collect`] will need; for the
+/// agent to refuse a bad `--network-interface` before it starts anything.
+pub fn check_interface(iface: &str) -> Result<(), String> {
+    interface_addresses_of(&interface_addresses(), iface).map(|_| ())
+}
+
+/// Reports the addresses of the `default` host network; `interface` is the one the agent
+/// names (`--network-interface`). Fails only when that interface has no IPv4 address.
+pub(super) fn collect(fp: &mut Fingerprint, interface: Option<&str>) -> Result<(), String> {
+    let default_iface = match interface {
+        Some(_) => None,
+        None => {
+            let found = read_text("/proc/net/route").and_then(|t| default_route_interface(&t));
+            if found.is_none() {
+                tracing::debug!("fingerprint: no default IPv4 route");
+            }
+            found
+        }
+    };
+    let addrs = interface_addresses();
+    let chosen = choose_addresses(&addrs, default_iface.as_deref(), interface)?;
+    if interface.is_none() && chosen.iter().all(|a| a.ip.is_loopback()) {
+        tracing::info!(
+            "no usable IPv4 address on any interface: the node offers the loopback address 127.0.0.1"
+        );
     }
-    let chosen = select_addresses(&interface_addresses(), default_iface.as_deref());
+    record(fp, &chosen);
+    Ok(())
+}
+
+/// Writes `chosen` (not empty) into the fingerprint: the attribute, the networks, the
+/// addresses.
+fn record(fp: &mut Fingerprint, chosen: &[IfaceAddr]) {
     let Some(first) = chosen.first() else {
-        tracing::debug!("fingerprint: no usable IPv4 address");
         return;
     };
     fp.set("unique.network.ip-address", first.ip);
     let mbits =
         read_text(format!("/sys/class/net/{}/speed", first.device)).and_then(|t| parse_speed(&t));
-    for addr in &chosen {
+    for addr in chosen {
         fp.resources.networks.push(NodeNetwork {
             device: addr.device.clone(),
             cidr: format!("{}/32", addr.ip),
             ip: addr.ip.to_string(),
             mbits,
+            host_network: None,
+            reserved_ports: None,
         });
         fp.addresses.push(NodeAddress {
             r#type: "InternalIP".into(),
@@ -169,6 +262,67 @@ eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\n";
         assert_eq!(ips(select_addresses(&addrs, None)), ["172.17.0.1"]);
         assert_eq!(ips(select_addresses(&addrs, Some("tun0"))), ["172.17.0.1"]);
         assert!(select_addresses(&addrs[..1], None).is_empty());
+    }
+
+    #[test]
+    fn fingerprint_named_interface() {
+        let addrs = vec![
+            addr("lo", [127, 0, 0, 1], true, true),
+            addr("eth0", [192, 0, 2, 10], true, false),
+            addr("eth1", [0, 0, 0, 0], false, false),
+        ];
+        let ips = |v: Vec<IfaceAddr>| v.into_iter().map(|a| a.ip.to_string()).collect::<Vec<_>>();
+        // A named interface wins over the default route, loopback included.
+        assert_eq!(
+            ips(choose_addresses(&addrs, Some("eth0"), Some("lo")).unwrap()),
+            ["127.0.0.1"]
+        );
+        assert_eq!(
+            ips(choose_addresses(&addrs, None, Some("eth0")).unwrap()),
+            ["192.0.2.10"]
+        );
+        // One without an IPv4 address (or unknown) is refused, naming those that have one.
+        let err = choose_addresses(&addrs, None, Some("eth1")).unwrap_err();
+        assert!(err.contains("\"eth1\" has no IPv4 address"), "{err}");
+        assert!(err.contains("lo, eth0"), "{err}");
+        let err = choose_addresses(&[], None, Some("wg0")).unwrap_err();
+        assert!(err.contains("no interface has one"), "{err}");
+    }
+
+    #[test]
+    fn fingerprint_falls_back_to_loopback() {
+        let ips = |v: Vec<IfaceAddr>| {
+            v.into_iter()
+                .map(|a| (a.device, a.ip.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let only_lo = vec![
+            addr("lo", [127, 0, 0, 1], true, true),
+            addr("eth0", [169, 254, 0, 9], true, false),
+        ];
+        let loopback = [("lo".to_string(), "127.0.0.1".to_string())];
+        assert_eq!(
+            ips(choose_addresses(&only_lo, Some("eth0"), None).unwrap()),
+            loopback
+        );
+        assert_eq!(ips(choose_addresses(&[], None, None).unwrap()), loopback);
+        // A usable address is still preferred.
+        let with_eth = vec![
+            addr("lo", [127, 0, 0, 1], true, true),
+            addr("eth0", [192, 0, 2, 10], true, false),
+        ];
+        assert_eq!(
+            ips(choose_addresses(&with_eth, None, None).unwrap()),
+            [("eth0".to_string(), "192.0.2.10".to_string())]
+        );
+        // What is recorded: the attribute is the first address, networks and addresses all.
+        let mut fp = Fingerprint::default();
+        record(&mut fp, &choose_addresses(&only_lo, None, None).unwrap());
+        assert_eq!(fp.attributes["unique.network.ip-address"], "127.0.0.1");
+        assert_eq!(fp.resources.networks[0].device, "lo");
+        assert_eq!(fp.resources.networks[0].cidr, "127.0.0.1/32");
+        assert_eq!(fp.resources.networks[0].host_network, None);
+        assert_eq!(fp.addresses[0].address, "127.0.0.1");
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! reporting.
 
 pub mod alloc;
+pub mod env;
 pub mod events;
 pub mod health;
+pub mod interpolate;
 pub mod restart;
 pub mod spec;
 pub mod status;

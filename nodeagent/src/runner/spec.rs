@@ -1,14 +1,22 @@
 //! From an allocation, its job and the agent's settings to each task's [`TaskSpec`], restart
 //! policy and place in the lifecycle. Pure.
+//!
+//! The environment is built by `env.rs` (the runtime variables, then the task's `env`), and
+//! every string of the task's driver `config` is interpolated against it and the node
+//! (`interpolate.rs`), so `${NOMAD_PORT_http}` in `args` or `${attr.kernel.name}` in `image`
+//! resolve before the driver sees them.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use caravan_schemas::duration::parse_duration;
 use caravan_schemas::job::{JobType, LifecycleHook, RestartMode, Task, TaskGroup, defaults};
-use caravan_schemas::{Allocation, limits};
+use caravan_schemas::{Allocation, Job, limits};
 
+use super::env::{EnvInput, apply_task_env, runtime_env};
+use super::interpolate::{Budget, NodeVars, Scope, interpolate_json};
 use super::restart::Policy;
 use crate::driver::{LogLimits, TaskResources, TaskSpec};
 
@@ -46,6 +54,8 @@ pub struct SpecSettings {
     pub alloc_root: PathBuf,
     /// Pids limit of `exec` and `oci` tasks; 0 means none.
     pub pids_limit: u64,
+    /// The node the tasks run on, as `${node.*}`, `${attr.*}` and `${meta.*}` read it.
+    pub node: Arc<NodeVars>,
 }
 
 fn duration_or(value: Option<&str>, default: &str) -> Duration {
@@ -69,6 +79,7 @@ pub fn kill_timeout(task: &Task, max: Duration) -> Duration {
 /// with [`crate::paths::check_alloc`] (the allocation runner does, and the drivers check the
 /// spec again).
 pub fn task_spec(
+    job: &Job,
     alloc: &Allocation,
     alloc_id: &str,
     group: &TaskGroup,
@@ -76,6 +87,7 @@ pub fn task_spec(
     settings: &SpecSettings,
 ) -> TaskSpec {
     task_spec_capped(
+        job,
         alloc,
         alloc_id,
         group,
@@ -85,8 +97,10 @@ pub fn task_spec(
     )
 }
 
-/// The task's spec, its kill timeout at most `max_kill_timeout`; see [`task_spec`].
+/// The task's spec, its kill timeout at most `max_kill_timeout`; see [`task_spec`]. `job` is
+/// the job the allocation's tasks are built from (its region and meta reach the environment).
 pub fn task_spec_capped(
+    job: &Job,
     alloc: &Allocation,
     alloc_id: &str,
     group: &TaskGroup,
@@ -121,39 +135,55 @@ pub fn task_spec_capped(
     let logs = task.logs.clone().unwrap_or_default();
     // Inside `exec` and `oci` containers the directories are mounted at fixed places.
     let contained = matches!(task.driver.as_str(), "exec" | "oci");
-    let (alloc_dir_env, task_dir_env) = if contained {
-        ("/alloc".to_string(), "/local".to_string())
+    let (alloc_dir_env, task_dir_env, secrets_dir_env) = if contained {
+        (
+            "/alloc".to_string(),
+            "/local".to_string(),
+            "/secrets".to_string(),
+        )
     } else {
         (
             alloc_dir.join("alloc").display().to_string(),
             task_dir.join("local").display().to_string(),
+            task_dir.join("secrets").display().to_string(),
         )
     };
-    let mut env: BTreeMap<String, String> = BTreeMap::new();
-    for (k, v) in [
-        ("CARAVAN_ALLOC_ID", alloc_id.to_string()),
-        ("CARAVAN_ALLOC_NAME", alloc_name.clone()),
-        ("CARAVAN_NAMESPACE", namespace.clone()),
-        ("CARAVAN_JOB_NAME", alloc.spec.job_name.clone()),
-        ("CARAVAN_GROUP_NAME", group.name.clone()),
-        ("CARAVAN_TASK_NAME", task.name.clone()),
-        ("CARAVAN_ALLOC_DIR", alloc_dir_env),
-        ("CARAVAN_TASK_DIR", task_dir_env),
-        ("CARAVAN_CPU_LIMIT", resources.cpu_mhz.to_string()),
-        ("CARAVAN_MEMORY_LIMIT", resources.memory_mb.to_string()),
-    ] {
-        env.insert(k.to_string(), v);
-    }
-    if let Some(max) = resources.memory_max_mb {
-        env.insert("CARAVAN_MEMORY_MAX_LIMIT".into(), max.to_string());
-    }
+    let node = settings.node.as_ref();
+    let input = EnvInput {
+        job,
+        alloc,
+        alloc_id,
+        group,
+        task,
+        node,
+        alloc_dir: &alloc_dir_env,
+        task_dir: &task_dir_env,
+        secrets_dir: &secrets_dir_env,
+        cpu_mhz: resources.cpu_mhz,
+        memory_mb: resources.memory_mb,
+        memory_max_mb: resources.memory_max_mb,
+        cores: allocated.map(|a| a.cores.as_slice()).unwrap_or_default(),
+    };
+    let mut budget = Budget::default();
+    let mut env: BTreeMap<String, String> = runtime_env(&input, &mut budget);
     if !contained {
         env.entry("PATH".into()).or_insert_with(|| {
             std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into())
         });
     }
-    for (k, v) in &task.env {
-        env.insert(k.clone(), v.clone());
+    apply_task_env(&mut env, &task.env, node, &mut budget);
+    let mut config = task.config.clone();
+    let scope = Scope { node, env: &env };
+    for value in config.values_mut() {
+        interpolate_json(value, &scope, &mut budget);
+    }
+    if budget.exhausted() {
+        tracing::warn!(
+            alloc = %alloc_name,
+            task = %task.name,
+            "interpolation stopped: substitutions would add more than {} bytes; the rest are left as written",
+            super::interpolate::MAX_EXPANSION_BYTES
+        );
     }
     TaskSpec {
         alloc_id: alloc_id.to_string(),
@@ -163,7 +193,7 @@ pub fn task_spec_capped(
         group_name: group.name.clone(),
         task_name: task.name.clone(),
         driver: task.driver.clone(),
-        config: task.config.clone(),
+        config,
         env,
         user: task.user.clone(),
         log_dir: alloc_dir.join("alloc").join("logs"),
@@ -211,6 +241,25 @@ pub fn restart_policy(job_type: JobType, group: &TaskGroup, task: &Task) -> Poli
 mod tests {
     use super::*;
 
+    fn job(group: &TaskGroup) -> Job {
+        let mut job: Job = serde_json::from_value(serde_json::json!({
+            "apiVersion": "caravan.dev/v1", "kind": "Job",
+            "metadata": {"name": "web", "namespace": "prod"},
+            "spec": {"meta": {"owner": "team-a"}, "groups": []}
+        }))
+        .unwrap();
+        job.spec.groups.push(group.clone());
+        job
+    }
+
+    fn settings(pids_limit: u64) -> SpecSettings {
+        SpecSettings {
+            alloc_root: "/data/alloc".into(),
+            pids_limit,
+            node: Arc::default(),
+        }
+    }
+
     fn fixture() -> (Allocation, TaskGroup) {
         let alloc: Allocation = serde_json::from_value(serde_json::json!({
             "apiVersion": "caravan.dev/v1", "kind": "Allocation",
@@ -235,11 +284,15 @@ mod tests {
     #[test]
     fn specs_carry_resources_directories_and_environment() {
         let (alloc, group) = fixture();
-        let settings = SpecSettings {
-            alloc_root: "/data/alloc".into(),
-            pids_limit: 512,
-        };
-        let spec = task_spec(&alloc, "u-1", &group, &group.tasks[0], &settings);
+        let settings = settings(512);
+        let spec = task_spec(
+            &job(&group),
+            &alloc,
+            "u-1",
+            &group,
+            &group.tasks[0],
+            &settings,
+        );
         assert_eq!(spec.task_dir, PathBuf::from("/data/alloc/u-1/srv"));
         assert_eq!(spec.log_dir, PathBuf::from("/data/alloc/u-1/alloc/logs"));
         assert_eq!(spec.resources.cpu_mhz, 250);
@@ -256,22 +309,105 @@ mod tests {
         assert_eq!(spec.env["CARAVAN_CPU_LIMIT"], "250");
         assert_eq!(spec.env["CARAVAN_MEMORY_LIMIT"], "64");
         assert_eq!(spec.env["GREETING"], "hi");
-        let init = task_spec(&alloc, "u-1", &group, &group.tasks[1], &settings);
+        let init = task_spec(
+            &job(&group),
+            &alloc,
+            "u-1",
+            &group,
+            &group.tasks[1],
+            &settings,
+        );
         assert_eq!(init.env["CARAVAN_ALLOC_DIR"], "/alloc");
         assert_eq!(init.resources.memory_mb, defaults::MEMORY_MB);
+        assert_eq!(init.env["NOMAD_SECRETS_DIR"], "/secrets");
+        assert_eq!(spec.env["NOMAD_TASK_DIR"], "/data/alloc/u-1/srv/local");
+        assert_eq!(spec.env["NOMAD_SECRETS_DIR"], "/data/alloc/u-1/srv/secrets");
+        assert_eq!(spec.env["NOMAD_META_owner"], "team-a");
+        assert_eq!(spec.env["NOMAD_ALLOC_NAME"], "web.web[0]");
+        assert!(spec.env.contains_key("PATH"));
+        assert!(!init.env.contains_key("PATH"));
+    }
+
+    #[test]
+    fn env_and_config_are_interpolated_against_the_node_and_the_environment() {
+        let (mut alloc, mut group) = fixture();
+        alloc
+            .spec
+            .allocated_resources
+            .as_mut()
+            .unwrap()
+            .shared
+            .ports = vec![caravan_schemas::allocation::AllocatedPort {
+            label: "http".into(),
+            value: 20001,
+            to: None,
+            host_ip: Some("127.0.0.1".into()),
+        }];
+        let task = &mut group.tasks[0];
+        task.env
+            .insert("LISTEN".into(), "${NOMAD_ADDR_http}".into());
+        task.env.insert("PATH".into(), "/opt/bin:${PATH}".into());
+        task.config = serde_json::from_value(serde_json::json!({
+            "command": "${attr.kernel.name}-srv",
+            "args": ["--listen", "${LISTEN}", "--dc=${node.datacenter}", "${meta.rack}",
+                     "${NOMAD_META_owner}", "${node.unique.name}", "${unknown}"],
+            "env": {"NESTED": ["${CARAVAN_ALLOC_INDEX}"]}
+        }))
+        .unwrap();
+        let mut settings = settings(0);
+        settings.node = Arc::new(NodeVars {
+            id: "id-1".into(),
+            name: "n1".into(),
+            datacenter: "dc2".into(),
+            region: Some("global".into()),
+            class: None,
+            pool: "default".into(),
+            attributes: BTreeMap::from([("kernel.name".to_string(), "linux".to_string())]),
+            meta: BTreeMap::from([("rack".to_string(), "r7".to_string())]),
+        });
+        let spec = task_spec(
+            &job(&group),
+            &alloc,
+            "u-1",
+            &group,
+            &group.tasks[0],
+            &settings,
+        );
+        assert_eq!(spec.env["LISTEN"], "127.0.0.1:20001");
+        assert_eq!(spec.env["NOMAD_DC"], "dc2");
+        assert!(
+            spec.env["PATH"].starts_with("/opt/bin:/"),
+            "{}",
+            spec.env["PATH"]
+        );
+        assert!(!spec.env["PATH"].contains("${PATH}"));
+        assert_eq!(
+            serde_json::Value::Object(spec.config),
+            serde_json::json!({
+                "command": "linux-srv",
+                "args": ["--listen", "127.0.0.1:20001", "--dc=dc2", "r7", "team-a", "n1",
+                         "${unknown}"],
+                "env": {"NESTED": ["0"]}
+            })
+        );
     }
 
     #[test]
     fn kill_timeouts_are_capped_at_the_agents_maximum() {
         let (alloc, mut group) = fixture();
-        let settings = SpecSettings {
-            alloc_root: "/data/alloc".into(),
-            pids_limit: 0,
-        };
+        let settings = settings(0);
         group.tasks[0].kill_timeout = Some("5000000000000000h".into());
-        let spec = task_spec(&alloc, "u-1", &group, &group.tasks[0], &settings);
+        let spec = task_spec(
+            &job(&group),
+            &alloc,
+            "u-1",
+            &group,
+            &group.tasks[0],
+            &settings,
+        );
         assert_eq!(spec.kill_timeout, limits::MAX_KILL_TIMEOUT);
         let spec = task_spec_capped(
+            &job(&group),
             &alloc,
             "u-1",
             &group,

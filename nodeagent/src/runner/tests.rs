@@ -71,6 +71,7 @@ fn fixture() -> Fixture {
     let settings = SpecSettings {
         alloc_root: dir.path().join("alloc"),
         pids_limit: 0,
+        node: Arc::default(),
     };
     let mut drivers: BTreeMap<String, Arc<dyn Driver>> = BTreeMap::new();
     drivers.insert("mock".into(), crate::driver::mock::driver());

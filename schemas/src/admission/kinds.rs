@@ -119,6 +119,7 @@ impl Admissible for Node {
                     Some(resources.disk_mb),
                     MAX_DISK_MB,
                 );
+                node_networks(checks, resources);
             }
             if let Some(reserved) = &status.reserved {
                 checks.at_most("status.reserved.cpu", Some(reserved.cpu), MAX_CPU_MHZ);
@@ -131,6 +132,11 @@ impl Admissible for Node {
                     "status.reserved.diskMB",
                     Some(reserved.disk_mb),
                     MAX_DISK_MB,
+                );
+                port_list(
+                    checks,
+                    "status.reserved.reservedPorts",
+                    reserved.reserved_ports.as_deref(),
                 );
             }
         }
@@ -282,5 +288,50 @@ impl Admissible for Namespace {
     /// A Namespace has no status: a status write changes nothing.
     fn set_status(&mut self, _status: Value) -> serde_json::Result<()> {
         Ok(())
+    }
+}
+
+/// Checks a node's addresses and dynamic port range.
+fn node_networks(checks: &mut Checks, resources: &crate::node::NodeResources) {
+    checks.max_items(
+        "status.resources.networks",
+        resources.networks.len(),
+        crate::limits::MAX_NODE_NETWORKS,
+    );
+    for (i, network) in resources.networks.iter().enumerate() {
+        let at = format!("status.resources.networks[{i}]");
+        if let Some(problem) = network
+            .host_network
+            .as_deref()
+            .and_then(super::checks::dns1123_label)
+        {
+            checks.invalid(format!("{at}.hostNetwork"), problem);
+        }
+        if !network.ip.is_empty() && network.ip.parse::<std::net::IpAddr>().is_err() {
+            checks.invalid(
+                format!("{at}.ip"),
+                format!("{:?} is not an IP address", network.ip),
+            );
+        }
+        port_list(
+            checks,
+            &format!("{at}.reservedPorts"),
+            network.reserved_ports.as_deref(),
+        );
+    }
+    if let (Some(min), Some(max)) = (resources.min_dynamic_port, resources.max_dynamic_port)
+        && min > max
+    {
+        checks.invalid(
+            "status.resources.maxDynamicPort",
+            format!("the dynamic port range ends ({max}) before it starts ({min})"),
+        );
+    }
+}
+
+/// Checks a reserved port list (`22,80,8000-8100`).
+fn port_list(checks: &mut Checks, field: &str, list: Option<&str>) {
+    if let Some(Err(problem)) = list.map(crate::ports::parse_port_list) {
+        checks.invalid(field, problem);
     }
 }

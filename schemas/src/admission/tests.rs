@@ -55,7 +55,8 @@ fn example_jobs_admit_and_round_trip() {
     assert_eq!(group["update"]["healthyDeadline"], "3m");
     assert_eq!(group["update"]["progressDeadline"], "10m");
     let task = &group["tasks"][0];
-    assert_eq!(task["config"]["command"], "/bin/sh");
+    assert_eq!(task["config"]["command"], "/usr/bin/env");
+    assert_eq!(group["network"]["ports"][0]["label"], "http");
     assert_eq!(task["resources"]["cpu"], 200);
     assert_eq!(task["killSignal"], "SIGINT");
     assert_eq!(web["spec"]["constraints"][0]["value"], "linux");
@@ -932,4 +933,67 @@ fn node_http_addr_must_be_host_and_port() {
     let errors = rejected(Kind::Node, node, true);
     assert_eq!(fields_of(&errors), ["spec.httpAddr"], "{errors:#?}");
     assert_eq!(errors[0].kind, FieldErrorKind::Invalid);
+}
+
+#[test]
+fn network_blocks_are_refused_where_nothing_would_honour_them() {
+    let mut job = minimal_job("service");
+    job["spec"]["groups"][0]["network"] = json!({
+        "mode": "bridge",
+        "ports": [
+            {"label": "http"},
+            {"label": "http"},
+            {"label": "bad label"},
+            {"label": "db", "value": 5432},
+            {"label": "web", "to": 8080},
+            {"label": "a", "static": 80},
+            {"label": "b", "static": 80},
+            {"label": "c", "static": 80, "hostNetwork": "public"},
+            {"label": "d", "hostNetwork": "Not_A_Label"},
+        ]
+    });
+    let errors = rejected(Kind::Job, job, true);
+    let base = "spec.groups[0].network";
+    assert_eq!(
+        fields_of(&errors),
+        [
+            format!("{base}.mode"),
+            format!("{base}.ports[1].label"),
+            format!("{base}.ports[2].label"),
+            format!("{base}.ports[3].value"),
+            format!("{base}.ports[4].to"),
+            format!("{base}.ports[6].static"),
+            format!("{base}.ports[8].hostNetwork"),
+        ],
+        "{errors:#?}"
+    );
+    let mut job = minimal_job("service");
+    job["spec"]["groups"][0]["network"] = json!({
+        "ports": [{"label": "http"}, {"label": "admin-ui", "static": 8080}]
+    });
+    let admitted = admitted(Kind::Job, job);
+    assert_eq!(admitted["spec"]["groups"][0]["network"]["mode"], "host");
+}
+
+#[test]
+fn node_port_settings_are_checked() {
+    let mut node = serde_json::to_value(mock::node("n1")).expect("json");
+    node["status"]["reserved"]["reservedPorts"] = json!("22,9000-8000");
+    node["status"]["resources"]["minDynamicPort"] = json!(30000);
+    node["status"]["resources"]["maxDynamicPort"] = json!(20000);
+    node["status"]["resources"]["networks"][0]["reservedPorts"] = json!("http");
+    node["status"]["resources"]["networks"][0]["hostNetwork"] = json!("Public");
+    node["status"]["resources"]["networks"][0]["ip"] = json!("10.0.0.300");
+    let errors = rejected(Kind::Node, node, true);
+    assert_eq!(
+        fields_of(&errors),
+        [
+            "status.reserved.reservedPorts",
+            "status.resources.maxDynamicPort",
+            "status.resources.networks[0].hostNetwork",
+            "status.resources.networks[0].ip",
+            "status.resources.networks[0].reservedPorts",
+        ],
+        "{errors:#?}"
+    );
 }

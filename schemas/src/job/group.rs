@@ -96,7 +96,7 @@ pub struct NetworkResource {
 pub struct Port {
     /// Name of the port, e.g. `http`.
     pub label: String,
-    /// Port assigned on the host; chosen by the scheduler for a dynamic port.
+    /// Not set in a job: the scheduler assigns host ports (`static` asks for a fixed one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = 65535))]
     pub value: Option<u32>,
@@ -108,4 +108,7 @@ pub struct Port {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 65535))]
     pub r#static: Option<u32>,
+    /// Host network of the node the port is on. Defaults to `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_network: Option<String>,
 }

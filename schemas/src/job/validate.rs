@@ -92,16 +92,7 @@ fn task_group(checks: &mut Checks, base: &str, group: &TaskGroup) {
         update_strategy(checks, &format!("{base}.update"), update);
     }
     if let Some(network) = &group.network {
-        let mut labels = std::collections::HashSet::new();
-        for (i, port) in network.ports.iter().enumerate() {
-            if !labels.insert(port.label.as_str()) {
-                checks.push(
-                    format!("{base}.network.ports[{i}].label"),
-                    crate::FieldErrorKind::Duplicate,
-                    format!("duplicate port label {:?}", port.label),
-                );
-            }
-        }
+        super::network::check(checks, &format!("{base}.network"), network);
     }
     checks.max_items(
         format!("{base}.tasks"),

@@ -3,8 +3,11 @@
 
 use super::{Comparable, mhz_per_core};
 use crate::Node;
-use crate::allocation::{AllocatedDevice, AllocatedResources, AllocatedTaskResources};
+use crate::allocation::{
+    AllocatedDevice, AllocatedPort, AllocatedResources, AllocatedTaskResources,
+};
 use crate::job::{TaskGroup, defaults};
+use crate::ports::PortAsk;
 
 /// A device request of a group: the request name and how many instances.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +33,8 @@ pub struct GroupAsk {
     pub disk_mb: u64,
     /// Device requests.
     pub devices: Vec<DeviceAsk>,
+    /// Host ports, static and dynamic.
+    pub ports: Vec<PortAsk>,
 }
 
 impl GroupAsk {
@@ -42,6 +47,7 @@ impl GroupAsk {
                 .as_ref()
                 .and_then(|d| d.size_mb)
                 .unwrap_or(defaults::DISK_MB),
+            ports: PortAsk::of_group(group),
             ..GroupAsk::default()
         };
         for task in &group.tasks {
@@ -109,13 +115,14 @@ pub fn device_matches(request: &str, device: &str) -> bool {
 }
 
 /// The `allocatedResources` of a new allocation of `group` on `node`, given the core ids it
-/// reserves.
+/// reserves and the host ports assigned to it.
 pub fn allocated_resources(
     group: &TaskGroup,
     ask: &GroupAsk,
     node: &Node,
     capacity: &Comparable,
     mut free_cores: impl Iterator<Item = u32>,
+    ports: Vec<AllocatedPort>,
 ) -> AllocatedResources {
     let per_core = mhz_per_core(node);
     let tasks = group.tasks.iter().map(|task| {
@@ -151,6 +158,7 @@ pub fn allocated_resources(
         ..AllocatedResources::default()
     };
     resources.shared.disk_mb = ask.disk_mb;
+    resources.shared.ports = ports;
     resources
 }
 
@@ -167,7 +175,7 @@ mod tests {
         let group = &job.spec.groups[0];
         let ask = GroupAsk::of(group);
         let capacity = node_capacity(&node);
-        let resources = allocated_resources(group, &ask, &node, &capacity, 0..);
+        let resources = allocated_resources(group, &ask, &node, &capacity, 0.., Vec::new());
         let mut alloc = mock::allocation("a", &job, &node);
         alloc.spec.allocated_resources = Some(resources);
         assert_eq!(ask.on_node(&node, &capacity), Some(alloc_usage(&alloc)));
@@ -192,7 +200,7 @@ mod tests {
         let capacity = node_capacity(&node);
         let on_node = ask.on_node(&node, &capacity).expect("no devices");
         assert_eq!(capacity.exceeded_by(&on_node), Some("cpu"));
-        let resources = allocated_resources(group, &ask, &node, &capacity, 0..);
+        let resources = allocated_resources(group, &ask, &node, &capacity, 0.., Vec::new());
         let mut alloc = mock::allocation("a", &job, &node);
         alloc.spec.allocated_resources = Some(resources);
         let used = alloc_usage(&alloc);

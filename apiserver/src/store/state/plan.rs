@@ -7,7 +7,8 @@
 //!                   │ yes
 //!                   ▼
 //!                node exists, ready (eligible for new allocations),
-//!                usage index[node] − stopped − replaced + placed ≤ capacity
+//!                usage index[node] − stopped − replaced + placed ≤ capacity,
+//!                no host port of a placement held already, twice or reserved
 //!                   │ yes                              │ no
 //!                   ▼                                  ▼
 //!                commit stops + placements      reject the node's whole part,
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 use caravan_schemas::fit::{self, NodeUsage};
 use caravan_schemas::plan::{AllocStop, PlanResult};
+use caravan_schemas::ports::{self, HostPort, NodePorts};
 use caravan_schemas::resources::{self, Held};
 use caravan_schemas::{Allocation, Kind};
 use serde_json::{Map, Value};
@@ -128,6 +130,7 @@ impl State {
 
         let mut used = self.usage.used(node_name);
         let mut released = BTreeSet::new();
+        let mut released_ports: Vec<&HostPort> = Vec::new();
         let names = stops
             .iter()
             .map(|s| s.alloc_name.as_str())
@@ -141,6 +144,7 @@ impl State {
                 && usage.node == node_name
             {
                 used.subtract(&usage.used);
+                released_ports.extend(&usage.ports);
             }
         }
         let mut values = Vec::with_capacity(placed.len());
@@ -160,10 +164,44 @@ impl State {
             capacity: node.capacity.clone(),
             held: Held {
                 used,
-                core_ids: Vec::new(),
+                ..Held::default()
             },
-        })
-        .map(|()| values)
+        })?;
+        self.check_ports(node_name, &node.ports, placed, released_ports)?;
+        Ok(values)
+    }
+
+    /// Whether the host ports of the live placements collide with each other, with reserved
+    /// ports, or with those the node's other live allocations (all but `released`) hold.
+    fn check_ports(
+        &self,
+        node_name: &str,
+        offered: &NodePorts,
+        placed: &[Allocation],
+        mut released: Vec<&HostPort>,
+    ) -> Result<(), Rejection> {
+        let asked: Vec<HostPort> = placed
+            .iter()
+            .filter(|a| !a.is_terminal())
+            .flat_map(HostPort::of_alloc)
+            .collect();
+        if asked.is_empty() {
+            return Ok(());
+        }
+        let held = self.usage.get(node_name).map(|t| &t.ports);
+        let mut kept: Vec<&HostPort> = Vec::new();
+        for (port, count) in held.into_iter().flatten() {
+            // A port held `count` times, minus each release of it.
+            let mut left = *count;
+            while left > 0
+                && let Some(at) = released.iter().position(|r| *r == port)
+            {
+                released.swap_remove(at);
+                left -= 1;
+            }
+            kept.extend(std::iter::repeat_n(port, left as usize));
+        }
+        ports::collision(offered, kept, &asked).map_or(Ok(()), Err)
     }
 
     /// Sets `spec.desiredStatus` and `spec.desiredDescription` of the stopped allocation; no

@@ -68,6 +68,7 @@ mod tests {
                 ..ScoreCard::default()
             },
             ask: Default::default(),
+            ports: Vec::new(),
         }
     }
 

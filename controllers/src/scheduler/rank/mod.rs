@@ -22,6 +22,7 @@ pub use spread::SpreadScorer;
 use std::sync::Arc;
 
 use caravan_schemas::Node;
+use caravan_schemas::allocation::AllocatedPort;
 use caravan_schemas::resources::Comparable;
 
 use super::metrics::ScoreCard;
@@ -35,6 +36,8 @@ pub struct RankedNode {
     pub scores: ScoreCard,
     /// What the placement holds on this node.
     pub ask: Comparable,
+    /// Host ports assigned to the placement on this node.
+    pub ports: Vec<AllocatedPort>,
 }
 
 impl RankedNode {

@@ -62,6 +62,7 @@ mod tests {
                 ..ScoreCard::default()
             },
             ask: Default::default(),
+            ports: Vec::new(),
         };
         let best = max_score(vec![ranked("a", 0.1), ranked("b", 0.5), ranked("c", 0.5)]);
         assert_eq!(

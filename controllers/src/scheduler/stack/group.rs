@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use caravan_schemas::fit;
 use caravan_schemas::job::TaskGroup;
+use caravan_schemas::ports::{self, NodePorts};
 use caravan_schemas::resources::{Comparable, GroupAsk};
 use caravan_schemas::{Job, Node};
 
@@ -235,6 +236,11 @@ impl GroupStack {
             ctx.metrics.filter_node(node, &rule.label);
             return None;
         }
+        let seed = if self.ask.ports.is_empty() {
+            0
+        } else {
+            ctx.port_seed(name)
+        };
         let proposed = ctx.proposed(slot, node);
         let collisions = proposed.job_count(&self.name);
         let usage = &proposed.usage;
@@ -253,6 +259,22 @@ impl GroupStack {
             Err(dimension) => {
                 ctx.metrics.exhausted_node(node, dimension);
                 return None;
+            }
+        };
+        let ports = if self.ask.ports.is_empty() {
+            Vec::new()
+        } else {
+            match ports::assign(
+                &NodePorts::of(node),
+                &usage.held.ports,
+                &self.ask.ports,
+                seed,
+            ) {
+                Ok(ports) => ports,
+                Err(reason) => {
+                    ctx.metrics.exhausted_node(node, reason);
+                    return None;
+                }
             }
         };
         let mut card = ScoreCard::default();
@@ -277,6 +299,7 @@ impl GroupStack {
             node: node.clone(),
             scores: card,
             ask,
+            ports,
         })
     }
 

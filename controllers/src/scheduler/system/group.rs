@@ -245,6 +245,7 @@ impl<'p> GroupPass<'p> {
                     node,
                     &usage.capacity,
                     usage.free_cores(),
+                    ranked.ports.clone(),
                 );
                 let alloc = build::new_alloc(
                     self.job,

@@ -29,6 +29,7 @@ fn manager(client: &FakeClient, dir: &tempfile::TempDir) -> AllocManager<FakeCli
         SpecSettings {
             alloc_root: dir.path().join("alloc"),
             pids_limit: 0,
+            node: Arc::default(),
         },
         Duration::from_secs(5),
         LocalState::open(&dir.path().join("state.redb")).unwrap(),

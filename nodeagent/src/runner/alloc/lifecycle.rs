@@ -323,6 +323,7 @@ impl Lifecycle {
         };
         let runner = &mut self.runner;
         let spec = task_spec_capped(
+            &runner.job,
             &self.alloc,
             &runner.alloc_id,
             &self.group,

@@ -364,3 +364,5 @@ fn the_usage_index_follows_creates_stops_status_writes_deletes_and_snapshots() {
     assert_eq!(state.usage().get("n2"), None);
     assert_eq!(state.usage().iter().count(), 0);
 }
+
+mod ports;
