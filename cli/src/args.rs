@@ -63,6 +63,8 @@ pub enum Command {
     Alloc(crate::cmd::alloc::AllocArgs),
     /// List and inspect nodes, set their scheduling eligibility, drain them.
     Node(crate::cmd::node::NodeArgs),
+    /// List registered services and inspect their instances and checks, as `nomad service` does.
+    Service(crate::cmd::service::ServiceArgs),
     /// System maintenance: garbage collection now.
     System(crate::cmd::system::SystemArgs),
     /// The servers: gossip members, join, force-leave.

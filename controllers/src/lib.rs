@@ -14,4 +14,5 @@ pub mod gc;
 pub mod job_status;
 pub mod leader;
 pub mod scheduler;
+pub mod services;
 pub mod worker;

@@ -11,4 +11,5 @@ pub mod image;
 pub mod logs;
 pub mod paths;
 pub mod runner;
+pub mod services;
 pub mod state;

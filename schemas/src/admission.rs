@@ -107,6 +107,7 @@ pub fn admit_new(
         Kind::Evaluation => typed_json::<crate::Evaluation>(object, stamp),
         Kind::Allocation => typed_json::<crate::Allocation>(object, stamp),
         Kind::Deployment => typed_json::<crate::Deployment>(object, stamp),
+        Kind::ServiceRegistration => typed_json::<crate::ServiceRegistration>(object, stamp),
         Kind::JobVersion => typed_json::<crate::JobVersion>(object, stamp),
     };
     conclude(typed, errors).map(|json| AdmittedJson { json, warnings })
@@ -246,6 +247,7 @@ fn finish(
         Kind::Evaluation => typed::<crate::Evaluation>(object),
         Kind::Allocation => typed::<crate::Allocation>(object),
         Kind::Deployment => typed::<crate::Deployment>(object),
+        Kind::ServiceRegistration => typed::<crate::ServiceRegistration>(object),
         Kind::JobVersion => typed::<crate::JobVersion>(object),
     };
     conclude(typed, errors).map(|object| Admitted { object, warnings })
@@ -293,6 +295,7 @@ fn name_rule(kind: Kind) -> NameRule {
         Kind::Evaluation => <crate::Evaluation as Admissible>::NAME_RULE,
         Kind::Allocation => <crate::Allocation as Admissible>::NAME_RULE,
         Kind::Deployment => <crate::Deployment as Admissible>::NAME_RULE,
+        Kind::ServiceRegistration => <crate::ServiceRegistration as Admissible>::NAME_RULE,
         Kind::JobVersion => <crate::JobVersion as Admissible>::NAME_RULE,
     }
 }

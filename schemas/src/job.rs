@@ -13,6 +13,8 @@ pub mod group;
 mod network;
 pub mod placement;
 pub mod policy;
+pub mod service;
+mod service_checks;
 pub mod task;
 pub(crate) mod validate;
 
@@ -21,6 +23,9 @@ pub use placement::{Affinity, Constraint, Operator, Spread, SpreadTarget};
 pub use policy::{
     DelayFunction, HealthCheck, MigrateStrategy, ParameterizedConfig, PayloadMode, PeriodicConfig,
     ReschedulePolicy, RestartMode, RestartPolicy, UpdateStrategy,
+};
+pub use service::{
+    AddressMode, CheckRestart, CheckStatus, CheckType, Service, ServiceCheck, ServicePort,
 };
 pub use task::{
     DeviceRequest, Lifecycle, LifecycleHook, LogConfig, Resources, Task, valid_task_name,

@@ -12,11 +12,12 @@ pub enum Kind {
     Allocation,
     Deployment,
     JobVersion,
+    ServiceRegistration,
 }
 
 impl Kind {
     /// Every kind, in a stable order.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Namespace,
         Kind::Node,
         Kind::Job,
@@ -24,6 +25,7 @@ impl Kind {
         Kind::Allocation,
         Kind::Deployment,
         Kind::JobVersion,
+        Kind::ServiceRegistration,
     ];
 
     /// The `kind` field, e.g. `Job`.
@@ -36,6 +38,7 @@ impl Kind {
             Kind::Allocation => "Allocation",
             Kind::Deployment => "Deployment",
             Kind::JobVersion => "JobVersion",
+            Kind::ServiceRegistration => "ServiceRegistration",
         }
     }
 
@@ -54,6 +57,7 @@ impl Kind {
             Kind::Allocation => "allocations",
             Kind::Deployment => "deployments",
             Kind::JobVersion => "jobversions",
+            Kind::ServiceRegistration => "serviceregistrations",
         }
     }
 
@@ -67,6 +71,7 @@ impl Kind {
             Kind::Allocation => "allocation",
             Kind::Deployment => "deployment",
             Kind::JobVersion => "jobversion",
+            Kind::ServiceRegistration => "serviceregistration",
         }
     }
 
@@ -80,6 +85,7 @@ impl Kind {
             Kind::Allocation => &["alloc", "allocs"],
             Kind::Deployment => &["deploy"],
             Kind::JobVersion => &["jv"],
+            Kind::ServiceRegistration => &["sreg"],
         }
     }
 
@@ -112,6 +118,12 @@ impl Kind {
             Kind::Evaluation => &["spec.jobName", "spec.nodeName", "status.status"],
             Kind::Deployment => &["spec.jobName", "status.status"],
             Kind::JobVersion => &["spec.jobName"],
+            Kind::ServiceRegistration => &[
+                "spec.serviceName",
+                "spec.jobName",
+                "spec.allocName",
+                "spec.nodeName",
+            ],
             Kind::Node => &["spec.datacenter", "spec.nodePool", "status.status"],
             Kind::Job => &["spec.type", "status.status"],
             Kind::Namespace => &[],

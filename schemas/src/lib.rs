@@ -32,6 +32,7 @@ pub mod ports;
 pub mod resources;
 pub mod schema;
 pub mod selector;
+pub mod service_registration;
 pub mod stable_hash;
 
 pub use admission::{
@@ -50,6 +51,7 @@ pub use meta::{ListMeta, ObjectMeta, Status, StatusCause, StatusDetails};
 pub use name_map::NameMap;
 pub use namespace::{Namespace, NamespaceSpec};
 pub use node::{Node, NodeSpec, NodeStatus};
+pub use service_registration::{ServiceRegistration, ServiceRegistrationSpec};
 
 /// The API group of every Caravan kind.
 pub const GROUP: &str = "caravan.dev";

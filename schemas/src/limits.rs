@@ -43,6 +43,18 @@ pub const MAX_PORTS_PER_GROUP: usize = 64;
 /// Longest port label: it becomes part of environment variable names.
 pub const MAX_PORT_LABEL_LEN: usize = 64;
 
+/// Most services in a task group, its tasks' included.
+pub const MAX_SERVICES_PER_GROUP: usize = 64;
+
+/// Most checks of one service.
+pub const MAX_CHECKS_PER_SERVICE: usize = 16;
+
+/// Most tags of one service.
+pub const MAX_SERVICE_TAGS: usize = 64;
+
+/// Longest tag of a service.
+pub const MAX_SERVICE_TAG_LEN: usize = 255;
+
 /// Most network addresses a node reports.
 pub const MAX_NODE_NETWORKS: usize = 64;
 

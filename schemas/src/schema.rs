@@ -21,6 +21,7 @@ pub fn object_schema(kind: Kind) -> Value {
         Kind::Evaluation => root::<crate::Evaluation>(),
         Kind::Allocation => root::<crate::Allocation>(),
         Kind::Deployment => root::<crate::Deployment>(),
+        Kind::ServiceRegistration => root::<crate::ServiceRegistration>(),
         Kind::JobVersion => root::<crate::JobVersion>(),
     };
     tidy(&mut schema);

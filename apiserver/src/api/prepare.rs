@@ -177,11 +177,15 @@ pub fn prepare_create(
     for f in SERVER_FIELDS {
         meta.remove(f);
     }
-    // Status is written through its subresource; only an Evaluation and a Deployment are
-    // created with their initial status (a blocked evaluation must never be seen as pending,
-    // even for an instant; nor a deployment without its canaries and deadlines).
+    // Status is written through its subresource; only an Evaluation, a Deployment and a
+    // ServiceRegistration are created with their initial status (a blocked evaluation must
+    // never be seen as pending, even for an instant; nor a deployment without its canaries and
+    // deadlines; nor a service instance as passing before its checks ran).
     if kind.has_status()
-        && !matches!(kind, Kind::Evaluation | Kind::Deployment)
+        && !matches!(
+            kind,
+            Kind::Evaluation | Kind::Deployment | Kind::ServiceRegistration
+        )
         && let Some(obj) = v.as_object_mut()
     {
         obj.remove("status");

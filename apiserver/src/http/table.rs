@@ -215,6 +215,26 @@ fn columns(kind: Kind) -> Vec<Column> {
             age,
             col("Type", "Scheduler type", 1, Path(&["spec", "job", "type"])),
         ]),
+        Kind::ServiceRegistration => cols.extend([
+            col("Service", "Service name", 0, Path(&["spec", "serviceName"])),
+            col("Address", "Address", 0, Path(&["spec", "address"])),
+            col("Port", "Port", 0, Path(&["spec", "port"])),
+            col(
+                "Status",
+                "Worst status of its checks",
+                0,
+                Path(&["status", "status"]),
+            ),
+            age,
+            col(
+                "Allocation",
+                "Allocation offering it",
+                1,
+                Path(&["spec", "allocName"]),
+            ),
+            col("Node", "Node", 1, Path(&["spec", "nodeName"])),
+            col("Tags", "Tags", 1, Join(&["spec", "tags"])),
+        ]),
         Kind::Namespace => cols.extend([
             col(
                 "Description",

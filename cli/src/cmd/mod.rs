@@ -12,6 +12,7 @@ pub mod job;
 pub mod logs;
 pub mod node;
 pub mod server;
+pub mod service;
 pub mod system;
 pub mod version;
 
@@ -60,6 +61,7 @@ pub async fn run(global: GlobalArgs, command: Command) -> anyhow::Result<()> {
         Command::Alloc(args) => alloc::run(&ctx, args).await,
         Command::Logs(args) => logs::run(&ctx, args).await,
         Command::Node(args) => node::run(&ctx, args).await,
+        Command::Service(args) => service::run(&ctx, args).await,
         Command::System(args) => system::run(&ctx, args).await,
         Command::Server(args) => server::run(&ctx, args).await,
         Command::Operator(args) => server::run_operator(&ctx, args).await,

@@ -29,10 +29,35 @@ type LiveState = Arc<Mutex<MemState>>;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Revisions([u64; 5]);
 
+/// The cached kinds, in the order of their [`Revisions`] slots.
+const CACHED: [Kind; 5] = [
+    Kind::Job,
+    Kind::Node,
+    Kind::Allocation,
+    Kind::Evaluation,
+    Kind::Deployment,
+];
+
+/// The [`Revisions`] slot of a cached kind.
+fn slot_of(kind: Kind) -> Option<usize> {
+    CACHED.iter().position(|k| *k == kind)
+}
+
 impl Revisions {
     /// Every change of every kind up to this revision is cached.
     pub fn complete(&self) -> u64 {
         self.0.iter().copied().min().unwrap_or_default()
+    }
+
+    /// Every change of each of `kinds` up to this revision is cached (kinds not cached are
+    /// ignored).
+    pub fn complete_for(&self, kinds: &[Kind]) -> u64 {
+        kinds
+            .iter()
+            .filter_map(|kind| slot_of(*kind))
+            .map(|slot| self.0[slot])
+            .min()
+            .unwrap_or_else(|| self.complete())
     }
 
     /// Records that cache `slot` has applied everything up to `rv`; whether it moved.
@@ -122,7 +147,6 @@ fn remove_path(object: &mut Value, path: &[&str]) {
 fn spawn_cache<C: Client, T>(
     client: &C,
     (kind, omit): (Kind, Omit),
-    slot: usize,
     revisions: watch::Sender<Revisions>,
     (live, apply): (LiveState, live::Apply<T>),
 ) -> (
@@ -133,6 +157,7 @@ fn spawn_cache<C: Client, T>(
 where
     T: serde::de::DeserializeOwned + Send + Sync + 'static,
 {
+    let slot = slot_of(kind).expect("a cached kind has a revision slot");
     let (reader, writer) = store::<T>();
     let (tx, rx) = broadcast::channel(65_536);
     let receivers = [rx, tx.subscribe()];
@@ -197,35 +222,30 @@ impl Caches {
         let (jobs, jobs_rx, jobs_task) = spawn_cache(
             &client,
             (Kind::Job, &[]),
-            0,
             revisions.clone(),
             (live.clone(), live::apply::<Job>),
         );
         let (nodes, nodes_rx, nodes_task) = spawn_cache(
             &client,
             (Kind::Node, &[]),
-            1,
             revisions.clone(),
             (live.clone(), live::apply::<Node>),
         );
         let (allocations, [allocs_rx, allocs_trigger], allocs_task) = spawn_cache(
             &client,
             (Kind::Allocation, LEAN_ALLOCATION),
-            2,
             revisions.clone(),
             (live.clone(), live::apply::<Allocation>),
         );
         let (evaluations, [evals_rx, evals_trigger], evals_task) = spawn_cache(
             &client,
             (Kind::Evaluation, &[]),
-            3,
             revisions.clone(),
             (live.clone(), live::ignore),
         );
         let (deployments, _, deployments_task) = spawn_cache(
             &client,
             (Kind::Deployment, &[]),
-            4,
             revisions.clone(),
             (live.clone(), live::apply::<Deployment>),
         );
@@ -263,6 +283,12 @@ impl Caches {
         let _ = self.allocations.wait_until_ready().await;
         let _ = self.evaluations.wait_until_ready().await;
         let _ = self.deployments.wait_until_ready().await;
+    }
+
+    /// The revision the caches of `kinds` hold every change up to: what a decision over
+    /// those caches alone may rely on.
+    pub fn complete_for(&self, kinds: &[Kind]) -> u64 {
+        self.revisions.borrow().complete_for(kinds)
     }
 
     /// A scheduler snapshot of the cached objects, at the revision every cache is complete up

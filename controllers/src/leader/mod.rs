@@ -1,7 +1,8 @@
 //! The leader's duties, wired together: caches of jobs, nodes, allocations and evaluations; the
 //! evaluator; the job controller (evaluations for new job versions, job status); the eval broker
-//! fed from the evaluation cache; blocked evaluations; the scheduler workers; and garbage
-//! collection ([`crate::gc`]).
+//! fed from the evaluation cache; blocked evaluations; the scheduler workers; garbage
+//! collection ([`crate::gc`]); and the cleanup of stale service registrations
+//! ([`crate::services`]).
 //!
 //! ```text
 //! watch Jobs ──▶ job controller ── reconcile(job) ─▶ create Deployment (new version of a job
@@ -12,6 +13,8 @@
 //! draining Nodes ─▶ drainer ───▶ desiredTransition.migrate marks, node-drain evals
 //! watch Deployments + alloc feed ─▶ deployment controller ─▶ Deployment status, evals,
 //!                                   JobVersion stable, job reverted
+//! watch ServiceRegistrations + alloc and node feeds ─▶ service cleanup ─▶ delete the
+//!                                   registrations of ended allocations and down nodes
 //!                                      │ dequeue
 //!                                      ▼
 //!        workers: snapshot (caches → MemState) → scheduler → Client::submit_plan → ack
@@ -26,6 +29,7 @@ mod drainer;
 pub(crate) mod evals;
 mod gc;
 mod job_controller;
+mod services;
 mod triggers;
 
 use std::sync::{Arc, Mutex};
@@ -85,6 +89,7 @@ pub async fn run<C: Client>(client: C, config: LeaderConfig) {
 pub async fn run_with_broker<C: Client>(client: C, config: LeaderConfig, broker: EvalBroker) {
     let (caches, feeds) = Caches::start(client.clone());
     let deployment_allocations = feeds.allocations.resubscribe();
+    let service_feeds = (feeds.allocations.resubscribe(), feeds.nodes.resubscribe());
     let shared = Arc::new(Shared {
         client: client.clone(),
         caches,
@@ -105,6 +110,11 @@ pub async fn run_with_broker<C: Client>(client: C, config: LeaderConfig, broker:
         shared.reaped_jobs.clone(),
     ));
     tasks.spawn(drainer::run(shared.clone()));
+    tasks.spawn(services::run(
+        shared.clone(),
+        service_feeds.0,
+        service_feeds.1,
+    ));
     let controller = job_controller::controller(shared.clone(), feeds.job_triggers);
     tasks.spawn(async move {
         let mut results = std::pin::pin!(controller);

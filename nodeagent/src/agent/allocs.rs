@@ -3,7 +3,9 @@
 //! the job at the version the allocation runs, passes changes (a `desiredStatus` of stop, an
 //! update in place into a new job version and deployment, deployment health set) to its runner,
 //! and forgets an allocation once the servers deleted it. At start it re-creates the runners of
-//! the allocations in the local state, which re-attach to their running tasks.
+//! the allocations in the local state, which re-attach to their running tasks. Every runner is
+//! opened in the node's service registry before it runs, so that the registrations a restored
+//! one made before are kept until it says what it wants.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use tokio::task::JoinHandle;
 use crate::runner::alloc::{AllocRunner, Drivers};
 use crate::runner::spec::SpecSettings;
 use crate::runner::status::StatusBatcher;
+use crate::services::{AllocKey, Services};
 use crate::state::{LocalAlloc, LocalHealth, LocalState, LocalTask};
 
 /// Versions of a job kept in the cache.
@@ -46,6 +49,7 @@ pub struct AllocManager<C: Client> {
     max_kill_timeout: Duration,
     local: LocalState,
     status: StatusBatcher,
+    services: Services,
     entries: Arc<Mutex<HashMap<String, Entry>>>,
     jobs: Arc<Mutex<JobCache>>,
 }
@@ -72,9 +76,15 @@ impl<C: Client> AllocManager<C> {
             max_kill_timeout,
             local,
             status,
+            services: Services::new(),
             entries: Arc::default(),
             jobs: Arc::default(),
         }
+    }
+
+    /// The node's service registrations, which the allocations' runners keep.
+    pub fn services(&self) -> Services {
+        self.services.clone()
     }
 
     /// Re-creates the runners of the allocations kept in the local state.
@@ -353,6 +363,8 @@ impl<C: Client> AllocManager<C> {
         recovered: BTreeMap<String, LocalTask>,
         health: Option<LocalHealth>,
     ) {
+        let key = alloc_key(&alloc);
+        self.services.open_alloc(key);
         let (tx, rx) = watch::channel(alloc);
         let (job_tx, job_rx) = watch::channel(job.clone());
         let runner = AllocRunner {
@@ -367,6 +379,7 @@ impl<C: Client> AllocManager<C> {
             recovered,
             health,
             status: self.status.clone(),
+            services: self.services.clone(),
         };
         let handle = tokio::spawn(async move {
             runner.run().await;
@@ -387,13 +400,17 @@ impl<C: Client> AllocManager<C> {
         let Some(entry) = self.entries.lock().await.remove(uid) else {
             return;
         };
+        let key = alloc_key(&entry.alloc.borrow());
         drop(entry.alloc);
         let local = self.local.clone();
+        let services = self.services.clone();
         // Only runners of safe uids exist; checked again before anything is removed.
         let dir = crate::paths::alloc_dir(&self.settings.alloc_root, uid);
         let uid = uid.to_string();
         tokio::spawn(async move {
             let _ = entry.runner.await;
+            // Done by the runner unless it panicked.
+            services.close_alloc(&key);
             if let Err(e) = local.delete_alloc(&uid) {
                 tracing::warn!(alloc = %uid, error = %e, "failed to forget the allocation");
             }
@@ -411,6 +428,14 @@ impl<C: Client> AllocManager<C> {
                 tracing::warn!(alloc = %uid, error = %e, "failed to remove the allocation directory");
             }
         });
+    }
+}
+
+/// The allocation's key in the service registry.
+fn alloc_key(alloc: &Allocation) -> AllocKey {
+    AllocKey {
+        namespace: alloc.metadata.namespace().to_string(),
+        name: alloc.metadata.name().to_string(),
     }
 }
 

@@ -5,6 +5,7 @@
 //!  fingerprint ─▶ register Node (spec + status) ─▶ heartbeat loop (TTL from the leader)
 //!  local state (redb) ─▶ restore runners (re-attach) ─▶ watch spec.nodeName=<node> ─▶ runners
 //!  runners ─▶ StatusBatcher ─▶ PATCH allocations/<name>/status
+//!  runners ─▶ Services (checks) ─▶ serviceregistrations: create, delete, PATCH …/status
 //! ```
 
 pub mod allocs;
@@ -199,8 +200,14 @@ impl Agent {
             registered.clone(),
         ));
         let manager = self.manager.clone();
+        let services = self.manager.services();
+        let (client, node) = (self.client.clone(), self.node_name.clone());
         let watch = tokio::spawn(async move {
             registered.notified().await;
+            // Registrations are written (and those of allocations gone meanwhile deleted) once
+            // the node is known and the restored runners are open.
+            let writer = tokio::spawn(services.run(client, node));
+            let _writer = AbortOnDrop(writer.abort_handle());
             manager.run().await;
         });
         if shutdown.await == Shutdown::Leave {
@@ -214,10 +221,26 @@ impl Agent {
         }
         heartbeats.abort();
         watch.abort();
+        let services = self.manager.services();
+        let writer = self.config.stop_tasks_on_shutdown.then(|| {
+            // Deletes the registrations of the tasks stopped below.
+            tokio::spawn(
+                services
+                    .clone()
+                    .run(self.client.clone(), self.node_name.clone()),
+            )
+        });
         if self.config.stop_tasks_on_shutdown {
             tracing::info!("stopping every task before exiting");
             self.manager.stop_all().await;
             self.flush_statuses().await;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            while services.backlog() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        if let Some(writer) = writer {
+            writer.abort();
         }
         batcher.abort();
         server.abort();
@@ -247,6 +270,15 @@ impl Agent {
                 &self.config,
             ),
         }
+    }
+}
+
+/// Ends a spawned task when dropped (with the task that owns it).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

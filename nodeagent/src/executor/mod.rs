@@ -25,7 +25,7 @@ pub mod procfs;
 pub mod protocol;
 mod server;
 pub mod spec;
-mod task;
+pub(crate) mod task;
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;

@@ -134,7 +134,7 @@ fn start_container(c: &ContainerLaunch) -> Result<Started, String> {
 }
 
 /// `uid[:gid]` or `name[:group]`; a missing group is the user's primary group.
-fn resolve_user(spec: &str) -> Result<(u32, u32), String> {
+pub(crate) fn resolve_user(spec: &str) -> Result<(u32, u32), String> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),

@@ -9,10 +9,13 @@
 //!
 //! The stages and their transitions are in `lifecycle.rs`; this file sets the allocation up
 //! and drives them. While the allocation runs within a deployment, its health is tracked
-//! (`health.rs`) and reported with its status, once.
+//! (`health.rs`) and reported with its status, once. Its services are registered while their
+//! tasks run (`services.rs`).
 
 mod health;
 mod lifecycle;
+mod lost;
+mod services;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -28,6 +31,7 @@ use super::events;
 use super::spec::{Phase, SpecSettings};
 use super::status::{StatusBatcher, alloc_status};
 use crate::driver::Driver;
+use crate::services::{AllocKey, Services};
 use crate::state::{LocalHealth, LocalState, LocalTask};
 use lifecycle::Lifecycle;
 
@@ -57,6 +61,8 @@ pub struct AllocRunner {
     /// The health an earlier agent process decided (sent again, once, in case it was not).
     pub health: Option<LocalHealth>,
     pub status: StatusBatcher,
+    /// The node's service registrations.
+    pub services: Services,
 }
 
 impl AllocRunner {
@@ -65,7 +71,13 @@ impl AllocRunner {
         let alloc = self.alloc.borrow().clone();
         let group = match self.setup(&alloc) {
             Ok(group) => group,
-            Err(states) => return states,
+            Err(states) => {
+                self.services.close_alloc(&AllocKey {
+                    namespace: alloc.metadata.namespace().to_string(),
+                    name: alloc.metadata.name().to_string(),
+                });
+                return states;
+            }
         };
         let mut lifecycle = Lifecycle::new(self, alloc, group);
         loop {
@@ -140,7 +152,14 @@ impl AllocRunner {
             .iter()
             .map(|t| (t.name.clone(), Phase::of(t)))
             .collect();
-        health::check(self, alloc.metadata.name(), &mut tracker, &phases, states);
+        health::check(
+            self,
+            alloc.metadata.name(),
+            &mut tracker,
+            &phases,
+            states,
+            &[],
+        );
         tracker.take_unsent()
     }
 }

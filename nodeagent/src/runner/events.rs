@@ -15,6 +15,7 @@ pub const TASK_SETUP: &str = "Task Setup";
 pub const STARTED: &str = "Started";
 pub const TERMINATED: &str = "Terminated";
 pub const RESTARTING: &str = "Restarting";
+pub const RESTART_SIGNALED: &str = "Restart Signaled";
 pub const KILLING: &str = "Killing";
 pub const KILLED: &str = "Killed";
 pub const NOT_RESTARTING: &str = "Not Restarting";

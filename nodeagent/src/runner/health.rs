@@ -1,31 +1,36 @@
-//! Allocation health within a deployment (Nomad's alloc health tracker, `task_states` rules):
-//! pure decisions from the tasks' states, the group's `update` block and the clock.
+//! Allocation health within a deployment (Nomad's alloc health tracker, `task_states` and
+//! `checks` rules): pure decisions from the tasks' states, the services' checks, the group's
+//! `update` block and the clock.
 //!
 //! ```text
 //!  any task failed ─────────────────────────────────────────────▶ Unhealthy (at once)
 //!  every main and sidecar task running, prestart hooks completed
-//!      since T (the latest of their starts, at the earliest the tracking start)
-//!      and T + minHealthyTime ≤ now ─────────────────────────────▶ Healthy at T + min
+//!      (with `checks`: and every check of the services passing)
+//!      since T (the latest of their starts and of the checks' passing, at the earliest the
+//!      tracking start) and T + minHealthyTime ≤ now ────────────▶ Healthy at T + min
 //!  not Healthy by tracking start + healthyDeadline ──────────────▶ Unhealthy at the deadline
 //!  otherwise ──────────────────────────────────────────────────────▶ Pending: look again at
 //!                                                     min(T + minHealthyTime, deadline)
 //! ```
 //!
 //! A restart moves a task's start forward, so a task that restarts inside the window starts
-//! the window again. Tasks already running when tracking starts (an allocation updated in place
-//! into a new deployment) count from the tracking start, as Nomad's tracker does. Poststop
-//! hooks are not looked at; poststart hooks that are not sidecars only must not fail. `checks`
-//! behaves as `task_states` until services bring checks; `manual` health is set by the
-//! operator, not tracked here. Which allocations are tracked with which rules is in
-//! `rules.rs`, task states become [`TaskView`]s in `tasks.rs`, and `tracker.rs` follows one
-//! allocation from its start to its decision.
+//! the window again; so does a check that stops passing. Tasks already running when tracking
+//! starts (an allocation updated in place into a new deployment) count from the tracking
+//! start, as Nomad's tracker does. Poststop hooks are not looked at; poststart hooks that are
+//! not sidecars only must not fail. A failing check never makes the allocation unhealthy
+//! before the deadline. `manual` health is set by the operator, not tracked here. Which
+//! allocations are tracked with which rules is in `rules.rs`, task states become
+//! [`TaskView`]s in `tasks.rs`, checks [`checks::CheckView`]s in `checks.rs`, and `tracker.rs`
+//! follows one allocation from its start to its decision.
 
 use std::time::{Duration, SystemTime};
 
 use caravan_schemas::allocation::TaskLifecycleState;
 
+use self::checks::CheckView;
 use super::spec::Phase;
 
+pub mod checks;
 pub mod rules;
 pub mod tasks;
 pub mod tracker;
@@ -77,6 +82,8 @@ pub struct HealthRules {
     pub min_healthy_time: Duration,
     /// How long the allocation has to become healthy, from when tracking started.
     pub healthy_deadline: Duration,
+    /// Whether the services' checks must pass too (`healthCheck: checks`).
+    pub checks: bool,
 }
 
 /// The health of an allocation at one moment.
@@ -95,11 +102,24 @@ pub enum Health {
     },
 }
 
-/// Decides the health of an allocation whose tracking started at `tracking_since`.
+/// Decides the health of an allocation whose tracking started at `tracking_since`, from its
+/// tasks only.
 pub fn decide(
     rules: HealthRules,
     tracking_since: SystemTime,
     tasks: &[TaskView],
+    now: SystemTime,
+) -> Health {
+    decide_with_checks(rules, tracking_since, tasks, &[], now)
+}
+
+/// Decides the health of an allocation whose tracking started at `tracking_since`, from its
+/// tasks and (when the rules ask) its services' checks.
+pub fn decide_with_checks(
+    rules: HealthRules,
+    tracking_since: SystemTime,
+    tasks: &[TaskView],
+    checks: &[CheckView],
     now: SystemTime,
 ) -> Health {
     let deadline = tracking_since
@@ -114,7 +134,15 @@ pub fn decide(
             reason: format!("task {} failed", task.name),
         };
     }
-    let ready_since = ready_since(tasks).map(|since| since.max(tracking_since));
+    let checks_since = if rules.checks {
+        checks::passing_since(checks)
+    } else {
+        Ok(SystemTime::UNIX_EPOCH)
+    };
+    let ready_since = match (ready_since(tasks), checks_since) {
+        (Some(tasks), Ok(checks)) => Some(tasks.max(checks).max(tracking_since)),
+        _ => None,
+    };
     if let Some(since) = ready_since {
         let healthy_at = since.checked_add(rules.min_healthy_time).unwrap_or(since);
         if healthy_at <= now && healthy_at <= deadline {
@@ -122,10 +150,13 @@ pub fn decide(
         }
     }
     if deadline <= now {
-        let reason = match waiting_for(tasks) {
-            Some(task) => format!("task {task} is not running by the healthy deadline"),
-            None => "the tasks did not run for the minimum healthy time by the healthy deadline"
-                .to_string(),
+        let reason = match (waiting_for(tasks), checks_since) {
+            (Some(task), _) => format!("task {task} is not running by the healthy deadline"),
+            (None, Err(check)) => format!("check {check} is not passing by the healthy deadline"),
+            (None, Ok(_)) => {
+                "the tasks did not run for the minimum healthy time by the healthy deadline"
+                    .to_string()
+            }
         };
         return Health::Unhealthy {
             at: deadline,

@@ -1,6 +1,8 @@
 //! The task runner: starts one task through its driver (or re-attaches to it), waits for it,
 //! applies the restart policy, stops it with its kill signal then SIGKILL after the kill
-//! timeout, and reports every state change and event to its allocation runner.
+//! timeout, and reports every state change and event to its allocation runner. A restart asked
+//! while the task runs (a service check's `checkRestart`) kills it the same way and counts as
+//! a failure against the restart policy, as Nomad does.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -23,6 +25,9 @@ pub struct TaskUpdate {
 /// Why a task is being stopped (becomes the `Killing` event's message).
 pub type KillRequest = watch::Receiver<Option<String>>;
 
+/// Why the running task is to restart (becomes the `Restart Signaled` event's message).
+pub type RestartRequests = mpsc::UnboundedReceiver<String>;
+
 /// One task of an allocation.
 pub struct TaskRunner {
     pub spec: TaskSpec,
@@ -33,6 +38,7 @@ pub struct TaskRunner {
     pub recovered: Option<LocalTask>,
     pub updates: mpsc::UnboundedSender<TaskUpdate>,
     pub kill: KillRequest,
+    pub restart: RestartRequests,
 }
 
 impl TaskRunner {
@@ -81,6 +87,8 @@ impl TaskRunner {
                 if let Some(reason) = requested {
                     return self.finish_killed(state, None, &reason).await;
                 }
+                // Asked of a run that is over.
+                while self.restart.try_recv().is_ok() {}
                 match self.driver.start(self.spec.clone()).await {
                     Ok(h) => {
                         let now = SystemTime::now();
@@ -114,15 +122,23 @@ impl TaskRunner {
                 self.save(&state, handle.as_deref());
             }
             let Some(h) = handle.take() else { continue };
-            let exit = tokio::select! {
-                exit = h.wait() => exit,
+            let (exit, signaled) = tokio::select! {
+                exit = h.wait() => (exit, false),
                 reason = wait_kill(&mut self.kill) => {
                     return self.finish_killed(state, Some(h), &reason).await;
+                }
+                reason = wait_restart(&mut self.restart) => {
+                    events::push(
+                        &mut state,
+                        events::event(events::RESTART_SIGNALED, reason, SystemTime::now()),
+                    );
+                    self.report(&state);
+                    (kill(h.as_ref(), &self.spec).await, true)
                 }
             };
             h.destroy().await;
             events::push(&mut state, events::terminated(&exit, SystemTime::now()));
-            let outcome = if exit.successful() {
+            let outcome = if exit.successful() && !signaled {
                 Outcome::Succeeded
             } else {
                 Outcome::Failed
@@ -259,6 +275,15 @@ async fn wait_kill(kill: &mut KillRequest) -> String {
             // The allocation runner is gone: nobody can ask any more.
             futures::future::pending::<()>().await;
         }
+    }
+}
+
+/// Resolves when a restart of the running task is asked, with its reason.
+async fn wait_restart(requests: &mut RestartRequests) -> String {
+    match requests.recv().await {
+        Some(reason) => reason,
+        // Nobody can ask any more.
+        None => futures::future::pending().await,
     }
 }
 

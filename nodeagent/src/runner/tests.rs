@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::alloc::{AllocRunner, Drivers};
+use super::events;
 use super::spec::SpecSettings;
 use super::status::{StatusBatcher, client_status};
 use crate::driver::Driver;
@@ -103,6 +104,7 @@ impl Fixture {
             recovered,
             health: None,
             status: StatusBatcher::new(),
+            services: crate::services::Services::new(),
         }
     }
 }
@@ -377,3 +379,4 @@ async fn a_panicked_task_runner_fails_its_task_instead_of_hanging_the_allocation
 }
 
 mod health;
+mod services;

@@ -2,12 +2,14 @@
 
 use serde_json::Value;
 
-use crate::admission::checks::{Checks, NameRule};
+use crate::admission::checks::{Checks, NameRule, dns1123_label};
 use crate::job::{defaults, validate};
 use crate::limits::{MAX_CPU_MHZ, MAX_DISK_MB, MAX_MEMORY_MB};
 use crate::meta::ObjectMeta;
 use crate::node::{SchedulingEligibility, valid_http_addr};
-use crate::{Allocation, Deployment, Evaluation, Job, JobVersion, Namespace, Node};
+use crate::{
+    Allocation, Deployment, Evaluation, Job, JobVersion, Namespace, Node, ServiceRegistration,
+};
 
 /// A kind's typed admission steps: semantic checks on what the user wrote, then defaults.
 pub(crate) trait Admissible:
@@ -255,6 +257,42 @@ impl Admissible for Deployment {
     fn apply_defaults(&mut self) {}
 }
 
+impl Admissible for ServiceRegistration {
+    spec_and_status!();
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+    fn check(&self, checks: &mut Checks) {
+        let spec = &self.spec;
+        if let Some(problem) = dns1123_label(&spec.service_name) {
+            checks.invalid("spec.serviceName", problem);
+        }
+        if spec.address.parse::<std::net::IpAddr>().is_err() {
+            checks.invalid(
+                "spec.address",
+                format!("{:?} is not an IP address", spec.address),
+            );
+        }
+        checks.range("spec.port", Some(i64::from(spec.port)), 0, 65535);
+        checks.max_items(
+            "spec.tags",
+            spec.tags.len(),
+            crate::limits::MAX_SERVICE_TAGS,
+        );
+        if let Some(status) = &self.status {
+            checks.max_items(
+                "status.checks",
+                status.checks.len(),
+                crate::limits::MAX_CHECKS_PER_SERVICE,
+            );
+        }
+    }
+    fn apply_defaults(&mut self) {}
+}
+
 impl Admissible for JobVersion {
     spec_and_status!();
     fn metadata(&self) -> &ObjectMeta {
@@ -300,11 +338,7 @@ fn node_networks(checks: &mut Checks, resources: &crate::node::NodeResources) {
     );
     for (i, network) in resources.networks.iter().enumerate() {
         let at = format!("status.resources.networks[{i}]");
-        if let Some(problem) = network
-            .host_network
-            .as_deref()
-            .and_then(super::checks::dns1123_label)
-        {
+        if let Some(problem) = network.host_network.as_deref().and_then(dns1123_label) {
             checks.invalid(format!("{at}.hostNetwork"), problem);
         }
         if !network.ip.is_empty() && network.ip.parse::<std::net::IpAddr>().is_err() {

@@ -50,6 +50,9 @@ pub fn admit_replacement(kind: Kind, desired: Value, current: &str, strict: bool
         Kind::Evaluation => replace::<crate::Evaluation>(kind, desired, current, strict),
         Kind::Allocation => replace::<crate::Allocation>(kind, desired, current, strict),
         Kind::Deployment => replace::<crate::Deployment>(kind, desired, current, strict),
+        Kind::ServiceRegistration => {
+            replace::<crate::ServiceRegistration>(kind, desired, current, strict)
+        }
         Kind::JobVersion => replace::<crate::JobVersion>(kind, desired, current, strict),
     }
 }

@@ -33,6 +33,9 @@ pub fn admit_status(
         Kind::Evaluation => status::<crate::Evaluation>(kind, current, change, strict),
         Kind::Allocation => status::<crate::Allocation>(kind, current, change, strict),
         Kind::Deployment => status::<crate::Deployment>(kind, current, change, strict),
+        Kind::ServiceRegistration => {
+            status::<crate::ServiceRegistration>(kind, current, change, strict)
+        }
         Kind::JobVersion => status::<crate::JobVersion>(kind, current, change, strict),
     }
 }

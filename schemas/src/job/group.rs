@@ -45,6 +45,9 @@ pub struct TaskGroup {
     /// Network mode and ports of the allocation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkResource>,
+    /// Services the allocation offers while its tasks run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<super::Service>,
     /// Free-form key/value metadata, merged under the tasks' own.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub meta: BTreeMap<String, String>,

@@ -75,6 +75,9 @@ pub struct Task {
     /// Placement preferences that apply to this task's allocations.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub affinities: Vec<Affinity>,
+    /// Services the task offers while it runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<super::Service>,
     /// Free-form key/value metadata, interpolated as `${NOMAD_META_key}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub meta: BTreeMap<String, String>,

@@ -94,6 +94,7 @@ fn task_group(checks: &mut Checks, base: &str, group: &TaskGroup) {
     if let Some(network) = &group.network {
         super::network::check(checks, &format!("{base}.network"), network);
     }
+    super::service_checks::check(checks, base, group);
     checks.max_items(
         format!("{base}.tasks"),
         group.tasks.len(),

@@ -246,3 +246,20 @@ fn omitted_paths_are_removed_from_objects_that_still_carry_them() {
         })
     );
 }
+
+#[test]
+fn the_revision_of_some_kinds_is_the_least_of_theirs() {
+    let mut revisions = Revisions::default();
+    for (kind, rv) in [
+        (Kind::Job, 9),
+        (Kind::Node, 7),
+        (Kind::Allocation, 5),
+        (Kind::Evaluation, 3),
+        (Kind::Deployment, 8),
+    ] {
+        assert!(revisions.advance(slot_of(kind).unwrap(), rv));
+    }
+    assert_eq!(revisions.complete(), 3);
+    assert_eq!(revisions.complete_for(&[Kind::Node, Kind::Allocation]), 5);
+    assert_eq!(revisions.complete_for(&[Kind::Node]), 7);
+}

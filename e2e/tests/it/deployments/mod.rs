@@ -32,11 +32,14 @@ mod rolling;
 /// and short enough that a stuck step reports itself before the test runner's own limit.
 pub(super) const ROLLOUT: Duration = Duration::from_secs(60);
 
-/// A `caravan agent --dev` (server and node agent in one process) for one test.
+/// A `caravan agent --dev` (server and node agent in one process) for one test, its node's
+/// addresses loopback's: service checks (the README example has one) stay on loopback.
 pub(super) fn dev(name: &str) -> Sandbox {
     Sandbox::builder()
         .name(name)
         .client()
+        .arg("--network-interface")
+        .arg("lo")
         .start()
         .unwrap_or_else(|e| panic!("failed to start the dev agent: {e:#}"))
 }

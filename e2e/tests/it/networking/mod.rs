@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 mod interpolation;
 mod ports;
+mod services;
 
 /// How long an allocation may take to start answering.
 const ANSWER: Duration = Duration::from_secs(60);

@@ -10,6 +10,7 @@ use caravan_schemas::allocation::TaskState;
 use caravan_schemas::{Allocation, NameMap};
 
 use super::AllocRunner;
+use crate::runner::health::checks::CheckView;
 use crate::runner::health::rules::group_update;
 use crate::runner::health::tasks::{task_views, tracking_since};
 use crate::runner::health::tracker::Tracker;
@@ -41,19 +42,21 @@ pub(super) fn follow(runner: &AllocRunner, tracker: &mut Tracker, group: &str) {
     tracker.follow(&alloc, group_update(&job, group), SystemTime::now());
 }
 
-/// Decides from the task states now, while tracking; a decision is logged and saved locally
-/// (it goes out with the next status the runner reports).
+/// Decides from the task states and the services' checks now, while tracking; a decision is
+/// logged and saved locally (it goes out with the next status the runner reports).
 pub(super) fn check(
     runner: &AllocRunner,
     alloc_name: &str,
     tracker: &mut Tracker,
     phases: &BTreeMap<String, Phase>,
     states: &NameMap<TaskState>,
+    checks: &[CheckView],
 ) {
     if !tracker.is_tracking() {
         return;
     }
-    let Some(verdict) = tracker.observe(&task_views(phases, states), SystemTime::now()) else {
+    let tasks = task_views(phases, states);
+    let Some(verdict) = tracker.observe_with_checks(&tasks, checks, SystemTime::now()) else {
         return;
     };
     let health = &verdict.health;

@@ -1,8 +1,9 @@
 //! The lifecycle state machine of an allocation's tasks (the diagram is in [`super::alloc`]):
 //! which tasks each stage starts, when the allocation moves to the next stage, and what the
-//! runner does when a task reports, a task runner ends, the servers change the allocation, or
-//! its deployment health is due to be decided. Health is tracked while the tasks run (prestart
-//! and main stages), and goes out with the next status report once decided.
+//! runner does when a task reports, a task runner ends, the servers change the allocation, a
+//! service check asks something, or its deployment health is due to be decided. Health is
+//! tracked while the tasks run (prestart and main stages), and goes out with the next status
+//! report once decided. Services are registered while their tasks run (`services.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
@@ -14,12 +15,15 @@ use caravan_schemas::{Allocation, NameMap};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{Id, JoinError, JoinSet};
 
+use super::lost::lost_runner;
+use super::services::{ServiceHooks, restart_targets};
 use super::{AllocRunner, health};
 use crate::runner::events;
 use crate::runner::health::tracker::Tracker;
 use crate::runner::spec::{Phase, restart_policy, task_spec_capped};
 use crate::runner::status::alloc_status;
 use crate::runner::task::{TaskRunner, TaskUpdate};
+use crate::services::ServiceEvent;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
@@ -30,9 +34,10 @@ enum Stage {
     Done,
 }
 
-/// A task whose runner is running: how to kill it.
+/// A task whose runner is running: how to kill it, how to have it restart.
 struct Running {
     kill: watch::Sender<Option<String>>,
+    restart: mpsc::UnboundedSender<String>,
 }
 
 /// An allocation's tasks on their way through the lifecycle, with everything the loop of
@@ -60,6 +65,8 @@ pub(super) struct Lifecycle {
     entered: bool,
     /// The allocation's health within its deployment.
     health: Tracker,
+    /// The allocation's services and their checks.
+    services: ServiceHooks,
 }
 
 impl Lifecycle {
@@ -85,6 +92,7 @@ impl Lifecycle {
             .collect();
         let (updates_tx, updates) = mpsc::unbounded_channel();
         let health = health::tracker(&mut runner, &alloc, &group.name, &states);
+        let services = ServiceHooks::new(runner.services.clone(), &alloc);
         Lifecycle {
             runner,
             alloc,
@@ -103,6 +111,7 @@ impl Lifecycle {
             stop_reason: None,
             entered: false,
             health,
+            services,
         }
     }
 
@@ -164,6 +173,7 @@ impl Lifecycle {
             Some(update) = self.updates.recv() => self.on_update(update),
             Some(joined) = self.joins.join_next_with_id() => self.on_joined(joined),
             changed = self.runner.alloc.changed(), if watch_alloc => self.on_alloc_change(changed),
+            Some(event) = self.services.events.recv() => self.on_service_event(event),
             () = tokio::time::sleep_until(recheck_at), if recheck.is_some() => self.report_health(),
         }
     }
@@ -171,6 +181,7 @@ impl Lifecycle {
     /// Reports the final status; the final task states.
     pub(super) fn finish(mut self) -> NameMap<TaskState> {
         self.report();
+        self.services.close();
         self.states
     }
 
@@ -217,6 +228,8 @@ impl Lifecycle {
         let stop = match changed {
             Ok(()) => {
                 health::follow(&self.runner, &mut self.health, &self.group.name);
+                // A new job version may bring other services.
+                self.sync_services();
                 self.report_health();
                 self.runner.alloc.borrow().desired_status() != DesiredStatus::Run
             }
@@ -297,6 +310,34 @@ impl Lifecycle {
         }
         self.stage = stage;
         self.entered = false;
+        // Deregistered before the tasks are killed.
+        self.sync_services();
+    }
+
+    /// Registers the services of what runs now.
+    fn sync_services(&mut self) {
+        let runs = matches!(self.stage, Stage::Prestart | Stage::Main);
+        self.services
+            .sync(&self.runner, &self.group, runs, &self.phases, &self.states);
+    }
+
+    /// A service check's request: decide health again when a check's status changed; restart
+    /// the task (every running task for a group service) a check restarts, if it still runs
+    /// the run the check was for.
+    fn on_service_event(&mut self, event: ServiceEvent) {
+        match event {
+            ServiceEvent::ChecksChanged => self.report_health(),
+            ServiceEvent::Restart { task, run, reason } => {
+                if !matches!(self.stage, Stage::Prestart | Stage::Main) {
+                    return;
+                }
+                let running = self.running.keys().map(String::as_str);
+                for name in restart_targets(task.as_deref(), run.as_deref(), &self.states, running)
+                {
+                    let _ = self.running[name].restart.send(reason.clone());
+                }
+            }
+        }
     }
 
     /// The tasks whose phase matches, by name.
@@ -349,6 +390,7 @@ impl Lifecycle {
             return;
         };
         let (kill_tx, kill_rx) = watch::channel(None);
+        let (restart_tx, restart_rx) = mpsc::unbounded_channel();
         let task_runner = TaskRunner {
             spec,
             driver,
@@ -357,6 +399,7 @@ impl Lifecycle {
             recovered: runner.recovered.remove(task_name),
             updates: self.updates_tx.clone(),
             kill: kill_rx,
+            restart: restart_rx,
         };
         let name = task.name.clone();
         let id = self
@@ -364,13 +407,19 @@ impl Lifecycle {
             .spawn(async move { (name, task_runner.run().await) })
             .id();
         self.runner_ids.insert(id, task.name.clone());
-        self.running
-            .insert(task.name.clone(), Running { kill: kill_tx });
+        self.running.insert(
+            task.name.clone(),
+            Running {
+                kill: kill_tx,
+                restart: restart_tx,
+            },
+        );
     }
 
     /// Decides health if it is due, then queues the allocation's status (with a health
     /// decision not sent yet).
     fn report(&mut self) {
+        self.sync_services();
         self.check_health();
         let mut status = alloc_status(&self.states);
         status.deployment_status = self.health.take_unsent();
@@ -389,70 +438,19 @@ impl Lifecycle {
     }
 
     fn check_health(&mut self) {
+        let checks = if self.health.uses_checks() {
+            self.services
+                .check_views(&self.runner, &self.group, &self.phases)
+        } else {
+            Vec::new()
+        };
         health::check(
             &self.runner,
             self.alloc.metadata.name(),
             &mut self.health,
             &self.phases,
             &self.states,
+            &checks,
         );
-    }
-}
-
-/// A task runner whose join failed. Cancelled (the runtime is shutting down with the agent,
-/// and the task lives on for the next agent to re-attach): `None`, nothing to record, and no
-/// alarm. Panicked: the task is dead and failed, so the allocation does not wait for it.
-fn lost_runner(
-    alloc: &str,
-    task: &str,
-    mut state: TaskState,
-    error: &JoinError,
-    now: SystemTime,
-) -> Option<TaskState> {
-    if error.is_cancelled() {
-        tracing::debug!(alloc = %alloc, task = %task, "a task runner was cancelled");
-        return None;
-    }
-    tracing::error!(alloc = %alloc, task = %task, error = %error, "a task runner panicked");
-    events::push(
-        &mut state,
-        events::event(
-            events::DRIVER_FAILURE,
-            format!("the task runner failed: {error}"),
-            now,
-        ),
-    );
-    state.state = TaskLifecycleState::Dead;
-    state.failed = true;
-    state.finished_at = Some(events::timestamp(now));
-    Some(state)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_cancelled_task_runner_is_not_a_panic() {
-        let now = SystemTime::now();
-        let running = TaskState {
-            state: TaskLifecycleState::Running,
-            ..Default::default()
-        };
-        // Aborted, as the runtime does to every task when the agent shuts down.
-        let aborted = tokio::spawn(futures::future::pending::<()>());
-        aborted.abort();
-        let cancelled = aborted.await.unwrap_err();
-        assert!(cancelled.is_cancelled());
-        assert_eq!(
-            lost_runner("a", "web", running.clone(), &cancelled, now),
-            None,
-            "nothing recorded: the task lives on for the next agent"
-        );
-        let panicked = tokio::spawn(async { panic!("bug") }).await.unwrap_err();
-        let state = lost_runner("a", "web", running, &panicked, now).expect("a dead task");
-        assert_eq!(state.state, TaskLifecycleState::Dead);
-        assert!(state.failed);
-        assert!(state.events[0].message.contains("panicked"), "{state:?}");
     }
 }

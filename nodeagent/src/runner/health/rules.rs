@@ -10,15 +10,17 @@ use caravan_schemas::job::{HealthCheck, UpdateStrategy, defaults};
 use super::HealthRules;
 
 /// The rules of an `update` block; `None` for `healthCheck: manual`, where the operator sets
-/// health and the agent never does. `checks` is tracked as `task_states` until services bring
-/// checks to pass.
+/// health and the agent never does. `checks` asks for the tasks' states and every check of the
+/// allocation's services passing; `task_states` for the tasks' states only.
 pub fn rules(update: &UpdateStrategy) -> Option<HealthRules> {
     let defaults = defaults::update_strategy();
-    match update.health_check.or(defaults.health_check) {
+    let checks = match update.health_check.or(defaults.health_check) {
         Some(HealthCheck::Manual) => return None,
-        Some(HealthCheck::Checks | HealthCheck::TaskStates) | None => {}
-    }
+        Some(HealthCheck::Checks) => true,
+        Some(HealthCheck::TaskStates) | None => false,
+    };
     Some(HealthRules {
+        checks,
         min_healthy_time: duration_or(
             update.min_healthy_time.as_deref(),
             defaults.min_healthy_time.as_deref(),
@@ -55,6 +57,7 @@ mod tests {
     #[test]
     fn defaults_fill_what_the_block_leaves_out() {
         let rules = rules(&UpdateStrategy::default()).expect("tracked");
+        assert!(rules.checks, "Nomad's default is checks");
         assert_eq!(rules.min_healthy_time, Duration::from_secs(10));
         assert_eq!(rules.healthy_deadline, Duration::from_secs(300));
         let own = UpdateStrategy {
@@ -68,19 +71,27 @@ mod tests {
             Some(HealthRules {
                 min_healthy_time: Duration::from_millis(250),
                 healthy_deadline: Duration::from_secs(90),
+                checks: false,
             })
         );
     }
 
     #[test]
-    fn checks_are_task_states_and_manual_is_not_tracked() {
+    fn checks_add_the_services_checks_and_manual_is_not_tracked() {
         let with = |check| UpdateStrategy {
             health_check: Some(check),
             ..Default::default()
         };
+        let checks = rules(&with(HealthCheck::Checks)).expect("tracked");
+        let task_states = rules(&with(HealthCheck::TaskStates)).expect("tracked");
+        assert!(checks.checks);
+        assert!(!task_states.checks);
         assert_eq!(
-            rules(&with(HealthCheck::Checks)),
-            rules(&with(HealthCheck::TaskStates))
+            HealthRules {
+                checks: false,
+                ..checks
+            },
+            task_states
         );
         assert_eq!(rules(&with(HealthCheck::Manual)), None);
     }

@@ -2,11 +2,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use caravan_schemas::allocation::TaskLifecycleState::{Dead, Pending, Running};
 
+use super::checks::CheckView;
 use super::*;
 
 const RULES: HealthRules = HealthRules {
     min_healthy_time: Duration::from_secs(10),
     healthy_deadline: Duration::from_secs(300),
+    checks: false,
 };
 
 fn at(secs: u64) -> SystemTime {
@@ -204,5 +206,75 @@ fn tasks_running_before_tracking_count_from_its_start() {
     assert_eq!(
         decide(RULES, at(100), &tasks, at(111)),
         Health::Healthy { at: at(110) }
+    );
+}
+
+const CHECKED: HealthRules = HealthRules {
+    checks: true,
+    ..RULES
+};
+
+fn check(name: &str, passing_since: Option<u64>) -> CheckView {
+    CheckView {
+        name: name.to_string(),
+        passing_since: passing_since.map(at),
+    }
+}
+
+#[test]
+fn with_checks_every_check_must_pass_for_the_minimum_time_too() {
+    let tasks = [main_task(Running, Some(5))];
+    let checks = [check("http", Some(8)), check("tcp", Some(12))];
+    assert_eq!(
+        decide_with_checks(CHECKED, at(0), &tasks, &checks, at(20)),
+        Health::Pending { recheck_at: at(22) },
+        "from when the last check started passing"
+    );
+    assert_eq!(
+        decide_with_checks(CHECKED, at(0), &tasks, &checks, at(22)),
+        Health::Healthy { at: at(22) }
+    );
+    // The same checks do not count under task_states.
+    assert_eq!(
+        decide_with_checks(RULES, at(0), &tasks, &checks, at(16)),
+        Health::Healthy { at: at(15) }
+    );
+}
+
+#[test]
+fn a_failing_check_waits_for_the_deadline() {
+    let tasks = [main_task(Running, Some(5))];
+    let checks = [check("http", Some(8)), check("tcp", None)];
+    assert_eq!(
+        decide_with_checks(CHECKED, at(0), &tasks, &checks, at(100)),
+        Health::Pending {
+            recheck_at: at(300)
+        },
+        "never unhealthy before the deadline for a check"
+    );
+    assert_eq!(
+        decide_with_checks(CHECKED, at(0), &tasks, &checks, at(300)),
+        Health::Unhealthy {
+            at: at(300),
+            reason: "check tcp is not passing by the healthy deadline".into()
+        }
+    );
+    // A task not running is named first.
+    let pending = [main_task(Pending, None)];
+    assert_eq!(
+        decide_with_checks(CHECKED, at(0), &pending, &checks, at(300)),
+        Health::Unhealthy {
+            at: at(300),
+            reason: "task web is not running by the healthy deadline".into()
+        }
+    );
+}
+
+#[test]
+fn without_checks_the_checks_rule_is_the_task_states_rule() {
+    let tasks = [main_task(Running, Some(5))];
+    assert_eq!(
+        decide_with_checks(CHECKED, at(0), &tasks, &[], at(20)),
+        decide(RULES, at(0), &tasks, at(20))
     );
 }

@@ -11,7 +11,7 @@
 //!    no update block, or healthCheck: manual ───────────────────▶ Off
 //!    otherwise ─────────────────────────────────────────────────▶ Tracking
 //!  follow(alloc), same deployment, health set elsewhere: Tracking ─▶ Decided (nothing to send)
-//!  observe(tasks, now): Tracking ─(Healthy | Unhealthy)──────────▶ Decided (to send)
+//!  observe(tasks, checks, now): Tracking ─(Healthy | Unhealthy)──▶ Decided (to send)
 //!  stop(): the allocation no longer runs ───────────────────────▶ Stopped, for good
 //! ```
 //!
@@ -24,8 +24,9 @@ use caravan_schemas::Allocation;
 use caravan_schemas::allocation::AllocDeploymentStatus;
 use caravan_schemas::job::UpdateStrategy;
 
+use super::checks::CheckView;
 use super::rules::rules;
-use super::{Health, HealthRules, TaskView, decide};
+use super::{Health, HealthRules, TaskView, decide_with_checks};
 use crate::runner::events;
 use crate::state::LocalHealth;
 
@@ -139,6 +140,17 @@ impl Tracker {
     /// Decides from the tasks as they are at `now`, while tracking; the decision when one is
     /// made (it is then also [`Tracker::take_unsent`]'s).
     pub fn observe(&mut self, tasks: &[TaskView], now: SystemTime) -> Option<Verdict> {
+        self.observe_with_checks(tasks, &[], now)
+    }
+
+    /// Decides from the tasks and the services' checks as they are at `now`; see
+    /// [`Tracker::observe`].
+    pub fn observe_with_checks(
+        &mut self,
+        tasks: &[TaskView],
+        checks: &[CheckView],
+        now: SystemTime,
+    ) -> Option<Verdict> {
         let State::Tracking {
             rules,
             since,
@@ -147,7 +159,7 @@ impl Tracker {
         else {
             return None;
         };
-        let (healthy, at, reason) = match decide(*rules, *since, tasks, now) {
+        let (healthy, at, reason) = match decide_with_checks(*rules, *since, tasks, checks, now) {
             Health::Pending { recheck_at: at } => {
                 *recheck_at = Some(at);
                 return None;
@@ -174,6 +186,11 @@ impl Tracker {
     /// Whether health is being tracked (not decided, not stopped).
     pub fn is_tracking(&self) -> bool {
         matches!(self.state, State::Tracking { .. })
+    }
+
+    /// Whether the services' checks are looked at (`healthCheck: checks`, while tracking).
+    pub fn uses_checks(&self) -> bool {
+        matches!(self.state, State::Tracking { rules, .. } if rules.checks)
     }
 
     /// When to decide again even if no task changes (the end of the minimum healthy time or the
