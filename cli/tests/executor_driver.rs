@@ -45,6 +45,7 @@ fn spec(root: &Path, task: &str, config: Value) -> TaskSpec {
         logs: LogLimits::default(),
         kill_signal: "SIGINT".into(),
         kill_timeout: Duration::from_secs(5),
+        netns: None,
     }
 }
 

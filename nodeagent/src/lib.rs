@@ -9,6 +9,7 @@ pub mod fingerprint;
 pub mod http;
 pub mod image;
 pub mod logs;
+pub mod network;
 pub mod paths;
 pub mod runner;
 pub mod services;

@@ -14,6 +14,8 @@ use serde_json::Value;
 
 const ALLOCS: TableDefinition<&str, &[u8]> = TableDefinition::new("allocs");
 const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
+/// Per allocation uid, what tearing its network down needs (see `crate::network`).
+const NETWORKS: TableDefinition<&str, &[u8]> = TableDefinition::new("networks");
 
 /// An allocation as the agent keeps it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -83,6 +85,7 @@ impl LocalState {
         let txn = db.begin_write()?;
         txn.open_table(ALLOCS)?;
         txn.open_table(TASKS)?;
+        txn.open_table(NETWORKS)?;
         txn.commit()?;
         Ok(Self { db: Arc::new(db) })
     }
@@ -164,6 +167,47 @@ impl LocalState {
         let txn = self.db.begin_write()?;
         txn.open_table(TASKS)?
             .insert(task_key(alloc_id, task).as_str(), bytes.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Saves what tearing an allocation's network down needs (durably, before returning).
+    pub fn put_network(&self, alloc_id: &str, network: &Value) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec(network)?;
+        let txn = self.db.begin_write()?;
+        txn.open_table(NETWORKS)?
+            .insert(alloc_id, bytes.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Every saved network, by allocation uid (unreadable ones as `Null`).
+    pub fn networks(&self) -> anyhow::Result<Vec<(String, Value)>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(NETWORKS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (key, value) = entry?;
+            let network = serde_json::from_slice(value.value()).unwrap_or(Value::Null);
+            out.push((key.value().to_string(), network));
+        }
+        Ok(out)
+    }
+
+    /// The saved network of an allocation.
+    pub fn network(&self, alloc_id: &str) -> anyhow::Result<Option<Value>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(NETWORKS)?;
+        let Some(value) = table.get(alloc_id)? else {
+            return Ok(None);
+        };
+        Ok(Some(serde_json::from_slice(value.value())?))
+    }
+
+    /// Forgets an allocation's network (after it was torn down).
+    pub fn delete_network(&self, alloc_id: &str) -> anyhow::Result<()> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(NETWORKS)?.remove(alloc_id)?;
         txn.commit()?;
         Ok(())
     }
@@ -250,6 +294,11 @@ mod tests {
             state.put_task("u1", "sidecar", &task).unwrap();
             state.put_task("u2", "web", &task).unwrap();
             state.delete_alloc("u2").unwrap();
+            state
+                .put_network("u1", &serde_json::json!({"netns": "/run/x"}))
+                .unwrap();
+            state.put_network("u2", &serde_json::json!({})).unwrap();
+            state.delete_network("u2").unwrap();
         }
         let state = LocalState::open(&path).unwrap();
         let loaded = state.load().unwrap();
@@ -267,5 +316,13 @@ mod tests {
             None,
             "deleted with its allocation"
         );
+        let networks = state.networks().unwrap();
+        assert_eq!(networks.len(), 1);
+        assert_eq!(networks[0].0, "u1");
+        assert_eq!(
+            state.network("u1").unwrap(),
+            Some(serde_json::json!({"netns": "/run/x"}))
+        );
+        assert_eq!(state.network("u2").unwrap(), None);
     }
 }

@@ -114,6 +114,7 @@ impl Env {
                 pids_limit: 64,
             },
             mounts: Vec::new(),
+            netns: None,
             stdout: OwnedFd::from(out),
             stderr: OwnedFd::from(err),
         }

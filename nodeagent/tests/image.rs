@@ -326,6 +326,7 @@ fn umoci_busybox_image_imports_and_runs() {
             pids_limit: 0,
         },
         mounts: Vec::new(),
+        netns: None,
         stdout: OwnedFd::from(File::create(&stdout).unwrap()),
         stderr: OwnedFd::from(File::create(tmp.path().join("stderr")).unwrap()),
     };

@@ -87,6 +87,10 @@ pub struct AgentArgs {
     /// route's interface, else the first with a usable address, else 127.0.0.1].
     #[arg(long, value_name = "IFACE")]
     pub network_interface: Option<String>,
+    /// The subnet bridge-mode allocations get their addresses from (Nomad's
+    /// `bridge_network_subnet`) [default: 172.26.64.0/20].
+    #[arg(long, value_name = "CIDR")]
+    pub bridge_network_subnet: Option<String>,
     /// The local OCI image store [default: $CARAVAN_IMAGE_DIR or /var/lib/caravan/images].
     #[arg(long)]
     pub image_dir: Option<PathBuf>,

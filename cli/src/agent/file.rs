@@ -112,6 +112,7 @@ pub struct ClientSection {
     pub min_dynamic_port: Option<u16>,
     pub max_dynamic_port: Option<u16>,
     pub network_interface: Option<String>,
+    pub bridge_network_subnet: Option<String>,
     pub image_dir: Option<PathBuf>,
     #[serde(default)]
     pub drivers: Vec<String>,
@@ -215,6 +216,10 @@ pub fn merge(mut args: AgentArgs, file: FileConfig) -> AgentArgs {
     fill(&mut args.min_dynamic_port, client.min_dynamic_port);
     fill(&mut args.max_dynamic_port, client.max_dynamic_port);
     fill(&mut args.network_interface, client.network_interface);
+    fill(
+        &mut args.bridge_network_subnet,
+        client.bridge_network_subnet,
+    );
     fill(&mut args.image_dir, client.image_dir);
     fill(&mut args.leave_deadline, client.leave_deadline);
     if args.drivers.is_empty() {

@@ -338,6 +338,9 @@ fn client_config(
     config.max_dynamic_port = ports.max_dynamic;
     config.reserved_ports = ports.reserved;
     config.network_interface = args.network_interface.clone();
+    if let Some(subnet) = &args.bridge_network_subnet {
+        config.bridge_network_subnet = subnet.clone();
+    }
     config.region = settings.region.clone();
     if let Some(max) = args.max_kill_timeout {
         config.max_kill_timeout = max;

@@ -344,6 +344,7 @@ fn task_spec(setup: &Setup, i: usize) -> TaskSpec {
         logs: LogLimits::default(),
         kill_signal: "SIGINT".into(),
         kill_timeout: Duration::from_secs(5),
+        netns: None,
     }
 }
 

@@ -73,6 +73,7 @@ fn settings() -> SpecSettings {
         alloc_root: "/nonexistent/caravan-nodesim/alloc".into(),
         pids_limit: 0,
         node: Default::default(),
+        network: Default::default(),
     }
 }
 

@@ -91,6 +91,10 @@ impl<C: Client> AllocManager<C> {
     pub async fn restore(&self) -> anyhow::Result<usize> {
         let saved = self.local.load()?;
         let count = saved.len();
+        // Networks whose allocation is no longer kept (its runner ended, or was forgotten,
+        // while no agent watched) go first.
+        let kept = saved.iter().map(|(id, _, _)| id.clone()).collect();
+        crate::network::release_gone(&self.settings.network, &self.local, &kept).await;
         for (id, local, tasks) in saved {
             if let Err(e) = crate::paths::alloc_uid(&id) {
                 // Nothing was ever run or created for it: only the record goes.

@@ -38,6 +38,9 @@ pub struct ClientConfig {
     /// `network_interface`; a loopback interface may be named). `None` takes the default
     /// route's interface, else the first with a usable address, else the loopback address.
     pub network_interface: Option<String>,
+    /// The subnet bridge-mode allocations get their addresses from (Nomad's
+    /// `bridge_network_subnet`).
+    pub bridge_network_subnet: String,
     /// Where the agent's own API (task logs) listens.
     pub http_addr: SocketAddr,
     /// Address the servers use to reach the agent's API; defaults to `http_addr`, with an
@@ -86,6 +89,7 @@ impl ClientConfig {
             min_dynamic_port: DEFAULT_MIN_DYNAMIC_PORT,
             max_dynamic_port: DEFAULT_MAX_DYNAMIC_PORT,
             network_interface: None,
+            bridge_network_subnet: crate::network::cni::DEFAULT_BRIDGE_SUBNET.into(),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertise_addr: None,
             executor_command: vec![executor, OsString::from("executor")],
@@ -127,7 +131,9 @@ impl ClientConfig {
             self.min_dynamic_port,
             self.max_dynamic_port,
             self.reserved_ports.as_deref(),
-        )
+        )?;
+        crate::network::cni::check_subnet(&self.bridge_network_subnet)
+            .map_err(|e| format!("invalid bridge network subnet: {e}"))
     }
 
     /// The reserved ports as the Node reports them: the list as given, `None` when it names

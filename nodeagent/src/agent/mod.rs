@@ -122,6 +122,10 @@ impl Agent {
                 &driver_infos,
                 &config,
             )),
+            network: crate::network::NetworkSettings {
+                bridge_subnet: config.bridge_network_subnet.clone(),
+                ..Default::default()
+            },
         };
         // Before any task starts: delete containers whose executor died (they would block
         // forever with their cgroups).

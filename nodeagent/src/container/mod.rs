@@ -42,6 +42,9 @@ pub struct ContainerRequest {
     pub resources: TaskResources,
     /// Host directories mounted into the container (source, destination inside, read-only).
     pub mounts: Vec<(PathBuf, String, bool)>,
+    /// A network namespace (a bind-mounted `/proc/<pid>/ns/net`) to join; `None` shares the
+    /// host's network.
+    pub netns: Option<PathBuf>,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
 }

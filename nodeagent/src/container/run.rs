@@ -125,6 +125,7 @@ pub fn create_and_start(req: ContainerRequest) -> Result<Started, String> {
         resources: &req.resources,
         mounts: &req.mounts,
         cgroups_path: &req.cgroups_path,
+        netns: req.netns.as_deref(),
     };
     let spec = spec::build(&params, &host)?;
     if let ContainerRoot::Chroot { task_dir } = &req.root {

@@ -80,6 +80,8 @@ pub struct SpecParams<'a> {
     pub resources: &'a TaskResources,
     pub mounts: &'a [(PathBuf, String, bool)],
     pub cgroups_path: &'a str,
+    /// The network namespace to join; `None` shares the host's network.
+    pub netns: Option<&'a Path>,
 }
 
 /// What [`build`] needs to know about the machine and the root filesystem; gathered by
@@ -173,19 +175,33 @@ pub fn build(p: &SpecParams<'_>, host: &HostFacts) -> Result<Spec, String> {
         .build()
         .map_err(err)?;
 
+    let mut namespaces = [
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+    ]
+    .into_iter()
+    .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build())
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(err)?;
+    if let Some(netns) = p.netns {
+        if !netns.is_absolute() {
+            return Err(format!(
+                "the network namespace {} is not an absolute path",
+                netns.display()
+            ));
+        }
+        namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::Network)
+                .path(netns.to_path_buf())
+                .build()
+                .map_err(err)?,
+        );
+    }
     let linux = LinuxBuilder::default()
-        .namespaces(
-            [
-                LinuxNamespaceType::Pid,
-                LinuxNamespaceType::Mount,
-                LinuxNamespaceType::Ipc,
-                LinuxNamespaceType::Uts,
-            ]
-            .into_iter()
-            .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?,
-        )
+        .namespaces(namespaces)
         .cgroups_path(PathBuf::from(p.cgroups_path))
         .resources(resources(p.resources, host.swap_limit)?)
         .masked_paths(MASKED_PATHS.map(str::to_owned).to_vec())

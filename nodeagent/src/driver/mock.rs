@@ -243,6 +243,7 @@ mod tests {
             logs: LogLimits::default(),
             kill_signal: "SIGINT".into(),
             kill_timeout: Duration::from_secs(5),
+            netns: None,
         }
     }
 

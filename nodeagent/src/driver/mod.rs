@@ -52,6 +52,10 @@ pub struct TaskSpec {
     /// Time between the kill signal and SIGKILL.
     #[serde(with = "humantime_serde_compat")]
     pub kill_timeout: Duration,
+    /// The allocation's network namespace (`network.mode: bridge` or `none`), which `exec` and
+    /// `oci` containers join; `None` shares the host's network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<PathBuf>,
 }
 
 /// Limits enforced through cgroups (by `exec` and `oci`).

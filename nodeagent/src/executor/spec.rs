@@ -64,6 +64,9 @@ pub struct ContainerLaunch {
     pub user: Option<String>,
     pub resources: TaskResources,
     pub mounts: Vec<MountLaunch>,
+    /// The allocation's network namespace to join; `None` shares the host's network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<PathBuf>,
 }
 
 /// A serializable [`crate::container::ContainerRoot`].
@@ -120,6 +123,12 @@ impl ExecutorSpec {
         env.extend(config.env.clone());
         let user = config.user.clone().or_else(|| task.user.clone());
         let launch = match kind {
+            DriverKind::RawExec if task.netns.is_some() => {
+                return Err(
+                    "raw_exec tasks run on the host's network and cannot join the allocation's network namespace"
+                        .into(),
+                );
+            }
             DriverKind::RawExec => {
                 let command = config.command.as_deref().unwrap_or_default();
                 let path = env.get("PATH").map_or(DEFAULT_PATH, String::as_str);
@@ -197,6 +206,7 @@ impl ExecutorSpec {
                     user,
                     resources: task.resources.clone(),
                     mounts,
+                    netns: task.netns.clone(),
                 }))
             }
         };
@@ -300,6 +310,7 @@ mod tests {
             logs: LogLimits::default(),
             kill_signal: "SIGINT".into(),
             kill_timeout: Duration::from_secs(5),
+            netns: None,
         }
     }
 
@@ -343,6 +354,22 @@ mod tests {
         // The spec survives executor.json.
         let text = serde_json::to_string(&spec).unwrap();
         assert_eq!(serde_json::from_str::<ExecutorSpec>(&text).unwrap(), spec);
+    }
+
+    #[test]
+    fn containers_join_the_allocation_network_and_raw_exec_is_refused_one() {
+        let netns = PathBuf::from("/run/caravan/netns/a1b2");
+        let mut oci = task("oci", json!({"image": "busybox"}));
+        oci.netns = Some(netns.clone());
+        let spec = ExecutorSpec::build(DriverKind::Oci, oci, &settings(), busybox).unwrap();
+        let Launch::Container(c) = &spec.launch else {
+            panic!("{spec:?}")
+        };
+        assert_eq!(c.netns.as_ref(), Some(&netns));
+        let mut raw = task("raw_exec", json!({"command": "sh"}));
+        raw.netns = Some(netns);
+        let err = ExecutorSpec::build(DriverKind::RawExec, raw, &settings(), busybox).unwrap_err();
+        assert!(err.contains("network namespace"), "{err}");
     }
 
     #[test]

@@ -114,6 +114,7 @@ fn start_container(c: &ContainerLaunch) -> Result<Started, String> {
             .iter()
             .map(|m| (m.source.clone(), m.destination.clone(), m.readonly))
             .collect(),
+        netns: c.netns.clone(),
         stdout: stdout_write,
         stderr: stderr_write,
     };

@@ -15,6 +15,7 @@
 mod health;
 mod lifecycle;
 mod lost;
+mod network;
 mod services;
 
 use std::collections::BTreeMap;
@@ -69,17 +70,27 @@ impl AllocRunner {
     /// Runs the allocation until every task is dead; returns the final task states.
     pub async fn run(mut self) -> NameMap<TaskState> {
         let alloc = self.alloc.borrow().clone();
+        let close = |runner: &AllocRunner| {
+            runner.services.close_alloc(&AllocKey {
+                namespace: alloc.metadata.namespace().to_string(),
+                name: alloc.metadata.name().to_string(),
+            });
+        };
         let group = match self.setup(&alloc) {
             Ok(group) => group,
             Err(states) => {
-                self.services.close_alloc(&AllocKey {
-                    namespace: alloc.metadata.namespace().to_string(),
-                    name: alloc.metadata.name().to_string(),
-                });
+                close(&self);
                 return states;
             }
         };
-        let mut lifecycle = Lifecycle::new(self, alloc, group);
+        let netns = match self.network_up(&alloc, &group).await {
+            Ok(netns) => netns,
+            Err(states) => {
+                close(&self);
+                return states;
+            }
+        };
+        let mut lifecycle = Lifecycle::new(self, alloc, group, netns);
         loop {
             if lifecycle.enter_stage().is_break() {
                 break;
@@ -89,7 +100,9 @@ impl AllocRunner {
             }
             lifecycle.wait().await;
         }
-        lifecycle.finish()
+        let (runner, states) = lifecycle.finish();
+        runner.network_down(&states).await;
+        states
     }
 
     /// Finds the allocation's group and prepares the allocation directory. `Err` with the

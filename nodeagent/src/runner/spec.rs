@@ -56,6 +56,8 @@ pub struct SpecSettings {
     pub pids_limit: u64,
     /// The node the tasks run on, as `${node.*}`, `${attr.*}` and `${meta.*}` read it.
     pub node: Arc<NodeVars>,
+    /// Allocation networks (bridge and `none` modes).
+    pub network: crate::network::NetworkSettings,
 }
 
 fn duration_or(value: Option<&str>, default: &str) -> Duration {
@@ -209,6 +211,7 @@ pub fn task_spec_capped(
             .clone()
             .unwrap_or_else(|| defaults::KILL_SIGNAL.into()),
         kill_timeout: kill_timeout(task, max_kill_timeout),
+        netns: None,
     }
 }
 
@@ -257,6 +260,7 @@ mod tests {
             alloc_root: "/data/alloc".into(),
             pids_limit,
             node: Arc::default(),
+            network: Default::default(),
         }
     }
 

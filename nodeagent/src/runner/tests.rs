@@ -73,6 +73,7 @@ fn fixture() -> Fixture {
         alloc_root: dir.path().join("alloc"),
         pids_limit: 0,
         node: Arc::default(),
+        network: Default::default(),
     };
     let mut drivers: BTreeMap<String, Arc<dyn Driver>> = BTreeMap::new();
     drivers.insert("mock".into(), crate::driver::mock::driver());

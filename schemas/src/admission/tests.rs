@@ -939,7 +939,7 @@ fn node_http_addr_must_be_host_and_port() {
 fn network_blocks_are_refused_where_nothing_would_honour_them() {
     let mut job = minimal_job("service");
     job["spec"]["groups"][0]["network"] = json!({
-        "mode": "bridge",
+        "mode": "host",
         "ports": [
             {"label": "http"},
             {"label": "http"},
@@ -957,7 +957,6 @@ fn network_blocks_are_refused_where_nothing_would_honour_them() {
     assert_eq!(
         fields_of(&errors),
         [
-            format!("{base}.mode"),
             format!("{base}.ports[1].label"),
             format!("{base}.ports[2].label"),
             format!("{base}.ports[3].value"),
@@ -971,8 +970,45 @@ fn network_blocks_are_refused_where_nothing_would_honour_them() {
     job["spec"]["groups"][0]["network"] = json!({
         "ports": [{"label": "http"}, {"label": "admin-ui", "static": 8080}]
     });
-    let admitted = admitted(Kind::Job, job);
-    assert_eq!(admitted["spec"]["groups"][0]["network"]["mode"], "host");
+    let host = admitted(Kind::Job, job);
+    assert_eq!(host["spec"]["groups"][0]["network"]["mode"], "host");
+
+    // Bridge and none networks: bridge ports map with `to`, a none network has no ports;
+    // raw_exec tasks, which run on the host's network, are refused at their driver.
+    let mut job = minimal_job("service");
+    job["spec"]["groups"][0]["network"] = json!({"mode": "none", "ports": [{"label": "http"}]});
+    let errors = rejected(Kind::Job, job, true);
+    assert_eq!(fields_of(&errors), [format!("{base}.ports")], "{errors:#?}");
+    for (mode, ports) in [
+        ("bridge", json!([{"label": "http", "to": 8080}])),
+        ("none", json!([])),
+    ] {
+        let mut job = minimal_job("service");
+        job["spec"]["groups"][0]["network"] = json!({"mode": mode, "ports": ports});
+        job["spec"]["groups"][0]["tasks"][0]["driver"] = json!("raw_exec");
+        job["spec"]["groups"][0]["tasks"][0]["config"] = json!({"command": "/bin/true"});
+        let errors = rejected(Kind::Job, job.clone(), true);
+        assert_eq!(
+            fields_of(&errors),
+            ["spec.groups[0].tasks[0].driver"],
+            "{errors:#?}"
+        );
+        let message = &errors[0].message;
+        assert!(
+            message.contains("raw_exec") && message.contains(mode),
+            "{message}"
+        );
+        job["spec"]["groups"][0]["tasks"][0]["driver"] = json!("oci");
+        job["spec"]["groups"][0]["tasks"][0]["config"] = json!({"image": "busybox"});
+        let object = admitted(Kind::Job, job);
+        assert_eq!(object["spec"]["groups"][0]["network"]["mode"], mode);
+        if mode == "bridge" {
+            assert_eq!(
+                object["spec"]["groups"][0]["network"]["ports"][0]["to"],
+                8080
+            );
+        }
+    }
 }
 
 #[test]

@@ -1,22 +1,18 @@
 //! Checks of a task group's `network` block: what the scheduler and the node agent can honour.
 
-use super::{NetworkMode, NetworkResource};
+use super::{NetworkMode, NetworkResource, TaskGroup};
 use crate::admission::checks::{Checks, dns1123_label};
 use crate::limits::{MAX_PORT_LABEL_LEN, MAX_PORTS_PER_GROUP};
 use crate::ports::DEFAULT_HOST_NETWORK;
 
 /// Checks `network` (at `base`, e.g. `spec.groups[0].network`), adding every problem.
 pub(crate) fn check(checks: &mut Checks, base: &str, network: &NetworkResource) {
-    match network.mode {
-        Some(NetworkMode::Bridge) => checks.invalid(
-            format!("{base}.mode"),
-            "network mode bridge is not supported yet; use host",
-        ),
-        Some(NetworkMode::None) => checks.invalid(
-            format!("{base}.mode"),
-            "network mode none is not supported yet; use host",
-        ),
-        Some(NetworkMode::Host) | None => {}
+    let bridge = network.mode == Some(NetworkMode::Bridge);
+    if network.mode == Some(NetworkMode::None) && !network.ports.is_empty() {
+        checks.invalid(
+            format!("{base}.ports"),
+            "an allocation with network mode none has only loopback: no host port can reach it",
+        );
     }
     checks.max_items(
         format!("{base}.ports"),
@@ -42,10 +38,10 @@ pub(crate) fn check(checks: &mut Checks, base: &str, network: &NetworkResource) 
                 "the scheduler assigns host ports; ask for a fixed one with static",
             );
         }
-        if port.to.is_some() {
+        if port.to.is_some() && !bridge {
             checks.invalid(
                 format!("{at}.to"),
-                "to maps a port into a bridge network, which is not supported yet",
+                "to maps a port into a bridge network; set the network mode to bridge",
             );
         }
         let host_network = port.host_network.as_deref();
@@ -60,6 +56,26 @@ pub(crate) fn check(checks: &mut Checks, base: &str, network: &NetworkResource) 
                     format!("static port {number} is asked twice on one host network"),
                 );
             }
+        }
+    }
+}
+
+/// Checks that every task of a group with a network namespace of its own (`bridge` or `none`)
+/// can join it: `raw_exec` tasks run on the host's network and cannot.
+pub(crate) fn check_drivers(checks: &mut Checks, base: &str, group: &TaskGroup) {
+    let mode = match group.network.as_ref().and_then(|n| n.mode) {
+        Some(NetworkMode::Bridge) => "bridge",
+        Some(NetworkMode::None) => "none",
+        Some(NetworkMode::Host) | None => return,
+    };
+    for (i, task) in group.tasks.iter().enumerate() {
+        if task.driver == "raw_exec" {
+            checks.invalid(
+                format!("{base}.tasks[{i}].driver"),
+                format!(
+                    "raw_exec tasks run on the host's network and cannot join the allocation's network namespace (network mode {mode}); use exec or oci, or network mode host"
+                ),
+            );
         }
     }
 }

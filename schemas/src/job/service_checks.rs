@@ -64,8 +64,8 @@ fn one(checks: &mut Checks, at: &str, group: &TaskGroup, driver: Option<&str>, s
     ) {
         checks.invalid(
             format!("{at}.addressMode"),
-            "addressMode alloc and driver need bridge networking, which is not supported yet; \
-             use auto or host",
+            "addressMode alloc and driver (an address inside the allocation's network) are not \
+             supported yet; use auto or host",
         );
     }
     if let Some(port) = &service.port {

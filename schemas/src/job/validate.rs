@@ -94,6 +94,7 @@ fn task_group(checks: &mut Checks, base: &str, group: &TaskGroup) {
     if let Some(network) = &group.network {
         super::network::check(checks, &format!("{base}.network"), network);
     }
+    super::network::check_drivers(checks, base, group);
     super::service_checks::check(checks, base, group);
     checks.max_items(
         format!("{base}.tasks"),

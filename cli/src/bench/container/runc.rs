@@ -42,6 +42,7 @@ pub(super) fn runc_config(setup: &Setup) -> anyhow::Result<Value> {
         resources: &c.resources,
         mounts: &mounts,
         cgroups_path: &setup.runc_cgroup(0),
+        netns: None,
     };
     let spec = oci_spec::build(&params, &container::host_facts(&root))
         .map_err(|e| anyhow!("building runc's config.json: {e}"))?;

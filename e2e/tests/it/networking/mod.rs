@@ -1,7 +1,7 @@
 //! Networking end to end on a real `caravan agent --dev`: host ports assigned by the scheduler
 //! and reserved on the node (`ports.rs`), and the runtime variables and `${…}` interpolation a
-//! task sees (`interpolation.rs`). Tasks are real processes (raw_exec); the only traffic the
-//! tests send goes to loopback.
+//! task sees (`interpolation.rs`), and bridge networking through the CNI plugins (`bridge.rs`,
+//! an `oci` task). Tasks are real processes; the only traffic the tests send goes to loopback.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -10,6 +10,7 @@ use caravan_e2e::cluster::field;
 use caravan_e2e::sandbox::http_status;
 use serde_json::{Value, json};
 
+mod bridge;
 mod interpolation;
 mod ports;
 mod services;

@@ -253,3 +253,54 @@ async fn a_killed_nodes_registrations_are_removed_when_it_is_marked_down() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_whose_check_fails_fails_its_deployment() {
+    let server = dev("check-deploy");
+    let http = caravan_e2e::http::client();
+    let api = Api::new(&server, &http);
+    // Two instances replaced one at a time: when the first new one fails, the other old one
+    // is still serving.
+    let mut job = served("chk", 2, "chk");
+    job["spec"]["groups"][0]["update"] = json!({
+        "maxParallel": 1,
+        "minHealthyTime": "1s",
+        "healthyDeadline": "5s",
+        "progressDeadline": "10s"
+    });
+    api.submit("chk.yaml", &job);
+    api.wait_successful("chk-v0").await;
+
+    // Version 1 serves from elsewhere (a destructive change) and checks a path that is not
+    // there: its HTTP check answers 404, critical, so the allocation is never healthy.
+    let task = &mut job["spec"]["groups"][0]["tasks"][0];
+    task["env"] = json!({"VERSION": "1"});
+    task["services"][0]["checks"][0]["path"] = json!("/missing");
+    api.submit("chk2.yaml", &job);
+    let failed = api
+        .wait_deployment("chk-v1", "fails", |d| {
+            field(d, "/status/status") == "failed"
+        })
+        .await;
+    let allocs = api.allocs("chk").await;
+    let new = allocs
+        .iter()
+        .find(|a| a["spec"]["jobVersion"] == json!(1))
+        .unwrap_or_else(|| panic!("no allocation of version 1: {failed:#}"));
+    assert_eq!(
+        new.pointer("/status/deploymentStatus/healthy"),
+        Some(&json!(false)),
+        "{new:#}"
+    );
+    let critical = registrations(&api, "chk").await.iter().any(|r| {
+        field(r, "/spec/allocName") == field(new, "/metadata/name") && status(r) == "critical"
+    });
+    assert!(critical, "the new allocation's instance is critical");
+    assert!(
+        allocs
+            .iter()
+            .any(|a| a["spec"]["jobVersion"] == json!(0) && running(a)),
+        "the old allocation keeps serving: {}",
+        crate::deployments::summary(&allocs)
+    );
+}

@@ -30,6 +30,7 @@ fn manager(client: &FakeClient, dir: &tempfile::TempDir) -> AllocManager<FakeCli
             alloc_root: dir.path().join("alloc"),
             pids_limit: 0,
             node: Arc::default(),
+            network: Default::default(),
         },
         Duration::from_secs(5),
         LocalState::open(&dir.path().join("state.redb")).unwrap(),

@@ -21,6 +21,7 @@ fn params<'a>(
         resources,
         mounts,
         cgroups_path: "/caravan/a1/web",
+        netns: None,
     }
 }
 
@@ -230,6 +231,37 @@ fn image_spec_uses_the_image_config() {
     assert_eq!(memory.swap(), None);
     assert_eq!(res.cpu().as_ref().unwrap().shares(), Some(2));
     assert!(res.pids().is_none());
+}
+
+#[test]
+fn a_network_namespace_is_joined_by_path_and_the_host_network_shared_without_one() {
+    use oci_spec::runtime::LinuxNamespaceType;
+    let root = image_root(true);
+    let command = vec!["httpd".to_owned()];
+    let env = BTreeMap::new();
+    let resources = TaskResources::default();
+    let network = |spec: &Spec| {
+        spec.linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|n| n.typ() == LinuxNamespaceType::Network)
+            .map(|n| n.path().clone())
+    };
+    let mut p = params(&root, &command, &env, &resources, &[]);
+    assert_eq!(network(&build(&p, &host()).unwrap()), None);
+    let netns = PathBuf::from("/run/caravan/netns/a1");
+    p.netns = Some(&netns);
+    assert_eq!(
+        network(&build(&p, &host()).unwrap()),
+        Some(Some(netns.clone()))
+    );
+    let relative = PathBuf::from("netns/a1");
+    p.netns = Some(&relative);
+    assert!(build(&p, &host()).is_err());
 }
 
 #[test]

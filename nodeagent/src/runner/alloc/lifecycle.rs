@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use caravan_schemas::allocation::{DesiredStatus, TaskLifecycleState, TaskState};
@@ -67,12 +68,19 @@ pub(super) struct Lifecycle {
     health: Tracker,
     /// The allocation's services and their checks.
     services: ServiceHooks,
+    /// The allocation's network namespace, which its tasks join (bridge and `none` modes).
+    netns: Option<PathBuf>,
 }
 
 impl Lifecycle {
     /// The allocation at the start of its prestart stage, task states as an earlier agent
     /// process saved them.
-    pub(super) fn new(mut runner: AllocRunner, alloc: Allocation, group: TaskGroup) -> Lifecycle {
+    pub(super) fn new(
+        mut runner: AllocRunner,
+        alloc: Allocation,
+        group: TaskGroup,
+        netns: Option<PathBuf>,
+    ) -> Lifecycle {
         let phases = group
             .tasks
             .iter()
@@ -112,6 +120,7 @@ impl Lifecycle {
             entered: false,
             health,
             services,
+            netns,
         }
     }
 
@@ -178,11 +187,11 @@ impl Lifecycle {
         }
     }
 
-    /// Reports the final status; the final task states.
-    pub(super) fn finish(mut self) -> NameMap<TaskState> {
+    /// Reports the final status; the runner back, with the final task states.
+    pub(super) fn finish(mut self) -> (AllocRunner, NameMap<TaskState>) {
         self.report();
         self.services.close();
-        self.states
+        (self.runner, self.states)
     }
 
     fn on_update(&mut self, update: TaskUpdate) {
@@ -363,7 +372,7 @@ impl Lifecycle {
             return;
         };
         let runner = &mut self.runner;
-        let spec = task_spec_capped(
+        let mut spec = task_spec_capped(
             &runner.job,
             &self.alloc,
             &runner.alloc_id,
@@ -372,6 +381,7 @@ impl Lifecycle {
             &runner.settings,
             runner.max_kill_timeout,
         );
+        spec.netns.clone_from(&self.netns);
         let Some(driver) = runner.drivers.get(&task.driver).cloned() else {
             let mut state = TaskState::default();
             events::push(
