@@ -87,6 +87,15 @@ pub struct AgentArgs {
     /// route's interface, else the first with a usable address, else 127.0.0.1].
     #[arg(long, value_name = "IFACE")]
     pub network_interface: Option<String>,
+    /// A named host network: the IPv4 addresses of INTERFACE, offered to job ports that name
+    /// NAME as their `hostNetwork` (Nomad's client `host_network` block); repeatable. The
+    /// config file's `client.hostNetworks` also selects by CIDR and reserves ports; a flag
+    /// replaces the file's block of the same name.
+    #[arg(long = "host-network", value_name = "NAME=INTERFACE")]
+    pub host_network: Vec<String>,
+    /// The config file's `client.hostNetworks`, set by the merge.
+    #[arg(skip)]
+    pub file_host_networks: Vec<caravan_nodeagent::fingerprint::HostNetworkConfig>,
     /// The subnet bridge-mode allocations get their addresses from (Nomad's
     /// `bridge_network_subnet`) [default: 172.26.64.0/20].
     #[arg(long, value_name = "CIDR")]

@@ -28,6 +28,9 @@
 //!   minDynamicPort: 20000
 //!   maxDynamicPort: 32000
 //!   networkInterface: eth0
+//!   hostNetworks:
+//!     - {name: public, interface: eth1, reservedPorts: "22"}
+//!     - {name: private, cidr: 10.0.0.0/8}
 //!   imageDir: /var/lib/caravan/images
 //!   drivers: [raw_exec, exec, oci]
 //! ```
@@ -112,6 +115,8 @@ pub struct ClientSection {
     pub min_dynamic_port: Option<u16>,
     pub max_dynamic_port: Option<u16>,
     pub network_interface: Option<String>,
+    #[serde(default)]
+    pub host_networks: Vec<HostNetworkBlock>,
     pub bridge_network_subnet: Option<String>,
     pub image_dir: Option<PathBuf>,
     #[serde(default)]
@@ -128,6 +133,19 @@ pub struct Reserved {
     pub cpu: Option<u64>,
     #[serde(rename = "memoryMB")]
     pub memory_mb: Option<u64>,
+    /// Nomad's `reserved_ports` syntax: `22,80,8000-8100`.
+    pub reserved_ports: Option<String>,
+}
+
+/// A named host network (Nomad's client `host_network` block): the addresses of `interface`,
+/// or those within `cidr`; checked after the merge (`caravan_nodeagent::fingerprint::
+/// check_host_networks`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HostNetworkBlock {
+    pub name: String,
+    pub interface: Option<String>,
+    pub cidr: Option<String>,
     /// Nomad's `reserved_ports` syntax: `22,80,8000-8100`.
     pub reserved_ports: Option<String>,
 }
@@ -216,6 +234,18 @@ pub fn merge(mut args: AgentArgs, file: FileConfig) -> AgentArgs {
     fill(&mut args.min_dynamic_port, client.min_dynamic_port);
     fill(&mut args.max_dynamic_port, client.max_dynamic_port);
     fill(&mut args.network_interface, client.network_interface);
+    // Flags (`--host-network`) replace the file's blocks of the same name when the agent
+    // builds its settings.
+    args.file_host_networks = client
+        .host_networks
+        .into_iter()
+        .map(|b| caravan_nodeagent::fingerprint::HostNetworkConfig {
+            name: b.name,
+            interface: b.interface,
+            cidr: b.cidr,
+            reserved_ports: b.reserved_ports,
+        })
+        .collect();
     fill(
         &mut args.bridge_network_subnet,
         client.bridge_network_subnet,
@@ -315,6 +345,44 @@ mod tests {
         assert_eq!(merged.network_interface.as_deref(), Some("lo"));
         // A port out of range is refused when the file is read.
         assert!(yaml_serde::from_str::<FileConfig>("client:\n  minDynamicPort: 70000\n").is_err());
+    }
+
+    #[test]
+    fn host_networks_come_from_the_client_section() {
+        let file: FileConfig = yaml_serde::from_str(
+            "client:\n  hostNetworks:\n    - {name: public, interface: eth1, reservedPorts: \"22\"}\n    - name: private\n      cidr: 10.0.0.0/8\n",
+        )
+        .unwrap();
+        let args = AgentArgs {
+            host_network: vec!["public=eth2".into()],
+            ..Default::default()
+        };
+        let merged = merge(args, file);
+        // The flags stay as given; the file's blocks are kept beside them.
+        assert_eq!(merged.host_network, ["public=eth2"]);
+        let blocks = &merged.file_host_networks;
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(
+            (blocks[0].name.as_str(), blocks[0].interface.as_deref()),
+            ("public", Some("eth1"))
+        );
+        assert_eq!(blocks[0].reserved_ports.as_deref(), Some("22"));
+        assert_eq!(
+            (blocks[1].name.as_str(), blocks[1].cidr.as_deref()),
+            ("private", Some("10.0.0.0/8"))
+        );
+        assert_eq!(blocks[1].interface, None);
+        // A block with a key it does not know, or without a name, is refused.
+        assert!(
+            yaml_serde::from_str::<FileConfig>(
+                "client:\n  hostNetworks: [{name: a, iface: eth1}]\n"
+            )
+            .is_err()
+        );
+        assert!(
+            yaml_serde::from_str::<FileConfig>("client:\n  hostNetworks: [{interface: eth1}]\n")
+                .is_err()
+        );
     }
 
     #[test]

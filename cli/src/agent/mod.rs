@@ -14,6 +14,7 @@ use caravan_apiserver::raft::StoreConfig;
 use caravan_apiserver::{ApiConfig, Server, ServerConfig};
 use caravan_controllers::leader::LeaderConfig;
 use caravan_nodeagent::agent::{Agent, ClientConfig, Shutdown};
+use caravan_nodeagent::fingerprint::HostNetworkConfig;
 use tokio::sync::watch;
 
 pub use self::args::AgentArgs;
@@ -89,6 +90,40 @@ fn ports(args: &AgentArgs) -> anyhow::Result<Ports> {
     Ok(ports)
 }
 
+/// The named host networks: the config file's `client.hostNetworks`, each replaced by a
+/// `--host-network NAME=INTERFACE` of the same name, then the flags' others; checked. An agent
+/// with host networks it cannot use refuses to start.
+fn host_networks(args: &AgentArgs) -> anyhow::Result<Vec<HostNetworkConfig>> {
+    let mut flags: Vec<HostNetworkConfig> = Vec::new();
+    for entry in &args.host_network {
+        let (name, interface) = entry
+            .split_once('=')
+            .filter(|(n, i)| !n.trim().is_empty() && !i.trim().is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!("invalid --host-network {entry:?}: expected NAME=INTERFACE")
+            })?;
+        flags.push(HostNetworkConfig {
+            name: name.trim().to_string(),
+            interface: Some(interface.trim().to_string()),
+            ..Default::default()
+        });
+    }
+    let mut blocks: Vec<HostNetworkConfig> = args
+        .file_host_networks
+        .iter()
+        .filter(|b| !flags.iter().any(|f| f.name == b.name))
+        .cloned()
+        .collect();
+    blocks.extend(flags);
+    caravan_nodeagent::fingerprint::check_host_networks(&blocks, args.network_interface.as_deref())
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "invalid host networks (--host-network, config file: client.hostNetworks): {e}"
+            )
+        })?;
+    Ok(blocks)
+}
+
 /// Whether these arguments (with their config file) run a client and no server. A config
 /// file that cannot be read answers no here and fails in [`run`].
 pub fn client_only(args: &AgentArgs) -> bool {
@@ -129,6 +164,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     }
     // Before anything starts: settings the client could not use.
     ports(&args)?;
+    host_networks(&args)?;
     if settings.client
         && let Some(iface) = &args.network_interface
     {
@@ -338,6 +374,7 @@ fn client_config(
     config.max_dynamic_port = ports.max_dynamic;
     config.reserved_ports = ports.reserved;
     config.network_interface = args.network_interface.clone();
+    config.host_networks = host_networks(args)?;
     if let Some(subnet) = &args.bridge_network_subnet {
         config.bridge_network_subnet = subnet.clone();
     }
@@ -591,6 +628,125 @@ mod tests {
             yaml_serde::from_str("client:\n  reserved: {reservedPorts: \"99999\"}\n").unwrap();
         let merged = file::merge(AgentArgs::default(), file);
         assert!(ports(&merged).is_err());
+    }
+
+    #[test]
+    fn host_networks_reach_the_client_config() {
+        let mut args = parse(&[
+            "--client",
+            "--host-network",
+            "public=eth2",
+            "--host-network",
+            "local=lo",
+        ])
+        .unwrap();
+        let file: file::FileConfig = yaml_serde::from_str(
+            "client:\n  hostNetworks:\n    - {name: public, interface: eth1, reservedPorts: \"22\"}\n    - {name: private, cidr: 10.0.0.0/8, reservedPorts: \"80,443\"}\n",
+        )
+        .unwrap();
+        args = file::merge(args, file);
+        let dir = tempfile::tempdir().unwrap();
+        let config = client_config(&args, &settings(), "s:4646".into(), dir.path(), false).unwrap();
+        let summary: Vec<_> = config
+            .host_networks
+            .iter()
+            .map(|b| {
+                (
+                    b.name.as_str(),
+                    b.interface.as_deref(),
+                    b.cidr.as_deref(),
+                    b.reserved_ports.as_deref(),
+                )
+            })
+            .collect();
+        // The flag replaces the file's `public` block, reserved ports included.
+        assert_eq!(
+            summary,
+            [
+                ("private", None, Some("10.0.0.0/8"), Some("80,443")),
+                ("public", Some("eth2"), None, None),
+                ("local", Some("lo"), None, None),
+            ]
+        );
+        assert_eq!(config.check(), Ok(()));
+        // None by default.
+        let config = client_config(
+            &parse(&["--client"]).unwrap(),
+            &settings(),
+            "s:4646".into(),
+            dir.path(),
+            false,
+        )
+        .unwrap();
+        assert!(config.host_networks.is_empty());
+    }
+
+    #[test]
+    fn bad_host_networks_are_refused() {
+        let err = |flags: &[&str], yaml: &str| {
+            let file: file::FileConfig = yaml_serde::from_str(yaml).unwrap();
+            host_networks(&file::merge(parse(flags).unwrap(), file))
+                .err()
+                .map(|e| e.to_string())
+        };
+        for bad in ["public", "=eth1", "public="] {
+            let e = err(&["--host-network", bad], "{}").unwrap();
+            assert!(
+                e.contains(&format!(
+                    "invalid --host-network {bad:?}: expected NAME=INTERFACE"
+                )),
+                "{e}"
+            );
+        }
+        let e = err(&["--host-network", "Public=eth1"], "{}").unwrap();
+        assert!(
+            e.contains("invalid host networks (--host-network, config file: client.hostNetworks)"),
+            "{e}"
+        );
+        assert!(e.contains("not a DNS-1123 label"), "{e}");
+        let e = err(
+            &[],
+            "client:\n  hostNetworks: [{name: a, interface: eth1}, {name: a, cidr: 10.0.0.0/8}]\n",
+        )
+        .unwrap();
+        assert!(e.contains("host network \"a\" is named twice"), "{e}");
+        let e = err(
+            &[],
+            "client:\n  hostNetworks: [{name: a, cidr: 10.0.0.0/40}]\n",
+        )
+        .unwrap();
+        assert!(e.contains("invalid cidr"), "{e}");
+        let e = err(
+            &[],
+            "client:\n  hostNetworks: [{name: a, interface: eth1, cidr: 10.0.0.0/8}]\n",
+        )
+        .unwrap();
+        assert!(e.contains("both interface and cidr"), "{e}");
+        let e = err(
+            &[],
+            "client:\n  hostNetworks: [{name: a, interface: eth1, reservedPorts: \"22,x\"}]\n",
+        )
+        .unwrap();
+        assert!(e.contains("invalid reservedPorts \"22,x\""), "{e}");
+        let e = err(
+            &[
+                "--network-interface",
+                "lo",
+                "--host-network",
+                "default=eth0",
+            ],
+            "{}",
+        )
+        .unwrap();
+        assert!(e.contains("both choose the default network"), "{e}");
+        // A flag replaces a bad block of the file's.
+        assert_eq!(
+            err(
+                &["--host-network", "a=eth1"],
+                "client:\n  hostNetworks: [{name: a}]\n"
+            ),
+            None
+        );
     }
 
     #[test]

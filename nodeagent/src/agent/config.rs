@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use caravan_schemas::ports::{DEFAULT_MAX_DYNAMIC_PORT, DEFAULT_MIN_DYNAMIC_PORT, parse_port_list};
 
+use crate::fingerprint::{HostNetworkConfig, check_host_networks};
+
 /// Settings of a client agent. Build one with [`ClientConfig::new`] and adjust fields.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -38,6 +40,10 @@ pub struct ClientConfig {
     /// `network_interface`; a loopback interface may be named). `None` takes the default
     /// route's interface, else the first with a usable address, else the loopback address.
     pub network_interface: Option<String>,
+    /// Named host networks (Nomad's client `host_network` blocks): more addresses the node
+    /// offers ports on, each under its name; one named `default` replaces the choice of the
+    /// `default` network's addresses. See [`ClientConfig::check`].
+    pub host_networks: Vec<HostNetworkConfig>,
     /// The subnet bridge-mode allocations get their addresses from (Nomad's
     /// `bridge_network_subnet`).
     pub bridge_network_subnet: String,
@@ -89,6 +95,7 @@ impl ClientConfig {
             min_dynamic_port: DEFAULT_MIN_DYNAMIC_PORT,
             max_dynamic_port: DEFAULT_MAX_DYNAMIC_PORT,
             network_interface: None,
+            host_networks: Vec::new(),
             bridge_network_subnet: crate::network::cni::DEFAULT_BRIDGE_SUBNET.into(),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertise_addr: None,
@@ -124,14 +131,17 @@ impl ClientConfig {
             .is_none_or(|d| d.iter().any(|n| n == name))
     }
 
-    /// Checks the port settings: a readable reserved list, a dynamic range that is not empty.
-    /// The agent refuses to start otherwise.
+    /// Checks the port settings (a readable reserved list, a dynamic range that is not empty),
+    /// the host networks ([`check_host_networks`]) and the bridge subnet. The agent refuses to
+    /// start otherwise.
     pub fn check(&self) -> Result<(), String> {
         check_ports(
             self.min_dynamic_port,
             self.max_dynamic_port,
             self.reserved_ports.as_deref(),
         )?;
+        check_host_networks(&self.host_networks, self.network_interface.as_deref())
+            .map_err(|e| format!("invalid host networks: {e}"))?;
         crate::network::cni::check_subnet(&self.bridge_network_subnet)
             .map_err(|e| format!("invalid bridge network subnet: {e}"))
     }
@@ -207,5 +217,30 @@ mod tests {
         );
         assert!(check_ports(0, 10, None).is_err());
         assert_eq!(check_ports(30000, 30000, Some("")), Ok(()));
+    }
+
+    #[test]
+    fn host_networks_are_checked() {
+        let mut config = ClientConfig::new("127.0.0.1:4646", "/tmp/x");
+        config.host_networks = vec![HostNetworkConfig {
+            name: "public".into(),
+            interface: Some("eth1".into()),
+            reserved_ports: Some("22".into()),
+            ..Default::default()
+        }];
+        assert_eq!(config.check(), Ok(()));
+        config.host_networks[0].reserved_ports = Some("22-".into());
+        let err = config.check().unwrap_err();
+        assert!(
+            err.starts_with(
+                "invalid host networks: host network \"public\": invalid reservedPorts"
+            ),
+            "{err}"
+        );
+        config.host_networks[0].reserved_ports = None;
+        config.host_networks[0].name = "default".into();
+        config.network_interface = Some("lo".into());
+        let err = config.check().unwrap_err();
+        assert!(err.contains("both choose the default network"), "{err}");
     }
 }

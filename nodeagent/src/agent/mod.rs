@@ -90,6 +90,7 @@ impl Agent {
         let data_dir = config.data_dir.clone();
         let fingerprint_settings = FingerprintSettings {
             network_interface: config.network_interface.clone(),
+            host_networks: config.host_networks.clone(),
         };
         let fingerprint =
             tokio::task::spawn_blocking(move || fingerprint(&data_dir, &fingerprint_settings))

@@ -35,7 +35,9 @@
 //! Resources: `cpu` = `cpu.totalcompute`, `cores` = `cpu.numcores`, `memory_mb` = MemTotal in
 //! MiB, `disk_mb` = free space of the data dir's file system in MiB, `networks` = the IPv4
 //! addresses of the chosen interface, the node's `default` host network (CIDR `ip/32` as in
-//! Nomad, `mbits` from `/sys/class/net/<dev>/speed` when the link reports one). The dynamic
+//! Nomad, `mbits` from `/sys/class/net/<dev>/speed` when the link reports one), then one per
+//! address of each named host network (`host_network` and `reserved_ports` set from its
+//! block; see `network.rs`). The dynamic
 //! port range and the reserved ports come from the agent's settings, not from here
 //! (`agent/node.rs`).
 //!
@@ -60,6 +62,7 @@ use std::path::Path;
 
 use caravan_schemas::node::{NodeAddress, NodeResources};
 
+pub use network::{HostNetworkConfig, check_host_networks};
 pub use node_id::load_or_create_node_id;
 
 /// What the agent reports about its machine.
@@ -88,6 +91,9 @@ pub struct FingerprintSettings {
     /// The interface whose IPv4 addresses form the node's `default` host network (Nomad's
     /// `network_interface`; a loopback interface may be named). `None` chooses one.
     pub network_interface: Option<String>,
+    /// Named host networks (Nomad's client `host_network` blocks), checked with
+    /// [`check_host_networks`]; one named `default` replaces the `default` network's choice.
+    pub host_networks: Vec<HostNetworkConfig>,
 }
 
 /// Fingerprints this machine; `data_dir` is the agent's data directory (it need not exist yet:
@@ -99,7 +105,12 @@ pub fn fingerprint(data_dir: &Path, settings: &FingerprintSettings) -> anyhow::R
     cpu::collect(&mut fp);
     memory::collect(&mut fp);
     storage::collect(&mut fp, data_dir);
-    network::collect(&mut fp, settings.network_interface.as_deref()).map_err(anyhow::Error::msg)?;
+    network::collect(
+        &mut fp,
+        settings.network_interface.as_deref(),
+        &settings.host_networks,
+    )
+    .map_err(anyhow::Error::msg)?;
     cgroup::collect(&mut fp);
     gpu::collect(&mut fp);
     Ok(fp)
@@ -158,12 +169,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lo = FingerprintSettings {
             network_interface: Some("lo".into()),
+            ..Default::default()
         };
         let fp = fingerprint(dir.path(), &lo).unwrap();
         assert_eq!(fp.attributes["unique.network.ip-address"], "127.0.0.1");
         assert!(fp.resources.networks.iter().all(|n| n.device == "lo"));
         let missing = FingerprintSettings {
             network_interface: Some("caravan-no-such0".into()),
+            ..Default::default()
         };
         let err = fingerprint(dir.path(), &missing).unwrap_err().to_string();
         assert!(
@@ -172,5 +185,56 @@ mod tests {
         );
         assert!(check_network_interface("lo").is_ok());
         assert!(check_network_interface("caravan-no-such0").is_err());
+    }
+
+    #[test]
+    fn fingerprint_named_host_networks() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = FingerprintSettings {
+            network_interface: None,
+            host_networks: vec![
+                HostNetworkConfig {
+                    name: "local".into(),
+                    interface: Some("lo".into()),
+                    reserved_ports: Some("22".into()),
+                    ..Default::default()
+                },
+                HostNetworkConfig {
+                    name: "loopback".into(),
+                    cidr: Some("127.0.0.0/8".into()),
+                    ..Default::default()
+                },
+                // Matches nothing: a warning, not an error.
+                HostNetworkConfig {
+                    name: "missing".into(),
+                    interface: Some("caravan-no-such0".into()),
+                    ..Default::default()
+                },
+            ],
+        };
+        let fp = fingerprint(dir.path(), &settings).unwrap();
+        let named = |name: &str| {
+            fp.resources
+                .networks
+                .iter()
+                .filter(|n| n.host_network.as_deref() == Some(name))
+                .collect::<Vec<_>>()
+        };
+        let local = named("local");
+        assert!(!local.is_empty(), "{fp:#?}");
+        assert!(local.iter().all(|n| n.device == "lo"));
+        assert!(
+            local
+                .iter()
+                .all(|n| n.reserved_ports.as_deref() == Some("22"))
+        );
+        assert!(named("loopback").iter().any(|n| n.ip == "127.0.0.1"));
+        assert!(named("missing").is_empty());
+        // The default network is still there, first.
+        assert_eq!(fp.resources.networks[0].host_network, None);
+        assert_eq!(
+            fp.resources.networks[0].ip,
+            fp.attributes["unique.network.ip-address"]
+        );
     }
 }

@@ -7,6 +7,13 @@
 //! is up and has a non-loopback, non-link-local IPv4 address; when no interface has one, the
 //! loopback address `127.0.0.1`, so that a machine with nothing else (a sandbox, a laptop
 //! offline) can still run jobs with ports. The addresses found form the `default` host network.
+//!
+//! Named host networks (Nomad's client `host_network` blocks, [`HostNetworkConfig`]) add more:
+//! a block selects the IPv4 addresses of one `interface`, or every IPv4 address of an up
+//! interface within a `cidr`, and the node reports each with `host_network` set to the block's
+//! name and the block's reserved ports. A block named `default` replaces the choice above for
+//! the `default` network. A block that matches no address contributes nothing; the agent logs a
+//! warning (a `default` block that matches nothing leaves the usual choice in place).
 
 use std::net::Ipv4Addr;
 
@@ -27,6 +34,185 @@ pub struct IfaceAddr {
     pub up: bool,
     /// Whether the interface is a loopback.
     pub loopback: bool,
+}
+
+/// A named host network of the agent's settings (Nomad's client `host_network` block): the
+/// addresses of one `interface`, or those within a `cidr` (exactly one of the two), with ports
+/// no allocation may hold on them. Check one with [`check_host_networks`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostNetworkConfig {
+    /// The name job ports give as `hostNetwork`: a DNS-1123 label.
+    pub name: String,
+    /// Selects the IPv4 addresses of this interface.
+    pub interface: Option<String>,
+    /// Selects every IPv4 address of an up interface within this IPv4 CIDR (`10.0.0.0/8`).
+    pub cidr: Option<String>,
+    /// Ports no allocation may hold on these addresses, Nomad's syntax (`22,8000-8100`).
+    pub reserved_ports: Option<String>,
+}
+
+impl HostNetworkConfig {
+    /// The reserved ports as the Node reports them: `None` when the list names no port.
+    pub fn reserved_ports_text(&self) -> Option<String> {
+        self.reserved_ports
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+    }
+}
+
+/// Parses an IPv4 CIDR (`10.0.0.0/8`; host bits are ignored) into its network address and
+/// prefix length.
+pub fn parse_cidr(text: &str) -> Result<(Ipv4Addr, u8), String> {
+    let bad = || format!("{text:?} is not an IPv4 CIDR such as 10.0.0.0/8");
+    let (addr, bits) = text.trim().split_once('/').ok_or_else(bad)?;
+    let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+    let bits: u8 = bits.parse().ok().filter(|b| *b <= 32).ok_or_else(bad)?;
+    Ok((Ipv4Addr::from(u32::from(addr) & prefix_mask(bits)), bits))
+}
+
+fn prefix_mask(bits: u8) -> u32 {
+    u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0)
+}
+
+fn cidr_contains((net, bits): (Ipv4Addr, u8), ip: Ipv4Addr) -> bool {
+    u32::from(ip) & prefix_mask(bits) == u32::from(net)
+}
+
+/// Why `name` is not a DNS-1123 label (lowercase alphanumerics and `-`, at most 63), if not.
+fn label_problem(name: &str) -> Option<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    (!ok).then(|| {
+        format!(
+            "name {name:?} is not a DNS-1123 label (at most 63 lowercase alphanumeric \
+             characters or '-', starting and ending with an alphanumeric character)"
+        )
+    })
+}
+
+/// Checks the named host networks: names that are DNS-1123 labels and unique, exactly one of
+/// `interface` and `cidr` in each, a CIDR that parses, reserved ports in Nomad's syntax; and no
+/// `default` block besides `network_interface` (both would choose the `default` network). The
+/// agent refuses to start otherwise. An interface that does not exist is not an error here: the
+/// fingerprint reports the block as matching nothing.
+pub fn check_host_networks(
+    blocks: &[HostNetworkConfig],
+    network_interface: Option<&str>,
+) -> Result<(), String> {
+    for (i, block) in blocks.iter().enumerate() {
+        let name = &block.name;
+        if let Some(problem) = label_problem(name) {
+            return Err(format!("host network {}: {problem}", i + 1));
+        }
+        if blocks[..i].iter().any(|b| b.name == *name) {
+            return Err(format!("host network {name:?} is named twice"));
+        }
+        let interface = block.interface.as_deref().map(str::trim);
+        let cidr = block.cidr.as_deref().map(str::trim);
+        match (interface, cidr) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "host network {name:?} has both interface and cidr: give one"
+                ));
+            }
+            (None, None) => {
+                return Err(format!(
+                    "host network {name:?} needs an interface or a cidr"
+                ));
+            }
+            (Some(""), None) => {
+                return Err(format!("host network {name:?} has an empty interface"));
+            }
+            (None, Some(cidr)) => {
+                parse_cidr(cidr)
+                    .map_err(|e| format!("host network {name:?}: invalid cidr: {e}"))?;
+            }
+            (Some(_), None) => {}
+        }
+        if let Some(text) = &block.reserved_ports {
+            caravan_schemas::ports::parse_port_list(text).map_err(|e| {
+                format!("host network {name:?}: invalid reservedPorts {text:?}: {e}")
+            })?;
+        }
+        if name == caravan_schemas::ports::DEFAULT_HOST_NETWORK
+            && let Some(iface) = network_interface
+        {
+            return Err(format!(
+                "host network \"default\" and the network interface {iface:?} both choose the \
+                 default network's addresses: give one"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The addresses a host network block selects: the IPv4 addresses of its interface (but
+/// `0.0.0.0`, loopback ones included), or those of up interfaces within its CIDR. Empty when
+/// none matches (or the block does not check).
+pub fn host_network_addresses(addrs: &[IfaceAddr], block: &HostNetworkConfig) -> Vec<IfaceAddr> {
+    if let Some(iface) = block.interface.as_deref().map(str::trim) {
+        return interface_addresses_of(addrs, iface).unwrap_or_default();
+    }
+    let Some(cidr) = block.cidr.as_deref().and_then(|c| parse_cidr(c).ok()) else {
+        return Vec::new();
+    };
+    addrs
+        .iter()
+        .filter(|a| a.up && !a.ip.is_unspecified() && cidr_contains(cidr, a.ip))
+        .cloned()
+        .collect()
+}
+
+/// The networks a node reports: one per address of the `default` network (`host_network`
+/// `None`, with the reserved ports of a `default` block when there is one), then one per address
+/// of each other block, with its name and reserved ports; `speed` gives a device's link speed.
+/// Also the names of the blocks that matched no address.
+pub fn node_networks(
+    addrs: &[IfaceAddr],
+    default: &[IfaceAddr],
+    blocks: &[HostNetworkConfig],
+    speed: &dyn Fn(&str) -> Option<u64>,
+) -> (Vec<NodeNetwork>, Vec<String>) {
+    let entry = |addr: &IfaceAddr, name: Option<&str>, reserved: Option<String>| NodeNetwork {
+        device: addr.device.clone(),
+        cidr: format!("{}/32", addr.ip),
+        ip: addr.ip.to_string(),
+        mbits: speed(&addr.device),
+        host_network: name.map(str::to_string),
+        reserved_ports: reserved,
+    };
+    let default_block = blocks
+        .iter()
+        .find(|b| b.name == caravan_schemas::ports::DEFAULT_HOST_NETWORK);
+    let default_reserved = default_block.and_then(HostNetworkConfig::reserved_ports_text);
+    let mut networks: Vec<NodeNetwork> = default
+        .iter()
+        .map(|a| entry(a, None, default_reserved.clone()))
+        .collect();
+    let mut unmatched = Vec::new();
+    for block in blocks {
+        let found = host_network_addresses(addrs, block);
+        if found.is_empty() {
+            unmatched.push(block.name.clone());
+        }
+        if block.name == caravan_schemas::ports::DEFAULT_HOST_NETWORK {
+            continue;
+        }
+        let reserved = block.reserved_ports_text();
+        networks.extend(
+            found
+                .iter()
+                .map(|a| entry(a, Some(&block.name), reserved.clone())),
+        );
+    }
+    (networks, unmatched)
 }
 
 /// The interface of the default IPv4 route in `/proc/net/route` (the lowest metric wins).
@@ -120,15 +306,26 @@ pub fn loopback_fallback(addrs: &[IfaceAddr]) -> IfaceAddr {
 }
 
 /// The addresses of the node's `default` host network: those of `named` when the agent names
-/// an interface (an error when it has none), else [`select_addresses`], else the loopback
-/// address. Never empty when `Ok`.
+/// an interface (an error when it has none), else those a host network block named `default`
+/// selects when it selects any, else [`select_addresses`], else the loopback address. Never
+/// empty when `Ok`.
 pub fn choose_addresses(
     addrs: &[IfaceAddr],
     default_iface: Option<&str>,
     named: Option<&str>,
+    blocks: &[HostNetworkConfig],
 ) -> Result<Vec<IfaceAddr>, String> {
     if let Some(iface) = named {
         return interface_addresses_of(addrs, iface);
+    }
+    if let Some(block) = blocks
+        .iter()
+        .find(|b| b.name == caravan_schemas::ports::DEFAULT_HOST_NETWORK)
+    {
+        let found = host_network_addresses(addrs, block);
+        if !found.is_empty() {
+            return Ok(found);
+        }
     }
     let chosen = select_addresses(addrs, default_iface);
     if chosen.is_empty() {
@@ -168,9 +365,14 @@ pub fn check_interface(iface: &str) -> Result<(), String> {
     interface_addresses_of(&interface_addresses(), iface).map(|_| ())
 }
 
-/// Reports the addresses of the `default` host network; `interface` is the one the agent
-/// names (`--network-interface`). Fails only when that interface has no IPv4 address.
-pub(super) fn collect(fp: &mut Fingerprint, interface: Option<&str>) -> Result<(), String> {
+/// Reports the addresses of the `default` host network and of the named host networks;
+/// `interface` is the one the agent names (`--network-interface`). Fails only when that
+/// interface has no IPv4 address; a host network block that matches nothing is logged.
+pub(super) fn collect(
+    fp: &mut Fingerprint,
+    interface: Option<&str>,
+    blocks: &[HostNetworkConfig],
+) -> Result<(), String> {
     let default_iface = match interface {
         Some(_) => None,
         None => {
@@ -182,34 +384,35 @@ pub(super) fn collect(fp: &mut Fingerprint, interface: Option<&str>) -> Result<(
         }
     };
     let addrs = interface_addresses();
-    let chosen = choose_addresses(&addrs, default_iface.as_deref(), interface)?;
+    let chosen = choose_addresses(&addrs, default_iface.as_deref(), interface, blocks)?;
     if interface.is_none() && chosen.iter().all(|a| a.ip.is_loopback()) {
         tracing::info!(
             "no usable IPv4 address on any interface: the node offers the loopback address 127.0.0.1"
         );
     }
-    record(fp, &chosen);
+    let speed = |device: &str| {
+        read_text(format!("/sys/class/net/{device}/speed")).and_then(|t| parse_speed(&t))
+    };
+    let (networks, unmatched) = node_networks(&addrs, &chosen, blocks, &speed);
+    for name in unmatched {
+        tracing::warn!(
+            host_network = %name,
+            "host network matches no IPv4 address on this machine: the node does not offer it"
+        );
+    }
+    record(fp, &chosen, networks);
     Ok(())
 }
 
-/// Writes `chosen` (not empty) into the fingerprint: the attribute, the networks, the
-/// addresses.
-fn record(fp: &mut Fingerprint, chosen: &[IfaceAddr]) {
+/// Writes the `default` network's addresses `chosen` (not empty) and the node's `networks` into
+/// the fingerprint: the attribute, the networks, the addresses.
+fn record(fp: &mut Fingerprint, chosen: &[IfaceAddr], networks: Vec<NodeNetwork>) {
     let Some(first) = chosen.first() else {
         return;
     };
     fp.set("unique.network.ip-address", first.ip);
-    let mbits =
-        read_text(format!("/sys/class/net/{}/speed", first.device)).and_then(|t| parse_speed(&t));
+    fp.resources.networks.extend(networks);
     for addr in chosen {
-        fp.resources.networks.push(NodeNetwork {
-            device: addr.device.clone(),
-            cidr: format!("{}/32", addr.ip),
-            ip: addr.ip.to_string(),
-            mbits,
-            host_network: None,
-            reserved_ports: None,
-        });
         fp.addresses.push(NodeAddress {
             r#type: "InternalIP".into(),
             address: addr.ip.to_string(),
@@ -274,18 +477,18 @@ eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\n";
         let ips = |v: Vec<IfaceAddr>| v.into_iter().map(|a| a.ip.to_string()).collect::<Vec<_>>();
         // A named interface wins over the default route, loopback included.
         assert_eq!(
-            ips(choose_addresses(&addrs, Some("eth0"), Some("lo")).unwrap()),
+            ips(choose_addresses(&addrs, Some("eth0"), Some("lo"), &[]).unwrap()),
             ["127.0.0.1"]
         );
         assert_eq!(
-            ips(choose_addresses(&addrs, None, Some("eth0")).unwrap()),
+            ips(choose_addresses(&addrs, None, Some("eth0"), &[]).unwrap()),
             ["192.0.2.10"]
         );
         // One without an IPv4 address (or unknown) is refused, naming those that have one.
-        let err = choose_addresses(&addrs, None, Some("eth1")).unwrap_err();
+        let err = choose_addresses(&addrs, None, Some("eth1"), &[]).unwrap_err();
         assert!(err.contains("\"eth1\" has no IPv4 address"), "{err}");
         assert!(err.contains("lo, eth0"), "{err}");
-        let err = choose_addresses(&[], None, Some("wg0")).unwrap_err();
+        let err = choose_addresses(&[], None, Some("wg0"), &[]).unwrap_err();
         assert!(err.contains("no interface has one"), "{err}");
     }
 
@@ -302,27 +505,223 @@ eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\n";
         ];
         let loopback = [("lo".to_string(), "127.0.0.1".to_string())];
         assert_eq!(
-            ips(choose_addresses(&only_lo, Some("eth0"), None).unwrap()),
+            ips(choose_addresses(&only_lo, Some("eth0"), None, &[]).unwrap()),
             loopback
         );
-        assert_eq!(ips(choose_addresses(&[], None, None).unwrap()), loopback);
+        assert_eq!(
+            ips(choose_addresses(&[], None, None, &[]).unwrap()),
+            loopback
+        );
         // A usable address is still preferred.
         let with_eth = vec![
             addr("lo", [127, 0, 0, 1], true, true),
             addr("eth0", [192, 0, 2, 10], true, false),
         ];
         assert_eq!(
-            ips(choose_addresses(&with_eth, None, None).unwrap()),
+            ips(choose_addresses(&with_eth, None, None, &[]).unwrap()),
             [("eth0".to_string(), "192.0.2.10".to_string())]
         );
         // What is recorded: the attribute is the first address, networks and addresses all.
         let mut fp = Fingerprint::default();
-        record(&mut fp, &choose_addresses(&only_lo, None, None).unwrap());
+        let chosen = choose_addresses(&only_lo, None, None, &[]).unwrap();
+        let (networks, _) = node_networks(&only_lo, &chosen, &[], &|_| None);
+        record(&mut fp, &chosen, networks);
         assert_eq!(fp.attributes["unique.network.ip-address"], "127.0.0.1");
         assert_eq!(fp.resources.networks[0].device, "lo");
         assert_eq!(fp.resources.networks[0].cidr, "127.0.0.1/32");
         assert_eq!(fp.resources.networks[0].host_network, None);
         assert_eq!(fp.addresses[0].address, "127.0.0.1");
+    }
+
+    fn block(name: &str, interface: Option<&str>, cidr: Option<&str>) -> HostNetworkConfig {
+        HostNetworkConfig {
+            name: name.into(),
+            interface: interface.map(str::to_string),
+            cidr: cidr.map(str::to_string),
+            reserved_ports: None,
+        }
+    }
+
+    fn machine() -> Vec<IfaceAddr> {
+        vec![
+            addr("lo", [127, 0, 0, 1], true, true),
+            addr("eth0", [192, 0, 2, 10], true, false),
+            addr("eth1", [10, 1, 0, 5], true, false),
+            addr("eth1", [10, 1, 0, 6], true, false),
+            addr("eth2", [10, 200, 3, 4], true, false),
+            addr("eth3", [10, 9, 9, 9], false, false),
+            addr("wg0", [172, 16, 0, 1], true, false),
+        ]
+    }
+
+    /// `(host network, device, ip, reserved ports)` of each network.
+    fn summary(networks: &[NodeNetwork]) -> Vec<(Option<&str>, &str, &str, Option<&str>)> {
+        networks
+            .iter()
+            .map(|n| {
+                (
+                    n.host_network.as_deref(),
+                    n.device.as_str(),
+                    n.ip.as_str(),
+                    n.reserved_ports.as_deref(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fingerprint_host_network_by_interface() {
+        let addrs = machine();
+        let ips = |v: Vec<IfaceAddr>| v.into_iter().map(|a| a.ip.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            ips(host_network_addresses(
+                &addrs,
+                &block("public", Some("eth1"), None)
+            )),
+            ["10.1.0.5", "10.1.0.6"]
+        );
+        // The loopback interface may be named, like --network-interface.
+        assert_eq!(
+            ips(host_network_addresses(
+                &addrs,
+                &block("local", Some("lo"), None)
+            )),
+            ["127.0.0.1"]
+        );
+        assert!(host_network_addresses(&addrs, &block("x", Some("eth9"), None)).is_empty());
+
+        let mut public = block("public", Some("eth1"), None);
+        public.reserved_ports = Some(" 22 ".into());
+        let default = &addrs[1..2];
+        let (networks, unmatched) = node_networks(&addrs, default, &[public], &|dev| {
+            (dev == "eth1").then_some(10000)
+        });
+        assert_eq!(
+            summary(&networks),
+            [
+                (None, "eth0", "192.0.2.10", None),
+                (Some("public"), "eth1", "10.1.0.5", Some("22")),
+                (Some("public"), "eth1", "10.1.0.6", Some("22")),
+            ]
+        );
+        assert_eq!(networks[1].cidr, "10.1.0.5/32");
+        assert_eq!((networks[0].mbits, networks[1].mbits), (None, Some(10000)));
+        assert!(unmatched.is_empty());
+    }
+
+    #[test]
+    fn fingerprint_host_network_by_cidr() {
+        let addrs = machine();
+        let private = block("private", None, Some("10.0.0.0/8"));
+        // Every address of an up interface within the CIDR (eth3 is down).
+        let ips = |v: Vec<IfaceAddr>| v.into_iter().map(|a| a.ip.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            ips(host_network_addresses(&addrs, &private)),
+            ["10.1.0.5", "10.1.0.6", "10.200.3.4"]
+        );
+        // Host bits of the CIDR are ignored; /32 is one address, /0 every one.
+        assert_eq!(
+            ips(host_network_addresses(
+                &addrs,
+                &block("one", None, Some("10.200.3.4/32"))
+            )),
+            ["10.200.3.4"]
+        );
+        assert_eq!(
+            ips(host_network_addresses(
+                &addrs,
+                &block("sub", None, Some("10.1.7.7/16"))
+            )),
+            ["10.1.0.5", "10.1.0.6"]
+        );
+        assert_eq!(
+            host_network_addresses(&addrs, &block("all", None, Some("0.0.0.0/0"))).len(),
+            6
+        );
+        // A block matching nothing contributes nothing and is reported.
+        let mut nothing = block("nothing", None, Some("198.51.100.0/24"));
+        nothing.reserved_ports = Some("80".into());
+        let mut vpn = block("vpn", None, Some("172.16.0.0/12"));
+        vpn.reserved_ports = Some("".into());
+        let (networks, unmatched) =
+            node_networks(&addrs, &addrs[1..2], &[private, nothing, vpn], &|_| None);
+        assert_eq!(
+            summary(&networks),
+            [
+                (None, "eth0", "192.0.2.10", None),
+                (Some("private"), "eth1", "10.1.0.5", None),
+                (Some("private"), "eth1", "10.1.0.6", None),
+                (Some("private"), "eth2", "10.200.3.4", None),
+                (Some("vpn"), "wg0", "172.16.0.1", None),
+            ]
+        );
+        assert_eq!(unmatched, ["nothing"]);
+    }
+
+    #[test]
+    fn fingerprint_default_host_network_block() {
+        let addrs = machine();
+        let mut default = block("default", None, Some("10.200.0.0/16"));
+        default.reserved_ports = Some("22".into());
+        let blocks = [default];
+        // The block replaces the default route's interface; its reserved ports come along.
+        let chosen = choose_addresses(&addrs, Some("eth0"), None, &blocks).unwrap();
+        let (networks, unmatched) = node_networks(&addrs, &chosen, &blocks, &|_| None);
+        assert_eq!(
+            summary(&networks),
+            [(None, "eth2", "10.200.3.4", Some("22"))]
+        );
+        assert!(unmatched.is_empty());
+        // Matching nothing, it leaves the usual choice in place, and is reported.
+        let blocks = [block("default", Some("eth9"), None)];
+        let chosen = choose_addresses(&addrs, Some("eth0"), None, &blocks).unwrap();
+        let (networks, unmatched) = node_networks(&addrs, &chosen, &blocks, &|_| None);
+        assert_eq!(summary(&networks), [(None, "eth0", "192.0.2.10", None)]);
+        assert_eq!(unmatched, ["default"]);
+    }
+
+    #[test]
+    fn host_networks_are_checked() {
+        let ok = [
+            block("public", Some("eth1"), None),
+            block("private", None, Some("10.0.0.0/8")),
+            block("default", Some("eth0"), None),
+        ];
+        assert_eq!(check_host_networks(&ok, None), Ok(()));
+        assert_eq!(check_host_networks(&[], Some("eth0")), Ok(()));
+        let err = |blocks: &[HostNetworkConfig]| check_host_networks(blocks, None).unwrap_err();
+        let e = err(&[block("Public", Some("eth1"), None)]);
+        assert!(e.contains("name \"Public\" is not a DNS-1123 label"), "{e}");
+        assert!(err(&[block("", Some("eth1"), None)]).contains("is not a DNS-1123 label"));
+        assert!(err(&[block(&"a".repeat(64), Some("eth1"), None)]).contains("DNS-1123"));
+        let e = err(&[
+            block("a", Some("eth1"), None),
+            block("a", Some("eth2"), None),
+        ]);
+        assert!(e.contains("host network \"a\" is named twice"), "{e}");
+        let e = err(&[block("a", Some("eth1"), Some("10.0.0.0/8"))]);
+        assert!(e.contains("both interface and cidr"), "{e}");
+        let e = err(&[block("a", None, None)]);
+        assert!(e.contains("needs an interface or a cidr"), "{e}");
+        let e = err(&[block("a", Some(" "), None)]);
+        assert!(e.contains("empty interface"), "{e}");
+        for cidr in ["10.0.0.0", "10.0.0.0/33", "10.0.0/8", "fd00::/8"] {
+            let e = err(&[block("a", None, Some(cidr))]);
+            assert!(e.contains("host network \"a\": invalid cidr"), "{e}");
+        }
+        let mut bad_ports = block("a", Some("eth1"), None);
+        bad_ports.reserved_ports = Some("22,http".into());
+        let e = err(&[bad_ports]);
+        assert!(
+            e.contains("host network \"a\": invalid reservedPorts \"22,http\""),
+            "{e}"
+        );
+        let e = check_host_networks(&ok, Some("eth0")).unwrap_err();
+        assert!(e.contains("both choose the default network"), "{e}");
+        assert_eq!(
+            parse_cidr("10.1.2.3/8"),
+            Ok((Ipv4Addr::new(10, 0, 0, 0), 8))
+        );
     }
 
     #[test]

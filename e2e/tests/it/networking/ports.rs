@@ -113,3 +113,55 @@ async fn a_held_static_port_blocks_a_second_job_until_the_first_stops() {
     assert_eq!(ports_of(&allocs[0]), [("http".to_string(), port)]);
     wait_answers(port).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_lands_on_the_host_network_it_names() {
+    let server = caravan_e2e::Sandbox::builder()
+        .name("host-networks")
+        .client()
+        .arg("--host-network")
+        .arg("local=lo")
+        .start()
+        .unwrap_or_else(|e| panic!("failed to start the dev agent: {e:#}"));
+    let http = caravan_e2e::http::client();
+    let api = Api::new(&server, &http);
+    let network = json!({"ports": [{"label": "http", "hostNetwork": "local"}]});
+    api.submit("local.yaml", &http_job("local", 1, network));
+    let allocs = api
+        .wait_allocs("local", "the allocation runs", |a| a.iter().any(running))
+        .await;
+    assert_eq!(
+        field(&allocs[0], "/spec/allocatedResources/shared/ports/0/hostIp"),
+        "127.0.0.1",
+        "{:#}",
+        allocs[0]
+    );
+    wait_answers(ports_of(&allocs[0])[0].1).await;
+
+    // No node has a host network `public`: nothing is placed, and the evaluation says why.
+    let network = json!({"ports": [{"label": "http", "hostNetwork": "public"}]});
+    api.submit("public.yaml", &http_job("public", 1, network));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let evals = api
+            .list_of_job("evaluations", "public")
+            .await
+            .map(|(items, _)| items)
+            .unwrap_or_default();
+        let why = evals.iter().any(|e| {
+            e.pointer("/status/failedGroupAllocs/g/dimensionExhausted")
+                .and_then(|d| d.get("network: host network not found"))
+                .is_some()
+        });
+        if why {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no evaluation saying why: {:#}",
+            Value::from(evals)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(api.allocs("public").await.is_empty());
+}
