@@ -81,6 +81,13 @@ impl ClientAgent {
         .arg(self.data_dir())
         .args(["--client-http-addr", "127.0.0.1:0"])
         .args(&self.extra_args)
+        // The tests run raw_exec tasks, which a client enables only when asked.
+        .args(
+            (!self.extra_args.iter().any(|a| a == "--drivers"))
+                .then_some(["--drivers", "raw_exec,exec,oci,mock"])
+                .into_iter()
+                .flatten(),
+        )
         .env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),

@@ -103,7 +103,8 @@ pub struct AgentArgs {
     /// The local OCI image store [default: $CARAVAN_IMAGE_DIR or /var/lib/caravan/images].
     #[arg(long)]
     pub image_dir: Option<PathBuf>,
-    /// Task drivers to enable, comma-separated [default: raw_exec,exec,oci,mock].
+    /// Task drivers to enable, comma-separated [default: exec,oci,mock; with --dev also
+    /// raw_exec].
     #[arg(long, value_delimiter = ',')]
     pub drivers: Vec<String>,
     /// Shortest heartbeat TTL the servers hand out, e.g. `10s`.

@@ -352,6 +352,18 @@ fn leader_config(args: &AgentArgs) -> anyhow::Result<LeaderConfig> {
     Ok(config)
 }
 
+/// The drivers a client enables when it names none: Nomad's rule, `raw_exec` (a plain process
+/// as the agent's user, no isolation) only on a dev agent; a client must enable it explicitly
+/// (`--drivers raw_exec,exec,oci,mock`).
+fn default_drivers(dev: bool) -> Vec<String> {
+    let drivers: &[&str] = if dev {
+        &["raw_exec", "exec", "oci", "mock"]
+    } else {
+        &["exec", "oci", "mock"]
+    };
+    drivers.iter().map(|d| (*d).to_string()).collect()
+}
+
 fn client_config(
     args: &AgentArgs,
     settings: &Settings,
@@ -394,9 +406,11 @@ fn client_config(
     if let Some(dir) = &args.image_dir {
         config.image_dir = dir.clone();
     }
-    if !args.drivers.is_empty() {
-        config.drivers = Some(args.drivers.clone());
-    }
+    config.drivers = Some(if args.drivers.is_empty() {
+        default_drivers(args.dev)
+    } else {
+        args.drivers.clone()
+    });
     // A throw-away dev agent takes its tasks with it; any other agent leaves them running
     // for its next start to re-attach.
     config.stop_tasks_on_shutdown = ephemeral;
@@ -554,6 +568,25 @@ mod tests {
         use clap::Parser;
         Cli::try_parse_from(std::iter::once("caravan-agent").chain(flags.iter().copied()))
             .map(|cli| cli.agent)
+    }
+
+    #[test]
+    fn raw_exec_is_offered_only_by_dev_agents_unless_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let enabled = |flags: &[&str]| {
+            let args = parse(flags).unwrap();
+            let config =
+                client_config(&args, &settings(), "s:4646".into(), dir.path(), false).unwrap();
+            config.driver_enabled("raw_exec")
+        };
+        assert!(!enabled(&["--client"]), "a client does not offer raw_exec");
+        assert!(enabled(&["--dev"]), "a dev agent does");
+        assert!(enabled(&["--client", "--drivers", "raw_exec,exec"]));
+        let args = parse(&["--client"]).unwrap();
+        let config = client_config(&args, &settings(), "s:4646".into(), dir.path(), false).unwrap();
+        for driver in ["exec", "oci", "mock"] {
+            assert!(config.driver_enabled(driver), "{driver}");
+        }
     }
 
     #[test]
