@@ -191,6 +191,14 @@ impl Planner for Harness {
         };
         for mut alloc in placed.filter(|a| result.node_allocation.contains_key(&a.spec.node_name)) {
             alloc.metadata.resource_version = Some(index.to_string());
+            // As the plan applier: an update in place into another deployment starts its
+            // health over.
+            if let Some(existing) = self.state.alloc(&plan.namespace, alloc.metadata.name())
+                && existing.spec.deployment_name != alloc.spec.deployment_name
+                && let Some(status) = alloc.status.as_mut()
+            {
+                status.deployment_status = None;
+            }
             self.state.upsert_alloc(alloc);
         }
         if records {

@@ -288,9 +288,20 @@ impl State {
                     };
                 }
             }
+            let new_deployment =
+                value.pointer("/spec/deploymentName") != stored.pointer("/spec/deploymentName");
             if let Some(object) = value.as_object_mut() {
                 match stored.get("status") {
-                    Some(status) => object.insert("status".to_owned(), status.clone()),
+                    Some(status) => {
+                        let mut status = status.clone();
+                        // An update in place into another deployment starts its health over
+                        // (Nomad clears it too): the node agent reports it anew for that
+                        // deployment, and until then the allocation counts as not healthy.
+                        if new_deployment && let Some(status) = status.as_object_mut() {
+                            status.remove("deploymentStatus");
+                        }
+                        object.insert("status".to_owned(), status)
+                    }
                     None => object.remove("status"),
                 };
             }

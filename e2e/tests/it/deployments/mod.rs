@@ -434,10 +434,12 @@ impl<'a> Api<'a> {
 /// promises over every committed state (events sharing a resourceVersion were applied
 /// together in one Raft entry, so a state is checked only once the whole entry is in):
 ///
-/// - new-version allocations not yet healthy (`status.deploymentStatus.healthy != true`)
-///   while wanted and not finished: at most `maxParallel`;
-/// - allocations serving (running and wanted: old-version ones, and new-version ones once
-///   healthy): at least `count − maxParallel`;
+/// - new-version allocations placed as replacements and not yet healthy
+///   (`status.deploymentStatus.healthy != true`) while wanted and not finished: at most
+///   `maxParallel`;
+/// - allocations serving (running and wanted: old-version ones, ones updated in place to the
+///   new version while their health is judged again, and new ones once healthy): at least
+///   `count − maxParallel`;
 /// - new-version allocations wanted and not finished, and old-version ones running: for
 ///   canaries before promotion.
 pub(super) struct Rollout {
@@ -449,6 +451,9 @@ pub(super) struct Rollout {
     entry: Option<String>,
     pub(super) max_new_unhealthy: usize,
     pub(super) min_serving: usize,
+    /// Allocations updated in place to a newer version (seen at an older one before): not
+    /// replacements, they keep serving while their health is judged again.
+    in_place: std::collections::BTreeSet<String>,
     pub(super) max_new_live: usize,
     pub(super) min_old_running: usize,
     /// The states at which the extremes were reached, for failure messages.
@@ -482,6 +487,7 @@ impl Rollout {
             entry: None,
             max_new_unhealthy: 0,
             min_serving: usize::MAX,
+            in_place: Default::default(),
             max_new_live: 0,
             min_old_running: usize::MAX,
             at_max_new_unhealthy: String::new(),
@@ -509,15 +515,17 @@ impl Rollout {
 
     fn check(&mut self) {
         self.states += 1;
+        let in_place = |a: &&Value| self.in_place.contains(field(a, "/metadata/name"));
         let new = |a: &&Value| version(a) == self.new_version;
         let old = |a: &&Value| version(a) < self.new_version;
         let all = || self.allocs.values();
         let new_unhealthy = all()
             .filter(new)
+            .filter(|a| !in_place(a))
             .filter(|a| live(a) && healthy(a) != Some(true))
             .count();
         let serving = all()
-            .filter(|a| running(a) && (old(a) || healthy(a) == Some(true)))
+            .filter(|a| running(a) && (old(a) || in_place(a) || healthy(a) == Some(true)))
             .count();
         let new_live = all().filter(new).filter(|a| live(a)).count();
         let old_running = all().filter(old).filter(|a| running(a)).count();
@@ -548,6 +556,11 @@ impl Rollout {
             self.entry = Some(rv);
         }
         let name = field(object, "/metadata/name").to_owned();
+        if let Some(before) = self.allocs.get(&name)
+            && version(before) < version(object)
+        {
+            self.in_place.insert(name.clone());
+        }
         if kind == "DELETED" {
             self.allocs.remove(&name);
         } else {

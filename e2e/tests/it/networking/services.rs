@@ -304,3 +304,45 @@ async fn a_version_whose_check_fails_fails_its_deployment() {
         crate::deployments::summary(&allocs)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_in_place_is_judged_by_its_new_checks() {
+    let server = dev("check-in-place");
+    let http = caravan_e2e::http::client();
+    let api = Api::new(&server, &http);
+    let mut job = served("inplace", 1, "inplace");
+    job["spec"]["groups"][0]["update"] = json!({
+        "maxParallel": 1,
+        "minHealthyTime": "1s",
+        "healthyDeadline": "5s",
+        "progressDeadline": "10s"
+    });
+    api.submit("inplace.yaml", &job);
+    api.wait_successful("inplace-v0").await;
+    let before = api.allocs("inplace").await;
+    assert_eq!(before.len(), 1);
+
+    // Only the check changes: the allocation is updated in place (same allocation, version
+    // 1), joins deployment inplace-v1, and its health is judged again, by the new check, which
+    // fails. The health it had in inplace-v0 does not count.
+    job["spec"]["groups"][0]["tasks"][0]["services"][0]["checks"][0]["path"] = json!("/missing");
+    api.submit("inplace2.yaml", &job);
+    api.wait_deployment("inplace-v1", "fails", |d| {
+        field(d, "/status/status") == "failed"
+    })
+    .await;
+    let after = api.allocs("inplace").await;
+    assert_eq!(after.len(), 1, "{}", crate::deployments::summary(&after));
+    assert_eq!(
+        field(&after[0], "/metadata/name"),
+        field(&before[0], "/metadata/name"),
+        "updated in place"
+    );
+    assert_eq!(after[0]["spec"]["jobVersion"], json!(1));
+    assert_eq!(
+        after[0].pointer("/status/deploymentStatus/healthy"),
+        Some(&json!(false)),
+        "{:#}",
+        after[0]
+    );
+}

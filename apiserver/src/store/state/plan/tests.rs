@@ -251,6 +251,47 @@ fn an_in_place_update_does_not_double_count_and_keeps_server_fields() {
 }
 
 #[test]
+fn an_in_place_update_into_a_new_deployment_starts_its_health_over() {
+    let mut running = alloc("a", "n1", 100);
+    running.spec.deployment_name = Some("web-v1".to_owned());
+    let status = running.status.get_or_insert_default();
+    status.client_status = ClientStatus::Running;
+    status.deployment_status = Some(caravan_schemas::allocation::AllocDeploymentStatus {
+        healthy: Some(true),
+        canary: false,
+        timestamp: Some("2024-01-01T00:00:00Z".to_owned()),
+    });
+    let mut state = with_allocs(cluster(), 2, std::slice::from_ref(&running));
+
+    // The same deployment: the node's health stays.
+    let mut same = running.clone();
+    same.spec.job_version = 1;
+    let mut first = plan();
+    first.append_alloc(same);
+    apply(&mut state, 3, first);
+    let a = stored(&state, "a").expect("a");
+    assert_eq!(
+        a.status
+            .as_ref()
+            .and_then(|s| s.deployment_status.as_ref())
+            .and_then(|d| d.healthy),
+        Some(true)
+    );
+
+    // Another deployment: health is unknown again, the rest of the node's report stays.
+    let mut moved = running.clone();
+    moved.spec.job_version = 2;
+    moved.spec.deployment_name = Some("web-v2".to_owned());
+    let mut second = plan();
+    second.append_alloc(moved);
+    apply(&mut state, 4, second);
+    let a = stored(&state, "a").expect("a");
+    let status = a.status.expect("status");
+    assert_eq!(status.deployment_status, None);
+    assert_eq!(status.client_status, ClientStatus::Running);
+}
+
+#[test]
 fn down_missing_and_ineligible_nodes_are_rejected() {
     let mut state = with_allocs(cluster(), 2, &[alloc("kept", "ineligible", 100)]);
     let mut plan = plan();
