@@ -18,6 +18,12 @@ mod validation;
 pub use replace::{Replaced, Replacement, admit_replacement, finalizers_added_while_deleting};
 pub use status::admit_status;
 
+/// Why a name is not a DNS-1123 label (lowercase alphanumerics and `-`, at most 63), if not:
+/// the rule object names, host network names and service names follow.
+pub fn dns1123_label(name: &str) -> Option<String> {
+    checks::dns1123_label(name)
+}
+
 /// What kind of problem a field has; maps to a Kubernetes `StatusCause.reason`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FieldErrorKind {

@@ -50,6 +50,7 @@
 mod cgroup;
 mod cpu;
 mod gpu;
+mod host_networks;
 mod memory;
 mod mounts;
 mod network;

@@ -72,12 +72,11 @@ pub fn loopback_conflist() -> Value {
 
 /// Whether `subnet` is an IPv4 CIDR (`a.b.c.d/n`, n from 8 to 30), as the agent flag needs.
 pub fn check_subnet(subnet: &str) -> Result<(), String> {
-    let bad = || format!("{subnet:?} is not an IPv4 subnet such as {DEFAULT_BRIDGE_SUBNET}");
-    let (addr, bits) = subnet.split_once('/').ok_or_else(bad)?;
-    addr.parse::<Ipv4Addr>().map_err(|_| bad())?;
-    match bits.parse::<u8>() {
+    match subnet.parse::<ipnet::Ipv4Net>().map(|net| net.prefix_len()) {
         Ok(8..=30) => Ok(()),
-        _ => Err(bad()),
+        _ => Err(format!(
+            "{subnet:?} is not an IPv4 subnet such as {DEFAULT_BRIDGE_SUBNET}"
+        )),
     }
 }
 
