@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use caravan_controllers::broker::EvalBroker;
 use caravan_controllers::gc::GcTrigger;
 
+use crate::acl::{AclCache, AclConfig};
 use crate::cluster::Cluster;
 use crate::heartbeat::{HeartbeatConfig, HeartbeatTracker};
 use crate::metrics::Metrics;
@@ -29,6 +30,8 @@ pub struct ApiConfig {
     /// How many of a job's newest versions (JobVersions) are kept when a new one is written;
     /// its newest stable version is kept too. At least 1 (0 counts as 1).
     pub job_versions_kept: u32,
+    /// Whether requests are authenticated and authorized, and how bootstrap is reset.
+    pub acl: AclConfig,
 }
 
 impl Default for ApiConfig {
@@ -38,6 +41,7 @@ impl Default for ApiConfig {
             max_watch_timeout: Duration::from_secs(1800),
             heartbeat: HeartbeatConfig::default(),
             job_versions_kept: DEFAULT_JOB_VERSIONS_KEPT,
+            acl: AclConfig::default(),
         }
     }
 }
@@ -50,6 +54,8 @@ pub struct ApiContext {
     pub started: Instant,
     /// Last heartbeats of nodes (meaningful on the leader only).
     pub heartbeats: Arc<HeartbeatTracker>,
+    /// The tokens and policies, compiled (used when ACLs are enabled).
+    pub acls: AclCache,
     /// Runs garbage collection on request; set where the leader's controllers run.
     gc: OnceLock<GcTrigger>,
     /// Gossip and Raft membership, once started.
@@ -65,6 +71,7 @@ impl ApiContext {
             store,
             config,
             metrics: Metrics::new(),
+            acls: AclCache::default(),
             started: Instant::now(),
             gc: OnceLock::new(),
             cluster: OnceLock::new(),

@@ -60,7 +60,7 @@ pub async fn plan_job(
     check_namespace(&ctx.store.state(), namespace).map_err(|e| service_error(e, name))?;
     let admission = WriteOptions {
         dry_run: true,
-        ..*options
+        ..options.clone()
     };
     for _ in 0..MAX_ATTEMPTS {
         let patch = Patch::Apply(body.clone());

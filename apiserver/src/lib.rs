@@ -6,6 +6,7 @@
 //! (`liveness.rs`) call `api/` directly; `leadership.rs` starts and stops what follows Raft
 //! leadership (the `default` namespace, liveness, the controllers over the in-process client).
 
+pub mod acl;
 pub mod api;
 pub mod cluster;
 pub mod context;
@@ -16,6 +17,7 @@ pub mod leadership;
 pub mod liveness;
 pub mod local_client;
 pub mod metrics;
+pub mod peers;
 pub mod procfs;
 pub mod raft;
 pub mod server;

@@ -86,6 +86,11 @@ impl Metrics {
             "Last applied Raft log index",
             revision.clone(),
         );
+        registry.register(
+            "caravan_gossip_packets_dropped",
+            "Gossip packets dropped: no installed key opens them (decrypt) or not encrypted",
+            crate::cluster::sealed::dropped_packets().clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             requests,

@@ -32,6 +32,9 @@ pub struct ServerConfig {
     /// The scheduling duties that follow leadership; `None` runs no controllers
     /// (`--no-controllers`).
     pub controllers: Option<Controllers>,
+    /// HTTPS on the API and mutual TLS to the other servers and node agents; `None`: plain
+    /// HTTP.
+    pub tls: Option<Arc<caravan_tls::Tls>>,
 }
 
 /// Who this server is among servers, and how it gossips.
@@ -55,6 +58,7 @@ pub struct Server {
     pub ctx: Arc<ApiContext>,
     listener: TcpListener,
     leadership: Leadership,
+    tls: Option<Arc<caravan_tls::Tls>>,
 }
 
 impl Server {
@@ -66,6 +70,11 @@ impl Server {
             .await
             .with_context(|| format!("failed to bind the HTTP address {}", config.http_addr))?;
         let local_addr = listener.local_addr()?;
+        let region = config
+            .cluster
+            .as_ref()
+            .map_or("global", |c| c.region.as_str());
+        crate::peers::configure(config.tls.clone(), region);
         let store_config = config.store.clone().unwrap_or_else(|| {
             StoreConfig::new(config.data_dir.join("raft"), local_addr.to_string())
         });
@@ -109,6 +118,7 @@ impl Server {
             ctx,
             listener,
             leadership,
+            tls: config.tls.clone(),
         })
     }
 
@@ -124,7 +134,14 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let app = http::router(self.ctx.clone());
-        http::serve(self.listener, app, shutdown).await;
+        caravan_tls::serve::serve(
+            self.listener,
+            app,
+            self.tls,
+            caravan_schemas::limits::HEADER_READ_TIMEOUT,
+            shutdown,
+        )
+        .await;
         self.leadership.stop().await;
         if let Some(cluster) = self.ctx.cluster() {
             cluster.shutdown().await;

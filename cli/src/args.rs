@@ -30,6 +30,22 @@ pub struct GlobalArgs {
     /// to a server of that region.
     #[arg(long, global = true, env = "CARAVAN_REGION")]
     pub region: Option<String>,
+    /// ACL token (secret id) every request carries when the servers enforce ACLs.
+    #[arg(long, global = true, env = "CARAVAN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// CA certificate (PEM) to check an `https://` server with.
+    #[arg(long, global = true, env = "CARAVAN_CACERT")]
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for servers that require one (`verifyHttpsClient`).
+    #[arg(long, global = true, env = "CARAVAN_CLIENT_CERT")]
+    pub client_cert: Option<std::path::PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long, global = true, env = "CARAVAN_CLIENT_KEY")]
+    pub client_key: Option<std::path::PathBuf>,
+    /// The name the server's certificate must carry, instead of the address's host (e.g.
+    /// `server.global.caravan`).
+    #[arg(long, global = true, env = "CARAVAN_TLS_SERVER_NAME")]
+    pub tls_server_name: Option<String>,
 }
 
 impl GlobalArgs {
@@ -67,9 +83,13 @@ pub enum Command {
     Service(crate::cmd::service::ServiceArgs),
     /// System maintenance: garbage collection now.
     System(crate::cmd::system::SystemArgs),
+    /// ACLs: bootstrap, tokens and policies.
+    Acl(crate::cmd::acl::AclArgs),
+    /// Create the certificate authority and the certificates for mutual TLS, as `nomad tls` does.
+    Tls(crate::cmd::tls::TlsArgs),
     /// The servers: gossip members, join, force-leave.
     Server(crate::cmd::server::ServerArgs),
-    /// Cluster operations: the Raft configuration.
+    /// Cluster operations: the Raft configuration, the gossip keyring.
     Operator(crate::cmd::server::OperatorArgs),
     /// Print or follow the stdout or stderr of an allocation's task.
     Logs(crate::cmd::logs::LogsArgs),

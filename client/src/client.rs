@@ -36,12 +36,34 @@ struct Inner {
     /// The servers' shared secret, sent by a server's own clients (its scheduler workers):
     /// the eval broker answers cluster members only.
     cluster_secret: Option<String>,
+    /// The bearer token every request carries (an ACL token, a node's secret id, or the
+    /// cluster secret for a server's own clients).
+    token: Option<String>,
+    /// The node whose secret id `token` is (`x-caravan-node`).
+    node: Option<String>,
+}
+
+impl Inner {
+    /// The same connection pool and current server, with other settings.
+    fn derive(&self) -> Inner {
+        Inner {
+            http: self.http.clone(),
+            addresses: self.addresses.clone(),
+            current: AtomicUsize::new(self.current.load(Ordering::Relaxed)),
+            region: self.region.clone(),
+            cluster_secret: self.cluster_secret.clone(),
+            token: self.token.clone(),
+            node: self.node.clone(),
+        }
+    }
 }
 
 /// Header naming the region a request is for.
 pub const REGION_HEADER: &str = "x-caravan-region";
 /// Header carrying the servers' shared secret.
 pub const CLUSTER_SECRET_HEADER: &str = "x-caravan-cluster-secret";
+/// The header naming the node whose secret id a node agent's requests carry as their token.
+pub const NODE_HEADER: &str = "x-caravan-node";
 
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,6 +115,19 @@ impl Request {
     }
 }
 
+/// The HTTP client every [`HttpClient`] starts from.
+fn builder() -> reqwest::ClientBuilder {
+    // reqwest is built without a TLS crypto provider and refuses to build a client until
+    // one is installed process-wide; install ring's unless the program chose another.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .http1_only()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_keepalive(Duration::from_secs(30))
+        .user_agent(concat!("caravan/", env!("CARGO_PKG_VERSION")))
+}
+
 impl HttpClient {
     /// A client for one or more comma-separated server addresses, e.g.
     /// `http://10.0.0.1:4646,http://10.0.0.2:4646`. An address without a scheme gets `http://`.
@@ -100,20 +135,10 @@ impl HttpClient {
     /// connection cannot be established.
     pub fn new(addresses: &str) -> Result<HttpClient> {
         let addresses = parse_addresses(addresses)?;
-        // reqwest is built without a TLS crypto provider and refuses to build a client until
-        // one is installed process-wide; install ring's unless the program chose another.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .http1_only()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_keepalive(Duration::from_secs(30))
-            .user_agent(concat!("caravan/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|source| Error::Http {
-                address: addresses[0].clone(),
-                source,
-            })?;
+        let http = builder().build().map_err(|source| Error::Http {
+            address: addresses[0].clone(),
+            source,
+        })?;
         Ok(HttpClient {
             inner: Arc::new(Inner {
                 http,
@@ -121,6 +146,8 @@ impl HttpClient {
                 current: AtomicUsize::new(0),
                 region: None,
                 cluster_secret: None,
+                token: None,
+                node: None,
             }),
         })
     }
@@ -133,11 +160,8 @@ impl HttpClient {
         };
         HttpClient {
             inner: Arc::new(Inner {
-                http: self.inner.http.clone(),
-                addresses: self.inner.addresses.clone(),
-                current: AtomicUsize::new(self.inner.current.load(Ordering::Relaxed)),
                 region: Some(region.to_string()),
-                cluster_secret: self.inner.cluster_secret.clone(),
+                ..self.inner.derive()
             }),
         }
     }
@@ -147,13 +171,70 @@ impl HttpClient {
     pub fn with_cluster_secret(self, secret: &str) -> HttpClient {
         HttpClient {
             inner: Arc::new(Inner {
-                http: self.inner.http.clone(),
-                addresses: self.inner.addresses.clone(),
-                current: AtomicUsize::new(self.inner.current.load(Ordering::Relaxed)),
-                region: self.inner.region.clone(),
                 cluster_secret: Some(secret.to_string()),
+                // With ACLs on, the servers take their own secret as a management token.
+                token: Some(secret.to_string()),
+                ..self.inner.derive()
             }),
         }
+    }
+
+    /// The same servers over HTTPS: checked against `tls`'s CA as `peer` says, presenting
+    /// its certificate to servers that ask for one (mutual TLS). Addresses given as `http://`
+    /// (or without a scheme) are reached with `https://`.
+    pub fn with_tls(
+        self,
+        tls: &Arc<caravan_tls::Tls>,
+        peer: caravan_tls::Peer,
+    ) -> Result<HttpClient> {
+        let address = self.inner.addresses[0].clone();
+        let http = builder()
+            .use_preconfigured_tls(tls.client_config(peer))
+            .build()
+            .map_err(|source| Error::Http { address, source })?;
+        let addresses = self
+            .inner
+            .addresses
+            .iter()
+            .map(|a| match a.strip_prefix("http://") {
+                Some(rest) => format!("https://{rest}"),
+                None => a.clone(),
+            })
+            .collect();
+        Ok(HttpClient {
+            inner: Arc::new(Inner {
+                http,
+                addresses,
+                ..self.inner.derive()
+            }),
+        })
+    }
+
+    /// The same servers, with every request carrying `token` (`Authorization: Bearer`), or
+    /// none.
+    pub fn with_token(self, token: Option<&str>) -> HttpClient {
+        HttpClient {
+            inner: Arc::new(Inner {
+                token: token.map(str::to_string),
+                ..self.inner.derive()
+            }),
+        }
+    }
+
+    /// The same servers, with every request speaking for node `node` with its secret id.
+    pub fn with_node_secret(self, node: &str, secret: &str) -> HttpClient {
+        HttpClient {
+            inner: Arc::new(Inner {
+                token: Some(secret.to_string()),
+                node: Some(node.to_string()),
+                ..self.inner.derive()
+            }),
+        }
+    }
+
+    /// The bearer token requests carry, if any (for callers making their own requests).
+    pub fn token(&self) -> Option<&str> {
+        self.inner.token.as_deref()
     }
 
     /// Every configured base URL.
@@ -234,6 +315,12 @@ impl HttpClient {
         }
         if let Some(secret) = &self.inner.cluster_secret {
             builder = builder.header(CLUSTER_SECRET_HEADER, secret);
+        }
+        if let Some(token) = &self.inner.token {
+            builder = builder.bearer_auth(token);
+        }
+        if let Some(node) = &self.inner.node {
+            builder = builder.header(NODE_HEADER, node);
         }
         if let Some(content_type) = req.content_type {
             builder = builder.header(header::CONTENT_TYPE, content_type);

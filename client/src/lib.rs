@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+mod acl;
 mod api;
 mod broker;
 mod client;

@@ -36,7 +36,14 @@ impl ClientAgent {
             name: name.to_string(),
             servers: server.addr().to_string(),
             dir,
-            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            // A server with TLS has clients with their own certificates.
+            extra_args: server
+                .certs()
+                .map(|c| c.agent_args("client"))
+                .unwrap_or_default()
+                .into_iter()
+                .chain(extra_args.iter().map(|s| s.to_string()))
+                .collect(),
             child: None,
             starts: 0,
         };

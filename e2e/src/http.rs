@@ -46,6 +46,26 @@ pub async fn get_json(client: &reqwest::Client, url: &str) -> Value {
         .unwrap_or_else(|e| panic!("GET {url}: {e}"))
 }
 
+/// A reqwest client whose every request carries `token` (`Authorization: Bearer`) and, for a
+/// node agent's secret id, the node's name (`x-caravan-node`).
+pub fn client_with_token(token: &str, node: Option<&str>) -> reqwest::Client {
+    let _ = client();
+    let mut headers = reqwest::header::HeaderMap::new();
+    let bearer = format!("Bearer {token}");
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        bearer.parse().expect("a token is a header value"),
+    );
+    if let Some(node) = node {
+        headers.insert("x-caravan-node", node.parse().expect("a node name"));
+    }
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .default_headers(headers)
+        .build()
+        .expect("failed to build the HTTP client")
+}
+
 pub fn client() -> reqwest::Client {
     static PROVIDER: Once = Once::new();
     // reqwest is built without a default TLS crypto provider; install one once per process.

@@ -19,11 +19,13 @@ pub mod cluster;
 pub mod command;
 pub mod fixtures;
 pub mod http;
+pub mod images;
 pub mod netns;
 pub mod paths;
 pub mod sandbox;
 pub mod stream;
 pub mod tasks;
+pub mod tls;
 pub mod wait;
 
 pub use client::ClientAgent;

@@ -35,6 +35,8 @@ pub struct SandboxBuilder {
     user: Option<(u32, u32)>,
     /// Run the server in this network namespace, on this address.
     netns: Option<(String, Ipv4Addr)>,
+    /// Serve HTTPS with these certificates (mutual TLS); the CLI, kubectl and `http()` follow.
+    tls: Option<crate::tls::Certs>,
 }
 
 impl Default for SandboxBuilder {
@@ -48,6 +50,7 @@ impl Default for SandboxBuilder {
             ready_path: "/readyz".to_owned(),
             user: None,
             netns: None,
+            tls: None,
         }
     }
 }
@@ -107,6 +110,12 @@ impl SandboxBuilder {
     }
 
     /// Starts the server and waits until it is ready.
+    /// Serve HTTPS with `certs` (the server certificate, mutual TLS, server names checked).
+    pub fn tls(mut self, certs: &crate::tls::Certs) -> Self {
+        self.tls = Some(certs.clone());
+        self
+    }
+
     pub fn start(self) -> anyhow::Result<Sandbox> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("caravan-e2e-{}-", self.name))
@@ -191,9 +200,28 @@ impl Sandbox {
         SocketAddr::from((ip, self.port))
     }
 
-    /// `http://127.0.0.1:PORT` (the namespace's address with [`SandboxBuilder::netns`]).
+    /// `http://127.0.0.1:PORT` (the namespace's address with [`SandboxBuilder::netns`];
+    /// `https://` with [`SandboxBuilder::tls`]).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr())
+        let scheme = if self.builder.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr())
+    }
+
+    /// The certificates this sandbox serves with, if any.
+    pub fn certs(&self) -> Option<&crate::tls::Certs> {
+        self.builder.tls.as_ref()
+    }
+
+    /// A reqwest client for this sandbox: plain, or presenting the CLI certificate over TLS.
+    pub fn http(&self) -> reqwest::Client {
+        match &self.builder.tls {
+            Some(certs) => certs.reqwest(Some("cli")),
+            None => crate::http::client(),
+        }
     }
 
     /// `http://127.0.0.1:PORT{path}`
@@ -223,10 +251,41 @@ impl Sandbox {
     }
 
     fn write_kubeconfig(&self) -> anyhow::Result<()> {
+        self.write_kubeconfig_with_token(None)
+    }
+
+    /// Writes the kubeconfig again, its user carrying `token` (kubectl sends a token only
+    /// over TLS).
+    pub fn write_kubeconfig_with_token(&self, token: Option<&str>) -> anyhow::Result<()> {
+        let (cluster_tls, user) = match &self.builder.tls {
+            Some(certs) => {
+                let (cert, key) = certs.pair("cli");
+                (
+                    format!(
+                        "    certificate-authority: {}\n    tls-server-name: server.global.caravan\n",
+                        certs.ca().display()
+                    ),
+                    format!(
+                        "    client-certificate: {}\n    client-key: {}\n",
+                        cert.display(),
+                        key.display()
+                    ),
+                )
+            }
+            None => (String::new(), String::new()),
+        };
+        let token = token
+            .map(|t| format!("    token: {t}\n"))
+            .unwrap_or_default();
+        let user = if user.is_empty() && token.is_empty() {
+            "  user: {}\n".to_string()
+        } else {
+            format!("  user:\n{user}{token}")
+        };
         let config = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: caravan\n  cluster:\n    server: {}\n\
-             contexts:\n- name: caravan\n  context:\n    cluster: caravan\n    user: caravan\n    \
-             namespace: default\ncurrent-context: caravan\nusers:\n- name: caravan\n  user: {{}}\n",
+             {cluster_tls}contexts:\n- name: caravan\n  context:\n    cluster: caravan\n    user: caravan\n    \
+             namespace: default\ncurrent-context: caravan\nusers:\n- name: caravan\n{user}",
             self.base_url()
         );
         fs::write(self.kubeconfig_path(), config).context("failed to write the kubeconfig")
@@ -263,6 +322,13 @@ impl Sandbox {
             .arg(self.addr().to_string())
             .arg("--data-dir")
             .arg(&self.data_dir)
+            .args(
+                self.builder
+                    .tls
+                    .as_ref()
+                    .map(|c| c.agent_args("server"))
+                    .unwrap_or_default(),
+            )
             .args(&self.builder.extra_args)
             .env("RUST_BACKTRACE", "1")
             // Its own process group, so that drop also ends the processes it started (tasks).
@@ -304,7 +370,13 @@ impl Sandbox {
                     self.logs()
                 );
             }
-            if http_status(self.addr(), &self.builder.ready_path) == Some(200) {
+            let status = match &self.builder.tls {
+                Some(certs) => {
+                    crate::tls::https_status(certs, self.addr(), &self.builder.ready_path)
+                }
+                None => http_status(self.addr(), &self.builder.ready_path),
+            };
+            if status == Some(200) {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -374,7 +446,11 @@ impl Sandbox {
     /// A `caravan` CLI command pointed at this server (`--address` set), not yet run.
     pub fn caravan_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.bin);
-        cmd.arg("--address").arg(self.base_url()).args(args);
+        cmd.arg("--address").arg(self.base_url());
+        if let Some(certs) = &self.builder.tls {
+            cmd.args(certs.cli_args());
+        }
+        cmd.args(args);
         cmd
     }
 
@@ -457,9 +533,18 @@ pub fn free_port() -> anyhow::Result<u16> {
 /// `GET path` over a fresh connection; the status code, or `None` if the server did not answer.
 pub fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
     let timeout = Duration::from_secs(2);
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    let stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
     stream.set_read_timeout(Some(timeout)).ok()?;
     stream.set_write_timeout(Some(timeout)).ok()?;
+    get_status(stream, addr, path)
+}
+
+/// Sends `GET path` on `stream` and reads the status code of the answer.
+pub(crate) fn get_status(
+    mut stream: impl Read + Write,
+    addr: SocketAddr,
+    path: &str,
+) -> Option<u16> {
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"

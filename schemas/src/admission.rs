@@ -114,6 +114,8 @@ pub fn admit_new(
         Kind::Allocation => typed_json::<crate::Allocation>(object, stamp),
         Kind::Deployment => typed_json::<crate::Deployment>(object, stamp),
         Kind::ServiceRegistration => typed_json::<crate::ServiceRegistration>(object, stamp),
+        Kind::AclPolicy => typed_json::<crate::AclPolicy>(object, stamp),
+        Kind::AclToken => typed_json::<crate::AclToken>(object, stamp),
         Kind::JobVersion => typed_json::<crate::JobVersion>(object, stamp),
     };
     conclude(typed, errors).map(|json| AdmittedJson { json, warnings })
@@ -254,6 +256,8 @@ fn finish(
         Kind::Allocation => typed::<crate::Allocation>(object),
         Kind::Deployment => typed::<crate::Deployment>(object),
         Kind::ServiceRegistration => typed::<crate::ServiceRegistration>(object),
+        Kind::AclPolicy => typed::<crate::AclPolicy>(object),
+        Kind::AclToken => typed::<crate::AclToken>(object),
         Kind::JobVersion => typed::<crate::JobVersion>(object),
     };
     conclude(typed, errors).map(|object| Admitted { object, warnings })
@@ -302,6 +306,8 @@ fn name_rule(kind: Kind) -> NameRule {
         Kind::Allocation => <crate::Allocation as Admissible>::NAME_RULE,
         Kind::Deployment => <crate::Deployment as Admissible>::NAME_RULE,
         Kind::ServiceRegistration => <crate::ServiceRegistration as Admissible>::NAME_RULE,
+        Kind::AclPolicy => <crate::AclPolicy as Admissible>::NAME_RULE,
+        Kind::AclToken => <crate::AclToken as Admissible>::NAME_RULE,
         Kind::JobVersion => <crate::JobVersion as Admissible>::NAME_RULE,
     }
 }

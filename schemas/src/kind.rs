@@ -13,11 +13,13 @@ pub enum Kind {
     Deployment,
     JobVersion,
     ServiceRegistration,
+    AclPolicy,
+    AclToken,
 }
 
 impl Kind {
     /// Every kind, in a stable order.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Namespace,
         Kind::Node,
         Kind::Job,
@@ -26,6 +28,8 @@ impl Kind {
         Kind::Deployment,
         Kind::JobVersion,
         Kind::ServiceRegistration,
+        Kind::AclPolicy,
+        Kind::AclToken,
     ];
 
     /// The `kind` field, e.g. `Job`.
@@ -39,6 +43,8 @@ impl Kind {
             Kind::Deployment => "Deployment",
             Kind::JobVersion => "JobVersion",
             Kind::ServiceRegistration => "ServiceRegistration",
+            Kind::AclPolicy => "ACLPolicy",
+            Kind::AclToken => "ACLToken",
         }
     }
 
@@ -58,6 +64,8 @@ impl Kind {
             Kind::Deployment => "deployments",
             Kind::JobVersion => "jobversions",
             Kind::ServiceRegistration => "serviceregistrations",
+            Kind::AclPolicy => "aclpolicies",
+            Kind::AclToken => "acltokens",
         }
     }
 
@@ -72,6 +80,8 @@ impl Kind {
             Kind::Deployment => "deployment",
             Kind::JobVersion => "jobversion",
             Kind::ServiceRegistration => "serviceregistration",
+            Kind::AclPolicy => "aclpolicy",
+            Kind::AclToken => "acltoken",
         }
     }
 
@@ -86,23 +96,34 @@ impl Kind {
             Kind::Deployment => &["deploy"],
             Kind::JobVersion => &["jv"],
             Kind::ServiceRegistration => &["sreg"],
+            Kind::AclPolicy => &["acp"],
+            Kind::AclToken => &["act"],
         }
     }
 
     /// Whether objects of this kind live in a namespace.
     pub fn namespaced(self) -> bool {
-        !matches!(self, Kind::Namespace | Kind::Node)
+        !matches!(
+            self,
+            Kind::Namespace | Kind::Node | Kind::AclPolicy | Kind::AclToken
+        )
     }
 
     /// Whether the kind has a `status` subresource (status is then only written through it).
     pub fn has_status(self) -> bool {
-        !matches!(self, Kind::Namespace)
+        !matches!(self, Kind::Namespace | Kind::AclPolicy)
     }
 
     /// Whether clients may create, replace, patch and delete objects of this kind (their
     /// status subresource aside). JobVersions are written by the servers only.
     pub fn client_writable(self) -> bool {
         self != Kind::JobVersion
+    }
+
+    /// Whether clients may create objects of this kind through the resource API. ACLTokens
+    /// are created by the servers, which make their secrets (`POST /v1/acl/tokens`).
+    pub fn client_creatable(self) -> bool {
+        self.client_writable() && self != Kind::AclToken
     }
 
     /// Field paths usable in a `fieldSelector` besides `metadata.name` and `metadata.namespace`.
@@ -126,7 +147,8 @@ impl Kind {
             ],
             Kind::Node => &["spec.datacenter", "spec.nodePool", "status.status"],
             Kind::Job => &["spec.type", "status.status"],
-            Kind::Namespace => &[],
+            Kind::Namespace | Kind::AclPolicy => &[],
+            Kind::AclToken => &["spec.type"],
         }
     }
 

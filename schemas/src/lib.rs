@@ -4,6 +4,7 @@
 //! and the CLI all speak these types.
 
 mod accessors;
+pub mod acl;
 pub mod admission;
 pub mod allocation;
 pub mod condition;
@@ -34,7 +35,9 @@ pub mod schema;
 pub mod selector;
 pub mod service_registration;
 pub mod stable_hash;
+pub mod time;
 
+pub use acl::{AclPolicy, AclPolicySpec, AclToken, AclTokenSpec, AclTokenStatus, TokenType};
 pub use admission::{
     Admitted, AdmittedJson, FieldError, FieldErrorKind, Replaced, Replacement, admit,
     admit_allocation, admit_new, admit_replacement, admit_status, admit_update,

@@ -49,6 +49,18 @@ pub const MAX_SERVICES_PER_GROUP: usize = 64;
 /// Most checks of one service.
 pub const MAX_CHECKS_PER_SERVICE: usize = 16;
 
+/// Most namespace rules of one ACLPolicy.
+pub const MAX_ACL_NAMESPACE_RULES: usize = 256;
+
+/// Most policies one ACLToken is granted.
+pub const MAX_ACL_TOKEN_POLICIES: usize = 64;
+
+/// Longest description of an ACLPolicy or display name of an ACLToken, in bytes.
+pub const MAX_ACL_DESCRIPTION_LEN: usize = 1024;
+
+/// Longest bearer token a request may carry, in bytes.
+pub const MAX_TOKEN_LEN: usize = 256;
+
 /// Most tags of one service.
 pub const MAX_SERVICE_TAGS: usize = 64;
 

@@ -60,6 +60,10 @@ pub struct NodeSpec {
     /// Address of the agent's HTTP API, e.g. `10.0.0.5:4646`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_addr: Option<String>,
+    /// Lowercase hex SHA-256 of the node's secret id, which its agent authenticates with
+    /// when ACLs are enabled (the secret itself stays on the node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_id_hash: Option<String>,
 }
 
 /// Whether `addr` may be a node's [`httpAddr`](NodeSpec::http_addr): exactly `HOST:PORT`,

@@ -22,6 +22,8 @@ pub fn object_schema(kind: Kind) -> Value {
         Kind::Allocation => root::<crate::Allocation>(),
         Kind::Deployment => root::<crate::Deployment>(),
         Kind::ServiceRegistration => root::<crate::ServiceRegistration>(),
+        Kind::AclPolicy => root::<crate::AclPolicy>(),
+        Kind::AclToken => root::<crate::AclToken>(),
         Kind::JobVersion => root::<crate::JobVersion>(),
     };
     tidy(&mut schema);

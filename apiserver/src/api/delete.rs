@@ -31,6 +31,9 @@ pub async fn delete(
     let pre = &options.preconditions;
     for _ in 0..MAX_ATTEMPTS {
         let cur = current(ctx, &key).ok_or_else(|| Error::not_found(kind, &key.name))?;
+        if let Some(guard) = &options.guard {
+            guard.check(&cur)?;
+        }
         if let Some(uid) = pre.uid.as_deref().filter(|u| *u != cur.uid) {
             return Err(precondition_failed(kind, &key.name, "UID", uid, &cur.uid));
         }

@@ -43,6 +43,9 @@ pub enum Error {
     /// The call is never allowed on this resource (e.g. a client creating a JobVersion).
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// The identity may not do this (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// Not now: no leader, not the leader, a duty this server does not run.
     #[error("{0}")]
     Unavailable(String),

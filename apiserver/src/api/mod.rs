@@ -27,6 +27,7 @@ mod outcome;
 pub mod plan;
 pub mod prepare;
 mod read;
+pub mod scope;
 pub mod selector;
 mod system;
 #[cfg(test)]
@@ -45,7 +46,9 @@ pub use options::{
 pub use outcome::{Outcome, Payload};
 pub use plan::submit_plan;
 pub use read::{Page, get, list, wait_for_revision};
+pub use scope::{Access, Guard, Scope};
 pub use selector::Selectors;
 pub use system::collect_garbage;
 pub use watch::{Framer, WatchSpec, frames};
+pub(crate) use write::create_by_server;
 pub use write::{Patch, create, patch, replace};

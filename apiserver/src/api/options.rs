@@ -2,9 +2,11 @@
 //! `DeleteOptions` say once parsed (`http::query` parses them; the in-process client builds
 //! them directly).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::Error;
+use super::scope::Guard;
 use super::selector::Selectors;
 
 /// How unknown fields are treated on writes.
@@ -20,11 +22,13 @@ pub enum FieldValidation {
 }
 
 /// Options of a create, replace or patch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct WriteOptions {
     /// Admit and answer, store nothing (`dryRun=All`).
     pub dry_run: bool,
     pub field_validation: FieldValidation,
+    /// What the writer may touch (a node's own objects); anything when `None`.
+    pub guard: Option<Arc<Guard>>,
 }
 
 impl WriteOptions {
@@ -35,9 +39,11 @@ impl WriteOptions {
 }
 
 /// Options of a delete.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct DeleteOptions {
     pub dry_run: bool,
+    /// What the writer may delete (a node's own objects); anything when `None`.
+    pub guard: Option<Arc<Guard>>,
     pub preconditions: Preconditions,
 }
 

@@ -178,13 +178,14 @@ pub fn prepare_create(
         meta.remove(f);
     }
     // Status is written through its subresource; only an Evaluation, a Deployment and a
-    // ServiceRegistration are created with their initial status (a blocked evaluation must
+    // ServiceRegistration are created with their initial status (and an ACLToken, which only
+    // the servers create, with its secret's hash) (a blocked evaluation must
     // never be seen as pending, even for an instant; nor a deployment without its canaries and
     // deadlines; nor a service instance as passing before its checks ran).
     if kind.has_status()
         && !matches!(
             kind,
-            Kind::Evaluation | Kind::Deployment | Kind::ServiceRegistration
+            Kind::Evaluation | Kind::Deployment | Kind::ServiceRegistration | Kind::AclToken
         )
         && let Some(obj) = v.as_object_mut()
     {

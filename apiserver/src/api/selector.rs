@@ -1,9 +1,12 @@
 //! Label and field selectors with Kubernetes syntax.
 
+use std::sync::Arc;
+
 use caravan_schemas::Kind;
 pub use caravan_schemas::selector::{FieldSelector, LabelSelector};
 
 use super::error::Error;
+use super::scope::Scope;
 use crate::store::StoredObject;
 
 /// Both selectors of a list or watch.
@@ -11,6 +14,8 @@ use crate::store::StoredObject;
 pub struct Selectors {
     pub labels: LabelSelector,
     pub fields: FieldSelector,
+    /// What the caller may see (ACLs); everything when `None`.
+    pub scope: Option<Arc<Scope>>,
 }
 
 impl Selectors {
@@ -27,10 +32,13 @@ impl Selectors {
                 .transpose()
                 .map_err(bad_request)?
                 .unwrap_or_default(),
+            scope: None,
         })
     }
 
     pub fn matches(&self, obj: &StoredObject) -> bool {
-        self.labels.matches(&obj.labels) && self.fields.matches(|path| obj.field(path))
+        self.labels.matches(&obj.labels)
+            && self.fields.matches(|path| obj.field(path))
+            && self.scope.as_ref().is_none_or(|scope| scope.admits(obj))
     }
 }

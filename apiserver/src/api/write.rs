@@ -68,11 +68,33 @@ pub async fn create(
     options: &WriteOptions,
 ) -> Result<Outcome, Error> {
     job_version::check_client_write(kind, Subresource::Main, "create")?;
+    if !kind.client_creatable() {
+        return Err(Error::MethodNotAllowed(format!(
+            "create is not allowed on {}.{}: the servers create tokens and their secrets \
+             (POST /v1/acl/tokens, caravan acl token create)",
+            kind.plural(),
+            caravan_schemas::GROUP,
+        )));
+    }
+    create_by_server(ctx, kind, namespace, value, options).await
+}
+
+/// [`create`] for what only the servers create (an ACLToken with its secret's hash).
+pub(crate) async fn create_by_server(
+    ctx: &ApiContext,
+    kind: Kind,
+    namespace: &str,
+    value: Value,
+    options: &WriteOptions,
+) -> Result<Outcome, Error> {
     let uid = uuid::Uuid::new_v4().to_string();
     let now = SystemTime::now();
     let prepared = prepare_create(kind, value, Some(namespace), options.strict(), &uid, now)?;
     let (name, warnings) = (prepared.name, prepared.warnings);
     check_size(kind, &name, prepared.json.get().len())?;
+    if let Some(guard) = &options.guard {
+        guard.check(&StoredObject::from_put(kind, &prepared.json, 0))?;
+    }
     if options.dry_run {
         if current(ctx, &key(kind, namespace, &name)).is_some() {
             return Err(Error::AlreadyExists { kind, name });
@@ -142,6 +164,9 @@ pub async fn replace(
         });
     };
     let cur = current(ctx, &key).ok_or_else(|| Error::not_found(kind, &key.name))?;
+    if let Some(guard) = &options.guard {
+        guard.check(&cur)?;
+    }
     if cur.resource_version != rv {
         return Err(Error::conflict(kind, &key.name));
     }
@@ -151,8 +176,7 @@ pub async fn replace(
             Ok(replacement) => {
                 let mut replacement = replacement?;
                 let warnings = std::mem::take(&mut replacement.warnings);
-                let outcome =
-                    commit_replacement(ctx, &key, &cur, replacement, options.dry_run).await?;
+                let outcome = commit_replacement(ctx, &key, &cur, replacement, options).await?;
                 return Ok(outcome.with_warnings(warnings));
             }
             Err(undecodable) => desired = undecodable,
@@ -161,7 +185,7 @@ pub async fn replace(
     // The stored object is decoded once for the whole update.
     let current = cur.to_value();
     let (next, warnings) = prepare_update(kind, &current, desired, status, strict)?;
-    let outcome = commit_update(ctx, &key, &cur, &current, next, options.dry_run).await?;
+    let outcome = commit_update(ctx, &key, &cur, &current, next, options).await?;
     Ok(outcome.with_warnings(warnings))
 }
 
@@ -173,7 +197,7 @@ async fn commit_update(
     cur: &Arc<StoredObject>,
     current: &Value,
     mut next: Value,
-    dry_run: bool,
+    options: &WriteOptions,
 ) -> Result<Outcome, Error> {
     if let Some(meta) = next.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert(
@@ -190,7 +214,8 @@ async fn commit_update(
     if !removed {
         check_size(key.kind, &key.name, object.get().len())?;
     }
-    if dry_run {
+    check_guard(options, key, cur, &object)?;
+    if options.dry_run {
         let stored = StoredObject::from_put(key.kind, &object, cur.resource_version);
         return Ok(Outcome::stored(Arc::new(stored)));
     }
@@ -204,7 +229,7 @@ async fn commit_replacement(
     key: &ObjectKey,
     cur: &Arc<StoredObject>,
     replacement: Replacement,
-    dry_run: bool,
+    options: &WriteOptions,
 ) -> Result<Outcome, Error> {
     if replacement.unchanged {
         return Ok(Outcome::stored(cur.clone()));
@@ -213,11 +238,31 @@ async fn commit_replacement(
         check_size(key.kind, &key.name, replacement.json.get().len())?;
     }
     let object = ObjectJson::from(replacement.json);
-    if dry_run {
+    check_guard(options, key, cur, &object)?;
+    if options.dry_run {
         let stored = StoredObject::from_put(key.kind, &object, cur.resource_version);
         return Ok(Outcome::value(stored.to_value()));
     }
     write_over(ctx, key, cur, object, replacement.removed).await
+}
+
+/// Refuses, under a guard, a write of `object` over `cur` that touches what the writer may
+/// not: both must be in its scope.
+fn check_guard(
+    options: &WriteOptions,
+    key: &ObjectKey,
+    cur: &StoredObject,
+    object: &ObjectJson,
+) -> Result<(), Error> {
+    let Some(guard) = &options.guard else {
+        return Ok(());
+    };
+    guard.check(cur)?;
+    guard.check(&StoredObject::from_put(
+        key.kind,
+        object,
+        cur.resource_version,
+    ))
 }
 
 /// Writes `object` in place of `cur`, or removes the object when `removed`, on the condition
@@ -314,7 +359,7 @@ pub async fn patch(
         {
             let mut replacement = replacement?;
             let warnings = std::mem::take(&mut replacement.warnings);
-            match commit_replacement(ctx, &key, &cur, replacement, options.dry_run).await {
+            match commit_replacement(ctx, &key, &cur, replacement, options).await {
                 Err(Error::Conflict { .. }) if precondition.is_none() => continue,
                 other => return other.map(|o| o.with_warnings(warnings)),
             }
@@ -333,7 +378,7 @@ pub async fn patch(
         }
         check_identity(&patched, &key, false)?;
         let (next, warnings) = prepare_update(kind, &current, patched, status, strict)?;
-        match commit_update(ctx, &key, &cur, &current, next, options.dry_run).await {
+        match commit_update(ctx, &key, &cur, &current, next, options).await {
             Err(Error::Conflict { .. }) if precondition.is_none() => continue,
             other => return other.map(|o| o.with_warnings(warnings)),
         }

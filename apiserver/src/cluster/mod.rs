@@ -11,11 +11,15 @@
 //! (the single-server and `--dev` case).
 //!
 //! `transfer.rs` hands leadership to another voter; `leave.rs` takes a stopping server out of
-//! the voters first (a graceful leave).
+//! the voters first (a graceful leave). With a gossip keyring (`keyring.rs`), gossip runs over
+//! `sealed.rs`: every packet encrypted and authenticated.
 
 pub mod gossip;
+pub mod keyring;
 mod leave;
 pub mod membership;
+mod private_file;
+pub mod sealed;
 pub mod secret;
 #[cfg(test)]
 mod tests;
@@ -61,6 +65,8 @@ pub struct Cluster {
     /// Servers removed with force-leave (Raft id → gossip generation): not added back until
     /// they restart.
     removed: Arc<std::sync::Mutex<BTreeMap<NodeId, u64>>>,
+    /// The gossip keys; `None`: gossip is plaintext.
+    keyring: Option<keyring::SharedKeyring>,
 }
 
 impl Cluster {
@@ -70,12 +76,20 @@ impl Cluster {
         config: GossipConfig,
         store: ReplicatedStore,
     ) -> anyhow::Result<Cluster> {
-        let gossip = Gossip::start(&identity, &config, &chitchat::transport::UdpTransport).await?;
+        let keyring = keyring::configured(config.bind)?;
+        let gossip = match &keyring {
+            Some(keys) => {
+                let transport = sealed::SealedTransport::new(keys.clone());
+                Gossip::start(&identity, &config, &transport).await?
+            }
+            None => Gossip::start(&identity, &config, &chitchat::transport::UdpTransport).await?,
+        };
         let cluster = Cluster {
             identity,
             gossip: Arc::new(Mutex::new(Some(gossip))),
             store,
             removed: Arc::default(),
+            keyring,
         };
         let looping = cluster.clone();
         tokio::spawn(async move { looping.run().await });
@@ -84,6 +98,11 @@ impl Cluster {
 
     pub fn identity(&self) -> &Identity {
         &self.identity
+    }
+
+    /// The gossip keyring, when gossip is encrypted.
+    pub fn keyring(&self) -> Option<&keyring::SharedKeyring> {
+        self.keyring.as_ref()
     }
 
     /// Every server gossip knows, this one included.

@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use super::private_file::write_private;
+
 /// The header carrying the secret.
 pub const SECRET_HEADER: &str = "x-caravan-cluster-secret";
 /// The file of the data dir keeping the secret.
@@ -74,7 +76,7 @@ impl ClusterSecret {
         if std::fs::read_to_string(&path).is_ok_and(|kept| kept.trim() == &*secret.0) {
             return Ok(secret);
         }
-        write_private(dir, &path, &secret.0)?;
+        write_private(&path, &secret.0)?;
         Ok(secret)
     }
 
@@ -100,24 +102,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn write_private(dir: &Path, path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
-    let temp = dir.join(format!("{SECRET_FILE}.tmp"));
-    let _ = std::fs::remove_file(&temp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temp)
-        .with_context(|| format!("failed to create {}", temp.display()))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .and_then(|()| std::fs::rename(&temp, path))
-        .with_context(|| format!("failed to write {}", path.display()))
 }
 
 #[cfg(test)]

@@ -27,6 +27,9 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("{0}")]
     Forbidden(String),
+    /// No valid credentials: an unknown or expired token (401).
+    #[error("{0}")]
+    Unauthorized(String),
 }
 
 impl ApiError {
@@ -54,6 +57,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType { .. } => (415, "UnsupportedMediaType"),
             ApiError::MethodNotAllowed(_) => (405, "MethodNotAllowed"),
             ApiError::Forbidden(_) => (403, "Forbidden"),
+            ApiError::Unauthorized(_) => (401, "Unauthorized"),
         };
         Status::failure(code, reason, self.to_string())
     }
@@ -72,6 +76,7 @@ pub fn status(error: &api::Error) -> Status {
         E::ResourceVersionTooLarge { .. } => (504, "Timeout"),
         E::Gone(_) => (410, "Expired"),
         E::MethodNotAllowed(_) => (405, "MethodNotAllowed"),
+        E::Forbidden(_) => (403, "Forbidden"),
         E::Unavailable(_) => (503, "ServiceUnavailable"),
         E::Internal(_) => (500, "InternalError"),
     };

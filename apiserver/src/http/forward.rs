@@ -56,6 +56,9 @@ pub fn needs_leader(method: &Method, path: &str, query: Option<&str>) -> bool {
     if path.starts_with(super::broker::BROKER_PATH) {
         return true;
     }
+    if path.starts_with("/v1/acl/") {
+        return method != Method::GET;
+    }
     if path.starts_with("/v1/operator/raft/") || path == "/v1/system/gc" {
         return method != Method::GET;
     }
@@ -73,10 +76,10 @@ fn client() -> Result<&'static reqwest::Client, ApiError> {
     if let Some(client) = CLIENT.get() {
         return Ok(client);
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))
-        .tcp_nodelay(true)
+        .tcp_nodelay(true);
+    let client = crate::peers::client_builder(builder, crate::peers::To::Server)
         .build()
         .map_err(|e| ApiError::internal(format!("failed to build the HTTP client: {e}")))?;
     Ok(CLIENT.get_or_init(|| client))
@@ -163,7 +166,7 @@ async fn relay(
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
-    let url = format!("http://{target}{path}");
+    let url = format!("{}{path}", crate::peers::url(target));
     let (parts, body) = req.into_parts();
     let mut out = client()?
         .request(parts.method.clone(), &url)

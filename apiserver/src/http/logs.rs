@@ -142,7 +142,8 @@ pub fn agent_url(node: &str, addr: &str, uid: &str, query: &LogQuery) -> Result<
             "the allocation's uid {uid:?} is not a UUID"
         )));
     }
-    let mut url = Url::parse(&format!("http://{addr}/")).map_err(|e| invalid(e.to_string()))?;
+    let mut url =
+        Url::parse(&format!("{}/", crate::peers::url(addr))).map_err(|e| invalid(e.to_string()))?;
     // What the check above promises, as the URL parser understood it: a host and a port only.
     if url.path() != "/"
         || url.query().is_some()
@@ -268,11 +269,10 @@ fn agent_client() -> Result<&'static reqwest::Client, ApiError> {
     if let Some(client) = CLIENT.get() {
         return Ok(client);
     }
-    // reqwest refuses to build a client until a rustls crypto provider is installed.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .connect_timeout(AGENT_CONNECT_TIMEOUT)
-        .tcp_keepalive(Duration::from_secs(30))
+        .tcp_keepalive(Duration::from_secs(30));
+    let client = crate::peers::client_builder(builder, crate::peers::To::Agent)
         .build()
         .map_err(|e| ApiError::internal(format!("failed to build the HTTP client: {e}")))?;
     Ok(CLIENT.get_or_init(|| client))

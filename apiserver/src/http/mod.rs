@@ -26,6 +26,8 @@
 //! In front of it all, `forward.rs`: a follower forwards writes and consistent reads to the
 //! leader.
 
+mod acl;
+pub mod authz;
 mod body;
 mod broker;
 mod cluster;
@@ -34,6 +36,7 @@ mod error;
 mod forward;
 mod heartbeat;
 mod job_plan;
+mod keyring;
 mod logs;
 mod openapi;
 #[cfg(test)]
@@ -43,7 +46,6 @@ mod plan;
 mod query;
 mod read;
 mod respond;
-mod serve;
 mod system;
 mod table;
 mod watch;
@@ -64,7 +66,6 @@ use crate::cluster::secret::SECRET_HEADER;
 use crate::context::ApiContext;
 
 pub use error::ApiError;
-pub use serve::serve;
 pub use table::human_duration;
 
 /// The whole HTTP application.
@@ -98,9 +99,17 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(cluster::routes())
+        .merge(keyring::routes())
         .merge(broker::routes())
+        .merge(acl::routes())
         .merge(raft)
         .fallback(resource)
+        // ACLs where the request is served: a follower forwards what the leader answers, and
+        // the leader checks it.
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            authz::layer,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
             forward::layer,
@@ -231,8 +240,11 @@ async fn handle(ctx: &Arc<ApiContext>, req: Request) -> Handled {
     let path = path::ResourcePath::parse(req.uri().path()).map_err(unknown)?;
     let resource = path.kind.plural().to_string();
     let fail = |verb: &'static str, resource: &str, e: ApiError| (verb, resource.to_string(), e);
-    let query =
+    let mut query =
         query::Query::parse(req.uri().query()).map_err(|e| fail("unknown", &resource, e))?;
+    if let Some(access) = req.extensions().get::<api::Access>() {
+        query.access = access.clone();
+    }
     let accept = accept(&req).map(str::to_string);
     let media = body::content_type(req.headers());
     let method = req.method().clone();

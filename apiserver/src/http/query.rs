@@ -6,7 +6,9 @@ use std::time::Duration;
 use caravan_schemas::Kind;
 
 use super::error::ApiError;
-use crate::api::{FieldValidation, GetOptions, ListOptions, Selectors, WatchOptions, WriteOptions};
+use crate::api::{
+    Access, FieldValidation, GetOptions, ListOptions, Selectors, WatchOptions, WriteOptions,
+};
 
 /// Every query parameter a resource request understands.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -28,6 +30,8 @@ pub struct Query {
     pub field_manager: Option<String>,
     pub force: bool,
     pub include_object: Option<String>,
+    /// What the ACLs left of the request (set by the handler, never parsed).
+    pub access: Access,
 }
 
 impl Query {
@@ -95,11 +99,14 @@ impl Query {
     /// The selectors of a list or watch of `kind`.
     fn selectors(&self, kind: Kind) -> Result<Selectors, ApiError> {
         let labels = self.label_selector.as_deref();
-        Ok(Selectors::parse(
-            kind,
-            labels,
-            self.field_selector.as_deref(),
-        )?)
+        Ok(
+            Selectors::parse(kind, labels, self.field_selector.as_deref()).map(|selectors| {
+                Selectors {
+                    scope: self.access.scope.clone(),
+                    ..selectors
+                }
+            })?,
+        )
     }
 
     /// The options of a create, replace or patch.
@@ -107,6 +114,7 @@ impl Query {
         WriteOptions {
             dry_run: self.dry_run,
             field_validation: self.field_validation,
+            guard: self.access.guard.clone(),
         }
     }
 

@@ -24,6 +24,15 @@ pub fn get(
     let name = path.name.as_deref().unwrap_or_default();
     let options = query.get_options()?;
     let obj = api::get(ctx, path.kind, path.store_namespace(), name, &options)?;
+    if let Some(scope) = &query.access.scope
+        && !scope.admits(&obj)
+    {
+        return Err(ApiError::Forbidden(format!(
+            "{}.{} {name:?} is forbidden: out of the requester's scope",
+            path.kind.plural(),
+            caravan_schemas::GROUP
+        )));
+    }
     if table::wants_table(accept) {
         let rows = vec![table::row(
             path.kind,

@@ -235,6 +235,32 @@ fn columns(kind: Kind) -> Vec<Column> {
             col("Node", "Node", 1, Path(&["spec", "nodeName"])),
             col("Tags", "Tags", 1, Join(&["spec", "tags"])),
         ]),
+        Kind::AclPolicy => cols.extend([
+            col(
+                "Description",
+                "Description",
+                0,
+                Path(&["spec", "description"]),
+            ),
+            age,
+        ]),
+        Kind::AclToken => cols.extend([
+            col(
+                "Display Name",
+                "Display name",
+                0,
+                Path(&["spec", "displayName"]),
+            ),
+            col("Type", "client or management", 0, Path(&["spec", "type"])),
+            col("Policies", "Policies", 0, Join(&["spec", "policies"])),
+            col(
+                "Expires",
+                "When it stops working",
+                0,
+                Path(&["spec", "expirationTime"]),
+            ),
+            age,
+        ]),
         Kind::Namespace => cols.extend([
             col(
                 "Description",

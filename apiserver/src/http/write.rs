@@ -187,6 +187,7 @@ pub async fn delete(
             )?,
             uid: pre.uid,
         },
+        guard: query.access.guard.clone(),
     };
     Ok(api::delete(ctx, path.kind, path.store_namespace(), name, &options).await?)
 }

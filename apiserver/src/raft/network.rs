@@ -57,10 +57,17 @@ impl HttpNetwork {
             .expect("a secret is visible ASCII");
         value.set_sensitive(true);
         headers.insert(SECRET_HEADER, value);
-        let client = reqwest::Client::builder()
+        // With ACLs on, a server's own secret is its management token (for the operator
+        // paths it asks, e.g. the Raft configuration).
+        let mut bearer =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {}", secret.expose()))
+                .expect("a secret is visible ASCII");
+        bearer.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, bearer);
+        let builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
-            .default_headers(headers)
-            .build()?;
+            .default_headers(headers);
+        let client = crate::peers::client_builder(builder, crate::peers::To::Server).build()?;
         Ok(HttpNetwork { client })
     }
 }
@@ -72,7 +79,7 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
         HttpConnection {
             client: self.client.clone(),
             target,
-            base: format!("http://{}{RAFT_PATH}", node.addr),
+            base: format!("{}{RAFT_PATH}", crate::peers::url(&node.addr)),
         }
     }
 }
@@ -169,7 +176,7 @@ async fn campaign(State(raft): State<Raft<TypeConfig>>) -> Json<Result<(), Strin
 pub async fn request_campaign(addr: &str, secret: &ClusterSecret) -> anyhow::Result<()> {
     use anyhow::Context;
     let network = HttpNetwork::new(secret).context("failed to build the HTTP client")?;
-    let url = format!("http://{addr}{RAFT_PATH}/campaign");
+    let url = format!("{}{RAFT_PATH}/campaign", crate::peers::url(addr));
     let answer: Result<(), String> = network
         .client
         .post(&url)
@@ -189,7 +196,7 @@ pub async fn request_campaign(addr: &str, secret: &ClusterSecret) -> anyhow::Res
 pub async fn raft_members(addr: &str, secret: &ClusterSecret) -> anyhow::Result<Vec<NodeId>> {
     use anyhow::Context;
     let network = HttpNetwork::new(secret).context("failed to build the HTTP client")?;
-    let url = format!("http://{addr}/v1/operator/raft/configuration");
+    let url = format!("{}/v1/operator/raft/configuration", crate::peers::url(addr));
     let configuration: serde_json::Value = network
         .client
         .get(&url)

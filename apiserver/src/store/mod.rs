@@ -20,5 +20,5 @@ pub use json::ObjectJson;
 pub use object::{
     ObjectKey, Op, OpError, OpOutcome, PlanOp, Precondition, StoredObject, VersionPut,
 };
-pub use state::{Applied, State};
+pub use state::{Applied, Objects, State};
 pub use watch_cache::{Change, EventType, TooOld, WatchCache};

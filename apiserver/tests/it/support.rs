@@ -37,6 +37,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut StoreConfig, &mut ApiConfig)) -
         cluster: None,
         cluster_secret: None,
         controllers: None,
+        tls: None,
     })
     .await
     .expect("server starts");

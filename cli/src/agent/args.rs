@@ -164,6 +164,23 @@ pub struct AgentArgs {
     /// in the data dir].
     #[arg(long, env = "CARAVAN_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
+    /// Authenticate and authorize every request with ACL tokens (`caravan acl bootstrap`
+    /// makes the first); every server of a cluster must agree (see docs/security.md).
+    #[arg(long)]
+    pub acl_enabled: bool,
+    #[command(flatten)]
+    pub tls: super::tls::TlsArgs,
+    /// Encrypt the servers' gossip with this key (32 bytes, base64: `caravan operator gossip
+    /// keyring generate`), the same on every server. It seeds the keyring kept in the data
+    /// dir on first start; later the kept keyring wins (rotate with `caravan operator gossip
+    /// keyring`).
+    #[arg(
+        long,
+        env = "CARAVAN_ENCRYPT",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub encrypt: Option<String>,
     /// Address other servers and agents reach this server at (an IP or host name), when the
     /// HTTP and gossip addresses bind a wildcard such as 0.0.0.0.
     #[arg(long)]

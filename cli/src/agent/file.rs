@@ -56,9 +56,21 @@ pub struct FileConfig {
     /// Drain the client on SIGTERM before exiting.
     pub leave_on_terminate: Option<bool>,
     #[serde(default)]
+    pub acl: AclSection,
+    #[serde(default)]
+    pub tls: super::tls::TlsArgs,
+    #[serde(default)]
     pub server: ServerSection,
     #[serde(default)]
     pub client: ClientSection,
+}
+
+/// `acl:` — ACL tokens and policies (`--acl-enabled`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AclSection {
+    #[serde(default)]
+    pub enabled: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -73,6 +85,8 @@ pub struct ServerSection {
     #[serde(default)]
     pub join_wan: Vec<String>,
     pub cluster_secret: Option<String>,
+    /// The gossip encryption key (`--encrypt`).
+    pub encrypt: Option<String>,
     pub advertise_addr: Option<String>,
     pub gossip_addr: Option<String>,
     #[serde(default, with = "opt_humantime")]
@@ -177,6 +191,8 @@ pub fn merge(mut args: AgentArgs, file: FileConfig) -> AgentArgs {
         }
     }
     args.server |= file.server.enabled;
+    args.acl_enabled |= file.acl.enabled;
+    args.tls = args.tls.clone().merged_over(file.tls.clone());
     args.client |= file.client.enabled;
     fill(&mut args.data_dir, file.data_dir);
     fill(&mut args.http_addr, file.http_addr);
@@ -199,6 +215,7 @@ pub fn merge(mut args: AgentArgs, file: FileConfig) -> AgentArgs {
     }
     fill(&mut args.advertise_addr, file.server.advertise_addr.clone());
     fill(&mut args.cluster_secret, file.server.cluster_secret.clone());
+    fill(&mut args.encrypt, file.server.encrypt.clone());
     if args.join_wan.is_empty() {
         args.join_wan = file.server.join_wan.clone();
     }

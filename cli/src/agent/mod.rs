@@ -4,6 +4,7 @@
 mod args;
 pub mod file;
 mod servers;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,6 +29,8 @@ struct Settings {
     log_level: String,
     region: String,
     datacenter: String,
+    /// HTTPS on the API.
+    tls: bool,
 }
 
 fn parse_addr(flag: &str, value: &str) -> anyhow::Result<SocketAddr> {
@@ -154,6 +157,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         log_level: args.log_level.clone().unwrap_or_else(|| "info".into()),
         region: args.region.clone().unwrap_or_else(|| "global".into()),
         datacenter: args.datacenter.clone().unwrap_or_else(|| "dc1".into()),
+        tls: args.tls.http,
     };
     init_logging(&settings.log_level);
     if !settings.server && !settings.client {
@@ -189,9 +193,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("failed to create the data directory {}", data_dir.display()))?;
 
+    let tls = tls::start(&args.tls)?;
     let (stop_tx, stop_rx) = watch::channel(None::<Shutdown>);
     let server = if settings.server {
-        Some(start_server(&args, &settings, &data_dir).await?)
+        Some(start_server(&args, &settings, &data_dir, tls.clone()).await?)
     } else {
         None
     };
@@ -200,7 +205,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             Some(s) => s.local_addr.to_string(),
             None => args.servers.join(","),
         };
-        let config = client_config(&args, &settings, servers, &data_dir, temp.is_some())?;
+        let mut config = client_config(&args, &settings, servers, &data_dir, temp.is_some())?;
+        config.tls = tls.clone();
         Some(Agent::start(config).await?)
     } else {
         None
@@ -267,6 +273,7 @@ async fn start_server(
     args: &AgentArgs,
     settings: &Settings,
     data_dir: &Path,
+    tls: Option<std::sync::Arc<caravan_tls::Tls>>,
 ) -> anyhow::Result<Server> {
     let advertise = match &args.advertise_addr {
         Some(host) => format!("{host}:{}", settings.http_addr.port()),
@@ -295,7 +302,8 @@ async fn start_server(
     // The leader runs the evaluator, the broker, the workers, the drainer and GC; they start
     // and stop with leadership.
     let leader_config = leader_config(args)?;
-    let controllers = (!args.no_controllers).then(|| servers::controllers(leader_config));
+    let controllers = (!args.no_controllers)
+        .then(|| servers::controllers(leader_config, tls.clone(), &settings.region));
     let mut api = ApiConfig::default();
     if let Some(ttl) = args.heartbeat_min_ttl {
         api.heartbeat.min_ttl = ttl;
@@ -307,6 +315,10 @@ async fn start_server(
         anyhow::ensure!(kept > 0, "--job-tracked-versions must be at least 1");
         api.job_versions_kept = kept;
     }
+    api.acl = caravan_apiserver::acl::AclConfig {
+        enabled: args.acl_enabled,
+        bootstrap_reset_file: Some(data_dir.join("acl-bootstrap-reset")),
+    };
     Server::start(ServerConfig {
         data_dir: data_dir.to_path_buf(),
         http_addr: settings.http_addr,
@@ -319,6 +331,7 @@ async fn start_server(
         )?),
         cluster_secret: args.cluster_secret.clone(),
         controllers,
+        tls,
     })
     .await
 }
@@ -463,7 +476,10 @@ fn print_banner(
         || agent.map(|a| a.http_addr().to_string()).unwrap_or_default(),
         |s| s.local_addr.to_string(),
     );
-    println!("\n==> Caravan agent started! API at http://{api}; log data will stream in below:\n");
+    let scheme = if settings.tls { "https" } else { "http" };
+    println!(
+        "\n==> Caravan agent started! API at {scheme}://{api}; log data will stream in below:\n"
+    );
 }
 
 fn init_logging(level: &str) {

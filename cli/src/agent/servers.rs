@@ -3,8 +3,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use anyhow::Context;
 use caravan_apiserver::Controllers;
 use caravan_apiserver::cluster::GossipConfig;
+use caravan_apiserver::cluster::keyring::{self, Encryption, GossipKey};
 use caravan_apiserver::server::ClusterSettings;
 use caravan_client::HttpClient;
 use caravan_controllers::leader::LeaderConfig;
@@ -38,6 +40,7 @@ pub fn cluster_settings(
     http: SocketAddr,
 ) -> anyhow::Result<ClusterSettings> {
     let bind = gossip_addr(args, http)?;
+    keyring::configure(bind, gossip_encryption(args)?);
     let name = args.name.clone().unwrap_or_else(|| {
         hostname()
             .map(|h| format!("{h}.{}", settings.region))
@@ -69,6 +72,21 @@ pub fn cluster_settings(
     })
 }
 
+/// Gossip encryption: the `--encrypt` key seeds the keyring kept in the data dir (in memory
+/// for a dev agent without one).
+fn gossip_encryption(args: &AgentArgs) -> anyhow::Result<Encryption> {
+    let key = args
+        .encrypt
+        .as_deref()
+        .map(GossipKey::parse)
+        .transpose()
+        .context("invalid --encrypt (config file: server.encrypt)")?;
+    Ok(Encryption {
+        keyring_dir: args.data_dir.clone(),
+        key,
+    })
+}
+
 fn hostname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
@@ -80,8 +98,22 @@ fn hostname() -> Option<String> {
 /// (`caravan_apiserver::leadership`): the leader's controllers with `config`, and on a follower
 /// scheduler workers that reach the leader through a client of this server's own API (which
 /// forwards to the leader what needs it).
-pub fn controllers(config: LeaderConfig) -> Controllers {
-    Controllers::new(config, |address, secret| {
-        Ok(HttpClient::new(address)?.with_cluster_secret(secret.expose()))
+pub fn controllers(
+    config: LeaderConfig,
+    tls: Option<std::sync::Arc<caravan_tls::Tls>>,
+    region: &str,
+) -> Controllers {
+    let region = region.to_string();
+    Controllers::new(config, move |address, secret| {
+        let client = HttpClient::new(address)?.with_cluster_secret(secret.expose());
+        match &tls {
+            Some(tls) => Ok(client.with_tls(
+                tls,
+                caravan_tls::Peer::Server {
+                    region: region.clone(),
+                },
+            )?),
+            None => Ok(client),
+        }
     })
 }

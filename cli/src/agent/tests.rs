@@ -41,6 +41,7 @@ fn settings() -> Settings {
         log_level: "info".into(),
         region: "eu".into(),
         datacenter: "dc2".into(),
+        tls: false,
     }
 }
 

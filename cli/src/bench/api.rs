@@ -74,14 +74,18 @@ impl Docs {
     }
 }
 
-pub async fn run(base: &str, args: ApiBenchArgs) -> anyhow::Result<()> {
+pub async fn run(
+    base: &str,
+    args: ApiBenchArgs,
+    credentials: &super::Credentials,
+) -> anyhow::Result<()> {
     anyhow::ensure!(args.clients > 0, "--clients must be at least 1");
     anyhow::ensure!(!args.ops.is_empty(), "--ops names no operation");
-    let http = reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .pool_max_idle_per_host(args.clients)
         .tcp_nodelay(true)
-        .timeout(Duration::from_secs(30))
-        .build()?;
+        .timeout(Duration::from_secs(30));
+    let http = credentials.apply(builder)?.build()?;
     let target =
         std::sync::Arc::new(Target::prepare(&http, base, args.etcd.as_deref(), "bench-api").await?);
     let (create, update) = target.templates(args.size);

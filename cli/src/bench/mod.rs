@@ -164,7 +164,36 @@ pub struct StartupBenchArgs {
 }
 
 /// Runs a benchmark against `address` (the first of a comma-separated list).
-pub async fn run(address: &str, args: BenchArgs) -> anyhow::Result<()> {
+/// What `bench api` presents to a server with ACLs and TLS: the global `--token`, and
+/// `--ca-cert` (with `--client-cert`/`--client-key`) for an `https://` address.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    pub token: Option<String>,
+    pub tls: Option<std::sync::Arc<caravan_tls::Tls>>,
+    pub server_name: Option<String>,
+}
+
+impl Credentials {
+    /// `builder` presenting these credentials.
+    pub fn apply(&self, builder: reqwest::ClientBuilder) -> anyhow::Result<reqwest::ClientBuilder> {
+        let mut builder = builder;
+        if let Some(token) = &self.token {
+            let mut headers = reqwest::header::HeaderMap::new();
+            let mut value: reqwest::header::HeaderValue = format!("Bearer {token}").parse()?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+            builder = builder.default_headers(headers);
+        }
+        if let Some(tls) = &self.tls {
+            builder = builder.use_preconfigured_tls(
+                tls.client_config(caravan_tls::Peer::Named(self.server_name.clone())),
+            );
+        }
+        Ok(builder)
+    }
+}
+
+pub async fn run(address: &str, args: BenchArgs, credentials: Credentials) -> anyhow::Result<()> {
     let base = address
         .split(',')
         .next()
@@ -172,7 +201,7 @@ pub async fn run(address: &str, args: BenchArgs) -> anyhow::Result<()> {
         .trim_end_matches('/')
         .to_string();
     match args.command {
-        BenchCommand::Api(a) => api::run(&base, a).await,
+        BenchCommand::Api(a) => api::run(&base, a, &credentials).await,
         BenchCommand::Watch(w) => watch::run(&base, w).await,
         BenchCommand::Scheduler(s) => scheduler::run(s).await,
         BenchCommand::Placement(p) => placement::run(&base, p).await,

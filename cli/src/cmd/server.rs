@@ -1,6 +1,9 @@
 //! `caravan server members|join|force-leave` and `caravan operator raft
 //! list-peers|transfer-leadership`, as
-//! `nomad server …` and `nomad operator raft …` show and change the servers.
+//! `nomad server …` and `nomad operator raft …` show and change the servers;
+//! `caravan operator gossip keyring …` in `server/keyring.rs`.
+
+mod keyring;
 
 use clap::{Args, Subcommand};
 use serde_json::Value;
@@ -44,6 +47,9 @@ pub enum OperatorCommand {
     /// Raft operations.
     #[command(subcommand)]
     Raft(RaftCommand),
+    /// Gossip operations: the encryption keyring.
+    #[command(subcommand)]
+    Gossip(keyring::GossipCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,6 +98,7 @@ pub async fn run_operator(ctx: &Context, args: OperatorArgs) -> anyhow::Result<(
                 text(leader, "address")
             );
         }
+        OperatorCommand::Gossip(command) => keyring::run(ctx, command).await?,
     }
     Ok(())
 }

@@ -169,7 +169,15 @@ pub fn registration(servers: &str, node: &Identity, shape: &Shape) -> Registrati
     let mut drivers = BTreeMap::new();
     drivers.insert("mock".to_string(), MockDriver.fingerprint());
     Registration {
-        node: node_object(&node.name, &node.id, &config, &advertised),
+        // Simulated nodes do not authenticate (the simulator needs ACLs off): the hash is of
+        // their id, a placeholder with the shape a real agent registers.
+        node: node_object(
+            &node.name,
+            &node.id,
+            &config,
+            &advertised,
+            &caravan_nodeagent::agent::node::secret_hash(&node.id),
+        ),
         status: node_status(&fingerprint(node, shape), &node.id, &drivers, &config),
     }
 }

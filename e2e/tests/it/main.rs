@@ -1,5 +1,6 @@
 //! End-to-end tests: each starts its own `caravan agent --dev` on a free port.
 
+mod acl;
 mod api_errors;
 mod bench;
 mod c1m;
@@ -10,6 +11,7 @@ mod drain;
 mod durability;
 mod gc;
 mod hostile;
+mod isolation;
 mod job_plan;
 mod kubectl;
 mod networking;

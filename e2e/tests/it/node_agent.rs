@@ -3,8 +3,6 @@
 //! through `caravan logs`; memory limits, restart policies and an agent killed with `kill -9`
 //! behave as an operator expects.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use caravan_e2e::Sandbox;
@@ -22,13 +20,6 @@ fn is_root() -> bool {
                 .map(|l| l.split_whitespace().nth(1) == Some("0"))
         })
         .unwrap_or(false)
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("e2e is a workspace member")
-        .to_path_buf()
 }
 
 struct Node {
@@ -61,35 +52,8 @@ impl Node {
     /// Builds busybox as an OCI image layout with umoci and imports it with
     /// `caravan image import`.
     fn import_busybox(&self) {
-        let layout = self.sandbox.dir().join("busybox-layout");
-        let out = Command::new("bash")
-            .arg(repo_root().join("scripts/make-busybox-image.sh"))
-            .arg(&layout)
-            .arg("latest")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "make-busybox-image.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let images = self.image_dir();
-        self.sandbox
-            .caravan(&[
-                "image",
-                "import",
-                layout.to_str().unwrap(),
-                "--name",
-                "busybox:latest",
-                "--image-dir",
-                &images,
-            ])
-            .assert_success()
+        caravan_e2e::images::import_busybox(&self.sandbox, self.images.path())
             .assert_stdout_contains("busybox:latest");
-    }
-
-    fn image_dir(&self) -> String {
-        self.images.path().display().to_string()
     }
 
     fn apply(&self, job: &Value) {

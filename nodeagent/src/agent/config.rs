@@ -72,6 +72,8 @@ pub struct ClientConfig {
     pub leave_deadline: Duration,
     /// Drivers to enable; `None` enables all (`raw_exec`, `exec`, `oci`, `mock`).
     pub drivers: Option<Vec<String>>,
+    /// HTTPS on the agent's API and mutual TLS to the servers; `None`: plain HTTP.
+    pub tls: Option<std::sync::Arc<caravan_tls::Tls>>,
 }
 
 impl ClientConfig {
@@ -106,6 +108,7 @@ impl ClientConfig {
             status_batch_window: Duration::from_millis(20),
             stop_tasks_on_shutdown: false,
             leave_deadline: Duration::from_secs(3600),
+            tls: None,
             drivers: None,
         }
     }

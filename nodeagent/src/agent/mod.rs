@@ -30,7 +30,9 @@ pub use self::allocs::AllocManager;
 pub use self::config::ClientConfig;
 pub use self::leave::Shutdown;
 use crate::driver::Driver;
-use crate::fingerprint::{Fingerprint, FingerprintSettings, fingerprint, load_or_create_node_id};
+use crate::fingerprint::{
+    Fingerprint, FingerprintSettings, fingerprint, load_or_create_node_id, load_or_create_secret_id,
+};
 use crate::runner::alloc::Drivers;
 use crate::runner::spec::SpecSettings;
 use crate::runner::status::StatusBatcher;
@@ -42,6 +44,8 @@ pub struct Agent {
     client: caravan_client::HttpClient,
     node_name: String,
     node_id: String,
+    /// The hash of the node's secret id, registered in `spec.secretIdHash`.
+    secret_id_hash: String,
     http_addr: SocketAddr,
     advertised: String,
     fingerprint: Fingerprint,
@@ -102,6 +106,20 @@ impl Agent {
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| fingerprint.hostname.to_ascii_lowercase());
         anyhow::ensure!(!node_name.is_empty(), "no node name: pass --name");
+        // Every request speaks for this node with its secret id (the servers check it when
+        // they enforce ACLs); the Node carries the secret's hash.
+        let secret_id = load_or_create_secret_id(&config.data_dir)?;
+        let client = client.with_node_secret(&node_name, &secret_id);
+        let client = match &config.tls {
+            Some(tls) => client.with_tls(
+                tls,
+                caravan_tls::Peer::Server {
+                    region: config.region.clone(),
+                },
+            )?,
+            None => client,
+        };
+        let secret_id_hash = node::secret_hash(&secret_id);
         let local = LocalState::open(&config.client_dir().join("state.redb"))?;
         let drivers = build_drivers(&config);
         let listener = tokio::net::TcpListener::bind(config.http_addr)
@@ -157,6 +175,7 @@ impl Agent {
             client,
             node_name,
             node_id,
+            secret_id_hash,
             http_addr,
             advertised,
             fingerprint,
@@ -187,11 +206,14 @@ impl Agent {
     pub async fn run(mut self, shutdown: impl Future<Output = Shutdown>) -> anyhow::Result<()> {
         let listener = self.listener.take().context("agent already running")?;
         let router = crate::http::router(self.config.alloc_root());
-        let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                tracing::error!(error = %e, "the agent API stopped");
-            }
-        });
+        let tls = self.config.tls.clone();
+        let server = tokio::spawn(caravan_tls::serve::serve(
+            listener,
+            router,
+            tls,
+            caravan_schemas::limits::HEADER_READ_TIMEOUT,
+            std::future::pending(),
+        ));
         let batcher = tokio::spawn(
             self.status
                 .clone()
@@ -267,6 +289,7 @@ impl Agent {
                 &self.node_id,
                 &self.config,
                 &self.advertised,
+                &self.secret_id_hash,
             ),
             status: node::node_status(
                 &self.fingerprint,

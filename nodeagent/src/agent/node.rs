@@ -11,12 +11,22 @@ use super::config::ClientConfig;
 use crate::fingerprint::Fingerprint;
 use crate::runner::interpolate::NodeVars;
 
+/// The lowercase hex SHA-256 of the node's secret id: what the servers keep of it.
+pub fn secret_hash(secret: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The Node's `spec`.
-pub fn node_spec(config: &ClientConfig, http_addr: &str) -> Value {
+pub fn node_spec(config: &ClientConfig, http_addr: &str, secret_id_hash: &str) -> Value {
     let mut spec = json!({
         "datacenter": config.datacenter,
         "nodePool": config.node_pool,
         "httpAddr": http_addr,
+        "secretIdHash": secret_id_hash,
     });
     if let Some(class) = &config.node_class {
         spec["nodeClass"] = json!(class);
@@ -28,7 +38,13 @@ pub fn node_spec(config: &ClientConfig, http_addr: &str) -> Value {
 }
 
 /// A new Node object.
-pub fn node_object(name: &str, node_id: &str, config: &ClientConfig, http_addr: &str) -> Value {
+pub fn node_object(
+    name: &str,
+    node_id: &str,
+    config: &ClientConfig,
+    http_addr: &str,
+    secret_id_hash: &str,
+) -> Value {
     json!({
         "apiVersion": "caravan.dev/v1",
         "kind": "Node",
@@ -36,7 +52,7 @@ pub fn node_object(name: &str, node_id: &str, config: &ClientConfig, http_addr: 
             "name": name,
             "labels": {"caravan.dev/node-id": node_id},
         },
-        "spec": node_spec(config, http_addr),
+        "spec": node_spec(config, http_addr, secret_id_hash),
     })
 }
 
@@ -153,7 +169,7 @@ mod tests {
         assert_eq!(status["reserved"]["cpu"], 500);
         assert_eq!(status["resources"]["cpu"], 4000);
         assert_eq!(status["drivers"]["raw_exec"]["healthy"], true);
-        let node = node_object("n1", "id-1", &config, "10.0.0.5:4647");
+        let node = node_object("n1", "id-1", &config, "10.0.0.5:4647", "hash");
         assert_eq!(node["spec"]["nodeClass"], "gpu");
         assert_eq!(node["spec"]["meta"]["rack"], "r1");
         assert_eq!(node["spec"]["httpAddr"], "10.0.0.5:4647");

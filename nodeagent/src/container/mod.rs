@@ -13,7 +13,9 @@ pub mod cgroup;
 mod delete;
 mod orphans;
 mod run;
+pub mod seccomp;
 pub mod spec;
+mod workload;
 
 pub use delete::PreparedDelete;
 pub use run::host_facts;
@@ -85,8 +87,9 @@ pub struct Started {
 /// Creates and starts a container. Serialised process-wide (libcontainer is not thread-safe).
 ///
 /// Writes `bundle_dir/config.json` from [`spec::build`], then creates and starts the container
-/// (stdin is `/dev/null`). A leftover state directory with the same id whose init is gone is
-/// deleted first. On failure nothing is left behind (state, cgroups, init).
+/// (stdin is `/dev/null`); its init installs the [`seccomp`] filter for the spec's capabilities
+/// right before executing the command. A leftover state directory with the same id whose init
+/// is gone is deleted first. On failure nothing is left behind (state, cgroups, init).
 ///
 /// Side effects on the caller (libcontainer's): it becomes non-dumpable, and its working
 /// directory changes during the call (restored before returning). Call it from one thread of a

@@ -10,7 +10,9 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::syscall::syscall::SyscallType;
 
+use super::seccomp::{self, Arch};
 use super::spec::{self, CHROOT_DIRS, HostFacts, NETWORK_FILES, SpecParams};
+use super::workload::Filtered;
 use super::{ContainerRequest, ContainerRoot, Started, cgroup};
 
 /// libcontainer's `build()` and `start()` `chdir()` the whole process (trap 1): one at a time.
@@ -128,6 +130,7 @@ pub fn create_and_start(req: ContainerRequest) -> Result<Started, String> {
         netns: req.netns.as_deref(),
     };
     let spec = spec::build(&params, &host)?;
+    let filter = seccomp_program(&spec)?;
     if let ContainerRoot::Chroot { task_dir } = &req.root {
         prepare_chroot(task_dir, &host)?;
     }
@@ -151,6 +154,7 @@ pub fn create_and_start(req: ContainerRequest) -> Result<Started, String> {
             .with_stdin(stdin)
             .with_stdout(req.stdout)
             .with_stderr(req.stderr)
+            .with_executor(Filtered::new(filter))
             .validate_id()
             .map_err(|e| e.to_string())?
             .as_init(&req.bundle_dir)
@@ -186,6 +190,23 @@ pub fn create_and_start(req: ContainerRequest) -> Result<Started, String> {
             Err(e)
         }
     }
+}
+
+/// The seccomp filter for the capabilities the spec grants (its bounding set).
+fn seccomp_program(spec: &oci_spec::runtime::Spec) -> Result<seccompiler::BpfProgram, String> {
+    let arch = Arch::host().ok_or_else(|| {
+        format!(
+            "no seccomp filter for {}: containers need x86_64 or aarch64",
+            std::env::consts::ARCH
+        )
+    })?;
+    let caps = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.capabilities().as_ref())
+        .and_then(|c| c.bounding().clone())
+        .unwrap_or_default();
+    seccomp::program(arch, &caps)
 }
 
 /// A state directory left with the same id by an earlier run (a restarted task reuses its id)

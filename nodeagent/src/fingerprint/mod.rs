@@ -64,7 +64,7 @@ use std::path::Path;
 use caravan_schemas::node::{NodeAddress, NodeResources};
 
 pub use network::{HostNetworkConfig, check_host_networks};
-pub use node_id::load_or_create_node_id;
+pub use node_id::{load_or_create_node_id, load_or_create_secret_id};
 
 /// What the agent reports about its machine.
 #[derive(Clone, Debug, Default, PartialEq)]

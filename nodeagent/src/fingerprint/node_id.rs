@@ -1,4 +1,6 @@
-//! The node's persistent identity: a UUID v4 kept in `<data_dir>/client/node-id`.
+//! The node's persistent identity: a UUID v4 kept in `<data_dir>/client/node-id`, and its
+//! secret id (Nomad's `Node.SecretID`), another kept in `<data_dir>/client/secret-id`, with
+//! which its agent authenticates when the servers enforce ACLs.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -12,8 +14,17 @@ use uuid::Uuid;
 /// A file whose content is not a UUID is an `InvalidData` error rather than silently
 /// replaced, since that would make the node a different node.
 pub fn load_or_create_node_id(data_dir: &Path) -> io::Result<String> {
+    load_or_create(data_dir, "node-id")
+}
+
+/// Returns the node's secret id, kept in `<data_dir>/client/secret-id` as the node id is.
+pub fn load_or_create_secret_id(data_dir: &Path) -> io::Result<String> {
+    load_or_create(data_dir, "secret-id")
+}
+
+fn load_or_create(data_dir: &Path, file: &str) -> io::Result<String> {
     let dir = data_dir.join("client");
-    let path = dir.join("node-id");
+    let path = dir.join(file);
     if let Some(id) = read_id(&path)? {
         return Ok(id);
     }
@@ -22,7 +33,7 @@ pub fn load_or_create_node_id(data_dir: &Path) -> io::Result<String> {
         .mode(0o700)
         .create(&dir)?;
     let id = Uuid::new_v4().to_string();
-    let tmp = dir.join(format!(".node-id.{}", Uuid::new_v4().simple()));
+    let tmp = dir.join(format!(".{file}.{}", Uuid::new_v4().simple()));
     let written = (|| {
         let mut file = OpenOptions::new()
             .write(true)
@@ -60,7 +71,7 @@ fn read_id(path: &Path) -> io::Result<Option<String>> {
         Ok(uuid) => Ok(Some(uuid.hyphenated().to_string())),
         Err(err) => Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("{}: not a node id: {err}", path.display()),
+            format!("{}: not a UUID: {err}", path.display()),
         )),
     }
 }

@@ -8,7 +8,8 @@ use crate::limits::{MAX_CPU_MHZ, MAX_DISK_MB, MAX_MEMORY_MB};
 use crate::meta::ObjectMeta;
 use crate::node::{SchedulingEligibility, valid_http_addr};
 use crate::{
-    Allocation, Deployment, Evaluation, Job, JobVersion, Namespace, Node, ServiceRegistration,
+    AclPolicy, AclToken, Allocation, Deployment, Evaluation, Job, JobVersion, Namespace, Node,
+    ServiceRegistration,
 };
 
 /// A kind's typed admission steps: semantic checks on what the user wrote, then defaults.
@@ -44,6 +45,23 @@ macro_rules! status_as_value {
         }
         fn set_status(&mut self, status: Value) -> serde_json::Result<()> {
             self.status = serde_json::from_value(status)?;
+            Ok(())
+        }
+    };
+}
+
+/// [`Admissible::same_spec`] and the status methods of a kind with a spec and no status: a
+/// status write changes nothing.
+macro_rules! spec_without_status {
+    () => {
+        fn same_spec(&self, other: &Self) -> bool {
+            self.spec == other.spec
+        }
+        fn keep_status(&mut self, _from: &Self) {}
+        fn status_value(&self) -> serde_json::Result<Value> {
+            Ok(Value::Null)
+        }
+        fn set_status(&mut self, _status: Value) -> serde_json::Result<()> {
             Ok(())
         }
     };
@@ -106,6 +124,14 @@ impl Admissible for Node {
             && let Err(problem) = valid_http_addr(addr)
         {
             checks.invalid("spec.httpAddr", problem);
+        }
+        if let Some(hash) = &self.spec.secret_id_hash
+            && !crate::acl::checks::is_sha256_hex(hash)
+        {
+            checks.invalid(
+                "spec.secretIdHash",
+                "must be the lowercase hex SHA-256 of the node's secret id",
+            );
         }
         if let Some(status) = &self.status {
             checks.duration("status.heartbeatTTL", status.heartbeat_ttl.as_deref());
@@ -316,17 +342,35 @@ impl Admissible for Namespace {
     }
     fn check(&self, _checks: &mut Checks) {}
     fn apply_defaults(&mut self) {}
-    fn same_spec(&self, other: &Self) -> bool {
-        self.spec == other.spec
+    spec_without_status!();
+}
+
+impl Admissible for AclPolicy {
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
     }
-    fn keep_status(&mut self, _from: &Self) {}
-    fn status_value(&self) -> serde_json::Result<Value> {
-        Ok(Value::Null)
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
     }
-    /// A Namespace has no status: a status write changes nothing.
-    fn set_status(&mut self, _status: Value) -> serde_json::Result<()> {
-        Ok(())
+    fn check(&self, checks: &mut Checks) {
+        crate::acl::checks::policy(checks, &self.spec);
     }
+    fn apply_defaults(&mut self) {}
+    spec_without_status!();
+}
+
+impl Admissible for AclToken {
+    spec_and_status!();
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+    fn check(&self, checks: &mut Checks) {
+        crate::acl::checks::token(checks, self);
+    }
+    fn apply_defaults(&mut self) {}
 }
 
 /// Checks a node's addresses and dynamic port range.

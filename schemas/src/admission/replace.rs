@@ -54,6 +54,8 @@ pub fn admit_replacement(kind: Kind, desired: Value, current: &str, strict: bool
             replace::<crate::ServiceRegistration>(kind, desired, current, strict)
         }
         Kind::JobVersion => replace::<crate::JobVersion>(kind, desired, current, strict),
+        Kind::AclPolicy => replace::<crate::AclPolicy>(kind, desired, current, strict),
+        Kind::AclToken => replace::<crate::AclToken>(kind, desired, current, strict),
     }
 }
 

@@ -37,6 +37,8 @@ pub fn admit_status(
             status::<crate::ServiceRegistration>(kind, current, change, strict)
         }
         Kind::JobVersion => status::<crate::JobVersion>(kind, current, change, strict),
+        Kind::AclPolicy => status::<crate::AclPolicy>(kind, current, change, strict),
+        Kind::AclToken => status::<crate::AclToken>(kind, current, change, strict),
     }
 }
 

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -47,13 +47,6 @@ fn skip_reason() -> Option<String> {
     None
 }
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("e2e is a workspace member")
-        .to_path_buf()
-}
-
 /// A dev agent on loopback whose image store (`images`) holds busybox.
 fn start(name: &str, images: &Path) -> Sandbox {
     let node = Sandbox::builder()
@@ -64,28 +57,7 @@ fn start(name: &str, images: &Path) -> Sandbox {
         .env("CARAVAN_IMAGE_DIR", images.to_str().unwrap())
         .start()
         .unwrap_or_else(|e| panic!("failed to start the dev agent: {e:#}"));
-    let layout = node.dir().join("busybox-layout");
-    let out = Command::new("bash")
-        .arg(repo_root().join("scripts/make-busybox-image.sh"))
-        .arg(&layout)
-        .arg("latest")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "make-busybox-image.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    node.caravan(&[
-        "image",
-        "import",
-        layout.to_str().unwrap(),
-        "--name",
-        "busybox:latest",
-        "--image-dir",
-        images.to_str().unwrap(),
-    ])
-    .assert_success();
+    caravan_e2e::images::import_busybox(&node, images);
     node
 }
 

@@ -11,9 +11,12 @@ use caravan_e2e::http::{self, create};
 use caravan_e2e::sandbox::free_port;
 use serde_json::{Value, json};
 
+mod acl;
+mod gossip_encryption;
 mod membership;
 mod partition;
 mod regions;
+mod tls;
 
 pub(super) const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -25,6 +28,16 @@ pub(super) struct Servers {
 /// Starts `names.len()` servers expecting each other, all joining through the first one's
 /// gossip address; `extra(i)` adds flags to the i-th.
 pub(super) fn start(test: &str, names: &[&str], extra: impl Fn(usize) -> Vec<String>) -> Servers {
+    start_with(test, names, None, extra)
+}
+
+/// [`start`] with mutual TLS between the servers and towards them when `certs` are given.
+pub(super) fn start_with(
+    test: &str,
+    names: &[&str],
+    certs: Option<&caravan_e2e::tls::Certs>,
+    extra: impl Fn(usize) -> Vec<String>,
+) -> Servers {
     let gossip: Vec<u16> = names.iter().map(|_| free_port().unwrap()).collect();
     let servers = names
         .iter()
@@ -33,6 +46,9 @@ pub(super) fn start(test: &str, names: &[&str], extra: impl Fn(usize) -> Vec<Str
             let mut builder = Sandbox::builder()
                 .name(&format!("{test}-{name}"))
                 .ready_path("/healthz");
+            if let Some(certs) = certs {
+                builder = builder.tls(certs);
+            }
             let args = [
                 "--name".to_string(),
                 name.to_string(),
@@ -55,7 +71,7 @@ pub(super) fn start(test: &str, names: &[&str], extra: impl Fn(usize) -> Vec<Str
         .collect();
     Servers {
         servers,
-        http: http::client(),
+        http: certs.map_or_else(http::client, |c| c.reqwest(Some("cli"))),
     }
 }
 
@@ -165,7 +181,10 @@ impl Servers {
 async fn three_servers_bootstrap_replicate_fail_over_and_catch_up() {
     // A small snapshot threshold: the leader compacts its log while a server is down, so the
     // returning server is brought back by a snapshot install.
-    let mut cluster = start("raft3", &["s1", "s2", "s3"], |_| {
+    // With mutual TLS between the servers (and from the test), server names checked.
+    let dir = tempfile::tempdir().unwrap();
+    let certs = caravan_e2e::tls::Certs::create(dir.path());
+    let mut cluster = start_with("raft3", &["s1", "s2", "s3"], Some(&certs), |_| {
         vec!["--snapshot-threshold".into(), "20".into()]
     });
     let leader = cluster.agreed_leader(&[0, 1, 2]).await;
@@ -262,7 +281,10 @@ async fn five_servers_survive_two_failures() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_schedule_evaluations_from_the_leaders_broker() {
-    let cluster = start("workers", &["s1", "s2", "s3"], |_| {
+    // Mutual TLS between the servers, to the follower's workers' client and to the node agent.
+    let dir = tempfile::tempdir().unwrap();
+    let certs = caravan_e2e::tls::Certs::create(dir.path());
+    let cluster = start_with("workers", &["s1", "s2", "s3"], Some(&certs), |_| {
         vec!["--num-schedulers".into(), "1".into()]
     });
     let leader = cluster.agreed_leader(&[0, 1, 2]).await;

@@ -1,16 +1,24 @@
 //! A partitioned minority, in its own network namespace.
 
 use caravan_e2e::Sandbox;
-use caravan_e2e::http;
+use caravan_e2e::tls::Certs;
 
 use super::Servers;
 
-/// Runs curl inside network namespace `netns`: the HTTP code of `method url` with `body`.
-fn curl_in(netns: &str, method: &str, url: &str, body: Option<&str>) -> String {
+/// Runs curl inside network namespace `netns`: the HTTP code of `method url` with `body`,
+/// over mutual TLS with `certs`' CLI certificate.
+fn curl_in(certs: &Certs, netns: &str, method: &str, url: &str, body: Option<&str>) -> String {
     let mut cmd = std::process::Command::new("ip");
     cmd.args([
         "netns", "exec", netns, "curl", "-s", "-m", "20", "-X", method,
     ]);
+    let (cert, key) = certs.pair("cli");
+    cmd.arg("--cacert")
+        .arg(certs.ca())
+        .arg("--cert")
+        .arg(cert)
+        .arg("--key")
+        .arg(key);
     cmd.args(["-o", "/dev/null", "-w", "%{http_code}"]);
     if let Some(body) = body {
         cmd.args(["-H", "content-type: application/json", "-d", body]);
@@ -23,11 +31,16 @@ fn curl_in(netns: &str, method: &str, url: &str, body: Option<&str>) -> String {
 async fn a_partitioned_minority_refuses_writes_and_rejoins_when_healed() {
     // Declared first, dropped last: the servers stop before their namespaces go.
     let lan = caravan_e2e::netns::Lan::create(3).expect("network namespaces (needs root)");
+    // With mutual TLS: the servers' certificate names their addresses in the namespaces.
+    let dir = tempfile::tempdir().unwrap();
+    let ips: Vec<std::net::IpAddr> = (0..3).map(|i| lan.ip(i).into()).collect();
+    let certs = Certs::create_for(dir.path(), &ips);
     let servers = (0..3)
         .map(|i| {
             Sandbox::builder()
                 .name(&format!("partition-s{i}"))
                 .ready_path("/healthz")
+                .tls(&certs)
                 .netns(&lan.netns(i), lan.ip(i))
                 .arg("--name")
                 .arg(&format!("s{i}"))
@@ -45,7 +58,7 @@ async fn a_partitioned_minority_refuses_writes_and_rejoins_when_healed() {
         .collect();
     let cluster = Servers {
         servers,
-        http: http::client(),
+        http: certs.reqwest(Some("cli")),
     };
     let leader = cluster.agreed_leader(&[0, 1, 2]).await;
     let minority = (leader + 1) % 3;
@@ -68,6 +81,7 @@ async fn a_partitioned_minority_refuses_writes_and_rejoins_when_healed() {
     let body =
         r#"{"apiVersion":"caravan.dev/v1","kind":"Namespace","metadata":{"name":"minority"}}"#;
     let code = curl_in(
+        &certs,
         &ns,
         "POST",
         &format!("{base}/apis/caravan.dev/v1/namespaces"),
@@ -75,6 +89,7 @@ async fn a_partitioned_minority_refuses_writes_and_rejoins_when_healed() {
     );
     assert_eq!(code, "503", "a write through the partitioned minority");
     let code = curl_in(
+        &certs,
         &ns,
         "GET",
         &format!("{base}/apis/caravan.dev/v1/namespaces/during-0?resourceVersion=0"),

@@ -331,3 +331,112 @@ fn users() {
     assert!(resolve_user(":1", Some(PASSWD), Some(GROUP)).is_err());
     assert!(resolve_user("nobody", None, None).is_err());
 }
+
+/// The capability's bit in `CapEff` (`include/uapi/linux/capability.h`).
+fn cap_bit(cap: &Capability) -> u32 {
+    match cap {
+        Capability::Chown => 0,
+        Capability::DacOverride => 1,
+        Capability::Fowner => 3,
+        Capability::Fsetid => 4,
+        Capability::Kill => 5,
+        Capability::Setgid => 6,
+        Capability::Setuid => 7,
+        Capability::Setpcap => 8,
+        Capability::NetBindService => 10,
+        Capability::NetRaw => 13,
+        Capability::SysChroot => 18,
+        Capability::Mknod => 27,
+        Capability::AuditWrite => 29,
+        Capability::Setfcap => 31,
+        other => panic!("{other:?} is not in Docker's default set"),
+    }
+}
+
+#[test]
+fn exec_and_oci_containers_get_the_same_isolation() {
+    let command = vec!["sh".to_owned()];
+    let env = BTreeMap::new();
+    let resources = TaskResources::default();
+    let alloc = vec![(PathBuf::from("/data/a1/alloc"), "/alloc".to_owned(), false)];
+    let chroot = ContainerRoot::Chroot {
+        task_dir: "/data/a1/t".into(),
+    };
+    for root in [chroot, image_root(true), image_root(false)] {
+        let spec = build(&params(&root, &command, &env, &resources, &alloc), &host()).unwrap();
+        let process = spec.process().as_ref().unwrap();
+        assert_eq!(process.no_new_privileges(), Some(true));
+
+        // Docker's default capabilities, nothing inheritable or ambient: CapEff 0xa80425fb.
+        let caps = process.capabilities().as_ref().unwrap();
+        let default: Capabilities = DEFAULT_CAPABILITIES.into_iter().collect();
+        for set in [caps.bounding(), caps.effective(), caps.permitted()] {
+            assert_eq!(set.as_ref(), Some(&default));
+        }
+        assert_eq!(caps.inheritable().as_ref(), Some(&Capabilities::new()));
+        assert_eq!(caps.ambient().as_ref(), Some(&Capabilities::new()));
+        let mask = default.iter().fold(0u64, |m, c| m | 1 << cap_bit(c));
+        assert_eq!(mask, 0xa804_25fb);
+
+        // Own PID, mount, IPC and UTS namespaces; no cgroup or user namespace.
+        let linux = spec.linux().as_ref().unwrap();
+        let mut ns: Vec<_> = linux
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|n| (n.typ(), n.path().clone()))
+            .collect();
+        ns.sort_by_key(|(t, _)| format!("{t:?}"));
+        assert_eq!(
+            ns,
+            [
+                (LinuxNamespaceType::Ipc, None),
+                (LinuxNamespaceType::Mount, None),
+                (LinuxNamespaceType::Pid, None),
+                (LinuxNamespaceType::Uts, None),
+            ]
+        );
+
+        // runc's masked and read-only paths.
+        assert_eq!(
+            linux.masked_paths().as_deref(),
+            Some(&MASKED_PATHS.map(str::to_owned)[..])
+        );
+        assert_eq!(
+            linux.readonly_paths().as_deref(),
+            Some(&READONLY_PATHS.map(str::to_owned)[..])
+        );
+        // No seccomp section: the filter is installed by the init itself (`super::seccomp`).
+        assert!(linux.seccomp().is_none());
+
+        // A read-only /sys, no cgroup filesystem at all, /proc without setuid or devices.
+        let mounts = spec.mounts().as_ref().unwrap();
+        let sys = mounts
+            .iter()
+            .find(|m| m.destination() == Path::new("/sys"))
+            .unwrap();
+        assert!(sys.options().as_ref().unwrap().contains(&"ro".to_owned()));
+        assert!(mounts.iter().all(|m| {
+            m.typ().as_deref() != Some("cgroup")
+                && m.typ().as_deref() != Some("cgroup2")
+                && !m.destination().starts_with("/sys/fs/cgroup")
+        }));
+        let proc = mounts
+            .iter()
+            .find(|m| m.destination() == Path::new("/proc"))
+            .unwrap();
+        for opt in ["nosuid", "noexec", "nodev"] {
+            assert!(proc.options().as_ref().unwrap().contains(&opt.to_owned()));
+        }
+        // Only the standard character devices.
+        let devices = linux
+            .resources()
+            .as_ref()
+            .unwrap()
+            .devices()
+            .as_ref()
+            .unwrap();
+        assert_eq!(devices, &device_rules());
+    }
+}

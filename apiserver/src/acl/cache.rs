@@ -1,0 +1,115 @@
+//! The tokens and policies of this server's replica, compiled: a token's secret hash → what
+//! it may do. Rebuilt on the first request after either map changed (the state's persistent
+//! maps are compared by pointer, so an unchanged state costs two reference counts).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use caravan_schemas::acl::{ANONYMOUS_POLICY, Acl};
+use caravan_schemas::{AclPolicy, AclToken, Kind, TokenType};
+
+use crate::store::Objects;
+
+/// What a token may do.
+#[derive(Debug)]
+pub struct Resolved {
+    /// The token's accessor id.
+    pub accessor: String,
+    /// Its ACL (everything for a management token).
+    pub acl: Arc<Acl>,
+    /// When it stops working (Unix seconds), if ever.
+    pub expires: Option<i64>,
+}
+
+/// One compiled generation of tokens and policies.
+#[derive(Debug, Default)]
+pub struct Compiled {
+    tokens: Objects,
+    policies: Objects,
+    by_hash: HashMap<String, Arc<Resolved>>,
+    /// What requests without a token may do: the `anonymous` policy, else nothing.
+    pub anonymous: Arc<Acl>,
+}
+
+impl Compiled {
+    /// The token whose secret hashes to `hash`.
+    pub fn token(&self, hash: &str) -> Option<&Arc<Resolved>> {
+        self.by_hash.get(hash)
+    }
+
+    fn build(tokens: Objects, policies: Objects) -> Compiled {
+        let specs: HashMap<String, caravan_schemas::AclPolicySpec> = policies
+            .values()
+            .filter_map(|o| serde_json::from_slice::<AclPolicy>(&o.json).ok())
+            .map(|p| (p.metadata.name.clone().unwrap_or_default(), p.spec))
+            .collect();
+        let management = Arc::new(Acl::management());
+        let mut by_hash = HashMap::with_capacity(tokens.len());
+        for object in tokens.values() {
+            let Ok(token) = serde_json::from_slice::<AclToken>(&object.json) else {
+                continue;
+            };
+            let Some(hash) = token.secret_hash() else {
+                continue;
+            };
+            let acl = match token.spec.token_type {
+                TokenType::Management => management.clone(),
+                // A policy that does not exist (yet) grants nothing.
+                TokenType::Client => Arc::new(Acl::compile(
+                    token
+                        .spec
+                        .policies
+                        .iter()
+                        .filter_map(|name| specs.get(name)),
+                )),
+            };
+            let expires = token
+                .spec
+                .expiration_time
+                .as_deref()
+                .and_then(caravan_schemas::time::parse_rfc3339);
+            by_hash.insert(
+                hash.to_string(),
+                Arc::new(Resolved {
+                    accessor: object.key.name.clone(),
+                    acl,
+                    expires,
+                }),
+            );
+        }
+        let anonymous = Arc::new(Acl::compile(specs.get(ANONYMOUS_POLICY)));
+        Compiled {
+            tokens,
+            policies,
+            by_hash,
+            anonymous,
+        }
+    }
+}
+
+/// The compiled tokens and policies, current with the state as of the last request.
+#[derive(Debug, Default)]
+pub struct AclCache {
+    current: Mutex<Arc<Compiled>>,
+}
+
+impl AclCache {
+    /// The compiled ACLs for `tokens` and `policies` (this server's maps now).
+    pub fn compiled(&self, tokens: Objects, policies: Objects) -> Arc<Compiled> {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if current.tokens.ptr_eq(&tokens) && current.policies.ptr_eq(&policies) {
+            return current.clone();
+        }
+        let compiled = Arc::new(Compiled::build(tokens, policies));
+        *current = compiled.clone();
+        compiled
+    }
+
+    /// The compiled ACLs of the state `state` holds now.
+    pub fn of_state(&self, state: &crate::store::State) -> Arc<Compiled> {
+        self.compiled(
+            state.objects_of(Kind::AclToken),
+            state.objects_of(Kind::AclPolicy),
+        )
+    }
+}
