@@ -117,6 +117,8 @@ fn fixed_target(method: &Method, path: &str) -> Option<Target<'static>> {
         | "/apis/caravan.dev"
         | "/apis/caravan.dev/v1"
         | "/v1/acl/bootstrap" => Some(Target::Public),
+        // Anyone may ask what it may do itself.
+        super::access_review::PATH => Some(Target::Public),
         p if p.starts_with("/openapi/") => Some(Target::Public),
         p if p.starts_with("/internal/") || p.starts_with("/v1/eval-broker/") => {
             Some(Target::Members)
@@ -207,6 +209,7 @@ mod tests {
             include_str!("broker.rs"),
             include_str!("acl.rs"),
             include_str!("keyring.rs"),
+            include_str!("access_review.rs"),
         ];
         let mut paths = Vec::new();
         for source in sources {

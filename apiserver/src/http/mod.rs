@@ -26,6 +26,7 @@
 //! In front of it all, `forward.rs`: a follower forwards writes and consistent reads to the
 //! leader.
 
+mod access_review;
 mod acl;
 pub mod authz;
 mod body;
@@ -102,6 +103,7 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .merge(keyring::routes())
         .merge(broker::routes())
         .merge(acl::routes())
+        .merge(access_review::routes())
         .merge(raft)
         .fallback(resource)
         // ACLs where the request is served: a follower forwards what the leader answers, and

@@ -27,6 +27,12 @@ fn routes() -> Vec<(Method, String, bool)> {
     ] {
         add(Method::GET, path.to_string(), true);
     }
+    // Anyone may ask what it may do itself.
+    add(
+        Method::POST,
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews".to_string(),
+        true,
+    );
     for (method, path) in [
         (Method::GET, "/metrics"),
         (Method::GET, "/v1/agent/members"),
