@@ -1,13 +1,15 @@
 //! The tokens and policies of this server's replica, compiled: a token's secret hash → what
-//! it may do. Rebuilt on the first request after either map changed (the state's persistent
-//! maps are compared by pointer, so an unchanged state costs two reference counts).
+//! it may do. Rebuilt on the first request after either kind changed, which the watch cache's
+//! per-kind revisions tell without touching the state's lock (so authorizing a request never
+//! waits behind the writes being applied).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use caravan_schemas::acl::{ANONYMOUS_POLICY, Acl};
 use caravan_schemas::{AclPolicy, AclToken, Kind, TokenType};
 
+use crate::raft::ReplicatedStore;
 use crate::store::Objects;
 
 /// What a token may do.
@@ -24,8 +26,6 @@ pub struct Resolved {
 /// One compiled generation of tokens and policies.
 #[derive(Debug, Default)]
 pub struct Compiled {
-    tokens: Objects,
-    policies: Objects,
     by_hash: HashMap<String, Arc<Resolved>>,
     /// What requests without a token may do: the `anonymous` policy, else nothing.
     pub anonymous: Arc<Acl>,
@@ -37,7 +37,7 @@ impl Compiled {
         self.by_hash.get(hash)
     }
 
-    fn build(tokens: Objects, policies: Objects) -> Compiled {
+    fn build(tokens: &Objects, policies: &Objects) -> Compiled {
         let specs: HashMap<String, caravan_schemas::AclPolicySpec> = policies
             .values()
             .filter_map(|o| serde_json::from_slice::<AclPolicy>(&o.json).ok())
@@ -78,38 +78,63 @@ impl Compiled {
             );
         }
         let anonymous = Arc::new(Acl::compile(specs.get(ANONYMOUS_POLICY)));
-        Compiled {
-            tokens,
-            policies,
-            by_hash,
-            anonymous,
-        }
+        Compiled { by_hash, anonymous }
     }
+}
+
+/// The compiled tokens and policies, with the revisions of the ACL kinds they were built at.
+#[derive(Debug)]
+struct Generation {
+    revisions: (u64, u64),
+    compiled: Arc<Compiled>,
 }
 
 /// The compiled tokens and policies, current with the state as of the last request.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AclCache {
-    current: Mutex<Arc<Compiled>>,
+    current: RwLock<Generation>,
+}
+
+impl Default for AclCache {
+    fn default() -> Self {
+        AclCache {
+            // Never a real pair of revisions: the first request builds.
+            current: RwLock::new(Generation {
+                revisions: (u64::MAX, u64::MAX),
+                compiled: Arc::default(),
+            }),
+        }
+    }
 }
 
 impl AclCache {
-    /// The compiled ACLs for `tokens` and `policies` (this server's maps now).
-    pub fn compiled(&self, tokens: Objects, policies: Objects) -> Arc<Compiled> {
-        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
-        if current.tokens.ptr_eq(&tokens) && current.policies.ptr_eq(&policies) {
-            return current.clone();
+    /// The compiled ACLs of `store`'s state now: the cached ones while neither ACL kind
+    /// changed, else rebuilt from the state.
+    pub fn of_store(&self, store: &ReplicatedStore) -> Arc<Compiled> {
+        let cache = store.watch_cache();
+        let revisions = (
+            cache.kind_revision(Kind::AclToken),
+            cache.kind_revision(Kind::AclPolicy),
+        );
+        {
+            let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+            if current.revisions == revisions {
+                return current.compiled.clone();
+            }
         }
-        let compiled = Arc::new(Compiled::build(tokens, policies));
-        *current = compiled.clone();
+        let (tokens, policies) = {
+            let state = store.state();
+            (
+                state.objects_of(Kind::AclToken),
+                state.objects_of(Kind::AclPolicy),
+            )
+        };
+        let compiled = Arc::new(Compiled::build(&tokens, &policies));
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        *current = Generation {
+            revisions,
+            compiled: compiled.clone(),
+        };
         compiled
-    }
-
-    /// The compiled ACLs of the state `state` holds now.
-    pub fn of_state(&self, state: &crate::store::State) -> Arc<Compiled> {
-        self.compiled(
-            state.objects_of(Kind::AclToken),
-            state.objects_of(Kind::AclPolicy),
-        )
     }
 }

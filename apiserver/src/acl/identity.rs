@@ -60,7 +60,7 @@ pub fn resolve(
     now: i64,
 ) -> Result<Identity, Unauthorized> {
     let token = credentials.token;
-    let compiled = ctx.acls.of_state(&ctx.store.state());
+    let compiled = ctx.acls.of_store(&ctx.store);
     let Some(token) = token else {
         return Ok(Identity::Policies {
             acl: compiled.anonymous.clone(),

@@ -33,11 +33,12 @@ pub struct AclConfig {
 /// The lowercase hex SHA-256 of a secret: what the servers keep of it.
 pub fn secret_hash(secret: &str) -> String {
     use sha2::Digest;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = sha2::Sha256::digest(secret.as_bytes());
     let mut out = String::with_capacity(64);
     for byte in digest {
-        use std::fmt::Write;
-        let _ = write!(out, "{byte:02x}");
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0xf)]));
     }
     out
 }

@@ -34,6 +34,9 @@ pub struct GossipConfig {
     pub interval: Duration,
     /// Time after which a silent server is reported failed (roughly).
     pub failure_timeout: Duration,
+    /// How packets are sealed: the `--encrypt` key and where the keyring is kept (none:
+    /// plaintext).
+    pub encryption: super::keyring::Encryption,
 }
 
 /// A running gossip member.

@@ -11,8 +11,6 @@
 //! The keyring and its operations are pure ([`Keyring::apply`]); [`SharedKeyring`] keeps one in
 //! memory for the gossip socket and in its file for the next start.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -265,28 +263,12 @@ pub struct Encryption {
     pub key: Option<GossipKey>,
 }
 
-/// The encryption settings of the servers of this process, by gossip bind address.
-static CONFIGURED: Mutex<Option<HashMap<SocketAddr, Encryption>>> = Mutex::new(None);
-
-/// Sets how the server gossiping on `bind` encrypts (the agent calls it before the server
-/// starts; without it gossip is plaintext).
-pub fn configure(bind: SocketAddr, encryption: Encryption) {
-    CONFIGURED
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get_or_insert_with(HashMap::new)
-        .insert(bind, encryption);
-}
-
-/// The keyring of the server gossiping on `bind`, as [`configure`]d.
-pub(crate) fn configured(bind: SocketAddr) -> anyhow::Result<Option<SharedKeyring>> {
-    let encryption = CONFIGURED
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .as_ref()
-        .and_then(|c| c.get(&bind).cloned())
-        .unwrap_or_default();
-    SharedKeyring::open(encryption.keyring_dir.as_deref(), encryption.key.as_ref())
+impl Encryption {
+    /// The keyring these settings open: the kept one, else one seeded with the key; `None`
+    /// without either (plaintext gossip).
+    pub(crate) fn open(&self) -> anyhow::Result<Option<SharedKeyring>> {
+        SharedKeyring::open(self.keyring_dir.as_deref(), self.key.as_ref())
+    }
 }
 
 #[cfg(test)]

@@ -76,7 +76,7 @@ impl Cluster {
         config: GossipConfig,
         store: ReplicatedStore,
     ) -> anyhow::Result<Cluster> {
-        let keyring = keyring::configured(config.bind)?;
+        let keyring = config.encryption.open()?;
         let gossip = match &keyring {
             Some(keys) => {
                 let transport = sealed::SealedTransport::new(keys.clone());

@@ -187,6 +187,7 @@ async fn gossip(name: &str, port: u16, seed: u16, keys: SharedKeyring) -> crate:
         seeds: vec![format!("127.0.0.1:{seed}")],
         interval: Duration::from_millis(20),
         failure_timeout: Duration::from_millis(400),
+        encryption: Default::default(),
     };
     crate::cluster::Gossip::start(&identity, &config, &SealedTransport::new(keys))
         .await

@@ -144,6 +144,7 @@ fn gossip_config(port: u16, seeds: &[u16]) -> GossipConfig {
         seeds: seeds.iter().map(|p| format!("127.0.0.1:{p}")).collect(),
         interval: Duration::from_millis(20),
         failure_timeout: Duration::from_millis(400),
+        encryption: Default::default(),
     }
 }
 

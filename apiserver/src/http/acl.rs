@@ -156,7 +156,7 @@ fn management_self(ctx: &ApiContext, req: &Request) -> Response {
     let Some(token) = token else {
         return ApiError::bad_request("this request carries no token").into_response();
     };
-    let compiled = ctx.acls.of_state(&ctx.store.state());
+    let compiled = ctx.acls.of_store(&ctx.store);
     match compiled.token(&crate::acl::secret_hash(token)) {
         Some(resolved) => token_response(ctx, &resolved.accessor),
         // The servers' own secret.

@@ -26,11 +26,9 @@ use crate::context::ApiContext;
 /// The header naming the node whose secret id a node agent's request carries.
 pub const NODE_HEADER: &str = "x-caravan-node";
 
-/// Authenticates and authorizes every request when ACLs are enabled.
+/// Authenticates and authorizes every request (the router has this layer only when ACLs are
+/// enabled).
 pub async fn layer(State(ctx): State<Arc<ApiContext>>, mut req: Request, next: Next) -> Response {
-    if !ctx.config.acl.enabled {
-        return next.run(req).await;
-    }
     let credentials = match credentials(req.headers()) {
         Ok(credentials) => credentials,
         Err(e) => return e.into_response(),

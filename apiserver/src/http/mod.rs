@@ -72,7 +72,7 @@ pub use table::human_duration;
 /// The whole HTTP application.
 pub fn router(ctx: Arc<ApiContext>) -> Router {
     let raft = ctx.store.raft_router();
-    Router::new()
+    let app = Router::new()
         .route("/version", get(|| async { discovery::version() }))
         .route(
             "/api",
@@ -105,23 +105,27 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .merge(acl::routes())
         .merge(access_review::routes())
         .merge(raft)
-        .fallback(resource)
-        // ACLs where the request is served: a follower forwards what the leader answers, and
-        // the leader checks it.
-        .layer(axum::middleware::from_fn_with_state(
+        .fallback(resource);
+    // ACLs where the request is served: a follower forwards what the leader answers, and the
+    // leader checks it. Without ACLs the layer is not there at all.
+    let app = if ctx.config.acl.enabled {
+        app.layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
             authz::layer,
         ))
-        .layer(axum::middleware::from_fn_with_state(
-            ctx.clone(),
-            forward::layer,
-        ))
-        // Outermost: a request for a members-only path is refused before it is forwarded.
-        .layer(axum::middleware::from_fn_with_state(
-            ctx.clone(),
-            members_only,
-        ))
-        .with_state(ctx)
+    } else {
+        app
+    };
+    app.layer(axum::middleware::from_fn_with_state(
+        ctx.clone(),
+        forward::layer,
+    ))
+    // Outermost: a request for a members-only path is refused before it is forwarded.
+    .layer(axum::middleware::from_fn_with_state(
+        ctx.clone(),
+        members_only,
+    ))
+    .with_state(ctx)
 }
 
 /// Refuses the server-to-server paths (Raft RPCs, the eval broker) to requests without the

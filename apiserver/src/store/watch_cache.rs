@@ -211,6 +211,14 @@ impl WatchCache {
         rings.values.events_after(field, value, after, max)
     }
 
+    /// The resourceVersion of the newest event of `kind` (or of the last reset): it moves
+    /// whenever an object of `kind` changed, after the state holds the change.
+    pub fn kind_revision(&self, kind: Kind) -> u64 {
+        self.kind_revisions
+            .get(&kind)
+            .map_or_else(|| self.revision(), |sender| *sender.borrow())
+    }
+
     /// The newest revision pushed.
     pub fn revision(&self) -> u64 {
         *self.revision.borrow()

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use caravan_apiserver::Controllers;
 use caravan_apiserver::cluster::GossipConfig;
-use caravan_apiserver::cluster::keyring::{self, Encryption, GossipKey};
+use caravan_apiserver::cluster::keyring::{Encryption, GossipKey};
 use caravan_apiserver::server::ClusterSettings;
 use caravan_client::HttpClient;
 use caravan_controllers::leader::LeaderConfig;
@@ -40,7 +40,6 @@ pub fn cluster_settings(
     http: SocketAddr,
 ) -> anyhow::Result<ClusterSettings> {
     let bind = gossip_addr(args, http)?;
-    keyring::configure(bind, gossip_encryption(args)?);
     let name = args.name.clone().unwrap_or_else(|| {
         hostname()
             .map(|h| format!("{h}.{}", settings.region))
@@ -63,6 +62,7 @@ pub fn cluster_settings(
             seeds: args.join.iter().chain(&args.join_wan).cloned().collect(),
             interval: GOSSIP_INTERVAL,
             failure_timeout: Duration::from_secs(4),
+            encryption: gossip_encryption(args)?,
         },
         // A lone server runs without gossip when its default port is taken.
         required: args.gossip_addr.is_some()
