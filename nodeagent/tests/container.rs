@@ -115,6 +115,7 @@ impl Env {
             },
             mounts: Vec::new(),
             netns: None,
+            capabilities: caravan_nodeagent::container::spec::DEFAULT_CAPABILITIES.to_vec(),
             stdout: OwnedFd::from(out),
             stderr: OwnedFd::from(err),
         }

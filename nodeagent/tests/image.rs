@@ -327,6 +327,7 @@ fn umoci_busybox_image_imports_and_runs() {
         },
         mounts: Vec::new(),
         netns: None,
+        capabilities: caravan_nodeagent::container::spec::DEFAULT_CAPABILITIES.to_vec(),
         stdout: OwnedFd::from(File::create(&stdout).unwrap()),
         stderr: OwnedFd::from(File::create(tmp.path().join("stderr")).unwrap()),
     };

@@ -107,6 +107,10 @@ pub struct AgentArgs {
     /// raw_exec].
     #[arg(long, value_delimiter = ',')]
     pub drivers: Vec<String>,
+    /// Capabilities `exec` and `oci` tasks may hold, comma-separated (`NET_ADMIN` or
+    /// `CAP_NET_ADMIN`; `all`) [default: Docker's default set] (Nomad's `allow_caps`).
+    #[arg(long, value_delimiter = ',')]
+    pub allow_caps: Vec<String>,
     /// Shortest heartbeat TTL the servers hand out, e.g. `10s`.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub heartbeat_min_ttl: Option<std::time::Duration>,

@@ -135,6 +135,8 @@ pub struct ClientSection {
     pub image_dir: Option<PathBuf>,
     #[serde(default)]
     pub drivers: Vec<String>,
+    #[serde(default)]
+    pub allow_caps: Vec<String>,
     #[serde(default, with = "opt_humantime")]
     pub leave_deadline: Option<std::time::Duration>,
     #[serde(default, with = "opt_humantime")]
@@ -269,6 +271,9 @@ pub fn merge(mut args: AgentArgs, file: FileConfig) -> AgentArgs {
     );
     fill(&mut args.image_dir, client.image_dir);
     fill(&mut args.leave_deadline, client.leave_deadline);
+    if args.allow_caps.is_empty() {
+        args.allow_caps = client.allow_caps;
+    }
     if args.drivers.is_empty() {
         args.drivers = client.drivers;
     }

@@ -419,6 +419,11 @@ fn client_config(
     if let Some(dir) = &args.image_dir {
         config.image_dir = dir.clone();
     }
+    if !args.allow_caps.is_empty() {
+        config.allow_caps =
+            caravan_nodeagent::executor::capabilities::parse_allow_list(&args.allow_caps)
+                .map_err(|e| anyhow::anyhow!("invalid --allow-caps (client.allowCaps): {e}"))?;
+    }
     config.drivers = Some(if args.drivers.is_empty() {
         default_drivers(args.dev)
     } else {

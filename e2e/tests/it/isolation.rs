@@ -55,11 +55,15 @@ fn is_root() -> bool {
 }
 
 /// A dev agent whose image store (`images`) holds busybox.
-fn start(images: &Path) -> Sandbox {
-    let node = Sandbox::builder()
+fn start(images: &Path, extra: &[&str]) -> Sandbox {
+    let mut builder = Sandbox::builder()
         .name("isolation")
         .client()
-        .env("CARAVAN_IMAGE_DIR", images.to_str().unwrap())
+        .env("CARAVAN_IMAGE_DIR", images.to_str().unwrap());
+    for arg in extra {
+        builder = builder.arg(arg);
+    }
+    let node = builder
         .start()
         .unwrap_or_else(|e| panic!("failed to start the dev agent: {e:#}"));
     caravan_e2e::images::import_busybox(&node, images);
@@ -103,6 +107,20 @@ async fn ended(client: &reqwest::Client, url: &str) -> Option<Value> {
 
 /// Waits until the job's allocation completed and returns the probe's output.
 async fn run(node: &Sandbox, job: &Value) -> String {
+    let alloc = run_to_end(node, job).await;
+    assert_eq!(
+        alloc["status"]["clientStatus"],
+        "complete",
+        "{alloc:#}\n{}",
+        node.logs()
+    );
+    let out = node.caravan(&["logs", alloc["metadata"]["name"].as_str().unwrap()]);
+    out.assert_success();
+    out.stdout.clone()
+}
+
+/// Applies `job` and waits until its allocation ended; the allocation.
+async fn run_to_end(node: &Sandbox, job: &Value) -> Value {
     let name = job["metadata"]["name"].as_str().unwrap();
     let path = node.write_file(
         &format!("{name}.yaml"),
@@ -121,16 +139,7 @@ async fn run(node: &Sandbox, job: &Value) -> String {
     })
     .await;
     done.unwrap_or_else(|e| panic!("{e:#}\n{}", node.logs()));
-    let alloc = ended(&client, &url).await.unwrap();
-    assert_eq!(
-        alloc["status"]["clientStatus"],
-        "complete",
-        "{alloc:#}\n{}",
-        node.logs()
-    );
-    let out = node.caravan(&["logs", alloc["metadata"]["name"].as_str().unwrap()]);
-    out.assert_success();
-    out.stdout.clone()
+    ended(&client, &url).await.unwrap()
 }
 
 /// `key=value` lines of the probe's output.
@@ -198,7 +207,7 @@ async fn oci_and_exec_tasks_are_isolated_by_default() {
         .prefix("caravan-e2e-images-")
         .tempdir()
         .unwrap();
-    let node = start(images.path());
+    let node = start(images.path(), &[]);
 
     let out = run(
         &node,
@@ -213,4 +222,61 @@ async fn oci_and_exec_tasks_are_isolated_by_default() {
     if Path::new("/usr/bin/perl").exists() {
         assert!(out.contains("keyctl=-1 1"), "{out}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capabilities_follow_cap_add_cap_drop_and_the_clients_allow_list() {
+    if !is_root() {
+        eprintln!("skipped: the oci driver needs root");
+        return;
+    }
+    let images = tempfile::Builder::new()
+        .prefix("caravan-e2e-images-")
+        .tempdir()
+        .unwrap();
+    // The client allows Docker's default set and NET_ADMIN.
+    let allowed = "CHOWN,DAC_OVERRIDE,FSETID,FOWNER,MKNOD,NET_RAW,SETGID,SETUID,SETFCAP,SETPCAP,\
+                   NET_BIND_SERVICE,SYS_CHROOT,KILL,AUDIT_WRITE,NET_ADMIN";
+    let node = start(images.path(), &["--allow-caps", allowed]);
+    let busybox = |extra: Value| {
+        let mut config = json!({"image": "busybox"});
+        for (k, v) in extra.as_object().unwrap() {
+            config[k] = v.clone();
+        }
+        config
+    };
+    let out = run(
+        &node,
+        &probe_job("drop-all", "oci", busybox(json!({"capDrop": ["all"]}))),
+    )
+    .await;
+    assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
+    let out = run(
+        &node,
+        &probe_job(
+            "add-net-admin",
+            "oci",
+            busybox(json!({"capAdd": ["NET_ADMIN"]})),
+        ),
+    )
+    .await;
+    // Docker's set plus CAP_NET_ADMIN (bit 12); the seccomp filter still refuses mounts.
+    assert!(out.contains("CapEff:\t00000000a80435fb"), "{out}");
+    refused(&facts(&out), "mount", "ermission denied", &out);
+    // A capability the client does not allow: the task does not start, and says why.
+    let alloc = run_to_end(
+        &node,
+        &probe_job(
+            "add-sys-admin",
+            "oci",
+            busybox(json!({"capAdd": ["CAP_SYS_ADMIN"]})),
+        ),
+    )
+    .await;
+    assert_eq!(alloc["status"]["clientStatus"], "failed", "{alloc:#}");
+    let text = alloc.to_string();
+    assert!(
+        text.contains("does not allow the capabilities SYS_ADMIN"),
+        "{alloc:#}"
+    );
 }

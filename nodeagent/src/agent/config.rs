@@ -74,6 +74,9 @@ pub struct ClientConfig {
     pub drivers: Option<Vec<String>>,
     /// HTTPS on the agent's API and mutual TLS to the servers; `None`: plain HTTP.
     pub tls: Option<std::sync::Arc<caravan_tls::Tls>>,
+    /// The capabilities `exec` and `oci` tasks may hold (Nomad's `allow_caps`): Docker's
+    /// default set unless the operator says otherwise.
+    pub allow_caps: Vec<oci_spec::runtime::Capability>,
 }
 
 impl ClientConfig {
@@ -109,6 +112,7 @@ impl ClientConfig {
             stop_tasks_on_shutdown: false,
             leave_deadline: Duration::from_secs(3600),
             tls: None,
+            allow_caps: crate::container::spec::DEFAULT_CAPABILITIES.to_vec(),
             drivers: None,
         }
     }

@@ -47,6 +47,8 @@ pub struct ContainerRequest {
     /// A network namespace (a bind-mounted `/proc/<pid>/ns/net`) to join; `None` shares the
     /// host's network.
     pub netns: Option<PathBuf>,
+    /// The capabilities of its process (bounding, effective, permitted).
+    pub capabilities: Vec<oci_spec::runtime::Capability>,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
 }

@@ -128,6 +128,7 @@ pub fn create_and_start(req: ContainerRequest) -> Result<Started, String> {
         mounts: &req.mounts,
         cgroups_path: &req.cgroups_path,
         netns: req.netns.as_deref(),
+        capabilities: &req.capabilities,
     };
     let spec = spec::build(&params, &host)?;
     let filter = seccomp_program(&spec)?;

@@ -82,6 +82,8 @@ pub struct SpecParams<'a> {
     pub cgroups_path: &'a str,
     /// The network namespace to join; `None` shares the host's network.
     pub netns: Option<&'a Path>,
+    /// The process's capabilities (bounding, effective, permitted).
+    pub capabilities: &'a [Capability],
 }
 
 /// What [`build`] needs to know about the machine and the root filesystem; gathered by
@@ -149,7 +151,7 @@ pub fn build(p: &SpecParams<'_>, host: &HostFacts) -> Result<Spec, String> {
         ));
     }
 
-    let caps: Capabilities = DEFAULT_CAPABILITIES.into_iter().collect();
+    let caps: Capabilities = p.capabilities.iter().copied().collect();
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
         .effective(caps.clone())

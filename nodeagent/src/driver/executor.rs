@@ -50,6 +50,7 @@ impl ExecutorSettings {
                 state_root: container_root.into(),
                 image_dir: image_dir.into(),
                 cgroup_parent: "/caravan".into(),
+                allowed_caps: crate::container::spec::DEFAULT_CAPABILITIES.to_vec(),
             },
             start_timeout: Duration::from_secs(30),
             resolve_image: crate::image::resolve,
@@ -59,7 +60,8 @@ impl ExecutorSettings {
 
 /// The three executor drivers the agent offers, from its configuration.
 pub fn all(config: &crate::agent::config::ClientConfig) -> Vec<Arc<dyn Driver>> {
-    let settings = ExecutorSettings::new(config.container_root(), config.image_dir.clone());
+    let mut settings = ExecutorSettings::new(config.container_root(), config.image_dir.clone());
+    settings.containers.allowed_caps = config.allow_caps.clone();
     DriverKind::ALL
         .into_iter()
         .map(|kind| {

@@ -10,6 +10,8 @@
 //! | `user`    | ✓ | ✓ | ✓ | `uid[:gid]` or a user name; overrides the task's `user`         |
 //! | `image`   |   |   | one of | name of an image of the local image store                   |
 //! | `rootfs`  |   |   | one of | absolute path of an unpacked root filesystem                |
+//! | `capAdd`  |   | ✓ | ✓ | capabilities added to Docker's default set (within the client's `allowCaps`) |
+//! | `capDrop` |   | ✓ | ✓ | capabilities taken from it (`all`: every one)                  |
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -47,11 +49,12 @@ impl DriverKind {
 
     fn known_keys(self) -> &'static [&'static str] {
         match self {
-            DriverKind::RawExec | DriverKind::Exec => {
-                &["command", "args", "env", "workDir", "user"]
-            }
+            DriverKind::RawExec => &["command", "args", "env", "workDir", "user"],
+            DriverKind::Exec => &[
+                "command", "args", "env", "workDir", "user", "capAdd", "capDrop",
+            ],
             DriverKind::Oci => &[
-                "command", "args", "env", "workDir", "user", "image", "rootfs",
+                "command", "args", "env", "workDir", "user", "image", "rootfs", "capAdd", "capDrop",
             ],
         }
     }
@@ -73,6 +76,9 @@ pub struct TaskConfig {
     pub user: Option<String>,
     pub image: Option<String>,
     pub rootfs: Option<PathBuf>,
+    /// Capabilities added to, and dropped from, the default set (container drivers).
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
 }
 
 impl TaskConfig {
@@ -115,7 +121,14 @@ impl TaskConfig {
             user: optional_string(config, "user")?,
             image: optional_string(config, "image")?,
             rootfs: optional_string(config, "rootfs")?.map(PathBuf::from),
+            cap_add: strings(config, "capAdd")?,
+            cap_drop: strings(config, "capDrop")?,
         };
+        for name in parsed.cap_add.iter().chain(&parsed.cap_drop) {
+            if !name.eq_ignore_ascii_case("all") {
+                super::capabilities::parse(name)?;
+            }
+        }
         match kind {
             DriverKind::RawExec | DriverKind::Exec if parsed.command.is_none() => {
                 Err("\"command\" is required".into())
@@ -130,6 +143,21 @@ impl TaskConfig {
             },
             _ => Ok(parsed),
         }
+    }
+}
+
+/// A list of strings under `key`, empty when absent.
+fn strings(config: &Map<String, Value>, key: &str) -> Result<Vec<String>, String> {
+    match config.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(format!("\"{key}\" must be strings, found {other}")),
+            })
+            .collect(),
+        Some(other) => Err(format!("\"{key}\" must be a list, found {other}")),
     }
 }
 

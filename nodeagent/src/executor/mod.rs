@@ -18,6 +18,7 @@
 //! The agent-side half (driver, socket client) lives in [`crate::driver::executor`] and
 //! [`client`].
 
+pub mod capabilities;
 pub mod client;
 pub mod config;
 pub mod logs;

@@ -67,6 +67,13 @@ pub struct ContainerLaunch {
     /// The allocation's network namespace to join; `None` shares the host's network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns: Option<PathBuf>,
+    /// The container's capabilities (bounding, effective, permitted).
+    #[serde(default = "default_capabilities")]
+    pub capabilities: Vec<oci_spec::runtime::Capability>,
+}
+
+fn default_capabilities() -> Vec<oci_spec::runtime::Capability> {
+    crate::container::spec::DEFAULT_CAPABILITIES.to_vec()
 }
 
 /// A serializable [`crate::container::ContainerRoot`].
@@ -101,6 +108,9 @@ pub struct ContainerSettings {
     pub image_dir: PathBuf,
     /// Parent of the tasks' cgroups: `<cgroup_parent>/<alloc-id>/<task>`.
     pub cgroup_parent: String,
+    /// The capabilities a task may hold (Nomad's `allow_caps`); Docker's default set unless
+    /// the operator widens or narrows it.
+    pub allowed_caps: Vec<oci_spec::runtime::Capability>,
 }
 
 /// Finds an image of the local store: its root filesystem and configuration.
@@ -207,6 +217,11 @@ impl ExecutorSpec {
                     resources: task.resources.clone(),
                     mounts,
                     netns: task.netns.clone(),
+                    capabilities: super::capabilities::task_set(
+                        &config.cap_add,
+                        &config.cap_drop,
+                        &settings.allowed_caps,
+                    )?,
                 }))
             }
         };
@@ -318,6 +333,7 @@ mod tests {
         ContainerSettings {
             state_root: "/data/containers".into(),
             image_dir: "/data/images".into(),
+            allowed_caps: crate::container::spec::DEFAULT_CAPABILITIES.to_vec(),
             cgroup_parent: "/caravan".into(),
         }
     }

@@ -115,6 +115,7 @@ fn start_container(c: &ContainerLaunch) -> Result<Started, String> {
             .map(|m| (m.source.clone(), m.destination.clone(), m.readonly))
             .collect(),
         netns: c.netns.clone(),
+        capabilities: c.capabilities.clone(),
         stdout: stdout_write,
         stderr: stderr_write,
     };

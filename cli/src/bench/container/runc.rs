@@ -43,6 +43,7 @@ pub(super) fn runc_config(setup: &Setup) -> anyhow::Result<Value> {
         mounts: &mounts,
         cgroups_path: &setup.runc_cgroup(0),
         netns: None,
+        capabilities: &c.capabilities,
     };
     let spec = oci_spec::build(&params, &container::host_facts(&root))
         .map_err(|e| anyhow!("building runc's config.json: {e}"))?;

@@ -43,7 +43,7 @@ pub struct CaCreateArgs {
     /// The cluster's domain; with `--name-constraint`, the DNS zone the CA may sign names in.
     #[arg(long, default_value = "caravan")]
     pub domain: String,
-    /// The CA's common name [default: `Caravan Agent CA <key id>`].
+    /// The CA's common name (default: `Caravan Agent CA <key id>`).
     #[arg(long)]
     pub common_name: Option<String>,
     /// Only let the CA sign DNS names under `--domain`, `localhost` and each

@@ -22,6 +22,7 @@ fn params<'a>(
         mounts,
         cgroups_path: "/caravan/a1/web",
         netns: None,
+        capabilities: &DEFAULT_CAPABILITIES,
     }
 }
 
