@@ -126,6 +126,12 @@ impl Kind {
         self.client_writable() && self != Kind::AclToken
     }
 
+    /// Whether clients may write the status subresource. An ACLToken's status is the hash of
+    /// the secret the servers made: nobody writes it.
+    pub fn client_writes_status(self) -> bool {
+        self.has_status() && self != Kind::AclToken
+    }
+
     /// Field paths usable in a `fieldSelector` besides `metadata.name` and `metadata.namespace`.
     pub fn selectable_fields(self) -> &'static [&'static str] {
         match self {

@@ -233,7 +233,7 @@ fn add_paths(paths: &mut Map<String, Value>, kind: Kind) {
     let mut o = op("list", "list", name, None, &list);
     o.description = format!("list or watch objects of kind {name}");
     collection.insert("get".into(), operation(kind, o));
-    if kind.client_writable() {
+    if kind.client_creatable() {
         let mut o = op("post", "create", name, Some("json"), name);
         o.description = format!("create a {name}");
         collection.insert("post".into(), operation(kind, o));
@@ -264,12 +264,14 @@ fn add_paths(paths: &mut Map<String, Value>, kind: Kind) {
         let mut o = op("get", "read", &what, None, name);
         o.description = format!("read status of the specified {name}");
         status.insert("get".into(), operation(kind, o));
-        let mut o = op("put", "replace", &what, Some("json"), name);
-        o.description = format!("replace status of the specified {name}");
-        status.insert("put".into(), operation(kind, o));
-        let mut o = op("patch", "patch", &what, Some("patch"), name);
-        o.description = format!("partially update status of the specified {name}");
-        status.insert("patch".into(), operation(kind, o));
+        if kind.client_writes_status() {
+            let mut o = op("put", "replace", &what, Some("json"), name);
+            o.description = format!("replace status of the specified {name}");
+            status.insert("put".into(), operation(kind, o));
+            let mut o = op("patch", "patch", &what, Some("patch"), name);
+            o.description = format!("partially update status of the specified {name}");
+            status.insert("patch".into(), operation(kind, o));
+        }
         paths.insert(
             format!("{prefix}/{{name}}/status"),
             path_item(kind, status, true),

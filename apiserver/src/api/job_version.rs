@@ -34,6 +34,14 @@ pub(super) fn check_client_write(
     subresource: Subresource,
     verb: &str,
 ) -> Result<(), Error> {
+    if subresource == Subresource::Status && kind.has_status() && !kind.client_writes_status() {
+        return Err(Error::MethodNotAllowed(format!(
+            "{verb} is not allowed on the status of {}.{}: it holds the hash of the secret the \
+             servers made",
+            kind.plural(),
+            caravan_schemas::GROUP,
+        )));
+    }
     if client_writable(kind) || subresource == Subresource::Status {
         return Ok(());
     }
