@@ -23,6 +23,20 @@ pub const BOOTSTRAP_RECORD: &str = "acl-bootstrap";
 /// The policy requests without a token get, when it exists.
 pub const ANONYMOUS_POLICY: &str = "anonymous";
 
+/// The lowercase hex SHA-256 of a secret (a token's, a node's secret id): all the servers
+/// keep of it.
+pub fn secret_hash(secret: &str) -> String {
+    use sha2::Digest;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = sha2::Sha256::digest(secret.as_bytes());
+    let mut out = String::with_capacity(64);
+    for byte in digest {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    out
+}
+
 /// A set of rules tokens are granted by name.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

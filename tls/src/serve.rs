@@ -99,9 +99,11 @@ pub async fn serve(
         let done = done_rx.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            match tls.as_ref().and_then(|tls| tls.server_config()) {
+            match tls.as_ref().map(|tls| tls.server_config()) {
                 None => connection(tcp, service, stop, header_read_timeout).await,
-                Some(config) => {
+                // TLS without a certificate to serve (a CLI's material): never plain HTTP.
+                Some(None) => tracing::warn!("no TLS certificate to serve: connection refused"),
+                Some(Some(config)) => {
                     // The handshake, like the headers, must come within the header read time.
                     let accept = crate::TlsAcceptor::from(config).accept(tcp);
                     match tokio::time::timeout(header_read_timeout, accept).await {

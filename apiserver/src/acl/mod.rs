@@ -30,26 +30,4 @@ pub struct AclConfig {
     pub bootstrap_reset_file: Option<PathBuf>,
 }
 
-/// The lowercase hex SHA-256 of a secret: what the servers keep of it.
-pub fn secret_hash(secret: &str) -> String {
-    use sha2::Digest;
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = sha2::Sha256::digest(secret.as_bytes());
-    let mut out = String::with_capacity(64);
-    for byte in digest {
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0xf)]));
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn secret_hash_is_sha256_hex() {
-        assert_eq!(
-            super::secret_hash("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
-}
+pub use caravan_schemas::acl::secret_hash;

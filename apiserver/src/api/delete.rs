@@ -27,6 +27,15 @@ pub async fn delete(
     options: &DeleteOptions,
 ) -> Result<Outcome, Error> {
     job_version::check_client_write(kind, Subresource::Main, "delete")?;
+    if kind == Kind::AclToken && name == caravan_schemas::acl::BOOTSTRAP_RECORD {
+        // Deleting it would let anyone bootstrap again; the reset index is the way back.
+        return Err(Error::MethodNotAllowed(format!(
+            "acltokens.{} {name:?} records that ACLs were bootstrapped and cannot be deleted: \
+             to bootstrap again, write its resourceVersion into acl-bootstrap-reset in the \
+             leader's data dir",
+            caravan_schemas::GROUP
+        )));
+    }
     let key = key(kind, namespace, name);
     let pre = &options.preconditions;
     for _ in 0..MAX_ATTEMPTS {

@@ -120,20 +120,31 @@ async fn local(State(ctx): State<Arc<ApiContext>>) -> Response {
     }
 }
 
+/// Applies the operation a request names to this server's keyring: the cluster, the
+/// operation, and this server's keys after it. A refused change (removing the primary, using a
+/// key not installed) is a 400.
+async fn apply_here<'a>(
+    ctx: &'a ApiContext,
+    query: Option<&str>,
+    body: Body,
+) -> Result<(&'a Cluster, KeyringOp, ServerKeys), ApiError> {
+    let (cluster, keyring) = cluster(ctx)?;
+    let op = parse_op(query, &super::body::read(body).await?)?;
+    let after = keyring
+        .apply(&op)
+        .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
+    let here = ServerKeys::new(&cluster.identity().name, &after);
+    Ok((cluster, op, here))
+}
+
 async fn local_change(
     State(ctx): State<Arc<ApiContext>>,
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Response {
-    let result = async {
-        let (cluster, keyring) = cluster(&ctx)?;
-        let op = parse_op(query.as_deref(), &super::body::read(body).await?)?;
-        let after = keyring
-            .apply(&op)
-            .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
-        Ok::<_, ApiError>(Json(ServerKeys::new(&cluster.identity().name, &after)))
-    }
-    .await;
+    let result = apply_here(&ctx, query.as_deref(), body)
+        .await
+        .map(|(_, _, here)| Json(here));
     match result {
         Ok(body) => body.into_response(),
         Err(e) => e.into_response(),
@@ -160,13 +171,8 @@ async fn change(
     body: Body,
 ) -> Response {
     let result = async {
-        let (cluster, keyring) = cluster(&ctx)?;
-        let op = parse_op(query.as_deref(), &super::body::read(body).await?)?;
         // Refused here (removing the primary, using a key not installed): asked nowhere else.
-        let after = keyring
-            .apply(&op)
-            .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
-        let here = ServerKeys::new(&cluster.identity().name, &after);
+        let (cluster, op, here) = apply_here(&ctx, query.as_deref(), body).await?;
         let (servers, errors) = everywhere(&ctx, cluster, here, Some(&op)).await?;
         if !errors.is_empty() {
             let applied: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();

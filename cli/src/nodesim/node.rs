@@ -176,7 +176,7 @@ pub fn registration(servers: &str, node: &Identity, shape: &Shape) -> Registrati
             &node.id,
             &config,
             &advertised,
-            &caravan_nodeagent::agent::node::secret_hash(&node.id),
+            &caravan_schemas::acl::secret_hash(&node.id),
         ),
         status: node_status(&fingerprint(node, shape), &node.id, &drivers, &config),
     }

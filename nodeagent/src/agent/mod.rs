@@ -119,7 +119,7 @@ impl Agent {
             )?,
             None => client,
         };
-        let secret_id_hash = node::secret_hash(&secret_id);
+        let secret_id_hash = caravan_schemas::acl::secret_hash(&secret_id);
         let local = LocalState::open(&config.client_dir().join("state.redb"))?;
         let drivers = build_drivers(&config);
         let listener = tokio::net::TcpListener::bind(config.http_addr)

@@ -11,15 +11,6 @@ use super::config::ClientConfig;
 use crate::fingerprint::Fingerprint;
 use crate::runner::interpolate::NodeVars;
 
-/// The lowercase hex SHA-256 of the node's secret id: what the servers keep of it.
-pub fn secret_hash(secret: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// The Node's `spec`.
 pub fn node_spec(config: &ClientConfig, http_addr: &str, secret_id_hash: &str) -> Value {
     let mut spec = json!({

@@ -335,6 +335,14 @@ mod tests {
     }
 
     #[test]
+    fn secret_hashes_are_sha256_hex() {
+        assert_eq!(
+            crate::acl::secret_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
     fn management_allows_everything() {
         let acl = Acl::management();
         assert!(acl.allows("any", Capability::SubmitJob));

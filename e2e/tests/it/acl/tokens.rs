@@ -67,7 +67,7 @@ async fn a_read_only_token_reads_but_cannot_submit_plan_or_read_logs() {
     let out = sandbox.caravan(&["--token", &reader, "delete", "job", "web"]);
     out.assert_failure();
     assert!(out.stderr.contains("Forbidden"), "{}", out.stderr);
-    // Bootstrap happens once.
+    // Bootstrap happens once, and its record cannot be deleted to open it again.
     let again = sandbox.caravan(&["acl", "bootstrap"]);
     again.assert_failure();
     assert!(
@@ -75,6 +75,21 @@ async fn a_read_only_token_reads_but_cannot_submit_plan_or_read_logs() {
         "{}",
         again.stderr
     );
+    let delete = sandbox.caravan(&[
+        "--token",
+        &management,
+        "acl",
+        "token",
+        "delete",
+        "acl-bootstrap",
+    ]);
+    delete.assert_failure();
+    assert!(
+        delete.stderr.contains("cannot be deleted"),
+        "{}",
+        delete.stderr
+    );
+    sandbox.caravan(&["acl", "bootstrap"]).assert_failure();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
